@@ -1,0 +1,56 @@
+# pairs - two commands do all the set-up: `make run` and `make test`.
+#
+#   make run    live Binance USD-M feed, everything in one process (embedded mode)
+#   make demo   the same, fed by the built-in offline exchange
+#   make test   the whole suite
+#   make bench  throughput and cost figures (see the README)
+
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+CHARTJS := static/vendor/chart.umd.min.js
+
+.PHONY: run demo test bench setup setup-dev clean
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runpairs --host $(HOST) --port $(PORT)
+
+demo: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate
+
+test: setup-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup-dev
+	$(PY) bench/ingest.py
+
+setup: $(VENV)/.runtime $(CHARTJS)
+setup-dev: $(VENV)/.dev $(CHARTJS)
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "pairs needs Python 3.11 or newer: install it, or run make with PYTHON=/path/to/python3.11." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime
+
+$(CHARTJS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || \
+		{ echo "pairs needs Node.js and npm to install Chart.js from the npm registry: install Node.js 18 or newer." >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@)
+	cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

@@ -1,0 +1,81 @@
+"""Embedded mode: the whole system in one process and one event loop.
+
+daphne serves the ASGI app (HTTP + websockets); the ingestion feed runs as a task
+on the same asyncio loop (Twisted's asyncio reactor). On SIGINT/SIGTERM the
+reactor's shutdown waits for the feed to flush its pending ticks.
+"""
+
+from __future__ import annotations
+
+# daphne.server installs Twisted's asyncio reactor; it must be imported first.
+from daphne.server import Server  # isort:skip
+
+import asyncio
+import logging
+from argparse import ArgumentParser
+
+from channels.routing import get_default_application
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from twisted.internet import defer, reactor
+
+from ingestion.services import Feed
+
+logger = logging.getLogger("pairs")
+
+
+class Command(BaseCommand):
+    help = "Run web server, ingestion and periodic tasks in one process (embedded mode)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulate", action="store_true", help="feed from the built-in offline exchange")
+        parser.add_argument("--sim-scenario", default="cointegrated", help="simulator scenario (with --simulate)")
+        parser.add_argument("--sim-rate", type=float, default=100.0, help="simulated trades per second")
+        parser.add_argument("--sim-seed", type=int, default=7)
+
+    def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
+        self.simulate = simulate
+        self.options = options
+        self.simulator = None
+        self.feed: Feed | None = None
+        self.feed_task: asyncio.Task | None = None
+        server = Server(
+            get_default_application(),
+            endpoints=[f"tcp:port={port}:interface={host}"],
+            signal_handlers=True,
+            verbosity=0,
+        )
+        reactor.callWhenRunning(lambda: asyncio.ensure_future(self.start()))
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(self.stop())))
+        self.stdout.write(
+            f"pairs on http://{host}:{port}/ (embedded mode, {'simulated exchange' if simulate else settings.BINANCE_WS_URL})"
+        )
+        server.run()
+
+    async def start(self) -> None:
+        ws_url = rest_url = None
+        if self.simulate:
+            from ingestion.simulator import Simulator
+
+            self.simulator = Simulator(
+                host="127.0.0.1",
+                port=0,
+                scenario=self.options["sim_scenario"],
+                rate=self.options["sim_rate"],
+                seed=self.options["sim_seed"],
+            )
+            await self.simulator.start()
+            ws_url, rest_url = self.simulator.ws_url, self.simulator.rest_url
+            logger.info("simulated exchange at %s", ws_url)
+        self.feed = Feed(ws_url=ws_url, rest_url=rest_url)
+        self.feed_task = asyncio.ensure_future(self.feed.run())
+
+    async def stop(self) -> None:
+        logger.info("shutting down: flushing pending ticks")
+        if self.feed is not None and self.feed_task is not None:
+            self.feed.stop()
+            await asyncio.gather(self.feed_task, return_exceptions=True)
+        if self.simulator is not None:
+            await self.simulator.stop()

@@ -1,0 +1,402 @@
+"""The async Binance USD-M client: one combined-stream connection for all symbols.
+
+No Django here: ticks go to a ``TickWriter`` and a ``RollingBuffers``, state to a
+``FeedState`` that a service persists. The loop is split into small steps
+(``connect``, ``on_frame``, ``backfill``, ``watchdog``) that tests drive against
+the offline exchange.
+
+Behaviour:
+- reconnects for ever with jittered exponential backoff (at most one attempt a
+  second, capped at ``max_backoff``); the websockets library answers pings;
+- rotates the connection before Binance's 24 h cut: opens the new one, then closes
+  the old; duplicate trades from the overlap are dropped;
+- a watchdog reconnects when a symbol has been silent for ``silence_timeout``
+  seconds - after a successful subscribe, silence is a failure, not a quiet market;
+- gaps in aggregate ids, and the time spent disconnected, are filled from REST
+  ``/fapi/v1/aggTrades``; what REST no longer has is recorded as unfilled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Iterable
+
+import httpx
+import orjson
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from .binance import AGG_TRADES_LIMIT, MalformedFrame, Tick, agg_trades_url, parse_frame, parse_rest_agg_trades, stream_url
+from .buffers import RollingBuffers
+from .gaps import GapTracker
+from .writer import TickWriter
+
+logger = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Jittered exponential backoff: ``min_delay * 2**n``, capped, with full jitter above the floor."""
+
+    def __init__(self, *, min_delay: float = 1.0, max_delay: float = 60.0, rng: random.Random | None = None) -> None:
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_delay, self.min_delay * 2**self.attempts)
+        self.attempts += 1
+        # Never below the floor, so at most one connect a second.
+        return self.min_delay + self._rng.random() * (ceiling - self.min_delay)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclasses.dataclass
+class FeedState:
+    """What the feed reports about itself; persisted about once a second."""
+
+    url: str = ""
+    symbols: list[str] = dataclasses.field(default_factory=list)
+    connected: bool = False
+    connected_since: float | None = None  # wall clock, seconds
+    last_tick_at: int | None = None  # exchange trade time, ms
+    last_message_at: float | None = None  # wall clock, seconds
+    reconnects: int = 0
+    connect_failures: int = 0
+    ticks_received: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    gaps_detected: int = 0
+    gaps_filled: int = 0
+    gaps_unfilled: int = 0
+    trades_backfilled: int = 0
+    trades_unavailable: int = 0
+    rate_limited: int = 0
+    last_error: str = ""
+    last_error_at: float | None = None
+
+    def error(self, message: str) -> None:
+        self.last_error = message[:500]
+        self.last_error_at = time.time()
+
+
+class RateLimited(Exception):
+    def __init__(self, status: int, retry_after: float) -> None:
+        super().__init__(f"HTTP {status}, retry after {retry_after:.0f}s")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RestClient:
+    """The few REST market-data calls the feed needs, honouring 429/418 and ``Retry-After``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, state: FeedState | None = None) -> None:
+        self.base_url = base_url
+        self.state = state or FeedState()
+        self._http = httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "pairs/1.0"})
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def agg_trades(self, symbol: str, from_id: int, limit: int = AGG_TRADES_LIMIT) -> list[Tick]:
+        response = await self._http.get(agg_trades_url(self.base_url, symbol, from_id, limit))
+        if response.status_code in (418, 429):
+            # 429: too many requests; 418: the IP is banned for Retry-After seconds.
+            retry_after = float(response.headers.get("Retry-After") or 60)
+            self.state.rate_limited += 1
+            raise RateLimited(response.status_code, retry_after)
+        response.raise_for_status()
+        return parse_rest_agg_trades(symbol, orjson.loads(response.content))
+
+
+class FeedClient:
+    """Streams aggTrades of ``symbols`` into ``writer`` for ever (until ``stop``)."""
+
+    def __init__(
+        self,
+        *,
+        symbols: Iterable[str],
+        ws_url: str,
+        rest_url: str,
+        writer: TickWriter,
+        buffers: RollingBuffers | None = None,
+        state: FeedState | None = None,
+        last_ids: dict[str, int] | None = None,
+        silence_timeout: float = 30.0,
+        rotate_after: float = 23.5 * 3600,
+        backoff: Backoff | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.symbols = sorted({s.upper() for s in symbols})
+        self.ws_url = ws_url
+        self.writer = writer
+        self.buffers = buffers or RollingBuffers()
+        self.state = state or FeedState()
+        self.state.symbols = list(self.symbols)
+        self.tracker = GapTracker(last_ids)
+        self.silence_timeout = silence_timeout
+        self.rotate_after = rotate_after
+        self.backoff = backoff or Backoff()
+        self.open_timeout = open_timeout
+        self.rest = RestClient(rest_url, state=self.state)
+        self._backfills: asyncio.Queue[tuple[str, int, int | None]] = asyncio.Queue()
+        self._last_seen: dict[str, float] = {}
+        self._stopping = asyncio.Event()
+        self._rotate = asyncio.Event()
+        self._connections = 0
+
+    # -- public -------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def set_symbols(self, symbols: Iterable[str]) -> None:
+        """Follow a new set of symbols: the connection is rotated onto the new stream."""
+        wanted = sorted({s.upper() for s in symbols})
+        if wanted != self.symbols:
+            logger.info("symbols change %s -> %s", ",".join(self.symbols), ",".join(wanted))
+            self.symbols = wanted
+            self.state.symbols = list(wanted)
+            self._rotate.set()
+
+    async def run(self) -> None:
+        """Connect, read, reconnect with backoff; returns once ``stop`` was called."""
+        backfiller = asyncio.create_task(self._backfill_loop(), name="feed-backfill")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    ws = await self.connect()
+                except Exception as exc:
+                    self._connect_failed(exc)
+                    await self._sleep(self.backoff.next_delay())
+                    continue
+                await self._serve(ws)
+                self.state.connected = False
+                if not self._stopping.is_set():
+                    await self._sleep(self.backoff.next_delay())
+        finally:
+            self.state.connected = False
+            backfiller.cancel()
+            await asyncio.gather(backfiller, return_exceptions=True)
+            await self.rest.close()
+
+    # -- steps --------------------------------------------------------------
+
+    async def connect(self) -> websockets.ClientConnection:
+        url = stream_url(self.ws_url, self.symbols)
+        self.state.url = url
+        ws = await websockets.connect(
+            url,
+            open_timeout=self.open_timeout,
+            max_size=2**22,
+            # Binance pings every few minutes and closes silent clients; the
+            # library answers its pings, and ours detect a dead TCP path.
+            ping_interval=20,
+            ping_timeout=20,
+            compression=None,
+        )
+        self._connections += 1
+        if self._connections > 1:
+            self.state.reconnects += 1
+        now = time.monotonic()
+        for symbol in self.symbols:
+            self._last_seen[symbol] = now
+        self.state.connected = True
+        self.state.connected_since = time.time()
+        logger.info("connected to %s", url)
+        # Whatever happened while we were away is fetched from REST.
+        for symbol in self.symbols:
+            high = self.tracker.high(symbol)
+            if high is not None:
+                self._backfills.put_nowait((symbol, high + 1, None))
+        return ws
+
+    def on_frame(self, frame: str | bytes) -> None:
+        """Parse one frame and hand its trade on; a bad frame is logged and counted."""
+        try:
+            tick = parse_frame(frame)
+        except MalformedFrame as exc:
+            self.state.malformed += 1
+            self.state.error(f"malformed frame: {exc}")
+            logger.warning("malformed frame skipped: %s: %.200r", exc, frame)
+            return
+        if tick is None:
+            return
+        self._last_seen[tick.symbol] = time.monotonic()
+        self.state.ticks_received += 1
+        self.accept(tick)
+
+    def accept(self, tick: Tick) -> bool:
+        """Store ``tick`` unless it was seen before; open a backfill on an id jump."""
+        new, gap = self.tracker.observe(tick.symbol, tick.trade_id)
+        if not new:
+            self.state.duplicates += 1
+            return False
+        if gap is not None:
+            self.state.gaps_detected += 1
+            logger.info("%s: ids %d..%d missing (%d trades), backfilling", tick.symbol, gap[0], gap[1], gap[1] - gap[0] + 1)
+            self._backfills.put_nowait((tick.symbol, gap[0], gap[1]))
+        self.writer.put(tick)
+        self.buffers.append(tick)
+        state = self.state
+        if state.last_tick_at is None or tick.timestamp > state.last_tick_at:
+            state.last_tick_at = tick.timestamp
+        return True
+
+    async def backfill(self, symbol: str, lo: int, hi: int | None) -> None:
+        """Fetch ids from ``lo`` (to ``hi``, or until caught up) from REST.
+
+        Rows go through ``accept`` like live frames, so overlap with the stream is
+        harmless. Ids REST no longer serves (older than its history window) are
+        given up and counted as unfilled, never silently.
+        """
+        start = lo
+        lost = 0
+        empty_tries = 0
+        rest_backoff = Backoff(min_delay=0.5, max_delay=30.0)
+        while not self._stopping.is_set():
+            if hi is not None:
+                nxt = self.tracker.first_missing(symbol, start, hi)
+                if nxt is None:
+                    break
+                start = nxt
+            try:
+                rows = await self.rest.agg_trades(symbol, start)
+            except RateLimited as exc:
+                logger.warning("REST %s: backing off %.0fs", exc, exc.retry_after)
+                self.state.error(f"REST rate limited: {exc}")
+                await self._sleep(exc.retry_after)
+                continue
+            except (httpx.HTTPError, MalformedFrame) as exc:
+                delay = rest_backoff.next_delay()
+                logger.warning("REST aggTrades %s from %d failed (%s); retry in %.1fs", symbol, start, exc, delay)
+                self.state.error(f"REST aggTrades failed: {exc}")
+                await self._sleep(delay)
+                continue
+            rest_backoff.reset()
+            if not rows:
+                if hi is None:
+                    break  # nothing newer: caught up
+                # The stream can run slightly ahead of REST; give it a moment.
+                empty_tries += 1
+                if empty_tries < 3:
+                    await self._sleep(1.0)
+                    continue
+                lost += self.tracker.give_up(symbol, start, hi)
+                break
+            empty_tries = 0
+            for tick in rows:
+                if self.accept(tick):
+                    self.state.trades_backfilled += 1
+            if rows[0].trade_id > start:
+                # REST starts later than asked: those trades are beyond its history.
+                lost += self.tracker.give_up(symbol, start, rows[0].trade_id - 1)
+            start = rows[-1].trade_id + 1
+            if hi is None and len(rows) < AGG_TRADES_LIMIT:
+                break
+            if hi is not None and start > hi:
+                start = lo  # re-check the whole range for anything still missing
+        if lost:
+            self.state.gaps_unfilled += 1
+            self.state.trades_unavailable += lost
+            span = f"{lo}..{hi}" if hi is not None else f"{lo}.."
+            message = f"{symbol}: {lost} trades in ids {span} are no longer served by REST and are missing"
+            self.state.error(message)
+            logger.error(message)
+        elif hi is not None and not self._stopping.is_set():
+            self.state.gaps_filled += 1
+            logger.info("%s: gap %d..%d filled", symbol, lo, hi)
+
+    # -- internals ----------------------------------------------------------
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        self.state.connected = False
+        self.state.connect_failures += 1
+        message = f"cannot connect to {stream_url(self.ws_url, self.symbols)}: {exc.__class__.__name__}: {exc}"
+        self.state.error(message)
+        logger.warning("%s (attempt %d)", message, self.backoff.attempts + 1)
+
+    async def _serve(self, ws: websockets.ClientConnection) -> None:
+        """Read ``ws`` until it dies; rotate it on schedule or when the symbols change."""
+        while True:
+            reader = asyncio.create_task(self._read(ws), name="feed-reader")
+            watchdog = asyncio.create_task(self._watchdog(ws), name="feed-watchdog")
+            rotate_wait = asyncio.create_task(self._rotate.wait())
+            stop_wait = asyncio.create_task(self._stopping.wait())
+            done, _ = await asyncio.wait(
+                {reader, rotate_wait, stop_wait}, timeout=self.rotate_after, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in (rotate_wait, stop_wait):
+                task.cancel()
+            if reader in done or stop_wait in done:
+                watchdog.cancel()
+                await ws.close()
+                await asyncio.gather(reader, watchdog, return_exceptions=True)
+                return
+            # Rotation: open the new connection first, then drop the old one.
+            self._rotate.clear()
+            try:
+                new_ws = await self.connect()
+            except Exception as exc:
+                self._connect_failed(exc)
+                watchdog.cancel()
+                reader.cancel()
+                await ws.close()
+                await asyncio.gather(reader, watchdog, return_exceptions=True)
+                return
+            logger.info("rotated the stream connection")
+            watchdog.cancel()
+            await ws.close()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
+            ws = new_ws
+
+    async def _read(self, ws: websockets.ClientConnection) -> None:
+        healthy_after = time.monotonic() + 5.0
+        on_frame = self.on_frame
+        try:
+            while True:
+                frame = await ws.recv(decode=False)
+                on_frame(frame)
+                if healthy_after and time.monotonic() > healthy_after:
+                    self.backoff.reset()  # the connection proved itself
+                    healthy_after = 0.0
+        except ConnectionClosed as exc:
+            if not self._stopping.is_set():
+                self.state.error(f"connection closed: {exc}")
+                logger.warning("stream connection closed: %s", exc)
+
+    async def _watchdog(self, ws: websockets.ClientConnection) -> None:
+        interval = min(1.0, self.silence_timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            silent = [s for s in self.symbols if now - self._last_seen.get(s, now) > self.silence_timeout]
+            if silent:
+                message = f"no trade for {self.silence_timeout:.0f}s on {','.join(silent)}; reconnecting"
+                self.state.error(message)
+                logger.warning(message)
+                await ws.close(code=1000, reason="silent stream")
+                return
+
+    async def _backfill_loop(self) -> None:
+        while True:
+            symbol, lo, hi = await self._backfills.get()
+            try:
+                await self.backfill(symbol, lo, hi)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("backfill of %s from %d failed", symbol, lo)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early on ``stop``."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass

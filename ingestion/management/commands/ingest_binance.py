@@ -1,0 +1,48 @@
+"""Ingestion alone (distributed mode): stream, store, repair gaps, report health."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingestion.binance import normalize_symbol
+from ingestion.services import Feed
+
+
+class Command(BaseCommand):
+    help = "Stream Binance USD-M aggregate trades into the database until SIGINT/SIGTERM."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--symbols", default="", help="comma-separated symbols (default: those of the active pairs)"
+        )
+        parser.add_argument("--name", default=None, help="feed name in the health record (one per process)")
+        parser.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+
+    def handle(self, *args: object, symbols: str, name: str | None, max_seconds: float | None, **options: object) -> None:
+        try:
+            wanted = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        feed = Feed(symbols=wanted or None, name=name)
+        self.shutdown = False
+        asyncio.run(self.run(feed, max_seconds))
+        self.stdout.write(f"stopped; {feed.writer.stored} ticks stored this run")
+
+    async def run(self, feed: Feed, max_seconds: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.on_signal, feed, sig)
+        if max_seconds:
+            loop.call_later(max_seconds, feed.stop)
+        self.stdout.write(f"ingesting from {feed.ws_url} (feed {feed.name}); Ctrl-C to stop")
+        await feed.run()
+
+    def on_signal(self, feed: Feed, sig: signal.Signals) -> None:
+        """First signal: flush and stop cleanly."""
+        self.shutdown = True
+        self.stdout.write(f"{sig.name}: flushing pending ticks and stopping")
+        feed.stop()

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Tick(models.Model):
+    """One aggregate trade, stored exactly once per (symbol, trade_id).
+
+    Times are integer ms since the epoch (exchange trade time ``T``), as the API
+    returns them. Prices are doubles: Binance quotes at most 8 significant
+    decimals, which a double holds exactly enough for analytics and display.
+    """
+
+    symbol = models.CharField(max_length=30)
+    trade_id = models.BigIntegerField(help_text="Binance aggregate trade id (a)")
+    timestamp = models.BigIntegerField(help_text="trade time, ms since the epoch (UTC)")
+    price = models.FloatField()
+    quantity = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["symbol", "trade_id"], name="tick_symbol_trade_id_uniq")]
+        indexes = [models.Index(fields=["symbol", "timestamp"], name="tick_symbol_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} #{self.trade_id} {self.price} x {self.quantity} @ {self.timestamp}"
+
+
+class Symbol(models.Model):
+    """Running totals per symbol, kept by the tick writer so reads never scan ticks."""
+
+    name = models.CharField(max_length=30, unique=True)
+    tick_count = models.BigIntegerField(default=0)
+    first_tick_at = models.BigIntegerField(null=True, blank=True, help_text="ms since the epoch")
+    last_tick_at = models.BigIntegerField(null=True, blank=True, help_text="ms since the epoch")
+    last_trade_id = models.BigIntegerField(null=True, blank=True)
+    last_price = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeedStatus(models.Model):
+    """The health of one ingestion feed, written by it about once a second."""
+
+    name = models.CharField(max_length=50, unique=True, default="default")
+    url = models.CharField(max_length=1000, blank=True)
+    symbols = models.CharField(max_length=1000, blank=True)
+    connected = models.BooleanField(default=False)
+    connected_since = models.DateTimeField(null=True, blank=True)
+    last_tick_at = models.BigIntegerField(null=True, blank=True, help_text="newest trade time, ms")
+    reconnects = models.IntegerField(default=0)
+    connect_failures = models.IntegerField(default=0)
+    ticks_received = models.BigIntegerField(default=0)
+    ticks_stored = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    malformed = models.IntegerField(default=0)
+    gaps_detected = models.IntegerField(default=0)
+    gaps_filled = models.IntegerField(default=0)
+    gaps_unfilled = models.IntegerField(default=0)
+    trades_backfilled = models.BigIntegerField(default=0)
+    trades_unavailable = models.BigIntegerField(default=0)
+    rate_limited = models.IntegerField(default=0)
+    pending = models.IntegerField(default=0, help_text="ticks received but not yet stored")
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "feed status"
+
+    def __str__(self) -> str:
+        return f"feed {self.name}"

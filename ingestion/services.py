@@ -1,0 +1,235 @@
+"""Ingestion work that touches the database: storing ticks, feed status, the feed itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Case, F, FloatField, Value, When
+from django.utils import timezone
+
+from .binance import Tick
+from .buffers import RollingBuffers
+from .client import FeedClient, FeedState
+from .models import FeedStatus, Symbol
+from .models import Tick as TickRow
+from .writer import TickWriter
+
+logger = logging.getLogger(__name__)
+
+#: The live ticks of this process, newest last (the fast path for pushes).
+buffers = RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
+
+
+def _insert_sql() -> str:
+    qn = connection.ops.quote_name
+    table = qn(TickRow._meta.db_table)
+    # Column order is the field order of ``binance.Tick``, so ticks bind as they are.
+    # ON CONFLICT DO NOTHING is understood by both SQLite (>= 3.24) and PostgreSQL.
+    return (
+        f"INSERT INTO {table} ({qn('timestamp')}, {qn('symbol')}, {qn('price')}, {qn('quantity')}, {qn('trade_id')}) "
+        f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT ({qn('symbol')}, {qn('trade_id')}) DO NOTHING"
+    )
+
+
+def ticks_store(ticks: Sequence[Tick]) -> int:
+    """Store ``ticks`` in one transaction, ignoring duplicates; return how many were new.
+
+    A plain ``executemany`` rather than ``bulk_create``: building a model instance
+    per tick costs more than the insert itself at tens of thousands a second.
+    """
+    by_symbol: dict[str, list[Tick]] = {}
+    for tick in ticks:
+        by_symbol.setdefault(tick.symbol, []).append(tick)
+    sql = _insert_sql()
+    new_total = 0
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for symbol, rows in by_symbol.items():
+                cursor.executemany(sql, rows)
+                new = max(cursor.rowcount, 0)
+                _symbol_totals_add(symbol, rows, new)
+                new_total += new
+    return new_total
+
+
+def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
+    newest = max(rows, key=lambda t: t.trade_id)
+    first = min(t.timestamp for t in rows)
+    last = max(t.timestamp for t in rows)
+    changes = {
+        "tick_count": F("tick_count") + new,
+        "first_tick_at": Case(
+            When(first_tick_at__isnull=True, then=Value(first)),
+            When(first_tick_at__gt=first, then=Value(first)),
+            default=F("first_tick_at"),
+            output_field=BigIntegerField(),
+        ),
+        "last_tick_at": Case(
+            When(last_tick_at__isnull=True, then=Value(last)),
+            When(last_tick_at__lt=last, then=Value(last)),
+            default=F("last_tick_at"),
+            output_field=BigIntegerField(),
+        ),
+        # The last price is that of the highest trade id, whatever order ticks came in.
+        "last_price": Case(
+            When(last_trade_id__isnull=True, then=Value(newest.price)),
+            When(last_trade_id__lt=newest.trade_id, then=Value(newest.price)),
+            default=F("last_price"),
+            output_field=FloatField(),
+        ),
+        "last_trade_id": Case(
+            When(last_trade_id__isnull=True, then=Value(newest.trade_id)),
+            When(last_trade_id__lt=newest.trade_id, then=Value(newest.trade_id)),
+            default=F("last_trade_id"),
+            output_field=BigIntegerField(),
+        ),
+        "updated_at": Value(timezone.now()),
+    }
+    if Symbol.objects.filter(name=symbol).update(**changes):
+        return
+    try:
+        with transaction.atomic():
+            Symbol.objects.create(
+                name=symbol,
+                tick_count=new,
+                first_tick_at=first,
+                last_tick_at=last,
+                last_price=newest.price,
+                last_trade_id=newest.trade_id,
+            )
+    except IntegrityError:  # another writer created it first
+        Symbol.objects.filter(name=symbol).update(**changes)
+
+
+def last_trade_ids(symbols: Iterable[str]) -> dict[str, int]:
+    """The highest stored aggregate id per symbol: where gap repair resumes after a restart."""
+    return dict(Symbol.objects.filter(name__in=list(symbols), last_trade_id__isnull=False).values_list("name", "last_trade_id"))
+
+
+def feed_symbols() -> list[str]:
+    """The symbols the feed should follow."""
+    return sorted(set(settings.INGEST_DEFAULT_SYMBOLS))
+
+
+def _as_datetime(epoch_seconds: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC) if epoch_seconds else None
+
+
+def feed_status_save(*, name: str, state: FeedState, writer: TickWriter | None = None, started_at: datetime | None = None) -> None:
+    """Persist ``state`` as the feed's status row (read by ``/api/health/``)."""
+    FeedStatus.objects.update_or_create(
+        name=name,
+        defaults={
+            "url": state.url,
+            "symbols": ",".join(state.symbols),
+            "connected": state.connected,
+            "connected_since": _as_datetime(state.connected_since) if state.connected else None,
+            "last_tick_at": state.last_tick_at,
+            "reconnects": state.reconnects,
+            "connect_failures": state.connect_failures,
+            "ticks_received": state.ticks_received,
+            "ticks_stored": writer.stored if writer else 0,
+            "pending": writer.pending if writer else 0,
+            "duplicates": state.duplicates,
+            "malformed": state.malformed,
+            "gaps_detected": state.gaps_detected,
+            "gaps_filled": state.gaps_filled,
+            "gaps_unfilled": state.gaps_unfilled,
+            "trades_backfilled": state.trades_backfilled,
+            "trades_unavailable": state.trades_unavailable,
+            "rate_limited": state.rate_limited,
+            "last_error": state.last_error,
+            "last_error_at": _as_datetime(state.last_error_at),
+            "started_at": started_at,
+            "updated_at": timezone.now(),
+        },
+    )
+
+
+class Feed:
+    """The ingestion of one process: stream client + batched writer + status, run as one task.
+
+    ``runpairs`` runs it inside daphne's event loop; ``ingest_binance`` alone.
+    ``stop`` ends the stream, flushes every pending tick and writes the final status.
+    """
+
+    def __init__(
+        self,
+        *,
+        symbols: Iterable[str] | None = None,
+        name: str | None = None,
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        status_interval: float = 1.0,
+    ) -> None:
+        self.symbols = sorted({s.upper() for s in symbols}) if symbols else None
+        self.name = name or settings.INGEST_FEED_NAME
+        self.ws_url = ws_url or settings.BINANCE_WS_URL
+        self.rest_url = rest_url or settings.BINANCE_REST_URL
+        self.status_interval = status_interval
+        self.writer = TickWriter(
+            ticks_store, flush_interval=settings.INGEST_FLUSH_INTERVAL, max_batch=settings.INGEST_BATCH_SIZE
+        )
+        self.state = FeedState()
+        self.client: FeedClient | None = None
+        self.started_at = timezone.now()
+        self._stop_requested = False
+
+    async def run(self) -> None:
+        """Run until ``stop``; returns after the final flush."""
+        symbols = self.symbols or await sync_to_async(feed_symbols)()
+        last_ids = await sync_to_async(last_trade_ids)(symbols)
+        self.client = FeedClient(
+            symbols=symbols,
+            ws_url=self.ws_url,
+            rest_url=self.rest_url,
+            writer=self.writer,
+            buffers=buffers,
+            state=self.state,
+            last_ids=last_ids,
+            silence_timeout=settings.INGEST_SILENCE_TIMEOUT,
+            rotate_after=settings.INGEST_ROTATE_AFTER,
+        )
+        logger.info(
+            "feed %s (pid %d): %s via %s, resuming after ids %s",
+            self.name, os.getpid(), ",".join(symbols), self.ws_url, last_ids or "(none stored)",
+        )
+        if self._stop_requested:  # stopped while starting up
+            self.client.stop()
+        writer_task = asyncio.create_task(self.writer.run(), name="tick-writer")
+        status_task = asyncio.create_task(self._status_loop(), name="feed-status")
+        try:
+            await self.client.run()
+        finally:
+            status_task.cancel()
+            await asyncio.gather(status_task, return_exceptions=True)
+            await self.writer.close()
+            writer_task.cancel()
+            await asyncio.gather(writer_task, return_exceptions=True)
+            await self.save_status()
+            logger.info("feed %s stopped: %d ticks stored this run", self.name, self.writer.stored)
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self.client is not None:
+            self.client.stop()
+
+    async def save_status(self) -> None:
+        try:
+            await sync_to_async(feed_status_save)(
+                name=self.name, state=self.state, writer=self.writer, started_at=self.started_at
+            )
+        except Exception:
+            logger.exception("could not save the feed status")
+
+    async def _status_loop(self) -> None:
+        while True:
+            await self.save_status()
+            await asyncio.sleep(self.status_interval)

@@ -1,0 +1,17 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
+
+
+@pytest.fixture(scope="session")
+def recorded_frames() -> list[str]:
+    """Every real ``@trade`` frame of the 2024-08-08 BTCUSDT+ETHUSDT capture, in trade-time order."""
+    with gzip.open(RECORDINGS / "binance-usdm-trades-20240808.jsonl.gz", "rt") as fh:
+        return fh.read().splitlines()

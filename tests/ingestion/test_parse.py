@@ -1,0 +1,120 @@
+"""The pure protocol module against real Binance frames."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ingestion.binance import (
+    MalformedFrame,
+    Tick,
+    agg_trade_frame,
+    agg_trades_url,
+    normalize_symbol,
+    parse_frame,
+    parse_rest_agg_trades,
+    stream_url,
+)
+
+AGG_TRADE = (
+    '{"e":"aggTrade","E":1723161256330,"a":2311428119,"s":"BTCUSDT","p":"61800.30","q":"0.006",'
+    '"f":5266583935,"l":5266583935,"T":1723161256322,"m":false}'
+)
+
+
+def test_it_builds_the_combined_stream_url_on_the_market_route():
+    url = stream_url("wss://fstream.binance.com/market", ["BTCUSDT", "ETHUSDT"])
+    assert url == "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
+    assert stream_url("ws://127.0.0.1:9100/market/", ["ETHUSDT"]).endswith("/market/stream?streams=ethusdt@aggTrade")
+
+
+def test_it_builds_the_agg_trades_rest_url():
+    assert agg_trades_url("https://fapi.binance.com", "BTCUSDT", 42) == (
+        "https://fapi.binance.com/fapi/v1/aggTrades?symbol=BTCUSDT&fromId=42&limit=1000"
+    )
+
+
+def test_it_parses_a_raw_agg_trade_on_trade_time_and_aggregate_id():
+    assert parse_frame(AGG_TRADE) == Tick(1723161256322, "BTCUSDT", 61800.3, 0.006, 2311428119)
+
+
+def test_it_parses_a_combined_frame_and_bytes():
+    frame = ('{"stream":"btcusdt@aggTrade","data":' + AGG_TRADE + "}").encode()
+    assert parse_frame(frame) == Tick(1723161256322, "BTCUSDT", 61800.3, 0.006, 2311428119)
+
+
+def test_it_parses_every_real_recorded_trade_frame(recorded_frames):
+    ticks = [parse_frame(f) for f in recorded_frames]
+    assert len(ticks) == 21_313 + 14_076
+    by_symbol: dict[str, list[Tick]] = {}
+    for raw, tick in zip(recorded_frames, ticks, strict=True):
+        data = orjson.loads(raw)["data"]
+        assert tick == Tick(data["T"], data["s"], float(data["p"]), float(data["q"]), data["t"])
+        by_symbol.setdefault(tick.symbol, []).append(tick)
+    # The capture has no id gaps: ids are contiguous per symbol.
+    for symbol_ticks in by_symbol.values():
+        ids = sorted(t.trade_id for t in symbol_ticks)
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_a_frame_round_trips_through_the_simulator_serialiser(recorded_frames):
+    for raw in recorded_frames[:500]:
+        tick = parse_frame(raw)
+        assert parse_frame(agg_trade_frame(tick)) == tick
+        assert parse_frame(agg_trade_frame(tick, combined=False)) == tick
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"result":null,"id":1}',
+        '{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","s":"BTCUSDT","b":"1","a":"2"}}',
+        '{"e":"markPriceUpdate","s":"BTCUSDT","p":"1"}',
+        "{}",
+    ],
+)
+def test_it_ignores_what_is_not_a_trade(frame):
+    assert parse_frame(frame) is None
+
+
+def test_it_ignores_unknown_keys():
+    frame = AGG_TRADE[:-1] + ',"X":"MARKET","zz":[1,2,3]}'
+    assert parse_frame(frame).trade_id == 2311428119
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "",
+        "not json",
+        '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT","p":"oops"',
+        "[1, 2]",
+        '{"data": 5}',
+        '{"e":"aggTrade","s":"BTCUSDT","p":"1","q":"1","T":1}',  # no id
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"abc","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"-5","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"nan","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1","q":"1","T":"x"}',
+    ],
+)
+def test_it_raises_one_specific_error_on_a_malformed_frame(frame):
+    with pytest.raises(MalformedFrame):
+        parse_frame(frame)
+
+
+def test_it_parses_rest_agg_trade_rows():
+    rows = [{"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781, "T": 1498793709153, "m": True}]
+    assert parse_rest_agg_trades("BTCUSDT", rows) == [Tick(1498793709153, "BTCUSDT", 0.01633102, 4.70443515, 26129)]
+    with pytest.raises(MalformedFrame):
+        parse_rest_agg_trades("BTCUSDT", {"code": -1121, "msg": "Invalid symbol."})
+
+
+@pytest.mark.parametrize("raw,expected", [("btcusdt", "BTCUSDT"), (" ETHUSDT ", "ETHUSDT"), ("1000PEPEUSDT", "1000PEPEUSDT")])
+def test_it_normalizes_symbols(raw, expected):
+    assert normalize_symbol(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "B", "BTC-USDT", "btc usdt", "x" * 40])
+def test_it_rejects_what_is_not_a_symbol(raw):
+    with pytest.raises(ValueError, match="is not a symbol"):
+        normalize_symbol(raw)
