@@ -173,8 +173,9 @@ class FeedClient:
                 try:
                     ws = await self.connect()
                 except Exception as exc:
-                    self._connect_failed(exc)
-                    await self._sleep(self.backoff.next_delay())
+                    delay = self.backoff.next_delay()
+                    self._connect_failed(exc, delay)
+                    await self._sleep(delay)
                     continue
                 await self._serve(ws)
                 self.state.connected = False
@@ -258,6 +259,7 @@ class FeedClient:
         """
         start = lo
         lost = 0
+        recovered = 0
         empty_tries = 0
         rest_backoff = Backoff(min_delay=0.5, max_delay=30.0)
         while not self._stopping.is_set():
@@ -293,6 +295,7 @@ class FeedClient:
             empty_tries = 0
             for tick in rows:
                 if self.accept(tick):
+                    recovered += 1
                     self.state.trades_backfilled += 1
             if rows[0].trade_id > start:
                 # REST starts later than asked: those trades are beyond its history.
@@ -309,18 +312,26 @@ class FeedClient:
             message = f"{symbol}: {lost} trades in ids {span} are no longer served by REST and are missing"
             self.state.error(message)
             logger.error(message)
-        elif hi is not None and not self._stopping.is_set():
+        elif hi is not None and not recovered:
+            # Filled meanwhile by the catch-up that follows a reconnect: the same
+            # outage seen from both ends, counted once.
+            self.state.gaps_detected -= 1
+        elif recovered and not self._stopping.is_set():
+            # A catch-up after a reconnect that found trades closed a gap too.
+            if hi is None:
+                self.state.gaps_detected += 1
             self.state.gaps_filled += 1
-            logger.info("%s: gap %d..%d filled", symbol, lo, hi)
+            logger.info("%s: gap from id %d filled with %d trades from REST", symbol, lo, recovered)
 
     # -- internals ----------------------------------------------------------
 
-    def _connect_failed(self, exc: BaseException) -> None:
+    def _connect_failed(self, exc: BaseException, retry_in: float | None = None) -> None:
         self.state.connected = False
         self.state.connect_failures += 1
         message = f"cannot connect to {stream_url(self.ws_url, self.symbols)}: {exc.__class__.__name__}: {exc}"
         self.state.error(message)
-        logger.warning("%s (attempt %d)", message, self.backoff.attempts + 1)
+        retry = f", retrying in {retry_in:.1f}s" if retry_in is not None else ""
+        logger.warning("%s (attempt %d%s)", message, self.state.connect_failures, retry)
 
     async def _serve(self, ws: websockets.ClientConnection) -> None:
         """Read ``ws`` until it dies; rotate it on schedule or when the symbols change."""
