@@ -190,6 +190,7 @@ class FeedClient:
     # -- steps --------------------------------------------------------------
 
     async def connect(self) -> websockets.ClientConnection:
+        self._rotate.clear()  # this connection follows the current symbols
         url = stream_url(self.ws_url, self.symbols)
         self.state.url = url
         ws = await websockets.connect(
@@ -351,7 +352,6 @@ class FeedClient:
                 await asyncio.gather(reader, watchdog, return_exceptions=True)
                 return
             # Rotation: open the new connection first, then drop the old one.
-            self._rotate.clear()
             try:
                 new_ws = await self.connect()
             except Exception as exc:
@@ -378,7 +378,9 @@ class FeedClient:
                     self.backoff.reset()  # the connection proved itself
                     healthy_after = 0.0
         except ConnectionClosed as exc:
-            if not self._stopping.is_set():
+            # A close we started (watchdog, rotation, stop) already said why.
+            closed_by_us = exc.sent is not None and not exc.rcvd_then_sent
+            if not self._stopping.is_set() and not closed_by_us:
                 self.state.error(f"connection closed: {exc}")
                 logger.warning("stream connection closed: %s", exc)
 

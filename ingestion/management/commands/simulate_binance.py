@@ -1,0 +1,104 @@
+"""Run the offline Binance USD-M exchange on loopback until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingestion.simulator import SCENARIOS, Simulator, clock_id_offset
+
+logger = logging.getLogger("ingestion.simulator")
+
+
+class Command(BaseCommand):
+    help = "Serve simulated Binance USD-M market data (WebSocket + REST on one port) until SIGINT/SIGTERM."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=9100, help="port for WebSocket and REST (default 9100)")
+        parser.add_argument("--scenario", choices=SCENARIOS, default="cointegrated")
+        parser.add_argument("--rate", type=float, default=50.0, help="trades a second, both symbols (default 50)")
+        parser.add_argument("--seed", type=int, default=None, help="seed: the same trades on every run")
+        parser.add_argument("--hedge-ratio", type=float, default=None, help="BTC = alpha + HEDGE_RATIO * ETH + spread")
+        parser.add_argument("--half-life", type=float, default=None, help="spread half-life in seconds")
+        parser.add_argument("--spread-sigma", type=float, default=None, help="spread standard deviation, USD")
+        parser.add_argument("--shock-every", type=float, default=None, help="a spread shock every S seconds")
+        parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
+        parser.add_argument(
+            "--loop", action=argparse.BooleanOptionalAction, default=None, help="replay: start over at the end"
+        )
+        parser.add_argument("--count", type=int, default=None, help="stop trading after N trades")
+        parser.add_argument(
+            "--blast", action="store_true", help="benchmark: send --count trades as fast as the first subscriber reads"
+        )
+        parser.add_argument(
+            "--fault",
+            dest="faults",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="SPEC",
+            help="scheduled fault, e.g. drop@10 refuse@20:5 malformed@30 rate_limit@5:3[:418[:RETRY]]",
+        )
+        parser.add_argument("--history", type=int, default=2_000_000, help="trades per symbol REST serves")
+        parser.add_argument(
+            "--id-offset",
+            type=int,
+            default=None,
+            help="added to every first trade id (default: grows with the clock, so a restart never reuses ids)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        scenario: str = options["scenario"]
+        extra: dict[str, Any] = {}
+        if scenario == "replay":
+            for name in ("speed", "loop"):
+                if options[name] is not None:
+                    extra[name] = options[name]
+        else:
+            for name in ("hedge_ratio", "half_life", "spread_sigma", "shock_every"):
+                if options[name] is not None:
+                    extra[name] = options[name]
+            offset = options["id_offset"]
+            extra["id_offset"] = clock_id_offset() if offset is None else offset
+        try:
+            simulator = Simulator(
+                host=options["host"],
+                port=options["port"],
+                scenario=scenario,
+                rate=options["rate"],
+                seed=options["seed"],
+                history_limit=options["history"],
+                count=options["count"],
+                blast=options["blast"],
+                faults=options["faults"],
+                **extra,
+            )
+        except (TypeError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            asyncio.run(self.serve(simulator))
+        except OSError as exc:  # most often: the port is taken
+            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
+
+    async def serve(self, simulator: Simulator) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with simulator:
+            self.stdout.write(
+                f"simulated Binance USD-M ({simulator.scenario_name}): ws {simulator.ws_url}  rest {simulator.rest_url}\n"
+                f"point the app at it: BINANCE_WS_URL={simulator.ws_url} BINANCE_REST_URL={simulator.rest_url}"
+            )
+            if simulator.blast:
+                logger.info("blast mode: %d trades as soon as a client subscribes", simulator.count)
+            await stop.wait()
+            stats = simulator.exchange.stats()
+        self.stdout.write(f"stopped after {stats['generated']} trades and {stats['connections_total']} connection(s)")

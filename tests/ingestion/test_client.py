@@ -1,0 +1,269 @@
+"""The feed client against the offline exchange: reconnects, gap repair, dedupe, faults.
+
+The exchange runs on loopback in the test's own event loop; no other network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from ingestion.binance import Tick
+from ingestion.client import Backoff, FeedClient, FeedState
+from ingestion.models import FeedStatus, Symbol
+from ingestion.models import Tick as TickRow
+from ingestion.services import Feed
+from ingestion.simulator import Simulator
+from ingestion.writer import TickWriter
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+class MemoryStore:
+    """A store that keeps every batch, so a test can count each trade."""
+
+    def __init__(self) -> None:
+        self.ticks: list[Tick] = []
+
+    def __call__(self, batch: list[Tick]) -> int:
+        self.ticks.extend(batch)
+        return len(batch)
+
+    def ids(self, symbol: str) -> list[int]:
+        return [t.trade_id for t in self.ticks if t.symbol == symbol]
+
+
+async def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def exchange_last_ids(sim: Simulator) -> dict[str, int]:
+    stats = sim.exchange.stats()
+    return {s: stats[s]["last_id"] for s in SYMBOLS}
+
+
+async def drain(sim: Simulator, client: FeedClient, writer: TickWriter, store: MemoryStore) -> dict[str, int]:
+    """Stop the exchange's trading and wait until the client has every trade."""
+    sim.pause()
+    last = exchange_last_ids(sim)
+    await wait_for(lambda: all(client.tracker.high(s) == last[s] for s in SYMBOLS), what="the client to catch up")
+    await wait_for(lambda: client.tracker.missing_count() == 0, what="gaps to be filled")
+    await writer.flush()
+    return last
+
+
+def assert_each_trade_once(store: MemoryStore, last: dict[str, int]) -> None:
+    for symbol in SYMBOLS:
+        ids = store.ids(symbol)
+        duplicates = [i for i, n in Counter(ids).items() if n > 1]
+        assert not duplicates, f"{symbol}: duplicates {duplicates[:5]}"
+        first = min(ids)
+        assert sorted(ids) == list(range(first, last[symbol] + 1)), f"{symbol}: missing trades"
+
+
+@pytest.fixture
+def memory_feed():
+    """Build a client writing to memory; the test runs it."""
+    made: list[tuple[FeedClient, TickWriter, MemoryStore]] = []
+
+    def build(sim: Simulator, **options) -> tuple[FeedClient, TickWriter, MemoryStore]:
+        store = MemoryStore()
+        writer = TickWriter(store, flush_interval=0.05)
+        options.setdefault("backoff", Backoff(min_delay=0.2, max_delay=1.0))
+        client = FeedClient(symbols=SYMBOLS, ws_url=sim.ws_url, rest_url=sim.rest_url, writer=writer, **options)
+        made.append((client, writer, store))
+        return client, writer, store
+
+    return build
+
+
+async def run_client(client: FeedClient, writer: TickWriter):
+    return asyncio.gather(client.run(), writer.run())
+
+
+async def stop_client(client: FeedClient, writer: TickWriter, tasks) -> None:
+    client.stop()
+    await writer.close()
+    tasks.cancel()
+    await asyncio.gather(tasks, return_exceptions=True)
+
+
+async def test_it_streams_both_symbols_over_one_connection(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=300, seed=1) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: all(client.buffers.last(s) for s in SYMBOLS), what="ticks of both symbols")
+        last = await drain(sim, client, writer, store)
+        assert sim.exchange.stats()["connections"] == 1
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    assert client.state.reconnects == 0
+    newest_btc = max((t for t in store.ticks if t.symbol == "BTCUSDT"), key=lambda t: t.trade_id)
+    assert client.buffers.last("BTCUSDT") == newest_btc
+
+
+async def test_an_abrupt_drop_is_reconnected_and_its_gap_filled_from_rest(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=2) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 50, what="first ticks")
+        sim.fault_drop()
+        await wait_for(lambda: client.state.reconnects == 1, what="the reconnect")
+        await asyncio.sleep(0.5)
+        last = await drain(sim, client, writer, store)
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    assert client.state.trades_backfilled > 0
+    assert client.state.gaps_unfilled == 0
+
+
+async def test_trades_during_a_refusal_window_come_from_rest(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=300, seed=3) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 50, what="first ticks")
+        received_before = client.state.ticks_received
+        sim.fault_refuse(2.0)
+        await wait_for(lambda: client.state.connect_failures >= 1, what="a refused connect")
+        await wait_for(lambda: client.state.connected, timeout=10, what="the connection to come back")
+        last = await drain(sim, client, writer, store)
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    # ~2 s of trading at 300/s could only be had over REST.
+    assert client.state.trades_backfilled > 300
+    assert client.state.ticks_received > received_before
+
+
+async def test_a_malformed_frame_is_counted_and_the_feed_goes_on(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=300, seed=4) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 20, what="first ticks")
+        sim.fault_malformed()
+        await wait_for(lambda: client.state.malformed == 1, what="the malformed frame")
+        n = client.state.ticks_received
+        await wait_for(lambda: client.state.ticks_received > n + 50, what="more ticks after it")
+        last = await drain(sim, client, writer, store)
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    assert client.state.reconnects == 0
+    assert "malformed frame" in client.state.last_error
+
+
+async def test_rate_limits_on_backfill_are_honoured(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=300, seed=5) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 50, what="first ticks")
+        sim.fault_rate_limit(2, status=429, retry_after=1)
+        started = time.monotonic()
+        sim.fault_drop()
+        await wait_for(lambda: client.state.rate_limited == 2, what="two 429 answers")
+        last = await drain(sim, client, writer, store)
+        elapsed = time.monotonic() - started
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    assert elapsed >= 2.0  # waited Retry-After (1 s) twice before asking again
+
+
+async def test_a_gap_older_than_rest_history_is_recorded_not_hidden(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=6, history_limit=100) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 50, what="first ticks")
+        sim.fault_refuse(2.0)
+        await wait_for(lambda: client.state.connect_failures >= 1, what="a refused connect")
+        await wait_for(lambda: client.state.connected, timeout=10, what="the connection to come back")
+        await wait_for(lambda: client.state.gaps_unfilled >= 1, what="the unfilled gap")
+        await stop_client(client, writer, tasks)
+    assert client.state.trades_unavailable > 0
+    assert "no longer served by REST" in client.state.last_error
+
+
+async def test_a_silent_symbol_makes_the_watchdog_reconnect(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=200, seed=7) as sim:
+        client, writer, store = memory_feed(sim, silence_timeout=1.0)
+        client.set_symbols(["BTCUSDT", "NOTRADEUSDT"])  # the exchange never trades it
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.reconnects >= 1, timeout=10, what="a watchdog reconnect")
+        await stop_client(client, writer, tasks)
+    assert "no trade for 1s on NOTRADEUSDT" in client.state.last_error
+
+
+async def test_rotation_opens_the_new_connection_before_closing_the_old(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=8) as sim:
+        client, writer, store = memory_feed(sim, rotate_after=0.7)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.reconnects >= 3, what="three rotations")
+        last = await drain(sim, client, writer, store)
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    assert client.state.connect_failures == 0
+
+
+async def test_new_symbols_are_followed_without_a_restart(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=300, seed=9) as sim:
+        client, writer, store = memory_feed(sim)
+        client.set_symbols(["BTCUSDT"])
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.buffers.last("BTCUSDT") is not None, what="BTC ticks")
+        assert client.buffers.last("ETHUSDT") is None
+        client.set_symbols(SYMBOLS)
+        await wait_for(lambda: client.buffers.last("ETHUSDT") is not None, what="ETH ticks after the change")
+        await stop_client(client, writer, tasks)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_through_drop_refusal_and_malformed_frame_every_trade_is_stored_exactly_once(settings):
+    """The spine's promise, end to end into the database, with the faults of one bad day."""
+    settings.INGEST_FLUSH_INTERVAL = 0.05
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=11) as sim:
+        feed = Feed(symbols=SYMBOLS, ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
+        task = asyncio.create_task(feed.run())
+        await wait_for(lambda: feed.client is not None and feed.state.ticks_received > 100, what="first ticks")
+        client = feed.client
+        client.backoff = Backoff(min_delay=0.2, max_delay=1.0)
+        sim.fault_malformed()
+        await wait_for(lambda: feed.state.malformed == 1, what="the malformed frame")
+        sim.fault_drop()
+        await wait_for(lambda: feed.state.reconnects == 1, what="the reconnect after the drop")
+        sim.fault_refuse(2.0)
+        await wait_for(lambda: feed.state.connect_failures >= 1, what="a refused connect")
+        await wait_for(lambda: feed.state.connected and feed.state.reconnects == 2, timeout=10, what="the reconnect")
+        sim.pause()
+        last = exchange_last_ids(sim)
+        await wait_for(lambda: all(client.tracker.high(s) == last[s] for s in SYMBOLS), what="catch-up")
+        await wait_for(lambda: client.tracker.missing_count() == 0, what="gaps filled")
+        await asyncio.sleep(0.5)  # a status write after the last gap
+        feed.stop()
+        await task
+
+    def stored() -> dict[str, tuple[int, int, int, int]]:
+        from django.db.models import Count, Max, Min
+
+        rows = TickRow.objects.values("symbol").annotate(n=Count("id"), lo=Min("trade_id"), hi=Max("trade_id"))
+        return {r["symbol"]: r for r in rows}
+
+    from asgiref.sync import sync_to_async
+
+    rows = await sync_to_async(stored)()
+    for symbol in SYMBOLS:
+        row = rows[symbol]
+        assert row["hi"] == last[symbol]
+        assert row["n"] == last[symbol] - row["lo"] + 1, f"{symbol}: stored {row['n']} of {last[symbol] - row['lo'] + 1}"
+        assert row["lo"] <= sim.exchange.stats()[symbol]["first_id"] + 10_000  # sanity: same exchange
+    status = await sync_to_async(FeedStatus.objects.get)(name=feed.name)
+    assert status.reconnects == 2
+    assert status.malformed == 1
+    assert status.gaps_unfilled == 0
+    assert status.trades_backfilled > 0
+    assert status.gaps_filled >= 2  # the drop's gap and the refusal's
+    totals = await sync_to_async(lambda: {s.name: s.tick_count for s in Symbol.objects.all()})()
+    assert totals == {s: rows[s]["n"] for s in SYMBOLS}
