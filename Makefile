@@ -16,10 +16,14 @@ CHARTJS := static/vendor/chart.umd.min.js
 
 run: setup
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runpairs --host $(HOST) --port $(PORT)
 
+# The demo keeps its simulated market out of the live database.
+demo: export DATABASE_URL ?= sqlite:///demo.sqlite3
 demo: setup
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate
 
 test: setup-dev

@@ -113,6 +113,22 @@ def last_trade_ids(symbols: Iterable[str]) -> dict[str, int]:
     return dict(Symbol.objects.filter(name__in=list(symbols), last_trade_id__isnull=False).values_list("name", "last_trade_id"))
 
 
+def simulation_resume_options() -> dict[str, object]:
+    """Options that let the built-in exchange carry on where the stored data ends.
+
+    A restarted demo then continues each symbol's id sequence and price instead of
+    starting over (which would look like duplicates) or jumping ahead (a gap).
+    """
+    rows = {s.name: s for s in Symbol.objects.filter(name__in=["BTCUSDT", "ETHUSDT"], last_trade_id__isnull=False)}
+    if len(rows) < 2:
+        return {}
+    return {
+        "first_ids": {name: row.last_trade_id + 1 for name, row in rows.items()},
+        "y_start": rows["BTCUSDT"].last_price,
+        "x_start": rows["ETHUSDT"].last_price,
+    }
+
+
 def feed_symbols() -> list[str]:
     """The symbols the feed should follow."""
     return sorted(set(settings.INGEST_DEFAULT_SYMBOLS))

@@ -41,7 +41,7 @@ import time
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import SplitResult, parse_qs, urlsplit
@@ -596,6 +596,7 @@ class PairScenario:
         split: float = 0.6,
         symbols: tuple[str, str] = ("BTCUSDT", "ETHUSDT"),
         id_offset: int = 0,
+        first_ids: Mapping[str, int] | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -605,7 +606,12 @@ class PairScenario:
             raise ValueError("split must be between 0 and 1")
         if shock_every is not None and shock_every <= 0:
             raise ValueError("shock_every must be positive")
-        self.specs = (symbol_spec(symbols[0], id_offset=id_offset), symbol_spec(symbols[1], id_offset=id_offset))
+        # ``first_ids`` lets an exchange continue a stored sequence (``runpairs
+        # --simulate`` after a restart), so nothing looks missing or duplicated.
+        specs = [symbol_spec(symbol, id_offset=id_offset) for symbol in symbols]
+        if first_ids:
+            specs = [dataclasses.replace(sp, first_id=first_ids.get(sp.symbol, sp.first_id)) for sp in specs]
+        self.specs = (specs[0], specs[1])
         self.unpaced = False
         self.rate = float(rate)
         self.mean_reverting = mean_reverting
@@ -808,7 +814,9 @@ def make_scenario(name: str, *, rate: float = 50.0, seed: int | None = None, **o
     if name == "random_walk":
         return PairScenario(rate=rate, seed=seed, mean_reverting=False, **options)
     if name == "replay":
-        options.pop("id_offset", None)  # replay keeps the recorded ids
+        # Replay keeps the recorded ids and prices.
+        for name in ("id_offset", "first_ids", "x_start", "y_start"):
+            options.pop(name, None)
         return ReplayScenario(**options)
     raise ValueError(f"unknown scenario {name!r} (expected one of {', '.join(SCENARIOS)})")
 

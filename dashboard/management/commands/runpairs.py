@@ -14,12 +14,13 @@ import asyncio
 import logging
 from argparse import ArgumentParser
 
+from asgiref.sync import sync_to_async
 from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from twisted.internet import defer, reactor
 
-from ingestion.services import Feed
+from ingestion.services import Feed, simulation_resume_options
 
 logger = logging.getLogger("pairs")
 
@@ -65,6 +66,7 @@ class Command(BaseCommand):
                 scenario=self.options["sim_scenario"],
                 rate=self.options["sim_rate"],
                 seed=self.options["sim_seed"],
+                **await sync_to_async(simulation_resume_options)(),
             )
             await self.simulator.start()
             ws_url, rest_url = self.simulator.ws_url, self.simulator.rest_url
