@@ -5,11 +5,17 @@ Bad query parameters are a 400 with a message per field, never a 500.
 
 from __future__ import annotations
 
-from rest_framework import serializers
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics import selectors as analytics_selectors
+from analytics import services as analytics_services
+from analytics.bars import INTERVALS
+from analytics.models import Pair
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
 
@@ -64,3 +70,112 @@ class TickListApi(APIView):
         params.is_valid(raise_exception=True)
         ticks = ingestion_selectors.ticks_recent(**params.validated_data)
         return Response(self.OutputSerializer(ticks, many=True).data)
+
+
+# -- pairs and analytics --------------------------------------------------------
+
+
+class PairSerializer(serializers.ModelSerializer):
+    """Validated by ``Pair.clean`` so the API and the admin give the same messages."""
+
+    class Meta:
+        model = Pair
+        fields = [
+            "id",
+            "symbol_a",
+            "symbol_b",
+            "interval",
+            "window",
+            "min_bars",
+            "entry_z",
+            "exit_z",
+            "min_correlation",
+            "max_adf_pvalue",
+            "active",
+        ]
+        validators: list = []  # uniqueness is checked in validate(), with a readable message
+
+    def validate(self, attrs: dict) -> dict:
+        instance = Pair(**{**self._current(), **attrs})
+        try:
+            instance.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b)
+        clash = Pair.objects.filter(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, interval=instance.interval)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"the pair {instance} exists already (id {clash.first().pk})"]}
+            )
+        return attrs
+
+    def _current(self) -> dict:
+        if self.instance is None:
+            return {}
+        return {f: getattr(self.instance, f) for f in self.Meta.fields if f != "id"}
+
+
+class IsStaffOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_staff)
+
+
+class PairViewSet(viewsets.ModelViewSet):
+    """Pairs: anyone reads, staff writes (validated as in the admin)."""
+
+    queryset = Pair.objects.order_by("id")
+    serializer_class = PairSerializer
+    permission_classes = [IsStaffOrReadOnly]
+
+    @action(detail=True, methods=["get"])
+    def snapshot(self, request: Request, pk: str | None = None) -> Response:
+        pair = self.get_object()
+        return Response(analytics_services.pair_snapshot_current(pair=pair))
+
+    @action(detail=True, methods=["get"])
+    def series(self, request: Request, pk: str | None = None) -> Response:
+        pair = self.get_object()
+        params = SeriesFilterSerializer(data=request.query_params, context={"window": pair.window})
+        params.is_valid(raise_exception=True)
+        series = analytics_services.pair_series_current(pair=pair)
+        limit = params.validated_data.get("limit")
+        if limit is not None:
+            series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
+        return Response(series)
+
+
+class SeriesFilterSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, required=False)
+
+
+class BarListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        symbol = SymbolField()
+        interval = serializers.ChoiceField(choices=list(INTERVALS))
+        start = serializers.IntegerField(min_value=0, required=False)
+        end = serializers.IntegerField(min_value=0, required=False)
+        limit = serializers.IntegerField(min_value=1, max_value=5000, default=500)
+
+        def validate(self, attrs: dict) -> dict:
+            if "start" in attrs and "end" in attrs and attrs["start"] > attrs["end"]:
+                raise serializers.ValidationError({"end": ["end must not be before start"]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        t = serializers.IntegerField(source="open_time")
+        open = serializers.FloatField()
+        high = serializers.FloatField()
+        low = serializers.FloatField()
+        close = serializers.FloatField()
+        volume = serializers.FloatField()
+        trades = serializers.IntegerField()
+
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        bars = analytics_selectors.bars_for_symbol(**params.validated_data)
+        return Response(self.OutputSerializer(bars, many=True).data)

@@ -130,8 +130,10 @@ def simulation_resume_options() -> dict[str, object]:
 
 
 def feed_symbols() -> list[str]:
-    """The symbols the feed should follow."""
-    return sorted(set(settings.INGEST_DEFAULT_SYMBOLS))
+    """The symbols the feed follows: those of the active pairs, else the defaults."""
+    from analytics.selectors import pair_symbols_active
+
+    return sorted(pair_symbols_active() or set(settings.INGEST_DEFAULT_SYMBOLS))
 
 
 def _as_datetime(epoch_seconds: float | None) -> datetime | None:
@@ -246,6 +248,21 @@ class Feed:
             logger.exception("could not save the feed status")
 
     async def _status_loop(self) -> None:
+        follow_every = 5  # status intervals between looks at the active pairs' symbols
+        tick = 0
         while True:
             await self.save_status()
+            if self.symbols is None and tick % follow_every == follow_every - 1:
+                await self._follow_pairs()
+            tick += 1
             await asyncio.sleep(self.status_interval)
+
+    async def _follow_pairs(self) -> None:
+        """A pair added or activated in the admin is subscribed without a restart."""
+        try:
+            symbols = await sync_to_async(feed_symbols)()
+        except Exception:
+            logger.exception("could not read the active pairs' symbols")
+            return
+        if self.client is not None:
+            self.client.set_symbols(symbols)

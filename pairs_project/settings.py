@@ -187,7 +187,18 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# The one schedule: Celery beat runs it in distributed mode, and `runpairs` runs
+# the same tasks on the same cadence in its own event loop (embedded mode).
+CELERY_BEAT_SCHEDULE = {
+    # Every second: new ticks -> 1s/1m/5m bars.
+    "resample-bars": {"task": "analytics.tasks.resample_bars_task", "schedule": 1.0},
+    # Every second, right after resampling: a snapshot per active pair whose window moved.
+    "compute-snapshots": {"task": "analytics.tasks.compute_snapshots_task", "schedule": 1.0},
+    # Every 30 seconds: fetch klines a 1m/5m pair's window still lacks (new pairs).
+    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 30.0},
+    # Every hour: prune history past retention, checkpoint the SQLite WAL.
+    "housekeeping": {"task": "analytics.tasks.housekeeping_task", "schedule": 3600.0},
+}
 
 # REST framework -----------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
@@ -219,6 +230,12 @@ INGEST_BUFFER_TICKS = env_int("INGEST_BUFFER_TICKS", 5000)
 INGEST_FEED_NAME = env_str("INGEST_FEED_NAME", "default")
 # Symbols watched when no pair exists yet (the analytics app adds the pairs' own).
 INGEST_DEFAULT_SYMBOLS = env_list("INGEST_DEFAULT_SYMBOLS", "BTCUSDT,ETHUSDT")
+
+# Analytics ----------------------------------------------------------------
+
+# A leg whose newest bar is more than this many bars behind the window's end is stale.
+ANALYTICS_STALE_BARS = env_int("ANALYTICS_STALE_BARS", 5)
+SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
 
 # Logging ------------------------------------------------------------------
 

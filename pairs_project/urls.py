@@ -1,12 +1,19 @@
 from django.contrib import admin
 from django.urls import path
+from rest_framework.routers import DefaultRouter
 
 from dashboard import api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("api/pairs", api.PairViewSet, basename="pair")
 
 api_patterns = [
     path("api/health/", api.HealthApi.as_view(), name="api-health"),
     path("api/symbols/", api.SymbolListApi.as_view(), name="api-symbols"),
     path("api/ticks/", api.TickListApi.as_view(), name="api-ticks"),
+    path("api/bars/", api.BarListApi.as_view(), name="api-bars"),
+    *router.urls,
 ]
 
 urlpatterns = [

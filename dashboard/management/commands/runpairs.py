@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand
 from twisted.internet import defer, reactor
 
 from ingestion.services import Feed, simulation_resume_options
+from pairs_project.beat import EmbeddedBeat
 
 logger = logging.getLogger("pairs")
 
@@ -42,6 +43,8 @@ class Command(BaseCommand):
         self.simulator = None
         self.feed: Feed | None = None
         self.feed_task: asyncio.Task | None = None
+        self.beat: EmbeddedBeat | None = None
+        self.beat_task: asyncio.Task | None = None
         server = Server(
             get_default_application(),
             endpoints=[f"tcp:port={port}:interface={host}"],
@@ -56,7 +59,6 @@ class Command(BaseCommand):
         server.run()
 
     async def start(self) -> None:
-        ws_url = rest_url = None
         if self.simulate:
             from ingestion.simulator import Simulator
 
@@ -69,13 +71,20 @@ class Command(BaseCommand):
                 **await sync_to_async(simulation_resume_options)(),
             )
             await self.simulator.start()
-            ws_url, rest_url = self.simulator.ws_url, self.simulator.rest_url
-            logger.info("simulated exchange at %s", ws_url)
-        self.feed = Feed(ws_url=ws_url, rest_url=rest_url)
+            # Everything in this process that talks to "Binance" talks to the simulator.
+            settings.BINANCE_WS_URL, settings.BINANCE_REST_URL = self.simulator.ws_url, self.simulator.rest_url
+            logger.info("simulated exchange at %s", self.simulator.ws_url)
+        self.feed = Feed()
         self.feed_task = asyncio.ensure_future(self.feed.run())
+        self.beat = EmbeddedBeat()
+        self.beat_task = asyncio.ensure_future(self.beat.run())
 
     async def stop(self) -> None:
         logger.info("shutting down: flushing pending ticks")
+        if self.beat_task is not None:
+            self.beat_task.cancel()
+            await asyncio.gather(self.beat_task, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(None, self.beat.shutdown)
         if self.feed is not None and self.feed_task is not None:
             self.feed.stop()
             await asyncio.gather(self.feed_task, return_exceptions=True)

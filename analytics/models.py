@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Interval(models.TextChoices):
+    S1 = "1s", "1 second"
+    M1 = "1m", "1 minute"
+    M5 = "5m", "5 minutes"
+
+
+class Pair(models.Model):
+    """Two symbols watched together; y = symbol_a, x = symbol_b (ANALYTICS.md).
+
+    Thresholds are read on every analytics cycle, so an edit in the admin applies
+    within a second, without a restart.
+    """
+
+    symbol_a = models.CharField(max_length=30, help_text="y: the leg regressed on the other, e.g. BTCUSDT")
+    symbol_b = models.CharField(max_length=30, help_text="x: the hedge leg, e.g. ETHUSDT")
+    interval = models.CharField(max_length=2, choices=Interval.choices, default=Interval.S1)
+    window = models.PositiveIntegerField(default=300, help_text="bars in the statistics window (>= 10)")
+    min_bars = models.PositiveIntegerField(default=100, help_text="bars needed before any statistic is shown")
+    entry_z = models.FloatField(default=2.0, help_text="|z| above this (with the other gates) is an entry")
+    exit_z = models.FloatField(default=0.5, help_text="|z| below this re-arms the rule and closes an entry")
+    min_correlation = models.FloatField(default=0.6, help_text="returns correlation needed to alert")
+    max_adf_pvalue = models.FloatField(default=0.05, help_text="ADF p-value of the spread must be below this")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol_a", "symbol_b", "interval"], name="pair_symbols_interval_uniq"),
+            models.CheckConstraint(condition=~models.Q(symbol_a=models.F("symbol_b")), name="pair_two_symbols"),
+            models.CheckConstraint(condition=models.Q(window__gte=10), name="pair_window_gte_10"),
+            models.CheckConstraint(condition=models.Q(min_bars__lte=models.F("window")), name="pair_min_bars_lte_window"),
+            models.CheckConstraint(
+                condition=models.Q(exit_z__gte=0, entry_z__gt=models.F("exit_z")), name="pair_entry_gt_exit_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_adf_pvalue__gt=0, max_adf_pvalue__lte=1), name="pair_adf_pvalue_in_0_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_correlation__gte=-1, min_correlation__lte=1), name="pair_correlation_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_a}/{self.symbol_b} {self.interval}"
+
+    @property
+    def symbols(self) -> tuple[str, str]:
+        return (self.symbol_a, self.symbol_b)
+
+    def clean(self) -> None:
+        """One clear message per impossible setting (the admin and the API show them)."""
+        from ingestion.binance import normalize_symbol
+
+        errors: dict[str, str] = {}
+        for field in ("symbol_a", "symbol_b"):
+            try:
+                setattr(self, field, normalize_symbol(getattr(self, field) or ""))
+            except ValueError as exc:
+                errors[field] = str(exc)
+        if not errors and self.symbol_a == self.symbol_b:
+            errors["symbol_b"] = "A pair needs two different symbols."
+        if self.window is not None and self.window < 10:
+            errors["window"] = "The window must hold at least 10 bars."
+        if self.min_bars is not None and self.window is not None and self.min_bars > self.window:
+            errors["min_bars"] = f"min_bars ({self.min_bars}) cannot exceed the window ({self.window})."
+        if self.min_bars is not None and self.min_bars < 3:
+            errors["min_bars"] = "min_bars must be at least 3."
+        if self.exit_z is not None and self.exit_z < 0:
+            errors["exit_z"] = "exit_z cannot be negative."
+        if self.entry_z is not None and self.exit_z is not None and self.entry_z <= self.exit_z:
+            errors["entry_z"] = f"entry_z ({self.entry_z}) must be greater than exit_z ({self.exit_z})."
+        if self.max_adf_pvalue is not None and not 0 < self.max_adf_pvalue <= 1:
+            errors["max_adf_pvalue"] = "max_adf_pvalue must be in (0, 1]."
+        if self.min_correlation is not None and not -1 <= self.min_correlation <= 1:
+            errors["min_correlation"] = "min_correlation must be between -1 and 1."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Bar(models.Model):
+    """One OHLC bar, built from stored ticks only (so a rebuild gives the same row)."""
+
+    symbol = models.CharField(max_length=30)
+    interval = models.CharField(max_length=2, choices=Interval.choices)
+    open_time = models.BigIntegerField(help_text="ms since the epoch, a multiple of the interval")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+    trades = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="bar_symbol_interval_time_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} @ {self.open_time}"
+
+
+class Snapshot(models.Model):
+    """The history of computed snapshots (the latest also lives in the cache)."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="snapshots")
+    as_of = models.BigIntegerField(help_text="open time of the newest bar in the window, ms")
+    ready = models.BooleanField(default=False)
+    zscore = models.FloatField(null=True, blank=True)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "as_of"], name="snapshot_pair_as_of_uniq")]
+        indexes = [models.Index(fields=["created_at"], name="snapshot_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.pair} @ {self.as_of}"
+
+
+class Watermark(models.Model):
+    """How far a periodic job has read (e.g. the last tick id resampled)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    value = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"

@@ -1,0 +1,322 @@
+"""Analytics work that touches the database or the cache: bars, snapshots, warm-up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from ingestion.models import Tick
+
+from . import selectors
+from .bars import INTERVALS, affected_spans, build_bars, last_closed_open_time
+from .models import Bar, Pair, Snapshot, Watermark
+from .stats import pair_stats, zscore_series
+
+logger = logging.getLogger(__name__)
+
+TICK_WATERMARK = "resample.tick_id"
+EVENT_TIME_WATERMARK = "resample.event_time"
+_BAR_FIELDS = ["open", "high", "low", "close", "volume", "trades"]
+_TICK_COLUMNS = ("timestamp", "symbol", "price", "quantity", "trade_id")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# -- resampling ---------------------------------------------------------------
+
+
+def bars_resample(*, max_ticks: int = 200_000) -> int:
+    """Turn the ticks stored since the last run into 1s/1m/5m bars; return how many were read.
+
+    Every bar a new tick falls in is rebuilt from all of its stored ticks and
+    upserted, so a late (backfilled) tick re-opens its bar and the rows always
+    equal a rebuild from scratch.
+    """
+    watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
+    rows = list(
+        Tick.objects.filter(id__gt=watermark.value).order_by("id").values_list("id", *_TICK_COLUMNS)[:max_ticks]
+    )
+    if not rows:
+        return 0
+    new_ticks = [row[1:] for row in rows]
+    with transaction.atomic():
+        for interval in INTERVALS:
+            stored: list[tuple] = []
+            for symbol, spans in affected_spans(new_ticks, interval).items():
+                for start, end in spans:
+                    stored.extend(
+                        Tick.objects.filter(symbol=symbol, timestamp__gte=start, timestamp__lt=end).values_list(
+                            *_TICK_COLUMNS
+                        )
+                    )
+            bars_upsert(build_bars(stored, interval))
+        watermark.value = rows[-1][0]
+        watermark.save(update_fields=["value", "updated_at"])
+        newest = max(row[1] for row in rows)
+        event, _ = Watermark.objects.get_or_create(name=EVENT_TIME_WATERMARK)
+        if newest > event.value:
+            event.value = newest
+            event.save(update_fields=["value", "updated_at"])
+    return len(rows)
+
+
+def bars_upsert(bars: list) -> None:
+    Bar.objects.bulk_create(
+        [Bar(**bar._asdict()) for bar in bars],
+        update_conflicts=True,
+        unique_fields=["symbol", "interval", "open_time"],
+        update_fields=_BAR_FIELDS,
+        batch_size=2000,
+    )
+
+
+def event_time() -> int | None:
+    """Newest trade time the bars have seen (ms), the clock that closes bars."""
+    value = Watermark.objects.filter(name=EVENT_TIME_WATERMARK).values_list("value", flat=True).first()
+    return value or None
+
+
+# -- snapshots ----------------------------------------------------------------
+
+_STAT_FIELDS = (
+    "hedge_ratio",
+    "intercept",
+    "r_squared",
+    "spread",
+    "spread_mean",
+    "spread_std",
+    "zscore",
+    "correlation",
+    "price_correlation",
+    "adf_stat",
+    "adf_pvalue",
+    "adf_lag",
+    "coint_pvalue",
+    "half_life",
+    "quality_score",
+)
+
+
+def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | None) -> tuple[dict[str, Any], dict]:
+    """The snapshot and chart series of ``pair`` on its window of closed bars.
+
+    Follows ANALYTICS.md: aligned closes (forward fill, leading points dropped),
+    the last ``window`` grid points ending at the newest closed bar, statistics
+    only once ``n >= min_bars``. A leg whose newest own bar is more than
+    ``ANALYTICS_STALE_BARS`` intervals behind ``as_of`` marks the snapshot stale.
+    """
+    from .bars import align_closes
+
+    interval_ms = INTERVALS[pair.interval]
+    closed = last_closed_open_time(event_time_ms, interval_ms, now_ms=now)
+    aligned = None
+    if closed is not None:
+        legs = [
+            selectors.closes_window(symbol=symbol, interval=pair.interval, as_of=closed, limit=pair.window)
+            for symbol in pair.symbols
+        ]
+        aligned = align_closes(legs[0], legs[1], as_of=closed, window=pair.window)
+    n = aligned.n if aligned is not None else 0
+    ready = n >= pair.min_bars
+    as_of = int(aligned.times[-1]) if n else None
+    stale_legs = []
+    if aligned is not None and closed is not None:
+        for symbol, last in ((pair.symbol_a, aligned.last_a), (pair.symbol_b, aligned.last_b)):
+            if last is None or (closed - last) // interval_ms > settings.ANALYTICS_STALE_BARS:
+                stale_legs.append(symbol)
+    snapshot: dict[str, Any] = {
+        "pair": pair.id,
+        "symbol_a": pair.symbol_a,
+        "symbol_b": pair.symbol_b,
+        "as_of": as_of,
+        "interval": pair.interval,
+        "n": n,
+        "window": pair.window,
+        "ready": ready,
+        "warmup": {"bars": n, "required": pair.min_bars},
+        "stale": bool(stale_legs),
+        "stale_legs": stale_legs,
+        "price_a": float(aligned.y[-1]) if n else None,
+        "price_b": float(aligned.x[-1]) if n else None,
+        **dict.fromkeys(_STAT_FIELDS),
+        "quality": None,
+        "thresholds": {
+            "entry_z": pair.entry_z,
+            "exit_z": pair.exit_z,
+            "min_correlation": pair.min_correlation,
+            "max_adf_pvalue": pair.max_adf_pvalue,
+        },
+        "computed_at": now_ms(),
+    }
+    spread = zscores = None
+    if ready:
+        stats = pair_stats(aligned.y, aligned.x)
+        snapshot.update({name: getattr(stats, name) for name in _STAT_FIELDS})
+        snapshot["quality"] = stats.quality
+        if stats.hedge_ratio is not None:
+            spread = aligned.y - stats.hedge_ratio * aligned.x
+            zscores = zscore_series(spread, stats.spread_mean, stats.spread_std)
+    series = {
+        "pair": pair.id,
+        "as_of": as_of,
+        "t": aligned.times.tolist() if n else [],
+        "price_a": aligned.y.tolist() if n else [],
+        "price_b": aligned.x.tolist() if n else [],
+        "spread": _floats(spread, n),
+        "zscore": _floats(zscores, n),
+    }
+    return snapshot, series
+
+
+def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
+    """Compute, cache, record and publish the snapshot of every active pair whose window moved."""
+    from dashboard.broadcast import broadcast_snapshot
+
+    now = now_ms() if now is None else now
+    event = event_time()
+    published = []
+    for pair in selectors.pairs_active():
+        previous = selectors.snapshot_cached(pair.id)
+        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=event, now=now)
+        unchanged = (
+            previous is not None
+            and previous.get("as_of") == snapshot["as_of"]
+            and previous.get("n") == snapshot["n"]
+            and previous.get("thresholds") == snapshot["thresholds"]
+            and previous.get("stale") == snapshot["stale"]
+        )
+        if unchanged and not force:
+            continue
+        snapshot_store(snapshot=snapshot, series=series)
+        broadcast_snapshot(pair.id, snapshot)
+        published.append(snapshot)
+    return published
+
+
+def pair_snapshot_current(*, pair: Pair) -> dict[str, Any]:
+    """The latest snapshot: from the cache, or computed now when none is cached (fresh process)."""
+    cached = selectors.snapshot_cached(pair.id)
+    if cached is not None:
+        return cached
+    snapshot, _ = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
+    return snapshot
+
+
+def pair_series_current(*, pair: Pair) -> dict[str, Any]:
+    cached = selectors.series_cached(pair.id)
+    if cached is not None:
+        return cached
+    _, series = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
+    return series
+
+
+def snapshot_store(*, snapshot: dict[str, Any], series: dict) -> None:
+    pair_id = snapshot["pair"]
+    cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot, timeout=None)
+    cache.set(selectors.SERIES_KEY.format(pair_id=pair_id), series, timeout=None)
+    if snapshot["as_of"] is not None:
+        Snapshot.objects.bulk_create(
+            [
+                Snapshot(
+                    pair_id=pair_id,
+                    as_of=snapshot["as_of"],
+                    ready=snapshot["ready"],
+                    zscore=snapshot["zscore"],
+                    data=snapshot,
+                )
+            ],
+            ignore_conflicts=True,  # another worker already recorded this bar
+        )
+
+
+# -- warm-up from REST klines ---------------------------------------------------
+
+
+def pair_warmup_from_klines(*, pair: Pair, rest_url: str | None = None, now: int | None = None) -> int:
+    """Fetch the closed klines a 1m/5m pair's window still lacks; return the bars stored.
+
+    Binance serves history as klines, so a 1m or 5m pair is ready at once
+    instead of after hours. The in-progress kline is dropped. Kline bars never
+    replace bars built from stored ticks (those are the truth once we have them).
+    """
+    if pair.interval == "1s":
+        return 0
+    rest_url = rest_url or settings.BINANCE_REST_URL
+    interval_ms = INTERVALS[pair.interval]
+    now = now_ms() if now is None else now
+    stored = 0
+    with httpx.Client(timeout=10.0) as http:
+        for symbol in pair.symbols:
+            have = Bar.objects.filter(symbol=symbol, interval=pair.interval, open_time__gte=now - interval_ms * (pair.window + 1)).count()
+            if have >= pair.window:
+                continue
+            response = http.get(
+                f"{rest_url.rstrip('/')}/fapi/v1/klines",
+                params={"symbol": symbol, "interval": pair.interval, "limit": min(pair.window + 1, 1500)},
+            )
+            response.raise_for_status()
+            rows = orjson.loads(response.content)
+            bars = [
+                Bar(
+                    symbol=symbol,
+                    interval=pair.interval,
+                    open_time=int(row[0]),
+                    open=float(row[1]),
+                    high=float(row[2]),
+                    low=float(row[3]),
+                    close=float(row[4]),
+                    volume=float(row[5]),
+                    trades=int(row[8]),
+                )
+                for row in rows
+                if int(row[0]) + interval_ms <= now  # drop the kline still in progress
+            ]
+            Bar.objects.bulk_create(bars, ignore_conflicts=True, batch_size=2000)
+            stored += len(bars)
+            logger.info("%s: warmed up %s %s with %d klines", pair, symbol, pair.interval, len(bars))
+    return stored
+
+
+def pairs_warmup(*, rest_url: str | None = None) -> int:
+    """Warm up every active 1m/5m pair from klines (idempotent; cheap when nothing is missing)."""
+    total = 0
+    for pair in selectors.pairs_active():
+        try:
+            total += pair_warmup_from_klines(pair=pair, rest_url=rest_url)
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("%s: klines warm-up failed (%s); will retry", pair, exc)
+    return total
+
+
+# -- housekeeping -------------------------------------------------------------
+
+
+def housekeeping(*, batch: int = 5000) -> dict[str, int]:
+    """Prune snapshot history past its retention, in small batches; checkpoint SQLite's WAL."""
+    cutoff = now_ms() - settings.SNAPSHOT_RETENTION_SECONDS * 1000
+    deleted = 0
+    while True:
+        ids = list(Snapshot.objects.filter(as_of__lt=cutoff).values_list("id", flat=True)[:batch])
+        if not ids:
+            break
+        deleted += Snapshot.objects.filter(id__in=ids).delete()[0]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {"snapshots_deleted": deleted}
