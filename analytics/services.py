@@ -245,6 +245,25 @@ def snapshot_store(*, snapshot: dict[str, Any], series: dict) -> None:
         )
 
 
+# -- pairs ------------------------------------------------------------------
+
+
+def pair_upsert(*, symbol_a: str, symbol_b: str, interval: str = "1s", **fields: Any) -> tuple[Pair, bool]:
+    """Create the pair (or update its settings and activate it), validated like the admin form."""
+    pair = Pair(symbol_a=symbol_a, symbol_b=symbol_b, interval=interval, **fields)
+    pair.full_clean(validate_unique=False, validate_constraints=False)  # also normalises the symbols
+    existing = Pair.objects.filter(symbol_a=pair.symbol_a, symbol_b=pair.symbol_b, interval=pair.interval).first()
+    if existing is None:
+        pair.save()
+        return pair, True
+    for name, value in fields.items():
+        setattr(existing, name, value)
+    existing.active = True
+    existing.full_clean(validate_unique=False, validate_constraints=False)
+    existing.save()
+    return existing, False
+
+
 # -- warm-up from REST klines ---------------------------------------------------
 
 

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Bar, Pair, Snapshot
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    """Thresholds are validated by ``Pair.clean`` and apply on the next cycle."""
+
+    list_display = ["__str__", "window", "min_bars", "entry_z", "exit_z", "min_correlation", "max_adf_pvalue", "active"]
+    list_editable = ["active"]
+    list_filter = ["active", "interval"]
+    fieldsets = [
+        (None, {"fields": ["symbol_a", "symbol_b", "interval", "active"]}),
+        ("Window", {"fields": ["window", "min_bars"]}),
+        ("Alert thresholds", {"fields": ["entry_z", "exit_z", "min_correlation", "max_adf_pvalue"]}),
+    ]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Bar)
+class BarAdmin(ReadOnlyAdmin):
+    list_display = ["symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "trades"]
+    list_filter = ["interval", "symbol"]
+    show_full_result_count = False
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["pair", "as_of", "ready", "zscore", "created_at"]
+    list_filter = ["pair", "ready"]
+    show_full_result_count = False

@@ -1,0 +1,241 @@
+"""Resampling and snapshots through the database, against pandas and statsmodels."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from django.core.cache import cache
+from statsmodels.tsa.stattools import adfuller, coint
+
+from analytics import selectors, services
+from analytics.models import Bar, Pair, Snapshot, Watermark
+from ingestion.binance import Tick, parse_frame
+from ingestion.services import ticks_store
+
+pytestmark = pytest.mark.django_db
+
+T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_pair(**fields) -> Pair:
+    """The BTCUSDT/ETHUSDT 1s pair (the default pair exists after migrating) with these settings."""
+    pair, _ = Pair.objects.update_or_create(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s", defaults=fields)
+    return pair
+
+
+def cointegrated_ticks(seconds: int, *, seed: int = 1, hedge_ratio: float = 20.0, half_life: float = 10.0) -> list[Tick]:
+    """Two ticks a second per symbol: BTC = 500 + hedge_ratio * ETH + OU spread (half-life in seconds)."""
+    rng = np.random.default_rng(seed)
+    phi = 0.5 ** (1 / half_life)
+    x = 3000 + np.cumsum(rng.normal(0, 6.0, seconds))
+    s = np.zeros(seconds)
+    for k in range(1, seconds):
+        s[k] = phi * s[k - 1] + rng.normal(0, 4.0)
+    y = 500 + hedge_ratio * x + s
+    ticks = []
+    for k in range(seconds):
+        for j, offset in enumerate((150, 700)):
+            ts = T0 + k * 1000 + offset
+            ticks.append(Tick(ts, "ETHUSDT", round(float(x[k]) + j * 0.01, 2), 0.5, 4_000_000 + 2 * k + j))
+            ticks.append(Tick(ts + 20, "BTCUSDT", round(float(y[k]) + j * 0.1, 1), 0.01, 5_000_000 + 2 * k + j))
+    return ticks
+
+
+def store_and_resample(ticks: list[Tick], batch: int = 5000) -> None:
+    for i in range(0, len(ticks), batch):
+        ticks_store(ticks[i : i + batch])
+        services.bars_resample()
+
+
+def stored_bars(interval: str) -> pd.DataFrame:
+    rows = Bar.objects.filter(interval=interval).values(
+        "symbol", "open_time", "open", "high", "low", "close", "volume", "trades"
+    )
+    return pd.DataFrame(list(rows)).sort_values(["symbol", "open_time"]).reset_index(drop=True)
+
+
+def pandas_bars(ticks: list[Tick], interval: str) -> pd.DataFrame:
+    """The independent reference: pandas resample of the same ticks."""
+    rule = {"1s": "1s", "1m": "1min", "5m": "5min"}[interval]
+    df = pd.DataFrame(ticks, columns=["timestamp", "symbol", "price", "quantity", "trade_id"])
+    df = df.sort_values(["timestamp", "trade_id"])
+    frames = []
+    for symbol, g in df.groupby("symbol"):
+        g = g.set_index(pd.to_datetime(g["timestamp"], unit="ms"))
+        r = g.resample(rule, label="left", closed="left")
+        out = r["price"].ohlc()
+        out["volume"] = r["quantity"].sum()
+        out["trades"] = r["price"].count()
+        out = out[out["trades"] > 0].reset_index(names="time")
+        out["open_time"] = out["time"].astype("datetime64[ms]").astype("int64")
+        out["symbol"] = symbol
+        frames.append(out)
+    ref = pd.concat(frames)[["symbol", "open_time", "open", "high", "low", "close", "volume", "trades"]]
+    return ref.sort_values(["symbol", "open_time"]).reset_index(drop=True)
+
+
+def assert_bars_equal(got: pd.DataFrame, ref: pd.DataFrame) -> None:
+    assert len(got) == len(ref)
+    pd.testing.assert_frame_equal(
+        got[["symbol", "open_time", "trades"]], ref[["symbol", "open_time", "trades"]], check_dtype=False
+    )
+    for column in ("open", "high", "low", "close"):
+        np.testing.assert_array_equal(got[column].to_numpy(), ref[column].to_numpy())
+    np.testing.assert_allclose(got["volume"].to_numpy(), ref["volume"].to_numpy(), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def recorded_ticks(recorded_frames) -> list[Tick]:
+    return [parse_frame(f) for f in recorded_frames]
+
+
+@pytest.mark.parametrize("interval", ["1s", "1m", "5m"])
+def test_bars_equal_pandas_resample_on_the_real_recording(recorded_ticks, interval):
+    store_and_resample(recorded_ticks, batch=3000)
+    assert_bars_equal(stored_bars(interval), pandas_bars(recorded_ticks, interval))
+
+
+def test_a_late_tick_rebuilds_its_bar_and_a_rebuild_gives_the_same_rows(recorded_ticks):
+    held_back = recorded_ticks[5000:5040]  # 40 trades that arrive late (a backfill)
+    store_and_resample(recorded_ticks[:5000] + recorded_ticks[5040:], batch=4000)
+    store_and_resample(held_back)
+    for interval in ("1s", "1m"):
+        assert_bars_equal(stored_bars(interval), pandas_bars(recorded_ticks, interval))
+    before = stored_bars("1s")
+    Bar.objects.all().delete()
+    Watermark.objects.all().delete()
+    services.bars_resample(max_ticks=10**6)
+    pd.testing.assert_frame_equal(stored_bars("1s"), before)
+
+
+def test_resampling_reads_only_new_ticks():
+    ticks = cointegrated_ticks(20)
+    store_and_resample(ticks)
+    assert services.bars_resample() == 0
+    assert services.event_time() == max(t.timestamp for t in ticks)
+
+
+def independent_snapshot(pair: Pair, as_of: int) -> dict:
+    """ANALYTICS.md computed with pandas and statsmodels from the stored bars."""
+    rows = pd.DataFrame(list(Bar.objects.filter(interval=pair.interval).values("symbol", "open_time", "close")))
+    closes = rows.pivot(index="open_time", columns="symbol", values="close").sort_index()
+    closes = closes[closes.index <= as_of].ffill().dropna().iloc[-pair.window :]
+    y, x = closes[pair.symbol_a], closes[pair.symbol_b]
+    fit = sm.OLS(y.to_numpy(), sm.add_constant(x.to_numpy())).fit()
+    alpha, beta = fit.params
+    s = y - beta * x
+    mean, std = s.mean(), s.std(ddof=1)
+    adf = adfuller(s.to_numpy(), regression="c", autolag="AIC", result_object=False)
+    ds = s.diff().dropna().to_numpy()
+    hl = sm.OLS(ds, sm.add_constant(s.shift(1).dropna().to_numpy())).fit().params[1]
+    return {
+        "as_of": int(closes.index[-1]),
+        "n": len(closes),
+        "price_a": y.iloc[-1],
+        "price_b": x.iloc[-1],
+        "hedge_ratio": beta,
+        "intercept": alpha,
+        "r_squared": fit.rsquared,
+        "spread": s.iloc[-1],
+        "spread_mean": mean,
+        "spread_std": std,
+        "zscore": (s.iloc[-1] - mean) / std,
+        "correlation": np.log(y).diff().corr(np.log(x).diff()),
+        "price_correlation": y.corr(x),
+        "adf_stat": adf[0],
+        "adf_pvalue": adf[1],
+        "adf_lag": adf[2],
+        "coint_pvalue": coint(y.to_numpy(), x.to_numpy())[1],
+        "half_life": -math.log(2) / hl,
+    }
+
+
+def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
+    pair = make_pair(window=300, min_bars=100)
+    store_and_resample(cointegrated_ticks(400))
+    event = services.event_time()
+    snapshot, series = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=None)
+    expected = independent_snapshot(pair, as_of=event // 1000 * 1000 - 1000)
+    assert snapshot["ready"] is True
+    assert snapshot["n"] == expected["n"] == 300
+    assert snapshot["as_of"] == expected["as_of"]
+    assert snapshot["adf_lag"] == expected["adf_lag"]
+    for name, value in expected.items():
+        assert snapshot[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    # The known answers of the data (hedge ratio 20, half-life 10 bars), loosely.
+    assert snapshot["hedge_ratio"] == pytest.approx(20, rel=0.02)
+    assert 5 < snapshot["half_life"] < 20
+    assert 0 <= snapshot["quality_score"] <= 100
+    # The chart series: equal lengths, the last point is the snapshot.
+    assert {len(series[k]) for k in ("t", "price_a", "price_b", "spread", "zscore")} == {300}
+    assert series["zscore"][-1] == pytest.approx(snapshot["zscore"], rel=1e-9)
+    assert series["spread"][-1] == pytest.approx(snapshot["spread"], rel=1e-9)
+    json.dumps(snapshot, allow_nan=False)
+
+
+def test_every_statistic_is_null_during_warm_up():
+    pair = make_pair(window=300, min_bars=100)
+    store_and_resample(cointegrated_ticks(60))
+    snapshot, series = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    assert snapshot["ready"] is False
+    assert snapshot["warmup"] == {"bars": 59, "required": 100}  # the newest second is not closed yet
+    assert snapshot["price_a"] is not None
+    for name in services._STAT_FIELDS:
+        assert snapshot[name] is None, name
+    assert series["zscore"] == [None] * 59
+    json.dumps(snapshot, allow_nan=False)
+
+
+def test_a_silent_leg_makes_the_snapshot_stale(settings):
+    settings.ANALYTICS_STALE_BARS = 5
+    pair = make_pair(window=100, min_bars=50)
+    ticks = cointegrated_ticks(120)
+    # ETH goes silent for the last 20 seconds while BTC trades on.
+    last_eth = T0 + 100 * 1000
+    store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < last_eth])
+    snapshot, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    assert snapshot["stale"] is True
+    assert snapshot["stale_legs"] == ["ETHUSDT"]
+
+
+def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves():
+    pair = make_pair(window=300, min_bars=100)
+    store_and_resample(cointegrated_ticks(150))
+    now = T0 + 150_000
+    published = services.snapshots_compute(now=now)
+    assert [s["pair"] for s in published] == [pair.id]
+    assert selectors.snapshot_cached(pair.id) == published[0]
+    assert services.snapshots_compute(now=now) == []  # nothing moved
+    pair.entry_z = 3.0
+    pair.save()
+    assert len(services.snapshots_compute(now=now)) == 1  # an admin edit applies on the next cycle
+    assert Snapshot.objects.filter(pair=pair).count() == 1  # one history row per bar
+    assert selectors.snapshot_cached(pair.id)["thresholds"]["entry_z"] == 3.0
+
+
+def test_an_inactive_pair_is_not_computed():
+    make_pair(active=False)
+    store_and_resample(cointegrated_ticks(30))
+    assert services.snapshots_compute(now=T0 + 30_000) == []
+
+
+def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
+    pair = make_pair(window=300, min_bars=10)
+    store_and_resample(cointegrated_ticks(30))
+    event = services.event_time()
+    by_event, _ = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=None)
+    by_clock, _ = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=event + 10_000)
+    assert by_clock["as_of"] == by_event["as_of"] + 1000  # the last second closed by the clock
+    assert by_clock["n"] == by_event["n"] + 1
