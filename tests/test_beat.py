@@ -1,0 +1,65 @@
+"""Embedded mode's beat runs the Celery schedule in-process, in order, off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.conf import settings
+
+from pairs_project.beat import EmbeddedBeat
+
+calls: list[tuple[str, str]] = []
+
+
+def first() -> None:
+    calls.append(("first", threading.current_thread().name))
+
+
+def second() -> None:
+    calls.append(("second", threading.current_thread().name))
+
+
+def broken() -> None:
+    raise RuntimeError("boom")
+
+
+async def test_entries_of_one_period_run_in_order_in_a_worker_thread():
+    calls.clear()
+    beat = EmbeddedBeat(
+        {
+            "a": {"task": "tests.test_beat.first", "schedule": 0.1},
+            "b": {"task": "tests.test_beat.second", "schedule": 0.1},
+            "c": {"task": "tests.test_beat.broken", "schedule": 0.1},
+        }
+    )
+    task = asyncio.create_task(beat.run())
+    await asyncio.sleep(0.35)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    beat.shutdown()
+    names = [name for name, _ in calls]
+    assert names[:4] == ["first", "second", "first", "second"]
+    assert 3 <= beat.runs["a"] <= 5
+    assert beat.failures["c"] == beat.runs["a"]  # a failing task is logged and the cycle goes on
+    assert all(thread != threading.main_thread().name for _, thread in calls)
+
+
+def test_the_one_schedule_names_real_tasks_with_their_cadence():
+    beat = EmbeddedBeat()
+    assert {period: [name for name, _ in entries] for period, entries in beat.groups.items()} == {
+        1.0: ["resample-bars", "compute-snapshots"],
+        30.0: ["warmup-pairs"],
+        3600.0: ["housekeeping"],
+    }
+    beat.shutdown()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"].startswith("analytics.tasks.")
+
+
+def test_cron_schedules_are_refused_in_embedded_mode():
+    from celery.schedules import crontab
+
+    with pytest.raises(ValueError, match="interval schedules only"):
+        EmbeddedBeat({"x": {"task": "tests.test_beat.first", "schedule": crontab()}})
