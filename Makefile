@@ -30,7 +30,8 @@ test: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py $(BENCH_ARGS)
+	$(PY) bench/analytics.py
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, django_on_fresh_database, remove
+
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
@@ -151,16 +149,8 @@ def main() -> None:
     parser.add_argument("--soak-rate", type=float, default=2000.0, help="trades per second in the soak")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="pairs-bench-"))
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'template.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pairs_project.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
+    workdir = django_on_fresh_database("ingest")
     from django.conf import settings
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
     from django.db import connection
 
     connection.close()
@@ -196,7 +186,7 @@ def main() -> None:
                 f"ratio end/start {end / start:.3f})"
             )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove(workdir)
 
 
 if __name__ == "__main__":

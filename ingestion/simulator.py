@@ -17,7 +17,10 @@ Ornstein-Uhlenbeck spread), ``random_walk`` (same, but the spread wanders) or
 ``replay`` (a real recording, re-stamped to now). The exchange keeps a bounded
 per-symbol history in flat arrays, which is what REST serves; older trades are
 forgotten exactly like Binance's history window, so the client can meet a gap
-it cannot fill.
+it cannot fill. Klines of the pair scenarios also reach back before the start:
+``PREHISTORY_BARS`` synthetic candles per interval of ``PREHISTORY_INTERVALS``
+(the scenario's model run backward from its starting prices), so an app can warm
+up a 1m or 5m window at once; aggTrades have no such history.
 
 Use it from tests::
 
@@ -90,6 +93,16 @@ INTERVALS: dict[str, int] = {
     "3d": 259_200_000,
     "1w": 604_800_000,
 }
+
+#: Candles of synthetic pre-history the pair scenarios serve before their start,
+#: per interval (enough for a full 1500-bar window at once). Longer intervals
+#: get none: 1500 of them would span months, where the scenario's arithmetic
+#: random walk is no longer a sane price model (it can reach zero).
+PREHISTORY_BARS = 1500
+PREHISTORY_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h")
+_PREHISTORY_WIDTHS = frozenset(INTERVALS[name] for name in PREHISTORY_INTERVALS)
+# Mixed into the pre-history's seed, next to the scenario seed and the interval.
+_PREHISTORY_TAG = 0x50524548
 
 # Route prefixes of Binance's split endpoints (fstream.binance.com/market/...).
 _ROUTE_PREFIXES = ("/market", "/public")
@@ -173,7 +186,7 @@ class _Book:
     Ids are implicit: the trade at index ``i`` has id ``base_id + i``.
     """
 
-    __slots__ = ("spec", "base_id", "times", "prices", "qtys", "generated")
+    __slots__ = ("spec", "base_id", "times", "prices", "qtys", "generated", "first_time")
 
     def __init__(self, spec: SymbolSpec) -> None:
         self.spec = spec
@@ -182,10 +195,32 @@ class _Book:
         self.prices = array("d")
         self.qtys = array("d")
         self.generated = 0
+        self.first_time: int | None = None  # of the first trade ever, forgotten or not
 
     @property
     def next_id(self) -> int:
         return self.base_id + len(self.times)
+
+
+class Candles(NamedTuple):
+    """Consecutive candles of one symbol as parallel arrays, oldest first.
+
+    As a pre-history (synthetic candles before the exchange's start), prices
+    are on the symbol's tick grid and the last close is the starting price.
+    """
+
+    opens: np.ndarray
+    highs: np.ndarray
+    lows: np.ndarray
+    closes: np.ndarray
+    volume: np.ndarray
+    quote: np.ndarray
+    trades: np.ndarray
+
+
+#: ``source(symbol, interval_ms)``: the pre-history of ``symbol`` at that
+#: interval, or None when there is none.
+PrehistorySource = Callable[[str, int], "Candles | None"]
 
 
 class ApiError(Exception):
@@ -221,8 +256,22 @@ class Exchange:
         self.connections = 0
         self.connections_total = 0
         self.faults: Counter[str] = Counter()
+        self._prehistory: PrehistorySource | None = None
+        self._prehistory_start: int | None = None
         for spec in specs:
             self.add_symbol(spec)
+
+    def set_prehistory(self, source: PrehistorySource | None, *, start_ms: int | None = None) -> None:
+        """Serve ``source``'s synthetic candles as klines before the start.
+
+        The start is ``start_ms`` (the scenario's time 0) or, if that is None or
+        later, the first trade ever recorded. The pre-history's candles end with
+        the one before the candle holding the start; that candle and the later
+        ones are built from trades. ``source(symbol, interval_ms)`` returns a
+        ``Candles`` or None (no pre-history for that symbol or interval).
+        """
+        self._prehistory = source
+        self._prehistory_start = start_ms
 
     # -- symbols -------------------------------------------------------------
 
@@ -263,6 +312,8 @@ class Exchange:
             book.base_id = tid = trade_id
         if times and timestamp < times[-1]:
             timestamp = times[-1]
+        if book.first_time is None:
+            book.first_time = timestamp
         times.append(timestamp)
         book.prices.append(price)
         book.qtys.append(quantity)
@@ -336,14 +387,18 @@ class Exchange:
         limit: int = 500,
         now_ms: int | None = None,
     ) -> list[list[Any]]:
-        """Klines as ``GET /fapi/v1/klines`` answers them, built from the kept trades.
+        """Klines as ``GET /fapi/v1/klines`` answers them, ascending by open time.
 
         Rows are ``[openTime, "open", "high", "low", "close", "volume", closeTime,
         "quoteVolume", trades, "takerBuyBase", "takerBuyQuote", "0"]``. Candles
         run from the one holding the oldest kept trade to the one holding "now"
         (the last is in progress); a candle without trades repeats the previous
-        close with zero volume. ``start_time`` selects candles opening at or after
-        it, ``end_time`` candles opening at or before it.
+        close with zero volume. With a pre-history (``set_prehistory``) its
+        synthetic candles come first and the trade-built ones start at the
+        candle holding the start (unless trades have been forgotten since: then
+        from the oldest kept one, leaving a hole). ``start_time`` selects candles
+        opening at or after it, ``end_time`` candles opening at or before it;
+        of those, the first ``limit`` with ``start_time``, else the last.
         """
         try:
             width = INTERVALS[interval]
@@ -353,26 +408,100 @@ class Exchange:
         times = book.times
         first = self._window(book)
         n = len(times)
-        if first >= n:
-            return []
+        forgotten = book.generated - (n - first) > 0
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        oldest_open = times[first] // width * width
-        newest_open = max(now_ms, times[n - 1]) // width * width
-        lo_open, hi_open = oldest_open, newest_open
-        if end_time is not None:
-            hi_open = min(hi_open, end_time // width * width)
-        if start_time is not None:
-            lo_open = max(lo_open, -(-start_time // width) * width)
-            hi_open = min(hi_open, lo_open + (limit - 1) * width)
-        else:
-            lo_open = max(lo_open, hi_open - (limit - 1) * width)
-        if lo_open > hi_open:
+
+        pre: Candles | None = None
+        anchor_open = 0
+        if self._prehistory is not None:
+            starts = [t for t in (self._prehistory_start, book.first_time) if t is not None]
+            if starts:
+                anchor_open = min(starts) // width * width
+                pre = self._prehistory(symbol, width)
+
+        # Candles on offer, as runs of consecutive open times: (first, last, pre?).
+        runs: list[tuple[int, int, bool]] = []
+        if pre is not None and len(pre.closes):
+            runs.append((anchor_open - len(pre.closes) * width, anchor_open - width, True))
+        if first < n or (pre is not None and not forgotten):
+            live_lo = times[first] // width * width if first < n else anchor_open
+            if pre is not None and not forgotten:
+                live_lo = min(live_lo, anchor_open)
+            newest = max(now_ms, times[n - 1]) if first < n else now_ms
+            runs.append((live_lo, newest // width * width, False))
+
+        lo_bound = -(-start_time // width) * width if start_time is not None else -math.inf
+        hi_bound = end_time // width * width if end_time is not None else math.inf
+        clipped = [(max(lo, lo_bound), min(hi, hi_bound), is_pre) for lo, hi, is_pre in runs]
+        clipped = [(int(lo), int(hi), is_pre) for lo, hi, is_pre in clipped if lo <= hi]
+        # Keep ``limit`` candles: the first ones after startTime, else the last ones.
+        chosen: list[tuple[int, int, bool]] = []
+        left = limit
+        for lo, hi, is_pre in clipped if start_time is not None else reversed(clipped):
+            if left <= 0:
+                break
+            take = min(left, (hi - lo) // width + 1)
+            left -= take
+            if start_time is not None:
+                chosen.append((lo, lo + (take - 1) * width, is_pre))
+            else:
+                chosen.insert(0, (hi - (take - 1) * width, hi, is_pre))
+        if not chosen:
             return []
+
+        parts: list[tuple[np.ndarray, ...]] = []
+        for lo, hi, is_pre in chosen:
+            if is_pre:
+                assert pre is not None
+                k0 = (lo - (anchor_open - len(pre.closes) * width)) // width
+                k1 = k0 + (hi - lo) // width + 1
+                parts.append(tuple(column[k0:k1] for column in pre))
+            else:
+                carry = float(pre.closes[-1]) if pre is not None and not forgotten else math.nan
+                parts.append(self._trade_candles(book, lo, hi, width, carry))
+        columns = (np.concatenate(column) for column in zip(*parts, strict=True))
+        opens, highs, lows, closes, volume, quote, trades = columns
+        open_times = [t for lo, hi, _ in chosen for t in range(lo, hi + 1, width)]
+
+        spec = book.spec
+        pp, qp = spec.price_precision, spec.quantity_precision
+        rows: list[list[Any]] = []
+        for k, open_time in enumerate(open_times):
+            vol = f"{volume[k]:.{qp}f}"
+            quote_vol = f"{quote[k]:.{pp + qp}f}"
+            rows.append(
+                [
+                    open_time,
+                    f"{opens[k]:.{pp}f}",
+                    f"{highs[k]:.{pp}f}",
+                    f"{lows[k]:.{pp}f}",
+                    f"{closes[k]:.{pp}f}",
+                    vol,
+                    open_time + width - 1,
+                    quote_vol,
+                    int(trades[k]),
+                    # Every simulated trade is a taker buy (m is false).
+                    vol,
+                    quote_vol,
+                    "0",
+                ]
+            )
+        return rows
+
+    def _trade_candles(self, book: _Book, lo_open: int, hi_open: int, width: int, carry: float) -> Candles:
+        """OHLCV of the kept trades in the candles opening ``lo_open``..``hi_open``.
+
+        A candle without trades repeats the previous close; before the oldest
+        kept trade that is ``carry`` (the pre-history's last close, or NaN).
+        """
+        times = book.times
+        first = self._window(book)
+        n = len(times)
         count = (hi_open - lo_open) // width + 1
         i0 = bisect.bisect_left(times, lo_open, first, n)
         i1 = bisect.bisect_left(times, hi_open + width, i0, n)
         # The close before the window: what an empty first candle repeats.
-        prev_close = book.prices[i0 - 1] if i0 > first else math.nan
+        prev_close = book.prices[i0 - 1] if i0 > first else carry
 
         t = np.frombuffer(times[i0:i1], dtype=np.int64)
         p = np.frombuffer(book.prices[i0:i1], dtype=np.float64)
@@ -404,32 +533,7 @@ class Exchange:
         opens = np.where(empty, carried, opens)
         highs = np.where(empty, carried, highs)
         lows = np.where(empty, carried, lows)
-
-        spec = book.spec
-        pp, qp = spec.price_precision, spec.quantity_precision
-        rows: list[list[Any]] = []
-        for k in range(count):
-            open_time = lo_open + k * width
-            vol = f"{volume[k]:.{qp}f}"
-            quote_vol = f"{quote[k]:.{pp + qp}f}"
-            rows.append(
-                [
-                    open_time,
-                    f"{opens[k]:.{pp}f}",
-                    f"{highs[k]:.{pp}f}",
-                    f"{lows[k]:.{pp}f}",
-                    f"{closes[k]:.{pp}f}",
-                    vol,
-                    open_time + width - 1,
-                    quote_vol,
-                    int(trades[k]),
-                    # Every simulated trade is a taker buy (m is false).
-                    vol,
-                    quote_vol,
-                    "0",
-                ]
-            )
-        return rows
+        return Candles(opens, highs, lows, closes, volume, quote, trades)
 
     def exchange_info(self, now_ms: int | None = None) -> dict[str, Any]:
         """The ``GET /fapi/v1/exchangeInfo`` body (only what clients look at)."""
@@ -553,6 +657,9 @@ class PairScenario:
     of them on ``y``. Everything is drawn from one seeded generator in fixed
     chunks, so a seed gives the same trades however the consumer paces them.
 
+    ``prehistory`` gives the klines before the start: the same model run
+    backward from the starting prices at candle resolution (see there).
+
     Parameters
     ----------
     rate : float
@@ -621,6 +728,12 @@ class PairScenario:
         self.alpha = y_start - hedge_ratio * x_start
         self.x_volatility = float(x_volatility)
         self.split = split
+        self.x_start = float(x_start)
+        self.y_start = float(y_start)
+        # The pre-history has its own generators (seeded from this and the
+        # interval), so asking for it never changes the trades.
+        self._entropy = np.random.SeedSequence(seed).entropy
+        self._prehistory: dict[int, tuple[Candles, Candles]] = {}
         self._rng = np.random.default_rng(seed)
         self._t = 0.0
         self._x = float(x_start)
@@ -713,6 +826,84 @@ class PairScenario:
             limit -= end - pos
             self._pos = end
         return out
+
+
+    def prehistory(self, symbol: str, interval_ms: int) -> Candles | None:
+        """``PREHISTORY_BARS`` synthetic candles of ``symbol`` ending at the start.
+
+        The scenario's model at candle resolution, run backward in time from
+        ``x_start`` / ``y_start`` (the last candle closes exactly there): ``x``
+        steps by ``x_volatility * sqrt(interval)``, the spread is the exact
+        AR(1) of the Ornstein-Uhlenbeck process over one interval (a stationary
+        Gaussian AR(1) reads the same backward) or, for ``random_walk``, a walk
+        with the same local variance; ``y = alpha + hedge_ratio * x + spread``.
+        Shocks are not replayed. Highs and lows are drawn as the extremes of a
+        Brownian bridge from the open to the close; trades per candle are
+        Poisson, volumes the sum of that many trade sizes (gamma approximation).
+        Deterministic per seed and interval; computed on first use, then cached.
+        None for other symbols and for intervals not in ``PREHISTORY_INTERVALS``.
+        """
+        y_spec, x_spec = self.specs
+        if symbol not in (y_spec.symbol, x_spec.symbol) or interval_ms not in _PREHISTORY_WIDTHS:
+            return None
+        both = self._prehistory.get(interval_ms)
+        if both is None:
+            both = self._prehistory[interval_ms] = self._build_prehistory(interval_ms)
+        return both[0] if symbol == y_spec.symbol else both[1]
+
+    def _build_prehistory(self, interval_ms: int) -> tuple[Candles, Candles]:
+        n = PREHISTORY_BARS
+        dt = interval_ms / 1000.0
+        rng = np.random.default_rng(np.random.SeedSequence([self._entropy, interval_ms, _PREHISTORY_TAG]))
+        zx = rng.standard_normal(n)
+        zs = rng.standard_normal(n)
+        # Points 0..n: candle k opens at point k and closes at point k + 1,
+        # point n being the start. Walk back from it.
+        step_x = self.x_volatility * math.sqrt(dt)
+        x = np.empty(n + 1)
+        x[n] = self.x_start
+        x[:n] = self.x_start - np.cumsum(step_x * zx)[::-1]
+        if self.mean_reverting:
+            a = math.exp(-self.theta * dt)
+            var_s = self.spread_sigma**2 * (1.0 - a * a)
+            noise = (math.sqrt(var_s) * zs).tolist()
+            s = np.empty(n + 1)
+            value = s[n] = 0.0
+            for k in range(n - 1, -1, -1):
+                value = a * value + noise[k]
+                s[k] = value
+        else:
+            var_s = self.spread_sigma**2 * 2.0 * self.theta * dt
+            s = np.empty(n + 1)
+            s[n] = 0.0
+            s[:n] = -np.cumsum(math.sqrt(var_s) * zs)[::-1]
+        y = self.alpha + self.hedge_ratio * x + s
+        y[n] = self.y_start  # exactly, whatever the float error of alpha
+        y_spec, x_spec = self.specs
+        legs = (
+            (y_spec, y, self.hedge_ratio**2 * step_x**2 + var_s, self.split, 0.02),
+            (x_spec, x, step_x**2, 1.0 - self.split, 0.3),
+        )
+        out = []
+        for spec, path, var_bar, share, qty_median in legs:
+            tick = spec.tick_size
+            o, c = path[:-1], path[1:]
+            # Extremes of a Brownian bridge from o to c with variance var_bar:
+            # P(max > m) = exp(-2 (m - o)(m - c) / var_bar).
+            gap2 = (o - c) ** 2
+            high = (o + c + np.sqrt(gap2 + 2.0 * var_bar * rng.exponential(1.0, n))) / 2.0
+            low = (o + c - np.sqrt(gap2 + 2.0 * var_bar * rng.exponential(1.0, n))) / 2.0
+            o, high, low, c = (np.maximum(_round_to(v, tick), tick) for v in (o, high, low, c))
+            trades = np.maximum(rng.poisson(self.rate * share * dt, n), 1)
+            # Trade sizes are lognormal(log(median), 1.2): the sum of ``trades``
+            # of them has mean trades * mean and a squared CV of (e^1.44 - 1) / trades.
+            cv2 = (math.exp(1.2**2) - 1.0) / trades
+            mean = qty_median * math.exp(1.2**2 / 2.0)
+            volume = rng.gamma(1.0 / cv2, mean * trades * cv2)
+            volume = np.maximum(_round_to(volume, spec.step_size), spec.step_size)
+            quote = volume * (o + high + low + c) / 4.0
+            out.append(Candles(o, high, low, c, volume, quote, trades.astype(np.int64)))
+        return out[0], out[1]
 
 
 def _round_to(values: np.ndarray, step: float) -> np.ndarray:
@@ -990,6 +1181,9 @@ class Simulator:
         self.scenario_name = scenario
         self.scenario = make_scenario(scenario, rate=rate, seed=seed, **options)
         self.exchange = Exchange(self.scenario.specs, history_limit=history_limit)
+        # Pair scenarios serve a synthetic pre-history as klines; replay none.
+        self._prehistory: PrehistorySource | None = getattr(self.scenario, "prehistory", None)
+        self.exchange.set_prehistory(self._prehistory)
         self.count = count
         self.blast = blast
         self.step = step
@@ -1029,6 +1223,7 @@ class Simulator:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._origin = self._started_at = time.time()
+        self.exchange.set_prehistory(self._prehistory, start_ms=int(self._origin * 1000))
         self._tasks.append(asyncio.create_task(self._generate(), name="sim-generate"))
         if self.schedule:
             self._tasks.append(asyncio.create_task(self._run_schedule(), name="sim-faults"))

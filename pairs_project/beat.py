@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,6 +21,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 logger = logging.getLogger("pairs.beat")
+
+#: Seconds after each wall-clock boundary at which short-period entries run:
+#: past the tick writer's flush interval (0.25 s), so a bar that ended on the
+#: boundary is closed by a stored tick of the next one.
+PHASE = 0.35
 
 
 def _resolve(dotted: str) -> Callable[[], Any]:
@@ -54,7 +61,13 @@ class EmbeddedBeat:
     async def _every(self, period: float, entries: list[tuple[str, Callable[[], Any]]]) -> None:
         loop = asyncio.get_running_loop()
         executor = self._executors[period]
+        # Short periods run at a fixed phase of the wall clock: PHASE seconds after
+        # each boundary, when the first ticks of the new second are stored and the
+        # bar that just ended can close. Longer periods start at once.
         next_at = loop.time()
+        if period <= 60:
+            wall = time.time()
+            next_at += (math.floor(wall / period) + 1) * period + min(PHASE, period / 2) - wall
         while True:
             for name, task in entries:
                 try:

@@ -35,13 +35,13 @@ async def test_entries_of_one_period_run_in_order_in_a_worker_thread():
         }
     )
     task = asyncio.create_task(beat.run())
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.45)  # up to one period before the first run (phase alignment)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     beat.shutdown()
     names = [name for name, _ in calls]
     assert names[:4] == ["first", "second", "first", "second"]
-    assert 3 <= beat.runs["a"] <= 5
+    assert 2 <= beat.runs["a"] <= 5
     assert beat.failures["c"] == beat.runs["a"]  # a failing task is logged and the cycle goes on
     assert all(thread != threading.main_thread().name for _, thread in calls)
 

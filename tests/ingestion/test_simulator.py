@@ -17,7 +17,15 @@ import websockets
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from ingestion.binance import MalformedFrame, Tick, parse_frame, parse_rest_agg_trades
-from ingestion.simulator import Exchange, PairScenario, Simulator, parse_fault_spec, symbol_spec
+from ingestion.simulator import (
+    INTERVALS,
+    PREHISTORY_BARS,
+    Exchange,
+    PairScenario,
+    Simulator,
+    parse_fault_spec,
+    symbol_spec,
+)
 
 BOTH = "stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
 
@@ -258,7 +266,9 @@ async def test_klines_are_the_ohlcv_of_the_trades():
         assert (taker_base, taker_quote) == (volume, quote)
         previous_close = prices[-1]
     assert sum(row[8] for row in rows) == len(trades)
-    assert sum(row[8] for row in minute.json()) == len(trades)
+    # The 1m klines start with the synthetic pre-history; the rest are the trades'.
+    live = [row for row in minute.json() if row[0] >= trades[0].timestamp // 60_000 * 60_000]
+    assert sum(row[8] for row in live) == len(trades)
     assert bad.status_code == 400 and bad.json() == {"code": -1120, "msg": "Invalid interval."}
 
 
@@ -589,3 +599,180 @@ def test_klines_windows_carry_empty_candles_and_end_with_the_one_in_progress():
         base + 60_000,
     ]
     assert [r[0] for r in exchange.klines("ETHUSDT", "1m", limit=1, now_ms=now)] == [base + 180_000]
+
+
+# -- klines pre-history ------------------------------------------------------------------
+
+START = 1_800_000_012_345  # scenario time 0 of the pre-history tests (not on a candle edge)
+
+
+def prehistory_exchange(scenario: PairScenario, *trades: tuple[str, int, float, float]) -> Exchange:
+    """An exchange serving ``scenario``'s pre-history from START, with some trades after it."""
+    exchange = Exchange(scenario.specs)
+    exchange.set_prehistory(scenario.prehistory, start_ms=START)
+    for symbol, offset, price, qty in trades:
+        exchange.record(symbol, START + offset, price, qty)
+    return exchange
+
+
+def page_back(exchange: Exchange, symbol: str, interval: str, now: int, limit: int) -> list[list]:
+    """Every kline, fetched newest first with ``endTime`` like a backward backfill."""
+    rows: list[list] = []
+    end = None
+    while True:
+        page = exchange.klines(symbol, interval, end_time=end, limit=limit, now_ms=now)
+        if not page:
+            return rows
+        rows[:0] = page
+        end = page[0][0] - 1
+
+
+def closes(rows: list[list]) -> np.ndarray:
+    return np.array([float(r[4]) for r in rows])
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m"])
+def test_pair_klines_serve_a_prehistory_that_pages_like_binance(interval):
+    width = INTERVALS[interval]
+    scenario = PairScenario(seed=3)
+    exchange = prehistory_exchange(scenario, ("ETHUSDT", 70_000, 3000.5, 0.1), ("BTCUSDT", 71_000, 62001.0, 0.01))
+    now = START + 3 * width + 5
+    start_open = START // width * width
+    for symbol, start_price in [("BTCUSDT", "62000.00"), ("ETHUSDT", "3000.00")]:
+        everything = page_back(exchange, symbol, interval, now, limit=700)
+        opens = [r[0] for r in everything]
+        assert opens == list(range(opens[0], now // width * width + 1, width))  # contiguous up to "now"
+        pre = [r for r in everything if r[0] < start_open]
+        assert len(pre) == PREHISTORY_BARS >= 1500
+        assert pre[-1][0] == start_open - width and pre[-1][4] == start_price  # ends at the start price
+        # Paging forward with startTime gives the same candles.
+        forward, start = [], 0
+        while page := exchange.klines(symbol, interval, start_time=start, limit=600, now_ms=now):
+            forward.extend(page)
+            start = page[-1][0] + 1
+        assert forward == everything
+        # limit alone: the newest candles, the in-progress one last.
+        newest = exchange.klines(symbol, interval, limit=1500, now_ms=now)
+        assert newest == everything[-1500:]
+        # startTime + endTime: candles opening in [start, end], at most limit of them.
+        lo, hi = pre[100][0] - 1, pre[199][0]
+        window = exchange.klines(symbol, interval, start_time=lo, end_time=hi, now_ms=now, limit=1000)
+        assert [r[0] for r in window] == [r[0] for r in pre[100:200]]
+        assert exchange.klines(symbol, interval, start_time=lo, end_time=hi, now_ms=now, limit=30) == pre[100:130]
+        assert exchange.klines(symbol, interval, end_time=pre[9][0], limit=1000, now_ms=now) == pre[:10]
+        assert exchange.klines(symbol, interval, end_time=pre[0][0] - 1, now_ms=now) == []
+        # The same shape as live klines, and consistent OHLC.
+        for row in pre:
+            open_time, o, h, lo_, c, volume, close_time, quote, count, taker_base, taker_quote, ignore = row
+            assert close_time == open_time + width - 1
+            assert all(isinstance(v, str) for v in (o, h, lo_, c, volume, quote, taker_base, taker_quote, ignore))
+            assert len(c.split(".")[1]) == 2 and len(volume.split(".")[1]) == 3 and len(quote.split(".")[1]) == 5
+            assert float(lo_) <= min(float(o), float(c)) and max(float(o), float(c)) <= float(h)
+            assert float(volume) > 0 and float(quote) > 0 and isinstance(count, int) and count > 0
+            assert (taker_base, taker_quote, ignore) == (volume, quote, "0")
+        # Candles open where the previous one closed: no jumps.
+        assert [r[1] for r in pre[1:]] == [r[4] for r in pre[:-1]]
+    # aggTrades know nothing of it.
+    assert exchange.agg_trades("ETHUSDT", start_time=0, end_time=START - 1) == []
+    assert [t.price for t in exchange.agg_trades("ETHUSDT", start_time=0)] == [3000.5]
+
+
+def test_the_prehistory_is_cheap_lazy_cached_and_absent_where_it_does_not_apply():
+    scenario = PairScenario(seed=4)
+    for interval in ("1m", "5m"):
+        began = time.perf_counter()
+        built = scenario.prehistory("BTCUSDT", INTERVALS[interval])
+        assert time.perf_counter() - began < 0.05
+        assert scenario.prehistory("BTCUSDT", INTERVALS[interval]) is built  # cached
+    assert set(scenario._prehistory) == {INTERVALS["1m"], INTERVALS["5m"]}  # only what was asked for
+    assert scenario.prehistory("BTCUSDT", INTERVALS["1s"]) is None
+    assert scenario.prehistory("BTCUSDT", INTERVALS["1d"]) is None
+    assert scenario.prehistory("SOLUSDT", INTERVALS["1m"]) is None
+    exchange = prehistory_exchange(scenario, ("BTCUSDT", 2_500, 62000.5, 0.01))
+    assert exchange.klines("BTCUSDT", "1s", now_ms=START + 3_000)[0][0] == (START + 2_500) // 1000 * 1000  # trades only
+    # Replay has no pre-history: its klines start with its trades.
+    replay = Simulator(port=0, scenario="replay")
+    symbol = replay.exchange.symbols[0]
+    replay.exchange.record(symbol, START, 100.0, 1.0)
+    assert [r[0] for r in replay.exchange.klines(symbol, "1m", now_ms=START)] == [START // 60_000 * 60_000]
+
+
+def test_forgotten_trades_leave_a_hole_between_the_prehistory_and_the_kept_ones():
+    scenario = PairScenario(seed=5)
+    exchange = Exchange(scenario.specs, history_limit=2)
+    exchange.set_prehistory(scenario.prehistory, start_ms=START)
+    for minute in range(4):  # the fourth trade trims the first two away (in slabs)
+        exchange.record("ETHUSDT", START + minute * 60_000, 3000.0 + minute, 0.1)
+    start_open = START // 60_000 * 60_000
+    rows = exchange.klines("ETHUSDT", "1m", limit=1500, now_ms=START + 200_000)
+    opens = [r[0] for r in rows]
+    assert opens[-2:] == [start_open + 120_000, start_open + 180_000]
+    assert opens[-3] == start_open - 60_000  # the pre-history, then the hole of the forgotten minutes
+    assert len(rows) == 1500 and opens == sorted(opens)
+    assert rows[-2][1] == "3002.00"  # from the kept trade, not carried from the pre-history
+
+
+@pytest.mark.asyncio
+async def test_rest_klines_join_the_prehistory_to_the_live_candles():
+    async with Simulator(port=0, rate=400, seed=9) as sim, httpx.AsyncClient() as http:
+        await asyncio.sleep(0.3)
+        sim.pause()
+        stats = sim.exchange.stats()
+        got = {}
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            for interval in ("1m", "5m"):
+                response = await http.get(
+                    f"{sim.rest_url}/fapi/v1/klines", params={"symbol": symbol, "interval": interval, "limit": 1500}
+                )
+                assert response.status_code == 200, response.text
+                got[symbol, interval] = response.json()
+            first_time = stats[symbol]["first_time"]
+            before = await http.get(
+                f"{sim.rest_url}/fapi/v1/aggTrades",
+                params={"symbol": symbol, "startTime": first_time - 3_600_000, "endTime": first_time - 1},
+            )
+            assert before.json() == []  # aggTrades have no pre-history
+    for (symbol, interval), rows in got.items():
+        width = INTERVALS[interval]
+        first_trade = sim.exchange.agg_trades(symbol, from_id=0, limit=1)[0]
+        live = first_trade.timestamp // width * width
+        assert len(rows) == 1500
+        k = [r[0] for r in rows].index(live)
+        assert k >= 1490  # all but the newest few are pre-history
+        start = {"BTCUSDT": 62000.0, "ETHUSDT": 3000.0}[symbol]
+        assert float(rows[k - 1][4]) == start  # the pre-history ends at the starting price...
+        assert float(rows[k][1]) == first_trade.price == pytest.approx(start, rel=5e-4)  # ...where trading begins
+        assert rows[k][8] > 0
+
+
+def test_the_cointegrated_prehistory_is_cointegrated_and_the_random_walk_one_is_not():
+    from statsmodels.tsa.stattools import adfuller
+
+    now = START + 1
+    for mean_reverting in (True, False):
+        exchange = prehistory_exchange(PairScenario(seed=1, mean_reverting=mean_reverting, hedge_ratio=20))
+        # The last 300 closed 1m candles before the start, as an app warming up gets them.
+        y = closes(exchange.klines("BTCUSDT", "1m", limit=301, now_ms=now)[:-1])
+        x = closes(exchange.klines("ETHUSDT", "1m", limit=301, now_ms=now)[:-1])
+        assert len(y) == len(x) == 300
+        p_value = adfuller(y - 20 * x, result_object=False)[1]
+        beta = np.polyfit(x, y, 1)[0]
+        if mean_reverting:
+            assert p_value < 0.001 and beta == pytest.approx(20, abs=0.5)
+        else:
+            assert p_value > 0.05
+
+
+def test_a_seed_makes_the_prehistory_deterministic_without_changing_the_trades():
+    def rows(seed: int, interval: str) -> list[list]:
+        return prehistory_exchange(PairScenario(seed=seed)).klines("BTCUSDT", interval, limit=1500, now_ms=START)
+
+    assert rows(11, "1m") == rows(11, "1m")
+    assert rows(11, "1m") != rows(12, "1m")
+    # Each interval has its own draws, not a rescaled copy of another's.
+    one, five = np.diff(closes(rows(11, "1m"))), np.diff(closes(rows(11, "5m")))
+    assert abs(np.corrcoef(one[-500:], five[-500:])[0, 1]) < 0.2
+    # Building the pre-history leaves the live trades as they were.
+    plain, asked = PairScenario(seed=11), PairScenario(seed=11)
+    asked.prehistory("BTCUSDT", INTERVALS["1m"])
+    assert plain.take(30.0, 10_000) == asked.take(30.0, 10_000)
