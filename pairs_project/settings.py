@@ -194,8 +194,9 @@ CELERY_BEAT_SCHEDULE = {
     "resample-bars": {"task": "analytics.tasks.resample_bars_task", "schedule": 1.0},
     # Every second, right after resampling: a snapshot per active pair whose window moved.
     "compute-snapshots": {"task": "analytics.tasks.compute_snapshots_task", "schedule": 1.0},
-    # Every 30 seconds: fetch klines a 1m/5m pair's window still lacks (new pairs).
-    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 30.0},
+    # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair
+    # added in the admin or the API is ready within seconds (a no-op otherwise).
+    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 5.0},
     # Every hour: prune history past retention, checkpoint the SQLite WAL.
     "housekeeping": {"task": "analytics.tasks.housekeeping_task", "schedule": 3600.0},
 }

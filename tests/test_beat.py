@@ -50,7 +50,7 @@ def test_the_one_schedule_names_real_tasks_with_their_cadence():
     beat = EmbeddedBeat()
     assert {period: [name for name, _ in entries] for period, entries in beat.groups.items()} == {
         1.0: ["resample-bars", "compute-snapshots"],
-        30.0: ["warmup-pairs"],
+        5.0: ["warmup-pairs"],
         3600.0: ["housekeeping"],
     }
     beat.shutdown()
