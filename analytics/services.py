@@ -209,21 +209,12 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     return published
 
 
-def pair_snapshot_current(*, pair: Pair) -> dict[str, Any]:
-    """The latest snapshot: from the cache, or computed now when none is cached (fresh process)."""
-    cached = selectors.snapshot_cached(pair.id)
-    if cached is not None:
-        return cached
-    snapshot, _ = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
-    return snapshot
-
-
-def pair_series_current(*, pair: Pair) -> dict[str, Any]:
-    cached = selectors.series_cached(pair.id)
-    if cached is not None:
-        return cached
-    _, series = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
-    return series
+def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest snapshot and chart series: from the cache, or computed now when none is cached."""
+    snapshot, series = selectors.snapshot_cached(pair.id), selectors.series_cached(pair.id)
+    if snapshot is None or series is None:
+        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
+    return snapshot, series
 
 
 def snapshot_store(*, snapshot: dict[str, Any], series: dict) -> None:

@@ -134,14 +134,15 @@ class PairViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def snapshot(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()
-        return Response(analytics_services.pair_snapshot_current(pair=pair))
+        snapshot, _ = analytics_services.pair_current(pair=pair)
+        return Response(snapshot)
 
     @action(detail=True, methods=["get"])
     def series(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()
         params = SeriesFilterSerializer(data=request.query_params, context={"window": pair.window})
         params.is_valid(raise_exception=True)
-        series = analytics_services.pair_series_current(pair=pair)
+        _, series = analytics_services.pair_current(pair=pair)
         limit = params.validated_data.get("limit")
         if limit is not None:
             series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
