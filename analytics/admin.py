@@ -16,6 +16,7 @@ class PairAdmin(admin.ModelAdmin):
         (None, {"fields": ["symbol_a", "symbol_b", "interval", "active"]}),
         ("Window", {"fields": ["window", "min_bars"]}),
         ("Alert thresholds", {"fields": ["entry_z", "exit_z", "min_correlation", "max_adf_pvalue"]}),
+        ("Delivery", {"fields": ["webhook_url"]}),
     ]
 
 

@@ -27,6 +27,9 @@ class Pair(models.Model):
     min_correlation = models.FloatField(default=0.6, help_text="returns correlation needed to alert")
     max_adf_pvalue = models.FloatField(default=0.05, help_text="ADF p-value of the spread must be below this")
     active = models.BooleanField(default=True)
+    webhook_url = models.URLField(
+        blank=True, max_length=500, help_text="alerts of this pair are POSTed here as JSON (optional)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

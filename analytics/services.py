@@ -186,6 +186,7 @@ def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | Non
 
 def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
     """Compute, cache, record and publish the snapshot of every active pair whose window moved."""
+    from alerts.services import alert_rule_evaluate
     from dashboard.broadcast import broadcast_snapshot
 
     now = now_ms() if now is None else now
@@ -205,6 +206,7 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
             continue
         snapshot_store(snapshot=snapshot, series=series)
         broadcast_snapshot(pair.id, snapshot)
+        alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)
     return published
 

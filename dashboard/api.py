@@ -6,18 +6,22 @@ Bad query parameters are a 400 with a message per field, never a 500.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import generics, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.models import Alert
+from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.bars import INTERVALS
 from analytics.models import Pair
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
+
+from .pagination import LinkHeaderPagination
 
 
 class SymbolField(serializers.CharField):
@@ -180,3 +184,29 @@ class BarListApi(APIView):
         params.is_valid(raise_exception=True)
         bars = analytics_selectors.bars_for_symbol(**params.validated_data)
         return Response(self.OutputSerializer(bars, many=True).data)
+
+
+# -- alerts ---------------------------------------------------------------------
+
+
+class AlertListApi(generics.ListAPIView):
+    """Alerts newest first, optionally of one pair; paginated with a Link header."""
+
+    pagination_class = LinkHeaderPagination
+
+    class FilterSerializer(serializers.Serializer):
+        pair = serializers.PrimaryKeyRelatedField(queryset=Pair.objects.all(), required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        def to_representation(self, instance: Alert) -> dict:
+            return alert_payload(instance)
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self):
+        params = self.FilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        queryset = Alert.objects.order_by("-created_at", "-id")
+        if pair := params.validated_data.get("pair"):
+            queryset = queryset.filter(pair=pair)
+        return queryset

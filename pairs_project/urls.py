@@ -13,6 +13,7 @@ api_patterns = [
     path("api/symbols/", api.SymbolListApi.as_view(), name="api-symbols"),
     path("api/ticks/", api.TickListApi.as_view(), name="api-ticks"),
     path("api/bars/", api.BarListApi.as_view(), name="api-bars"),
+    path("api/alerts/", api.AlertListApi.as_view(), name="api-alerts"),
     *router.urls,
 ]
 

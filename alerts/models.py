@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from django.db import models
+
+from analytics.models import Pair
+
+
+class Alert(models.Model):
+    """One alert, carrying the snapshot values that fired it."""
+
+    class Kind(models.TextChoices):
+        ENTRY = "entry"
+        EXIT = "exit"
+
+    class Direction(models.TextChoices):
+        LONG_SPREAD = "long_spread", "long spread (buy A, sell B)"
+        SHORT_SPREAD = "short_spread", "short spread (sell A, buy B)"
+
+    class Reason(models.TextChoices):
+        ENTRY = "entry"
+        REVERTED = "reverted", "spread reverted"
+        RELATIONSHIP_BROKEN = "relationship_broken", "relationship broke"
+
+    class WebhookStatus(models.TextChoices):
+        NONE = "none", "no webhook"
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    direction = models.CharField(max_length=12, choices=Direction.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    bar_time = models.BigIntegerField(help_text="as_of of the snapshot that fired it, ms")
+    zscore = models.FloatField()
+    adf_pvalue = models.FloatField(null=True)
+    correlation = models.FloatField(null=True)
+    hedge_ratio = models.FloatField(null=True)
+    message = models.TextField()
+    snapshot = models.JSONField(help_text="the whole snapshot that fired it")
+    webhook_status = models.CharField(max_length=8, choices=WebhookStatus.choices, default=WebhookStatus.NONE)
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The same bar never fires the same kind twice, whatever replays it.
+            models.UniqueConstraint(fields=["pair", "kind", "bar_time"], name="alert_pair_kind_bar_uniq")
+        ]
+        indexes = [models.Index(fields=["pair", "-created_at"], name="alert_pair_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.pair} {self.kind} {self.direction} @ {self.bar_time}"
+
+
+class AlertState(models.Model):
+    """The alert rule's state per pair (``alerts.rules.RuleState``), so restarts never re-fire."""
+
+    pair = models.OneToOneField(Pair, on_delete=models.CASCADE, related_name="alert_state")
+    state = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"alert state of {self.pair}"

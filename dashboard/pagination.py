@@ -1,0 +1,28 @@
+"""List pagination that keeps the body a plain JSON list.
+
+Clients that read ``/api/alerts/`` as a list keep working; the next and previous
+pages are in the ``Link`` header (RFC 8288, as GitHub's API does) and the total
+in ``X-Total-Count``.
+"""
+
+from __future__ import annotations
+
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+
+class LinkHeaderPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_paginated_response(self, data: list) -> Response:
+        links = []
+        if (url := self.get_next_link()) is not None:
+            links.append(f'<{url}>; rel="next"')
+        if (url := self.get_previous_link()) is not None:
+            links.append(f'<{url}>; rel="prev"')
+        headers = {"X-Total-Count": str(self.page.paginator.count)}
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(data, headers=headers)
