@@ -12,7 +12,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHARTJS := static/vendor/chart.umd.min.js
 
-.PHONY: run demo test bench setup setup-dev clean
+.PHONY: run demo test bench setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -26,12 +26,13 @@ demo: setup
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate
 
-test: setup-dev
+test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev
 	$(PY) bench/ingest.py $(BENCH_ARGS)
 	$(PY) bench/analytics.py
+	$(PY) bench/dashboard.py
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)
@@ -49,6 +50,14 @@ $(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@ $(VENV)/.runtime
+
+# The dashboard's browser test drives Debian's chromium (browser downloads are not
+# an option): install it when it is missing and we may (root), else say so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ if [ "$$(id -u)" = 0 ]; then echo "installing chromium for the browser test"; \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		  else echo "chromium is missing: the browser test will be skipped (apt-get install chromium)"; fi; }
 
 $(CHARTJS): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || \

@@ -205,7 +205,7 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         if unchanged and not force:
             continue
         snapshot_store(snapshot=snapshot, series=series)
-        broadcast_snapshot(pair.id, snapshot)
+        broadcast_snapshot(pair.id, snapshot, series)
         alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)
     return published

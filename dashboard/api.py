@@ -6,6 +6,8 @@ Bad query parameters are a 400 with a message per field, never a 500.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import generics, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -40,11 +42,13 @@ class SymbolField(serializers.CharField):
 
 
 class HealthApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, description="Feed health: status ok/degraded, mode, feed record.")
     def get(self, request: Request) -> Response:
         return Response(ingestion_selectors.health())
 
 
 class SymbolListApi(APIView):
+    @extend_schema_serializer(component_name="Symbol")
     class OutputSerializer(serializers.Serializer):
         symbol = serializers.CharField(source="name")
         ticks = serializers.IntegerField(source="tick_count")
@@ -53,6 +57,7 @@ class SymbolListApi(APIView):
         last_price = serializers.FloatField()
         last_trade_id = serializers.IntegerField()
 
+    @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(ingestion_selectors.symbols_list(), many=True).data)
 
@@ -62,6 +67,7 @@ class TickListApi(APIView):
         symbol = SymbolField()
         limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
+    @extend_schema_serializer(component_name="Tick")
     class OutputSerializer(serializers.Serializer):
         timestamp = serializers.IntegerField()
         symbol = serializers.CharField()
@@ -69,6 +75,7 @@ class TickListApi(APIView):
         quantity = serializers.FloatField()
         trade_id = serializers.IntegerField()
 
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -128,6 +135,10 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return bool(request.user and request.user.is_staff)
 
 
+class SeriesFilterSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, required=False, help_text="the newest N points only")
+
+
 class PairViewSet(viewsets.ModelViewSet):
     """Pairs: anyone reads, staff writes (validated as in the admin)."""
 
@@ -135,12 +146,18 @@ class PairViewSet(viewsets.ModelViewSet):
     serializer_class = PairSerializer
     permission_classes = [IsStaffOrReadOnly]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, description="The latest analytics snapshot (CONTRACT.md).")
     @action(detail=True, methods=["get"])
     def snapshot(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()
         snapshot, _ = analytics_services.pair_current(pair=pair)
         return Response(snapshot)
 
+    @extend_schema(
+        parameters=[SeriesFilterSerializer],
+        responses=OpenApiTypes.OBJECT,
+        description="Chart series over the window: equal-length arrays t, price_a, price_b, spread, zscore.",
+    )
     @action(detail=True, methods=["get"])
     def series(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()
@@ -151,10 +168,6 @@ class PairViewSet(viewsets.ModelViewSet):
         if limit is not None:
             series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
         return Response(series)
-
-
-class SeriesFilterSerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, required=False)
 
 
 class BarListApi(APIView):
@@ -170,6 +183,7 @@ class BarListApi(APIView):
                 raise serializers.ValidationError({"end": ["end must not be before start"]})
             return attrs
 
+    @extend_schema_serializer(component_name="Bar")
     class OutputSerializer(serializers.Serializer):
         t = serializers.IntegerField(source="open_time")
         open = serializers.FloatField()
@@ -179,6 +193,7 @@ class BarListApi(APIView):
         volume = serializers.FloatField()
         trades = serializers.IntegerField()
 
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -197,11 +212,31 @@ class AlertListApi(generics.ListAPIView):
     class FilterSerializer(serializers.Serializer):
         pair = serializers.PrimaryKeyRelatedField(queryset=Pair.objects.all(), required=False)
 
+    @extend_schema_serializer(component_name="Alert")
     class OutputSerializer(serializers.Serializer):
+        """The fields are declared for the schema; the values are ``alert_payload``'s, as pushed."""
+
+        id = serializers.IntegerField()
+        pair = serializers.IntegerField()
+        kind = serializers.ChoiceField(choices=Alert.Kind.choices)
+        direction = serializers.ChoiceField(choices=Alert.Direction.choices)
+        reason = serializers.ChoiceField(choices=Alert.Reason.choices)
+        created_at = serializers.IntegerField(help_text="ms since the epoch")
+        bar_time = serializers.IntegerField(help_text="as_of of the snapshot that fired it, ms")
+        zscore = serializers.FloatField()
+        adf_pvalue = serializers.FloatField(allow_null=True)
+        correlation = serializers.FloatField(allow_null=True)
+        hedge_ratio = serializers.FloatField(allow_null=True)
+        message = serializers.CharField()
+
         def to_representation(self, instance: Alert) -> dict:
             return alert_payload(instance)
 
     serializer_class = OutputSerializer
+
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         params = self.FilterSerializer(data=self.request.query_params)

@@ -1,5 +1,11 @@
-"""Websocket routes (the live dashboard consumers arrive with the dashboard)."""
+"""Websocket routes."""
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import DashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/pairs/<int:pair_id>/", DashboardConsumer.as_asgi()),
+]

@@ -23,6 +23,9 @@ from .writer import TickWriter
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between live price pushes to the dashboards (2-10 a second is the goal).
+PRICES_INTERVAL = 0.1
+
 #: The live ticks of this process, newest last (the fast path for pushes).
 buffers = RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
 
@@ -129,6 +132,12 @@ def simulation_resume_options() -> dict[str, object]:
     }
 
 
+def pairs_legs() -> list[tuple[int, str, str]]:
+    from analytics.models import Pair
+
+    return list(Pair.objects.filter(active=True).values_list("id", "symbol_a", "symbol_b"))
+
+
 def feed_symbols() -> list[str]:
     """The symbols the feed follows: those of the active pairs, else the defaults."""
     from analytics.selectors import pair_symbols_active
@@ -199,6 +208,7 @@ class Feed:
         self.client: FeedClient | None = None
         self.started_at = timezone.now()
         self._stop_requested = False
+        self.pairs: list[tuple[int, str, str]] = []  # (id, symbol_a, symbol_b) of the active pairs
 
     async def run(self) -> None:
         """Run until ``stop``; returns after the final flush."""
@@ -223,11 +233,13 @@ class Feed:
             self.client.stop()
         writer_task = asyncio.create_task(self.writer.run(), name="tick-writer")
         status_task = asyncio.create_task(self._status_loop(), name="feed-status")
+        prices_task = asyncio.create_task(self._push_prices(), name="feed-prices")
         try:
             await self.client.run()
         finally:
             status_task.cancel()
-            await asyncio.gather(status_task, return_exceptions=True)
+            prices_task.cancel()
+            await asyncio.gather(status_task, prices_task, return_exceptions=True)
             await self.writer.close()
             writer_task.cancel()
             await asyncio.gather(writer_task, return_exceptions=True)
@@ -248,11 +260,11 @@ class Feed:
             logger.exception("could not save the feed status")
 
     async def _status_loop(self) -> None:
-        follow_every = 5  # status intervals between looks at the active pairs' symbols
+        follow_every = 5  # status intervals between looks at the active pairs
         tick = 0
         while True:
             await self.save_status()
-            if self.symbols is None and tick % follow_every == follow_every - 1:
+            if tick % follow_every == 0:
                 await self._follow_pairs()
             tick += 1
             await asyncio.sleep(self.status_interval)
@@ -261,8 +273,27 @@ class Feed:
         """A pair added or activated in the admin is subscribed without a restart."""
         try:
             symbols = await sync_to_async(feed_symbols)()
+            self.pairs = await sync_to_async(pairs_legs)()
         except Exception:
             logger.exception("could not read the active pairs' symbols")
             return
-        if self.client is not None:
+        if self.client is not None and self.symbols is None:
             self.client.set_symbols(symbols)
+
+    async def _push_prices(self) -> None:
+        """Live prices of each pair's legs to its dashboards, every ``PRICES_INTERVAL`` while ticks flow."""
+        from dashboard.broadcast import abroadcast
+
+        sent: dict[int, tuple] = {}
+        while True:
+            await asyncio.sleep(PRICES_INTERVAL)
+            for pair_id, symbol_a, symbol_b in self.pairs:
+                a, b = buffers.last(symbol_a), buffers.last(symbol_b)
+                if a is None or b is None or sent.get(pair_id) == (a, b):
+                    continue
+                sent[pair_id] = (a, b)
+                await abroadcast(
+                    pair_id,
+                    "prices.update",
+                    {"t": max(a.timestamp, b.timestamp), "price_a": a.price, "price_b": b.price},
+                )

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from dashboard import api
@@ -14,7 +15,10 @@ api_patterns = [
     path("api/ticks/", api.TickListApi.as_view(), name="api-ticks"),
     path("api/bars/", api.BarListApi.as_view(), name="api-bars"),
     path("api/alerts/", api.AlertListApi.as_view(), name="api-alerts"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
+    path("", include("dashboard.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,62 @@
+"""The live dashboard's websocket: ``/ws/pairs/<id>/``.
+
+On connect: join the pair's group, accept, send the current snapshot (always the
+first message) and the chart series. Then relay what the group carries:
+``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from analytics.models import Pair
+from analytics.services import pair_current
+
+from .broadcast import pair_group
+
+CLOSE_UNKNOWN_PAIR = 4404
+
+
+@database_sync_to_async
+def current_state(pair_id: int) -> tuple[dict, dict] | None:
+    pair = Pair.objects.filter(pk=pair_id).first()
+    if pair is None:
+        return None
+    return pair_current(pair=pair)
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.pair_id = int(self.scope["url_route"]["kwargs"]["pair_id"])
+        state = await current_state(self.pair_id)
+        if state is None:
+            await self.close(code=CLOSE_UNKNOWN_PAIR)
+            return
+        self.group = pair_group(self.pair_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        snapshot, series = state
+        await self.send_json({"type": "snapshot", **snapshot})
+        await self.send_json({"type": "series", **series})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The page only listens; anything it sends is ignored."""
+
+    async def snapshot_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "snapshot", **event["payload"]})
+
+    async def series_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "series", **event["payload"]})
+
+    async def alert_new(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "alert", **event["payload"]})
+
+    async def prices_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "prices", **event["payload"]})

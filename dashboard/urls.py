@@ -1,0 +1,5 @@
+"""Server-rendered pages."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

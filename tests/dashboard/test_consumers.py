@@ -1,0 +1,96 @@
+"""The dashboard websocket, the tutorial way: WebsocketCommunicator on the real routing."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.core.cache import cache
+
+from analytics import services
+from dashboard.broadcast import abroadcast, pair_group
+from dashboard.routing import websocket_urlpatterns
+from pairs_project.asgi import application
+from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+app = URLRouter(websocket_urlpatterns)
+
+
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    cache.clear()
+
+
+@sync_to_async
+def ready_pair():
+    pair = make_pair(window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    services.snapshots_compute()
+    return pair
+
+
+async def test_the_first_message_is_the_snapshot_then_the_series():
+    pair = await ready_pair()
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    connected, _ = await communicator.connect()
+    assert connected
+    first = await communicator.receive_json_from()
+    assert first["type"] == "snapshot"
+    assert first["pair"] == pair.id and first["ready"] is True and first["n"] == 120
+    second = await communicator.receive_json_from()
+    assert second["type"] == "series"
+    assert len(second["t"]) == len(second["zscore"]) == 120
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
+async def test_group_messages_are_relayed_with_their_type():
+    pair = await ready_pair()
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.receive_json_from()
+    await abroadcast(pair.id, "prices.update", {"t": 1, "price_a": 60000.5, "price_b": 3000.25})
+    assert await communicator.receive_json_from() == {"type": "prices", "t": 1, "price_a": 60000.5, "price_b": 3000.25}
+    await abroadcast(pair.id, "alert.new", {"id": 7, "kind": "entry"})
+    assert await communicator.receive_json_from() == {"type": "alert", "id": 7, "kind": "entry"}
+    await get_channel_layer().group_send(pair_group(pair.id), {"type": "snapshot.update", "payload": {"pair": pair.id, "n": 1}})
+    assert (await communicator.receive_json_from())["type"] == "snapshot"
+    await abroadcast(pair.id + 1, "alert.new", {"id": 8})  # another pair's group
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
+async def test_a_new_snapshot_reaches_connected_pages():
+    pair = await ready_pair()
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.receive_json_from()
+    await sync_to_async(services.snapshots_compute)(force=True)
+    snapshot = await communicator.receive_json_from()
+    series = await communicator.receive_json_from()
+    assert (snapshot["type"], series["type"]) == ("snapshot", "series")
+    assert series["as_of"] == snapshot["as_of"]
+    await communicator.disconnect()
+
+
+async def test_an_unknown_pair_is_closed_with_4404():
+    communicator = WebsocketCommunicator(app, "/ws/pairs/9999/")
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4404
+
+
+async def test_origins_are_checked_against_allowed_hosts():
+    pair = await ready_pair()
+    good = WebsocketCommunicator(application, f"/ws/pairs/{pair.id}/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    assert (await good.connect())[0]
+    await good.disconnect()
+    evil = WebsocketCommunicator(application, f"/ws/pairs/{pair.id}/", headers=[(b"origin", b"http://evil.example")])
+    assert not (await evil.connect())[0]
