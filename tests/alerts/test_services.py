@@ -87,15 +87,31 @@ def test_a_shock_on_a_cointegrated_pair_alerts_once_in_its_direction_then_exits(
     assert AlertState.objects.get(pair=pair).state["armed"] is True
 
 
-def test_a_random_walk_spread_with_correlated_returns_never_alerts():
-    pair = excursion_pair()
-    ticks = scenario_ticks("random_walk", 400, seed=1)
-    snapshots = []
-    run_pipeline(ticks, 400, after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")))
+def test_a_random_walk_spread_with_correlated_returns_does_not_alert():
+    """The simulator's random_walk scenario at the default window (300) for ten minutes.
+
+    Regression-only on one seed: at the 5% level ADF rejects a random walk on some
+    rolling windows by construction (on seeds 1, 2 and 4 of this scenario, 1-3 entries
+    in ten minutes, each closed within seconds by the relationship-broken exit; see
+    the next test). The seed is fixed so the test is deterministic, not because
+    others fail the definition.
+    """
+    pair = make_pair(window=300, min_bars=100)
+    snapshots: list[dict] = []
+    run_pipeline(scenario_ticks("random_walk", 600, seed=3), 600, after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")))
     ready = [s for s in snapshots if s and s["ready"]]
-    assert len(ready) > 300
+    assert len(ready) > 450
     assert max(s["correlation"] for s in ready) > 0.6  # the returns gate alone would pass
+    assert max(abs(s["zscore"]) for s in ready) > 2.0  # and so would the z gate
     assert Alert.objects.count() == 0
+
+
+def test_a_chance_entry_on_a_random_walk_is_closed_when_the_relationship_breaks():
+    pair = make_pair(window=300, min_bars=100)
+    run_pipeline(scenario_ticks("random_walk", 500, seed=1), 500)
+    alerts = list(Alert.objects.filter(pair=pair).order_by("bar_time"))
+    assert [(a.kind, a.reason) for a in alerts] == [("entry", "entry"), ("exit", "relationship_broken")]
+    assert alerts[1].bar_time - alerts[0].bar_time <= 10_000
 
 
 def test_a_restart_in_the_middle_of_an_excursion_does_not_fire_it_again():
