@@ -11,6 +11,9 @@ PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
 CHARTJS := static/vendor/chart.umd.min.js
+# The demo market: a spread with a 10 s half-life and a shock every 90 s, so
+# entries and exits happen while you watch.
+DEMO_ARGS ?= --sim-half-life 10 --sim-shock-every 90
 
 .PHONY: run demo test bench setup setup-dev browser clean
 
@@ -24,7 +27,7 @@ demo: export DATABASE_URL ?= sqlite:///demo.sqlite3
 demo: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate
+	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate $(DEMO_ARGS)
 
 test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)

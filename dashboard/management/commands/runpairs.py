@@ -36,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--sim-scenario", default="cointegrated", help="simulator scenario (with --simulate)")
         parser.add_argument("--sim-rate", type=float, default=100.0, help="simulated trades per second")
         parser.add_argument("--sim-seed", type=int, default=7)
+        parser.add_argument("--sim-half-life", type=float, default=None, help="spread half-life in seconds")
+        parser.add_argument("--sim-shock-every", type=float, default=None, help="a spread shock every S seconds")
 
     def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
         self.simulate = simulate
@@ -68,6 +70,7 @@ class Command(BaseCommand):
                 scenario=self.options["sim_scenario"],
                 rate=self.options["sim_rate"],
                 seed=self.options["sim_seed"],
+                **self.scenario_options(),
                 **await sync_to_async(simulation_resume_options)(),
             )
             await self.simulator.start()
@@ -78,6 +81,10 @@ class Command(BaseCommand):
         self.feed_task = asyncio.ensure_future(self.feed.run())
         self.beat = EmbeddedBeat()
         self.beat_task = asyncio.ensure_future(self.beat.run())
+
+    def scenario_options(self) -> dict[str, float]:
+        names = {"sim_half_life": "half_life", "sim_shock_every": "shock_every"}
+        return {names[k]: v for k, v in self.options.items() if k in names and v is not None}
 
     async def stop(self) -> None:
         logger.info("shutting down: flushing pending ticks")
