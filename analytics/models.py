@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -63,6 +65,10 @@ class Pair(models.Model):
         from ingestion.binance import normalize_symbol
 
         errors: dict[str, str] = {}
+        for field in ("entry_z", "exit_z", "min_correlation", "max_adf_pvalue"):
+            value = getattr(self, field)
+            if value is not None and not math.isfinite(value):
+                errors[field] = f"{field} must be a finite number."
         for field in ("symbol_a", "symbol_b"):
             try:
                 setattr(self, field, normalize_symbol(getattr(self, field) or ""))
@@ -76,6 +82,8 @@ class Pair(models.Model):
             errors["min_bars"] = f"min_bars ({self.min_bars}) cannot exceed the window ({self.window})."
         if self.min_bars is not None and self.min_bars < 3:
             errors["min_bars"] = "min_bars must be at least 3."
+        if errors:  # the comparisons below need finite numbers
+            raise ValidationError(errors)
         if self.exit_z is not None and self.exit_z < 0:
             errors["exit_z"] = "exit_z cannot be negative."
         if self.entry_z is not None and self.exit_z is not None and self.entry_z <= self.exit_z:

@@ -23,7 +23,7 @@ from analytics.models import Pair
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
 
-from .pagination import LinkHeaderPagination
+from .pagination import LinkHeaderPagination, next_page_headers
 
 
 class SymbolField(serializers.CharField):
@@ -66,6 +66,9 @@ class TickListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         symbol = SymbolField()
         limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+        before = serializers.IntegerField(
+            min_value=0, required=False, help_text="only ticks with a smaller trade id (the next page)"
+        )
 
     @extend_schema_serializer(component_name="Tick")
     class OutputSerializer(serializers.Serializer):
@@ -80,7 +83,10 @@ class TickListApi(APIView):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         ticks = ingestion_selectors.ticks_recent(**params.validated_data)
-        return Response(self.OutputSerializer(ticks, many=True).data)
+        headers = {}
+        if len(ticks) == params.validated_data["limit"]:
+            headers = next_page_headers(request, before=ticks[-1].trade_id)
+        return Response(self.OutputSerializer(ticks, many=True).data, headers=headers)
 
 
 # -- pairs and analytics --------------------------------------------------------
@@ -197,8 +203,11 @@ class BarListApi(APIView):
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        bars = analytics_selectors.bars_for_symbol(**params.validated_data)
-        return Response(self.OutputSerializer(bars, many=True).data)
+        bars = list(analytics_selectors.bars_for_symbol(**params.validated_data))
+        headers = {}
+        if "start" in params.validated_data and len(bars) == params.validated_data["limit"]:
+            headers = next_page_headers(request, start=bars[-1].open_time + 1)
+        return Response(self.OutputSerializer(bars, many=True).data, headers=headers)
 
 
 # -- alerts ---------------------------------------------------------------------

@@ -8,7 +8,9 @@ in ``X-Total-Count``.
 from __future__ import annotations
 
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 
 class LinkHeaderPagination(PageNumberPagination):
@@ -26,3 +28,11 @@ class LinkHeaderPagination(PageNumberPagination):
         if links:
             headers["Link"] = ", ".join(links)
         return Response(data, headers=headers)
+
+
+def next_page_headers(request: Request, **params: object) -> dict[str, str]:
+    """A ``Link: <...>; rel="next"`` header for keyset pages (ticks before an id, bars after a time)."""
+    url = request.build_absolute_uri()
+    for key, value in params.items():
+        url = replace_query_param(url, key, value)
+    return {"Link": f'<{url}>; rel="next"'}

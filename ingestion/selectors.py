@@ -22,9 +22,16 @@ def symbol_exists(symbol: str) -> bool:
     return Symbol.objects.filter(name=symbol).exists()
 
 
-def ticks_recent(*, symbol: str, limit: int) -> list[Tick]:
-    """The newest ``limit`` ticks of ``symbol``, newest first."""
-    return list(Tick.objects.filter(symbol=symbol).order_by("-timestamp", "-trade_id")[:limit])
+def ticks_recent(*, symbol: str, limit: int, before: int | None = None) -> list[Tick]:
+    """The newest ``limit`` ticks of ``symbol`` (with a trade id below ``before``), newest first.
+
+    Aggregate ids grow with trade time, so id order is time order; it walks the
+    (symbol, trade_id) unique index.
+    """
+    ticks = Tick.objects.filter(symbol=symbol)
+    if before is not None:
+        ticks = ticks.filter(trade_id__lt=before)
+    return list(ticks.order_by("-trade_id")[:limit])
 
 
 def health() -> dict[str, Any]:

@@ -1,0 +1,111 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Playwright).
+
+The whole system runs as a user runs it (``runpairs --simulate``) with a small
+window and a spread shock every 45 s; the test opens the pair page and watches
+it go live: warm-up ends, charts fill, the z-score moves without a reload, a
+shock's alert appears in the feed, and the console stays clean. A screenshot is
+saved under ``artifacts/``.
+
+Skips with a reason when no chromium is installed; fails instead when
+REQUIRE_BROWSER=1 (CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_commands import ROOT, free_port, get_json, wait_until
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium); REQUIRE_BROWSER=1 makes this a failure")
+    return path
+
+
+@pytest.fixture
+def system(tmp_path):
+    """``runpairs --simulate`` on a fresh database, the default pair with a 120-bar window."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [*manage, "add_pair", "BTCUSDT", "ETHUSDT", "--window", "120", "--min-bars", "30"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    port = free_port()
+    log = (tmp_path / "runpairs.log").open("w")
+    proc = subprocess.Popen(
+        [*manage, "runpairs", "--simulate", "--port", str(port), "--sim-rate", "100",
+         "--sim-half-life", "5", "--sim-shock-every", "45"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: get_json(f"{base}/api/health/")["feed"]["connected"], 30, "the feed")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+def test_the_pair_page_goes_live_and_shows_an_alert(system):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{system}/pairs/1/")
+            page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
+            page.wait_for_function(
+                "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
+            )
+            # The charts hold the window's points.
+            for chart in ("chart-prices", "chart-spread", "chart-zscore"):
+                page.wait_for_function(f"Number(document.querySelector('#{chart}').dataset.points) > 10", timeout=10_000)
+            # The z-score moves by itself, without a reload.
+            first = page.text_content("#zscore-value")
+            page.wait_for_function(
+                "(z) => document.querySelector('#zscore-value').textContent !== z", arg=first, timeout=10_000
+            )
+            # A shock (every 45 s) becomes an entry alert in the feed.
+            page.wait_for_selector("#alert-feed [data-alert-id]", timeout=150_000)
+            alerts = get_json(f"{system}/api/alerts/?pair=1")
+            shown = page.get_attribute("#alert-feed [data-alert-id]", "data-alert-id")
+            assert int(shown) in {a["id"] for a in alerts}
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "pair-page.png"), full_page=True)
+            browser.close()
+    assert errors == [], errors
