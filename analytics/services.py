@@ -204,8 +204,10 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         )
         if unchanged and not force:
             continue
-        snapshot_store(snapshot=snapshot, series=series)
+        snapshot_cache(snapshot=snapshot, series=series)
+        # Pages first: the history row and the rule may wait on the database.
         broadcast_snapshot(pair.id, snapshot, series)
+        snapshot_record(snapshot=snapshot)
         alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)
     return published
@@ -219,23 +221,29 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     return snapshot, series
 
 
-def snapshot_store(*, snapshot: dict[str, Any], series: dict) -> None:
+def snapshot_cache(*, snapshot: dict[str, Any], series: dict) -> None:
+    """The latest snapshot and series, where the API and new pages read them."""
     pair_id = snapshot["pair"]
     cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot, timeout=None)
     cache.set(selectors.SERIES_KEY.format(pair_id=pair_id), series, timeout=None)
-    if snapshot["as_of"] is not None:
-        Snapshot.objects.bulk_create(
-            [
-                Snapshot(
-                    pair_id=pair_id,
-                    as_of=snapshot["as_of"],
-                    ready=snapshot["ready"],
-                    zscore=snapshot["zscore"],
-                    data=snapshot,
-                )
-            ],
-            ignore_conflicts=True,  # another worker already recorded this bar
-        )
+
+
+def snapshot_record(*, snapshot: dict[str, Any]) -> None:
+    """The snapshot's history row (one per pair and bar)."""
+    if snapshot["as_of"] is None:
+        return
+    Snapshot.objects.bulk_create(
+        [
+            Snapshot(
+                pair_id=snapshot["pair"],
+                as_of=snapshot["as_of"],
+                ready=snapshot["ready"],
+                zscore=snapshot["zscore"],
+                data=snapshot,
+            )
+        ],
+        ignore_conflicts=True,  # another worker already recorded this bar
+    )
 
 
 # -- pairs ------------------------------------------------------------------

@@ -74,7 +74,8 @@ def cost() -> None:
 
         def snapshot() -> None:
             snap, series = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=None)
-            services.snapshot_store(snapshot=snap, series=series)
+            services.snapshot_cache(snapshot=snap, series=series)
+            services.snapshot_record(snapshot=snap)
 
         legs = [closes_window(symbol=s, interval="1s", as_of=event, limit=window) for s in pair.symbols]
         aligned = align_closes(legs[0], legs[1], as_of=None, window=window)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -71,7 +72,10 @@ class EmbeddedBeat:
         while True:
             for name, task in entries:
                 try:
-                    await loop.run_in_executor(executor, self._call, task)
+                    # Through asgiref, not run_in_executor: pushes the task makes with
+                    # async_to_sync then run on this loop (the in-memory channel
+                    # layer is not thread-safe), not on a private loop of the thread.
+                    await sync_to_async(self._call, thread_sensitive=False, executor=executor)(task)
                     self.runs[name] = self.runs.get(name, 0) + 1
                 except Exception:
                     self.failures[name] = self.failures.get(name, 0) + 1
