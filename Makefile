@@ -11,9 +11,9 @@ PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
 CHARTJS := static/vendor/chart.umd.min.js
-# The demo market: a spread with a 10 s half-life and a shock every 90 s, so
-# entries and exits happen while you watch.
-DEMO_ARGS ?= --sim-half-life 10 --sim-shock-every 90
+# The demo market: a spread with a 5 s half-life and a 3-sigma shock every minute,
+# so entries and exits happen while you watch.
+DEMO_ARGS ?= --sim-half-life 5 --sim-spread-sigma 5 --sim-shock-every 60 --sim-shock-size 3
 
 .PHONY: run demo test bench setup setup-dev browser clean
 

@@ -37,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--sim-rate", type=float, default=100.0, help="simulated trades per second")
         parser.add_argument("--sim-seed", type=int, default=7)
         parser.add_argument("--sim-half-life", type=float, default=None, help="spread half-life in seconds")
+        parser.add_argument("--sim-spread-sigma", type=float, default=None, help="spread standard deviation, USD")
         parser.add_argument("--sim-shock-every", type=float, default=None, help="a spread shock every S seconds")
+        parser.add_argument("--sim-shock-size", type=float, default=None, help="shock size in spread sigmas")
 
     def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
         self.simulate = simulate
@@ -83,7 +85,12 @@ class Command(BaseCommand):
         self.beat_task = asyncio.ensure_future(self.beat.run())
 
     def scenario_options(self) -> dict[str, float]:
-        names = {"sim_half_life": "half_life", "sim_shock_every": "shock_every"}
+        names = {
+            "sim_half_life": "half_life",
+            "sim_spread_sigma": "spread_sigma",
+            "sim_shock_every": "shock_every",
+            "sim_shock_size": "shock_size",
+        }
         return {names[k]: v for k, v in self.options.items() if k in names and v is not None}
 
     async def stop(self) -> None:
