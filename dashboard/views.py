@@ -1,0 +1,288 @@
+"""Server-rendered pages: the pairs overview and the live pair page, plus CSV downloads.
+
+The pages are rendered with the current state (the cached snapshot and series, the
+latest alerts, the feed health) so they are useful before the websocket connects;
+the page script then keeps them live. Every number comes from the server: the
+views only pick, label and format.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from rest_framework import serializers
+
+from alerts.models import Alert, AlertState
+from alerts.rules import RuleState
+from alerts.services import alert_payload
+from analytics import selectors as analytics_selectors
+from analytics.bars import INTERVALS
+from analytics.models import Pair
+from analytics.services import pair_current
+from ingestion import selectors as ingestion_selectors
+
+from .api import BarListApi, SeriesFilterSerializer
+
+#: Price decimals of the instruments we know (Binance USD-M tick sizes); others by magnitude.
+PRICE_DECIMALS = {"BTCUSDT": 1, "ETHUSDT": 2, "BNBUSDT": 2, "SOLUSDT": 2, "XRPUSDT": 4, "DOGEUSDT": 5}
+
+#: Alerts shown on the pair page (the API pages through the rest).
+ALERTS_SHOWN = 50
+
+SERIES_COLUMNS = ("t", "price_a", "price_b", "spread", "zscore")
+BAR_COLUMNS = ("t", "open", "high", "low", "close", "volume", "trades")
+
+# Quality components in display order, with what each one measures.
+QUALITY_LABELS = {
+    "stationarity": "Stationarity (ADF p)",
+    "correlation": "Returns correlation",
+    "mean_reversion": "Mean reversion (half-life)",
+    "fit": "Fit (R²)",
+}
+
+
+def price_decimals(symbol: str, price: float | None) -> int:
+    """Decimals to show a price of ``symbol`` with: its tick size when known, else by magnitude."""
+    if symbol in PRICE_DECIMALS:
+        return PRICE_DECIMALS[symbol]
+    if not price or not math.isfinite(price):
+        return 2
+    magnitude = math.floor(math.log10(abs(price)))
+    if magnitude >= 4:  # 10,000 and up: 0.1
+        return 1
+    if magnitude >= 2:  # 100 to 9,999: 0.01
+        return 2
+    return min(8, 4 - magnitude)  # 14.123 -> 3, 2.5 -> 4, 0.45 -> 5
+
+
+def pvalue_text(value: float | None) -> str:
+    """A p-value as the pages show it: 4 decimals, "<0.0001" below that."""
+    if value is None:
+        return "—"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def open_entries() -> dict[int, RuleState]:
+    """The rule state of every pair that has an open entry (the pair is 'alerting')."""
+    states = {}
+    for pair_id, data in AlertState.objects.values_list("pair_id", "state"):
+        state = RuleState.from_dict(data)
+        if state.open_direction is not None:
+            states[pair_id] = state
+    return states
+
+
+def latest_alerts(pair_ids: list[int]) -> dict[int, Alert]:
+    latest: dict[int, Alert] = {}
+    for pair_id in pair_ids:
+        alert = Alert.objects.filter(pair_id=pair_id).order_by("-created_at", "-id").first()
+        if alert is not None:
+            latest[pair_id] = alert
+    return latest
+
+
+def pair_state(pair: Pair, snapshot: dict[str, Any], open_entry: RuleState | None) -> dict[str, Any]:
+    """The state of a pair and its label: inactive, alerting (an entry is open), warming up, stale or ready.
+
+    A leg that has stopped trading is named in the label ("stale: ETHUSDT"), during warm-up too.
+    """
+    warmup = snapshot.get("warmup") or {"bars": 0, "required": pair.min_bars}
+    if not pair.active:
+        return {"key": "inactive", "label": "inactive"}
+    if open_entry is not None:
+        side = (open_entry.open_direction or "").replace("_", " ")
+        return {"key": "alerting", "label": f"alerting: {side}"}
+    stale = ", ".join(snapshot.get("stale_legs") or []) if snapshot.get("stale") else ""
+    if not snapshot.get("ready"):
+        label = f"warming up {warmup['bars']}/{warmup['required']}"
+        return {"key": "warming", "label": f"{label} · stale: {stale}" if stale else label}
+    if stale:
+        return {"key": "stale", "label": f"stale: {stale}"}
+    return {"key": "ready", "label": "ready"}
+
+
+def overview_rows() -> list[dict[str, Any]]:
+    pairs = list(Pair.objects.order_by("-active", "id"))
+    entries = open_entries()
+    alerts = latest_alerts([p.id for p in pairs])
+    rows = []
+    for pair in pairs:
+        if pair.active:
+            snapshot, _ = pair_current(pair=pair)
+        else:  # not computed any more: its last snapshot, if the cache still has it
+            snapshot = analytics_selectors.snapshot_cached(pair.id) or {}
+        rows.append(
+            {
+                "pair": pair,
+                "snapshot": snapshot,
+                "state": pair_state(pair, snapshot, entries.get(pair.id)),
+                "alert": alerts.get(pair.id),
+                "decimals_a_fmt": f"{price_decimals(pair.symbol_a, snapshot.get('price_a'))}g",
+                "decimals_b_fmt": f"{price_decimals(pair.symbol_b, snapshot.get('price_b'))}g",
+                "entry_z": pair.entry_z,
+                "hot": snapshot.get("zscore") is not None and abs(snapshot["zscore"]) > pair.entry_z,
+                "adf_pvalue_text": pvalue_text(snapshot.get("adf_pvalue")),
+            }
+        )
+    return rows
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """Every pair at a glance."""
+    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": ingestion_selectors.health()})
+
+
+@require_GET
+def overview_rows_partial(request: HttpRequest) -> HttpResponse:
+    """The overview table's rows, rendered as on the page; the index page refreshes them with it."""
+    return render(request, "dashboard/partials/pair_rows.html", {"rows": overview_rows()})
+
+
+@require_GET
+def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """The live page of one pair."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    snapshot, series = pair_current(pair=pair)
+    alerts = [alert_payload(a) for a in Alert.objects.filter(pair=pair).order_by("-created_at", "-id")[:ALERTS_SHOWN]]
+    health = ingestion_selectors.health()
+    open_entry = open_entries().get(pair.id)
+    interval_s = INTERVALS[pair.interval] / 1000
+    decimals_a = price_decimals(pair.symbol_a, snapshot.get("price_a"))
+    decimals_b = price_decimals(pair.symbol_b, snapshot.get("price_b"))
+    config = {
+        "pair": pair.id,
+        "symbol_a": pair.symbol_a,
+        "symbol_b": pair.symbol_b,
+        "interval": pair.interval,
+        "interval_ms": INTERVALS[pair.interval],
+        "window": pair.window,
+        "decimals_a": decimals_a,
+        "decimals_b": decimals_b,
+        # The spread is in units of A's price: one more decimal than A's tick.
+        "decimals_spread": decimals_a + 1,
+        "ws_path": f"/ws/pairs/{pair.id}/",
+        "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
+        "open_entry": open_entry.as_dict() if open_entry else None,
+        "alerts_shown": ALERTS_SHOWN,
+    }
+    quality = snapshot.get("quality") or {}
+    last_tick_at = health["feed"].get("last_tick_at")
+    alerts_display = [
+        {**a, "time_text": _stamp(a["created_at"]), "direction_text": a["direction"].replace("_", " ")} for a in alerts
+    ]
+    context = {
+        "pair": pair,
+        "alerts_display": alerts_display,
+        "as_of_text": _stamp(snapshot.get("as_of")),
+        "snapshot": snapshot,
+        "series": series,
+        "alerts": alerts,
+        "health": health,
+        "tick_age_s": (time.time() * 1000 - last_tick_at) / 1000 if last_tick_at else None,
+        "config": config,
+        "state": pair_state(pair, snapshot, open_entry),
+        # floatformat arguments: fixed decimals with thousands separators
+        "decimals_a_fmt": f"{decimals_a}g",
+        "decimals_b_fmt": f"{decimals_b}g",
+        "decimals_spread_fmt": f"{decimals_a + 1}g",
+        "half_life_s": snapshot["half_life"] * interval_s if snapshot.get("half_life") is not None else None,
+        "warmup_pct": _warmup_pct(snapshot),
+        "quality_rows": [
+            {"key": key, "label": label, **quality[key], "max_points": 100 * quality[key]["weight"]}
+            for key, label in QUALITY_LABELS.items()
+            if key in quality
+        ],
+        "bars_symbols": pair.symbols,
+    }
+    return render(request, "dashboard/pair.html", context)
+
+
+def _stamp(ms: int | None) -> str:
+    """MM-DD HH:MM:SS (UTC) of a ms timestamp, as the page script shows times."""
+    if ms is None:
+        return "—"
+    return time.strftime("%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _warmup_pct(snapshot: dict[str, Any]) -> float:
+    warmup = snapshot.get("warmup") or {}
+    required = warmup.get("required") or 0
+    if not required:
+        return 0.0
+    return min(100.0, 100.0 * (warmup.get("bars") or 0) / required)
+
+
+# -- CSV downloads --------------------------------------------------------------
+
+
+def _bad_request(errors: dict) -> HttpResponseBadRequest:
+    """A 400 naming each bad parameter, as plain text (the client asked for a file)."""
+    message = "; ".join(f"{field}: {' '.join(map(str, messages))}" for field, messages in errors.items())
+    return HttpResponseBadRequest(message + "\n", content_type="text/plain; charset=utf-8")
+
+
+def _csv_response(filename: str, header: tuple[str, ...], rows: list[list[Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return response
+
+
+@require_GET
+def series_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """The window's chart series (as ``/api/pairs/{id}/series/``, ``?limit=N`` too), one row per bar."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    params = SeriesFilterSerializer(data=request.GET)
+    if not params.is_valid():
+        return _bad_request(params.errors)
+    _, series = pair_current(pair=pair)
+    if (limit := params.validated_data.get("limit")) is not None:
+        series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
+    rows = [list(values) for values in zip(*(series[c] for c in SERIES_COLUMNS), strict=True)]
+    filename = f"{pair.symbol_a}-{pair.symbol_b}-{pair.interval}-series-{series.get('as_of') or 'empty'}.csv"
+    return _csv_response(filename, SERIES_COLUMNS, rows)
+
+
+class BarsCsvFilter(BarListApi.FilterSerializer):
+    """The API's bar filter, with the symbol restricted to the pair's legs."""
+
+    symbol = serializers.CharField()
+
+    def validate_symbol(self, value: str) -> str:
+        pair = self.context["pair"]
+        symbol = value.strip().upper()
+        if symbol not in pair.symbols:
+            raise serializers.ValidationError(f"must be one of the pair's legs: {pair.symbol_a} or {pair.symbol_b}")
+        return symbol
+
+
+@require_GET
+def bars_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """Bars of one leg of the pair, as ``/api/bars/`` gives them: ``?symbol=`` (default leg A),
+    ``interval`` (default the pair's), ``start``, ``end``, ``limit`` (default the window)."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    params = {
+        "symbol": pair.symbol_a,
+        "interval": pair.interval,
+        "limit": min(pair.window, 5000),
+        **{k: v for k, v in request.GET.items() if k in ("symbol", "interval", "start", "end", "limit")},
+    }
+    serializer = BarsCsvFilter(data=params, context={"pair": pair})
+    if not serializer.is_valid():
+        return _bad_request(serializer.errors)
+    query = serializer.validated_data
+    bars = analytics_selectors.bars_for_symbol(**query)
+    data = BarListApi.OutputSerializer(bars, many=True).data
+    filename = f"{query['symbol']}-{query['interval']}-bars.csv"
+    return _csv_response(filename, BAR_COLUMNS, [[bar[c] for c in BAR_COLUMNS] for bar in data])

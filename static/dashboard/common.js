@@ -1,0 +1,182 @@
+/* pairs dashboard: shared helpers (formatting, embedded JSON, feed health polling).
+ *
+ * The page computes no statistic: every number comes from the server and is only
+ * formatted here. Times are shown in UTC.
+ */
+(function () {
+  "use strict";
+
+  var groupers = {};
+
+  function isNum(v) {
+    return typeof v === "number" && isFinite(v);
+  }
+
+  /** A number with exactly `d` decimals and thousands separators; "—" for null/NaN. */
+  function fmt(v, d) {
+    if (!isNum(v)) return "—";
+    d = Math.max(0, Math.min(10, d | 0));
+    var f = groupers[d];
+    if (!f) {
+      f = groupers[d] = new Intl.NumberFormat("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+    }
+    var s = f.format(v);
+    return s === "-0" || /^-0\.0*$/.test(s) ? s.slice(1) : s;
+  }
+
+  /** A signed number: "+1.23" / "-1.23" (zero unsigned). */
+  function fmtSigned(v, d) {
+    var s = fmt(v, d);
+    return isNum(v) && s !== "—" && v > 0 && !/^0\.?0*$/.test(s) ? "+" + s : s;
+  }
+
+  /** A p-value: 4 decimals, "<0.0001" below that. */
+  function fmtP(v) {
+    if (!isNum(v)) return "—";
+    return v < 0.0001 ? "<0.0001" : fmt(v, 4);
+  }
+
+  function pad(n) {
+    return n < 10 ? "0" + n : "" + n;
+  }
+
+  /** HH:MM:SS (UTC) of a ms timestamp. */
+  function hms(ms) {
+    if (!isNum(ms)) return "—";
+    var d = new Date(ms);
+    return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+  }
+
+  /** MM-DD HH:MM:SS (UTC) of a ms timestamp. */
+  function stamp(ms) {
+    if (!isNum(ms)) return "—";
+    var d = new Date(ms);
+    return pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + hms(ms);
+  }
+
+  /** A duration in seconds, compact: "0.4 s", "12 s", "4m 05s", "2h 03m". */
+  function duration(s) {
+    if (!isNum(s)) return "—";
+    if (s < 0) s = 0;
+    if (s < 10) return s.toFixed(1) + " s";
+    if (s < 60) return Math.round(s) + " s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + pad(Math.round(s % 60)) + "s";
+    return Math.floor(s / 3600) + "h " + pad(Math.floor((s % 3600) / 60)) + "m";
+  }
+
+  function readJSON(id) {
+    var el = document.getElementById(id);
+    if (!el) return null;
+    try {
+      return JSON.parse(el.textContent);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setText(id, text) {
+    var el = typeof id === "string" ? document.getElementById(id) : id;
+    if (el && el.textContent !== text) el.textContent = text;
+    return el;
+  }
+
+  // -- feed health ------------------------------------------------------------
+
+  var HEALTH_EVERY_MS = 5000;
+  var STALE_TICK_S = 10;
+  var health = null;
+  var healthReceivedAt = 0;
+  var listeners = [];
+
+  function onHealth(fn) {
+    listeners.push(fn);
+    if (health) fn(health, healthReceivedAt);
+  }
+
+  /** Seconds since the newest trade the feed has seen (client clock), or null. */
+  function tickAge(h) {
+    var last = h && h.feed ? h.feed.last_tick_at : null;
+    return isNum(last) ? Math.max(0, (Date.now() - last) / 1000) : null;
+  }
+
+  function renderPill(h, failed) {
+    var pill = document.getElementById("feed-pill");
+    if (!pill) return;
+    var state, text;
+    if (failed) {
+      state = "down";
+      text = "server unreachable";
+    } else if (!h) {
+      state = "unknown";
+      text = "feed …";
+    } else {
+      var age = tickAge(h);
+      var connected = h.feed && h.feed.connected;
+      state = h.status === "ok" && connected ? "ok" : connected ? "warn" : "down";
+      // The age shows only when ticks stop (the status is written about once a second).
+      text = (connected ? "feed live" : "feed down") + (age !== null && age > STALE_TICK_S ? " · no ticks " + duration(age) : "");
+      if (connected && age !== null && age > STALE_TICK_S) state = "warn";
+    }
+    pill.setAttribute("data-state", state);
+    setText("feed-pill-text", text);
+    pill.title = h && h.problems && h.problems.length ? h.problems.join("\n") : "feed health (/api/health/)";
+  }
+
+  function publish(h) {
+    health = h;
+    healthReceivedAt = Date.now();
+    renderPill(h, false);
+    for (var i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i](h, healthReceivedAt);
+      } catch (e) {
+        /* a panel's failure must not stop the others */
+      }
+    }
+  }
+
+  function pollHealth() {
+    var pill = document.getElementById("feed-pill");
+    var url = pill && pill.getAttribute("data-health-url");
+    if (!url) return;
+    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(publish)
+      .catch(function () {
+        renderPill(null, true);
+      });
+  }
+
+  function startHealth() {
+    var initial = readJSON("initial-health");
+    if (initial) publish(initial);
+    setInterval(pollHealth, HEALTH_EVERY_MS);
+    // The tick age moves between polls.
+    setInterval(function () {
+      if (health) renderPill(health, false);
+    }, 1000);
+  }
+
+  window.Pairs = {
+    isNum: isNum,
+    fmt: fmt,
+    fmtSigned: fmtSigned,
+    fmtP: fmtP,
+    hms: hms,
+    stamp: stamp,
+    duration: duration,
+    readJSON: readJSON,
+    setText: setText,
+    onHealth: onHealth,
+    tickAge: tickAge,
+  };
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", startHealth);
+  } else {
+    startHealth();
+  }
+})();

@@ -1,0 +1,875 @@
+/* pairs: the live page of one pair.
+ *
+ * Renders the server's snapshot, chart series, live prices and alerts; computes no
+ * statistic (the ±kσ bands are spread_mean ± k·spread_std of the snapshot, drawn as
+ * horizontal lines). Messages arrive on ws(s)://HOST/ws/pairs/<id>/:
+ *   snapshot (first on connect), series (after each snapshot), prices, alert.
+ *
+ * Hooks for tests: #ws-status ("live"/"disconnected"), #zscore-value, #warmup,
+ * #alert-feed > li[data-alert-id], canvases #chart-prices/#chart-spread/#chart-zscore
+ * with data-points (points of the main series drawn), window.pairsCharts and
+ * window.pairsPage (state and counters).
+ */
+(function () {
+  "use strict";
+
+  var P = window.Pairs;
+  var cfg = P && P.readJSON("pair-config");
+  if (!cfg) return;
+
+  var RECONNECT_MIN_MS = 1000;
+  var RECONNECT_MAX_MS = 30000;
+  var LIVE_TAIL_MAX = 2000; // live price points kept after the newest closed bar
+  var LIVE_REDRAW_MS = 250; // live price chart redraws at most this often
+  var FEED_MAX = 100; // alerts kept in the feed
+
+  var C = {
+    a: "#f0b90b",
+    b: "#6ea8fe",
+    spread: "#2dd4bf",
+    mean: "#9aa4b2",
+    band1: "rgba(110, 168, 254, 0.75)",
+    band2: "rgba(198, 120, 221, 0.85)",
+    band2Fill: "rgba(198, 120, 221, 0.07)",
+    z: "#e6edf3",
+    entry: "#f85149",
+    exit: "#d29922",
+    zero: "rgba(255, 255, 255, 0.22)",
+    long: "#3fb950",
+    short: "#f85149",
+    grid: "rgba(255, 255, 255, 0.06)",
+    tick: "#8b949e",
+  };
+
+  var QUALITY_LABELS = [
+    ["stationarity", "Stationarity (ADF p)"],
+    ["correlation", "Returns correlation"],
+    ["mean_reversion", "Mean reversion (half-life)"],
+    ["fit", "Fit (R²)"],
+  ];
+
+  var page = {
+    snapshot: P.readJSON("initial-snapshot") || {},
+    series: P.readJSON("initial-series") || {},
+    alerts: [], // newest first, as received (ids)
+    openEntry: cfg.open_entry || null,
+    tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
+    prices: { a: null, b: null, t: null },
+    messages: { snapshot: 0, series: 0, prices: 0, alert: 0 },
+    connected: false,
+    reconnects: 0,
+  };
+  window.pairsPage = page;
+
+  var dec = { a: cfg.decimals_a, b: cfg.decimals_b, s: cfg.decimals_spread };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+  var isNum = P.isNum;
+
+  // -- charts -------------------------------------------------------------------
+
+  var TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
+  /** Ticks at round UTC times (every 1 s ... 1 day) that fit the axis width. */
+  function timeTicks(axis) {
+    var min = axis.min;
+    var max = axis.max;
+    if (!isNum(min) || !isNum(max) || max <= min) {
+      axis.ticks = isNum(min) ? [{ value: min }] : [];
+      return;
+    }
+    var maxCount = Math.max(2, Math.floor((axis.chart.width || 600) / 90));
+    var step = TIME_STEPS_S[TIME_STEPS_S.length - 1] * 1000;
+    for (var i = 0; i < TIME_STEPS_S.length; i++) {
+      if ((max - min) / (TIME_STEPS_S[i] * 1000) <= maxCount) {
+        step = TIME_STEPS_S[i] * 1000;
+        break;
+      }
+    }
+    var ticks = [];
+    for (var v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push({ value: v });
+    axis.ticks = ticks;
+  }
+
+  function xAxis() {
+    return {
+      type: "linear",
+      bounds: "data",
+      afterBuildTicks: timeTicks,
+      ticks: {
+        color: C.tick,
+        maxRotation: 0,
+        autoSkipPadding: 12,
+        callback: function (v) {
+          // A window longer than a day marks its midnights with the date.
+          var scale = this;
+          if (scale.max - scale.min > 86400000 && v % 86400000 === 0) return P.stamp(v).slice(0, 5);
+          return P.hms(v);
+        },
+      },
+      grid: { color: C.grid, drawTicks: false },
+      border: { display: false },
+    };
+  }
+
+  function yAxis(position, extra) {
+    var axis = {
+      type: "linear",
+      position: position || "left",
+      ticks: { color: C.tick, maxTicksLimit: 6 },
+      grid: { color: C.grid, drawTicks: false },
+      border: { display: false },
+    };
+    if (extra) for (var k in extra) axis[k] = extra[k];
+    return axis;
+  }
+
+  function line(label, color, extra) {
+    var ds = {
+      label: label,
+      data: [],
+      borderColor: color,
+      backgroundColor: color,
+      borderWidth: 1.5,
+      pointRadius: 0,
+      pointHoverRadius: 3,
+      pointHitRadius: 4,
+      tension: 0,
+      spanGaps: false,
+      fill: false,
+    };
+    if (extra) for (var k in extra) ds[k] = extra[k];
+    return ds;
+  }
+
+  function hline(label, color, dash, extra) {
+    // Reference lines are drawn over the data (a lower order is drawn later).
+    return line(label, color, Object.assign({ borderWidth: 1, borderDash: dash || [], pointHoverRadius: 0, hline: true, order: 0 }, extra || {}));
+  }
+
+  function options(scales, tooltipLabel) {
+    return {
+      animation: false,
+      normalized: true,
+      parsing: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      resizeDelay: 50,
+      interaction: { mode: "nearest", axis: "x", intersect: false },
+      layout: { padding: { top: 4, right: 4 } },
+      scales: scales,
+      plugins: {
+        legend: { display: false },
+        decimation: { enabled: true, algorithm: "min-max" },
+        tooltip: {
+          backgroundColor: "rgba(13, 17, 23, 0.94)",
+          borderColor: "rgba(255, 255, 255, 0.12)",
+          borderWidth: 1,
+          titleColor: "#e6edf3",
+          bodyColor: "#c9d1d9",
+          titleFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
+          bodyFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
+          displayColors: true,
+          boxWidth: 8,
+          boxHeight: 8,
+          filter: function (item) {
+            return !item.dataset.hline;
+          },
+          callbacks: {
+            title: function (items) {
+              return items.length ? P.hms(items[0].parsed.x) + " UTC" : "";
+            },
+            label: tooltipLabel,
+          },
+        },
+      },
+    };
+  }
+
+  var charts = {};
+
+  function makeCharts() {
+    if (typeof window.Chart !== "function") return;
+    var Chart = window.Chart;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.font.size = 10;
+    Chart.defaults.color = C.tick;
+
+    var pricesCanvas = $("chart-prices");
+    if (pricesCanvas) {
+      charts.prices = new Chart(pricesCanvas, {
+        type: "line",
+        data: {
+          datasets: [
+            line(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2 }),
+            line(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1 }),
+            line(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
+            line(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
+          ],
+        },
+        options: options(
+          {
+            x: xAxis(),
+            yA: yAxis("left", { ticks: { color: C.a, maxTicksLimit: 6 } }),
+            yB: yAxis("right", { grid: { display: false }, ticks: { color: C.b, maxTicksLimit: 6 } }),
+          },
+          function (ctx) {
+            var d = ctx.dataset.yAxisID === "yA" ? dec.a : dec.b;
+            return " " + ctx.dataset.label + "  " + P.fmt(ctx.parsed.y, d);
+          }
+        ),
+      });
+    }
+
+    var spreadCanvas = $("chart-spread");
+    if (spreadCanvas) {
+      charts.spread = new Chart(spreadCanvas, {
+        type: "line",
+        data: {
+          datasets: [
+            line("spread", C.spread, { main: true, order: 1 }),
+            hline("mean", C.mean, []),
+            hline("+1σ", C.band1, [4, 3]),
+            hline("−1σ", C.band1, [4, 3]),
+            hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill }),
+            hline("−2σ", C.band2, [2, 3]),
+          ],
+        },
+        options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
+          return " spread  " + P.fmt(ctx.parsed.y, dec.s);
+        }),
+      });
+    }
+
+    var zCanvas = $("chart-zscore");
+    if (zCanvas) {
+      var markers = line("alerts", C.short, {
+        showLine: false,
+        pointRadius: 6,
+        pointHoverRadius: 8,
+        pointHitRadius: 8,
+        markers: true,
+        order: -1,
+        pointStyle: function (ctx) {
+          return ctx.raw && ctx.raw.kind === "exit" ? "circle" : "triangle";
+        },
+        rotation: function (ctx) {
+          return ctx.raw && ctx.raw.kind === "entry" && ctx.raw.direction === "short_spread" ? 180 : 0;
+        },
+        pointBackgroundColor: function (ctx) {
+          if (!ctx.raw) return C.mean;
+          if (ctx.raw.kind === "exit") return C.mean;
+          return ctx.raw.direction === "short_spread" ? C.short : C.long;
+        },
+        pointBorderColor: "#0d1117",
+        pointBorderWidth: 1,
+      });
+      charts.zscore = new Chart(zCanvas, {
+        type: "line",
+        data: {
+          datasets: [
+            line("z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
+            hline("+entry", C.entry, [5, 3]),
+            hline("−entry", C.entry, [5, 3]),
+            hline("+exit", C.exit, [2, 3]),
+            hline("−exit", C.exit, [2, 3]),
+            hline("0", C.zero, []),
+            markers,
+          ],
+        },
+        options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
+          if (ctx.dataset.markers && ctx.raw) {
+            return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  z " + P.fmtSigned(ctx.parsed.y, 2);
+          }
+          return " z  " + P.fmtSigned(ctx.parsed.y, 2);
+        }),
+      });
+    }
+    window.pairsCharts = charts;
+  }
+
+  function points(t, values) {
+    var out = [];
+    if (!t || !values) return out;
+    for (var i = 0; i < t.length && i < values.length; i++) {
+      if (isNum(values[i]) && isNum(t[i])) out.push({ x: t[i], y: values[i] });
+    }
+    return out;
+  }
+
+  function flat(y, x0, x1) {
+    return isNum(y) && isNum(x0) && isNum(x1) ? [{ x: x0, y: y }, { x: x1, y: y }] : [];
+  }
+
+  function seriesRange() {
+    var t = page.series.t || [];
+    return t.length ? [t[0], t[t.length - 1]] : [null, null];
+  }
+
+  function markEmpty(canvasId, n) {
+    var canvas = $(canvasId);
+    if (canvas) canvas.setAttribute("data-points", String(n));
+    if (canvas) canvas.style.visibility = n > 0 ? "visible" : "hidden";
+    var overlay = document.querySelector('.chart-empty[data-for="' + canvasId + '"]');
+    if (overlay) overlay.hidden = n > 0;
+  }
+
+  function drawSeries() {
+    var s = page.series;
+    var snap = page.snapshot;
+    var range = seriesRange();
+    var x0 = range[0];
+    var x1 = range[1];
+    var tail = liveTail();
+    var pricesA = points(s.t, s.price_a);
+    if (charts.prices) {
+      var ds = charts.prices.data.datasets;
+      ds[0].data = pricesA;
+      ds[1].data = points(s.t, s.price_b);
+      ds[2].data = tail.a;
+      ds[3].data = tail.b;
+      charts.prices.update("none");
+    }
+    markEmpty("chart-prices", pricesA.length);
+    var prices = $("chart-prices");
+    if (prices) prices.setAttribute("data-live-points", String(page.tail.length));
+
+    var spreadPts = points(s.t, s.spread);
+    if (charts.spread) {
+      var sd = charts.spread.data.datasets;
+      var m = snap.spread_mean;
+      var sigma = snap.spread_std;
+      var ok = spreadPts.length > 0 && isNum(m) && isNum(sigma);
+      sd[0].data = spreadPts;
+      sd[1].data = ok ? flat(m, x0, x1) : [];
+      sd[2].data = ok ? flat(m + sigma, x0, x1) : [];
+      sd[3].data = ok ? flat(m - sigma, x0, x1) : [];
+      sd[4].data = ok ? flat(m + 2 * sigma, x0, x1) : [];
+      sd[5].data = ok ? flat(m - 2 * sigma, x0, x1) : [];
+      charts.spread.update("none");
+    }
+    markEmpty("chart-spread", spreadPts.length);
+
+    var zPts = points(s.t, s.zscore);
+    if (charts.zscore) {
+      var zd = charts.zscore.data.datasets;
+      var th = snap.thresholds || {};
+      var has = zPts.length > 0;
+      zd[0].data = zPts;
+      zd[1].data = has ? flat(th.entry_z, x0, x1) : [];
+      zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, x1) : [];
+      zd[3].data = has ? flat(th.exit_z, x0, x1) : [];
+      zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, x1) : [];
+      zd[5].data = has ? flat(0, x0, x1) : [];
+      zd[6].data = has ? alertMarkers(x0, x1) : [];
+      charts.zscore.update("none");
+    }
+    markEmpty("chart-zscore", zPts.length);
+  }
+
+  /** The live price points after the newest closed bar, joined to its close. */
+  function liveTail() {
+    var s = page.series;
+    var t = s.t || [];
+    var a = [];
+    var b = [];
+    if (!page.tail.length) return { a: a, b: b };
+    if (t.length && isNum(s.price_a[t.length - 1]) && isNum(s.price_b[t.length - 1])) {
+      a.push({ x: t[t.length - 1], y: s.price_a[t.length - 1] });
+      b.push({ x: t[t.length - 1], y: s.price_b[t.length - 1] });
+    }
+    for (var i = 0; i < page.tail.length; i++) {
+      var p = page.tail[i];
+      a.push({ x: p.t, y: p.a });
+      b.push({ x: p.t, y: p.b });
+    }
+    return { a: a, b: b };
+  }
+
+  function trimTail() {
+    var t = page.series.t || [];
+    if (t.length) {
+      var after = t[t.length - 1] + cfg.interval_ms; // ticks of bars already closed are in the series
+      var k = 0;
+      while (k < page.tail.length && page.tail[k].t < after) k++;
+      if (k) page.tail.splice(0, k);
+    }
+    if (page.tail.length > LIVE_TAIL_MAX) page.tail.splice(0, page.tail.length - LIVE_TAIL_MAX);
+  }
+
+  var lastLiveDraw = 0;
+  var liveTimer = null;
+
+  function drawLive() {
+    liveTimer = null;
+    lastLiveDraw = Date.now();
+    if (!charts.prices) return;
+    var tail = liveTail();
+    var ds = charts.prices.data.datasets;
+    ds[2].data = tail.a;
+    ds[3].data = tail.b;
+    charts.prices.update("none");
+    var prices = $("chart-prices");
+    if (prices) prices.setAttribute("data-live-points", String(page.tail.length));
+  }
+
+  function scheduleLive() {
+    if (liveTimer || document.hidden) return;
+    var wait = Math.max(0, LIVE_REDRAW_MS - (Date.now() - lastLiveDraw));
+    liveTimer = setTimeout(drawLive, wait);
+  }
+
+  function alertMarkers(x0, x1) {
+    var out = [];
+    var items = document.querySelectorAll("#alert-feed > li[data-alert-id]");
+    for (var i = 0; i < items.length; i++) {
+      var a = alertsById[items[i].getAttribute("data-alert-id")];
+      if (a && isNum(a.bar_time) && isNum(a.zscore) && a.bar_time >= x0 && a.bar_time <= x1) {
+        out.push({ x: a.bar_time, y: a.zscore, kind: a.kind, direction: a.direction });
+      }
+    }
+    out.sort(function (p, q) {
+      return p.x - q.x;
+    });
+    return out;
+  }
+
+  // -- snapshot panels ----------------------------------------------------------
+
+  function pairState(s) {
+    if (page.openEntry && page.openEntry.open_direction) {
+      return { key: "alerting", label: "alerting: " + page.openEntry.open_direction.replace("_", " ") };
+    }
+    var stale = s.stale ? (s.stale_legs || []).join(", ") : "";
+    if (!s.ready) {
+      var w = s.warmup || {};
+      var label = "warming up " + (w.bars || 0) + "/" + (w.required || 0);
+      return { key: "warming", label: stale ? label + " · stale: " + stale : label };
+    }
+    if (stale) return { key: "stale", label: "stale: " + stale };
+    return { key: "ready", label: "ready" };
+  }
+
+  function setData(el, name, value) {
+    if (el && el.getAttribute(name) !== value) el.setAttribute(name, value);
+  }
+
+  function renderState() {
+    var st = pairState(page.snapshot);
+    var badge = $("state-badge");
+    if (badge) {
+      badge.className = "badge state-" + st.key;
+      setData(badge, "data-state", st.key);
+      P.setText(badge, st.label);
+    }
+  }
+
+  function gate(id, ok, value) {
+    var li = $(id);
+    if (!li) return;
+    setData(li, "data-ok", ok === null ? "unknown" : ok ? "true" : "false");
+    P.setText(li.querySelector(".gate-value"), value);
+  }
+
+  function renderQuality(q) {
+    var list = $("quality-breakdown");
+    if (!list) return;
+    var html = "";
+    if (!q) {
+      html = '<li class="muted q-empty">shown once the pair is ready</li>';
+    } else {
+      for (var i = 0; i < QUALITY_LABELS.length; i++) {
+        var c = q[QUALITY_LABELS[i][0]];
+        if (!c) continue;
+        var maxPts = 100 * c.weight;
+        var pct = isNum(c.value) ? Math.max(0, Math.min(100, c.value * 100)) : 0;
+        html +=
+          '<li data-component="' + QUALITY_LABELS[i][0] + '">' +
+          '<span class="q-label">' + QUALITY_LABELS[i][1] + "</span>" +
+          '<span class="q-track" aria-hidden="true"><span style="width: ' + pct.toFixed(0) + '%"></span></span>' +
+          '<span class="q-points mono">' + P.fmt(c.points, 1) + '<span class="muted">/' + P.fmt(maxPts, 0) + "</span></span></li>";
+      }
+    }
+    if (list.getAttribute("data-html") !== html) {
+      list.innerHTML = html;
+      list.setAttribute("data-html", html);
+    }
+  }
+
+  function renderSnapshot() {
+    var s = page.snapshot || {};
+    var th = s.thresholds || {};
+    var z = s.zscore;
+
+    P.setText("as-of", P.stamp(s.as_of));
+    P.setText("window-info", (s.n || 0) + "/" + (s.window || cfg.window) + " bars");
+    P.setText("metrics-n", "n " + (s.n || 0));
+
+    if (page.prices.t === null) {
+      P.setText("price-a", P.fmt(s.price_a, dec.a));
+      P.setText("price-b", P.fmt(s.price_b, dec.b));
+      P.setText("price-time", P.stamp(s.as_of));
+    }
+
+    P.setText("zscore-value", P.fmtSigned(z, 2));
+    var zone = "none";
+    var zoneText = s.ready ? "—" : "warming up";
+    if (isNum(z) && isNum(th.entry_z) && isNum(th.exit_z)) {
+      if (Math.abs(z) > th.entry_z) {
+        zone = z > 0 ? "entry-high" : "entry-low";
+        zoneText = z > 0 ? "short-spread zone" : "long-spread zone";
+      } else if (Math.abs(z) < th.exit_z) {
+        zone = "exit";
+        zoneText = "inside exit";
+      } else {
+        zone = "between";
+        zoneText = "between";
+      }
+    } else if (s.ready) {
+      zoneText = "flat spread";
+    }
+    setData($("z-tile"), "data-zone", zone);
+    P.setText("z-zone", zoneText);
+    if (isNum(th.entry_z)) P.setText("th-entry", P.fmt(th.entry_z, 2));
+    if (isNum(th.exit_z)) P.setText("th-exit", P.fmt(th.exit_z, 2));
+
+    P.setText("spread-value", P.fmt(s.spread, dec.s));
+    P.setText("spread-mean", P.fmt(s.spread_mean, dec.s));
+    P.setText("spread-std", P.fmt(s.spread_std, dec.s));
+
+    P.setText("quality-score", P.fmt(s.quality_score, 1));
+    P.setText("quality-total", P.fmt(s.quality_score, 1) + " pts");
+    var meter = $("quality-meter");
+    if (meter) meter.style.width = (isNum(s.quality_score) ? Math.max(0, Math.min(100, s.quality_score)) : 0) + "%";
+
+    var w = s.warmup || { bars: 0, required: 0 };
+    var warm = $("warmup");
+    if (warm) {
+      P.setText(warm, s.ready ? "ready" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
+      setData(warm, "data-ready", s.ready ? "true" : "false");
+    }
+    var pct = w.required ? Math.min(100, (100 * (w.bars || 0)) / w.required) : 0;
+    var bar = $("warmup-bar");
+    if (bar) bar.style.width = (s.ready ? 100 : pct).toFixed(1) + "%";
+    setData($("warmup-progress"), "aria-valuenow", (s.ready ? 100 : pct).toFixed(0));
+    var togo = Math.max(0, (w.required || 0) - (w.bars || 0));
+    P.setText(
+      "warmup-count",
+      s.ready ? (s.n || 0) + "/" + (s.window || cfg.window) + " bars in the window" : togo + " bars to go · ~" + P.duration((togo * cfg.interval_ms) / 1000)
+    );
+    var minBars = document.querySelectorAll(".chart-empty .min-bars");
+    for (var k = 0; k < minBars.length; k++) if (w.required) P.setText(minBars[k], String(w.required));
+    var warmTile = warm && warm.closest(".tile");
+    if (warmTile) setData(warmTile, "data-ready", s.ready ? "true" : "false");
+
+    P.setText("m-hedge_ratio", P.fmt(s.hedge_ratio, 4));
+    P.setText("price-b-beta", P.fmt(s.hedge_ratio, 4));
+    P.setText("m-intercept", P.fmt(s.intercept, dec.s));
+    P.setText("m-r_squared", P.fmt(s.r_squared, 4));
+    P.setText("m-correlation", P.fmt(s.correlation, 3));
+    P.setText("m-price_correlation", P.fmt(s.price_correlation, 3));
+    P.setText("m-adf_stat", isNum(s.adf_stat) ? P.fmt(s.adf_stat, 3) + (isNum(s.adf_lag) ? "  lag " + s.adf_lag : "") : "—");
+    P.setText("m-adf_pvalue", P.fmtP(s.adf_pvalue));
+    P.setText("m-coint_pvalue", P.fmtP(s.coint_pvalue));
+    P.setText(
+      "m-half_life",
+      isNum(s.half_life) ? P.fmt(s.half_life, 1) + " bars · " + P.duration((s.half_life * cfg.interval_ms) / 1000) : s.ready ? "— (not reverting)" : "—"
+    );
+    P.setText("m-spread_std", P.fmt(s.spread_std, dec.s));
+
+    var gateAdf = $("gate-adf");
+    if (gateAdf && isNum(th.max_adf_pvalue)) P.setText(gateAdf.querySelector(".gate-name"), "ADF p < " + th.max_adf_pvalue);
+    var gateCorr = $("gate-corr");
+    if (gateCorr && isNum(th.min_correlation)) P.setText(gateCorr.querySelector(".gate-name"), "ρ ≥ " + th.min_correlation);
+    var gateZ = $("gate-z");
+    if (gateZ && isNum(th.entry_z)) P.setText(gateZ.querySelector(".gate-name"), "|z| > " + th.entry_z);
+    gate("gate-adf", isNum(s.adf_pvalue) ? s.adf_pvalue < th.max_adf_pvalue : null, P.fmtP(s.adf_pvalue));
+    gate("gate-corr", isNum(s.correlation) ? s.correlation >= th.min_correlation : null, P.fmt(s.correlation, 3));
+    gate("gate-z", isNum(z) ? Math.abs(z) > th.entry_z : null, P.fmtSigned(z, 2));
+
+    renderQuality(s.quality);
+    renderState();
+  }
+
+  // -- live prices --------------------------------------------------------------
+
+  function flash(el, up) {
+    if (!el) return;
+    el.classList.remove("tick-up", "tick-down");
+    void el.offsetWidth; // restart the animation
+    el.classList.add(up ? "tick-up" : "tick-down");
+  }
+
+  function onPrices(m) {
+    if (!isNum(m.price_a) || !isNum(m.price_b)) return;
+    var prev = page.prices;
+    var a = $("price-a");
+    var b = $("price-b");
+    P.setText(a, P.fmt(m.price_a, dec.a));
+    P.setText(b, P.fmt(m.price_b, dec.b));
+    if (isNum(prev.a) && m.price_a !== prev.a) flash(a, m.price_a > prev.a);
+    if (isNum(prev.b) && m.price_b !== prev.b) flash(b, m.price_b > prev.b);
+    page.prices = { a: m.price_a, b: m.price_b, t: isNum(m.t) ? m.t : Date.now() };
+    P.setText("price-a-src", "live");
+    P.setText("price-time", P.hms(page.prices.t) + " UTC");
+    var last = page.tail.length ? page.tail[page.tail.length - 1].t : -Infinity;
+    if (isNum(m.t) && m.t >= last) {
+      page.tail.push({ t: m.t, a: m.price_a, b: m.price_b });
+      trimTail();
+      scheduleLive();
+    }
+  }
+
+  // -- alerts -------------------------------------------------------------------
+
+  var alertsById = {};
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function alertItem(a, isNew) {
+    var li = el("li", "alert kind-" + a.kind + " dir-" + a.direction + (isNew ? " is-new" : ""));
+    li.setAttribute("data-alert-id", String(a.id));
+    var top = el("div", "alert-top");
+    top.appendChild(el("span", "kind kind-" + a.kind, a.kind));
+    top.appendChild(el("span", "dir dir-" + a.direction, String(a.direction || "").replace("_", " ")));
+    top.appendChild(el("span", "mono", "z " + P.fmt(a.zscore, 2)));
+    top.appendChild(el("time", "mono muted", P.stamp(a.created_at)));
+    if (isNew) top.appendChild(el("span", "new-tag", "new"));
+    li.appendChild(top);
+    li.appendChild(el("div", "alert-msg", a.message || ""));
+    return li;
+  }
+
+  function addAlert(a, isNew) {
+    if (!a || a.id === undefined || a.id === null) return false;
+    var key = String(a.id);
+    if (alertsById[key]) return false;
+    alertsById[key] = a;
+    var feed = $("alert-feed");
+    if (!feed) return false;
+    // Keep newest first even when a backfill brings an older one.
+    var li = alertItem(a, isNew);
+    var before = null;
+    for (var node = feed.firstElementChild; node; node = node.nextElementSibling) {
+      var other = alertsById[node.getAttribute("data-alert-id")];
+      if (other && (other.created_at < a.created_at || (other.created_at === a.created_at && other.id < a.id))) {
+        before = node;
+        break;
+      }
+    }
+    feed.insertBefore(li, before);
+    while (feed.children.length > FEED_MAX) feed.removeChild(feed.lastElementChild);
+    var empty = $("alert-empty");
+    if (empty) empty.hidden = true;
+    if (isNew) {
+      if (a.kind === "entry") page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
+      else if (a.kind === "exit") page.openEntry = null;
+      renderState();
+      if (charts.zscore) drawSeries();
+    }
+    return true;
+  }
+
+  function backfillAlerts() {
+    if (!cfg.alerts_url) return;
+    fetch(cfg.alerts_url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        return r.ok ? r.json() : [];
+      })
+      .then(function (list) {
+        if (!Array.isArray(list)) return;
+        var added = false;
+        for (var i = list.length - 1; i >= 0; i--) added = addAlert(list[i], true) || added;
+        if (added && charts.zscore) drawSeries();
+      })
+      .catch(function () {
+        /* the next reconnect retries */
+      });
+  }
+
+  // -- websocket ----------------------------------------------------------------
+
+  var ws = null;
+  var backoff = RECONNECT_MIN_MS;
+  var retryTimer = null;
+  var stopped = false;
+  var drawPending = false;
+
+  function scheduleDraw() {
+    if (drawPending) return;
+    drawPending = true;
+    var run = function () {
+      drawPending = false;
+      drawSeries();
+    };
+    if (document.hidden) setTimeout(run, 0);
+    else window.requestAnimationFrame(run);
+  }
+
+  function setWs(live, note) {
+    page.connected = live;
+    var status = $("ws-status");
+    if (!status) return;
+    setData(status, "data-state", live ? "live" : "down");
+    P.setText(status, live ? "live" : "disconnected");
+    status.title = note || (live ? "live updates connected" : "live updates disconnected");
+  }
+
+  function handle(msg) {
+    if (!msg || typeof msg !== "object") return;
+    var type = msg.type;
+    if (type === "snapshot") {
+      page.messages.snapshot++;
+      page.snapshot = msg;
+      renderSnapshot();
+      scheduleDraw();
+    } else if (type === "series") {
+      page.messages.series++;
+      page.series = msg;
+      trimTail();
+      scheduleDraw();
+    } else if (type === "prices") {
+      page.messages.prices++;
+      onPrices(msg);
+    } else if (type === "alert") {
+      page.messages.alert++;
+      if (msg.pair === undefined || msg.pair === cfg.pair) addAlert(msg, true);
+    }
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer || stopped) return;
+    var wait = backoff;
+    backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
+    setWs(false, "disconnected; reconnecting in " + Math.round(wait / 1000) + " s");
+    retryTimer = setTimeout(connect, wait);
+  }
+
+  function connect() {
+    retryTimer = null;
+    if (stopped) return;
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws_path;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws.onopen = function () {
+      backoff = RECONNECT_MIN_MS;
+      setWs(true);
+      backfillAlerts(); // whatever fired while the socket was down
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      handle(msg);
+    };
+    ws.onclose = function (ev) {
+      var wasLive = page.connected;
+      ws = null;
+      if (wasLive) page.reconnects++;
+      if (ev && ev.code === 4404) {
+        stopped = true;
+        setWs(false, "this pair no longer exists");
+        return;
+      }
+      scheduleReconnect();
+    };
+    ws.onerror = function () {
+      /* onclose follows and schedules the retry */
+    };
+  }
+
+  // -- feed health --------------------------------------------------------------
+
+  var lastHealth = null;
+
+  function renderHealthAge() {
+    // The newest trade time known: the feed's status or, fresher, the live prices.
+    var age = P.tickAge(lastHealth);
+    if (isNum(page.prices.t)) {
+      var live = Math.max(0, (Date.now() - page.prices.t) / 1000);
+      age = age === null ? live : Math.min(age, live);
+    }
+    P.setText("health-age", age === null ? "—" : P.duration(age) + " ago");
+    var cell = $("health-age");
+    if (cell) setData(cell, "data-ok", age === null ? "unknown" : age < 5 ? "true" : "false");
+  }
+
+  function renderHealth(h) {
+    lastHealth = h;
+    var f = h.feed || {};
+    var status = $("health-status");
+    if (status) {
+      setData(status, "data-status", h.status || "unknown");
+      P.setText(status, h.status || "unknown");
+    }
+    var conn = $("health-connected");
+    if (conn) {
+      setData(conn, "data-ok", f.connected ? "true" : "false");
+      P.setText(conn, f.connected ? "yes" : "no");
+    }
+    P.setText("health-reconnects", String(isNum(f.reconnects) ? f.reconnects : "—"));
+    P.setText("health-gaps-filled", String(isNum(f.gaps_filled) ? f.gaps_filled : "—"));
+    P.setText("health-gaps-unfilled", String(isNum(f.gaps_unfilled) ? f.gaps_unfilled : "—"));
+    var unfilled = $("health-gaps-unfilled");
+    if (unfilled) setData(unfilled, "data-ok", f.gaps_unfilled ? "false" : "true");
+    P.setText("health-ticks", isNum(f.ticks_total) ? P.fmt(f.ticks_total, 0) : "—");
+    P.setText("health-mode", h.mode || "—");
+    var problems = $("health-problems");
+    if (problems) {
+      var html = (h.problems || [])
+        .map(function (p) {
+          var li = document.createElement("li");
+          li.textContent = p;
+          return li.outerHTML;
+        })
+        .join("");
+      if (problems.getAttribute("data-html") !== html) {
+        problems.innerHTML = html;
+        problems.setAttribute("data-html", html);
+      }
+    }
+    renderHealthAge();
+  }
+
+  // -- start ----------------------------------------------------------------------
+
+  function start() {
+    var initial = P.readJSON("initial-alerts") || [];
+    var existing = document.querySelectorAll("#alert-feed > li[data-alert-id]");
+    var byId = {};
+    for (var i = 0; i < initial.length; i++) byId[String(initial[i].id)] = initial[i];
+    for (var j = 0; j < existing.length; j++) {
+      var id = existing[j].getAttribute("data-alert-id");
+      if (byId[id]) alertsById[id] = byId[id];
+    }
+    makeCharts();
+    renderSnapshot();
+    drawSeries();
+    P.onHealth(renderHealth);
+    setInterval(renderHealthAge, 1000);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) {
+        scheduleDraw();
+        scheduleLive();
+      }
+    });
+    setWs(false, "connecting…");
+    connect();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

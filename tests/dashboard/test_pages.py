@@ -1,0 +1,313 @@
+"""The server-rendered pages: overview, pair page, CSV downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from http import HTTPStatus
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from rest_framework.test import APIClient
+
+from alerts.models import Alert, AlertState
+from analytics import services
+from analytics.models import Pair
+from dashboard.views import price_decimals
+from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def ready_pair() -> Pair:
+    pair = make_pair(window=200, min_bars=100)
+    store_and_resample(cointegrated_ticks(250))
+    services.snapshots_compute(now=T0 + 250_500)  # on the data's clock: live, not stale
+    return pair
+
+
+def embedded(response, element_id: str):
+    """The JSON a page embedded with ``json_script``."""
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    assert match, f"no #{element_id} in the page"
+    return json.loads(match.group(1))
+
+
+def element_text(response, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)<', response.content.decode(), re.S)
+    assert match, f"no #{element_id} in the page"
+    return match.group(1).strip()
+
+
+def parse_csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def cell(value) -> str:
+    """How a value of the API's JSON appears in the CSV."""
+    return "" if value is None else str(value)
+
+
+def make_alert(pair: Pair, *, kind: str = "entry", direction: str = "short_spread", bar_time: int, zscore: float = 2.4):
+    return Alert.objects.create(
+        pair=pair,
+        kind=kind,
+        direction=direction,
+        reason="entry" if kind == "entry" else "reverted",
+        bar_time=bar_time,
+        zscore=zscore,
+        adf_pvalue=0.01,
+        correlation=0.8,
+        hedge_ratio=20.0,
+        message=f"{kind} {direction} <b>z={zscore}</b>",
+        snapshot={},
+    )
+
+
+# -- overview ------------------------------------------------------------------
+
+
+def test_the_overview_lists_the_default_pair_with_links(client):
+    pair = make_pair()
+    response = client.get("/")
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert f'href="/pairs/{pair.id}/"' in html
+    assert "BTCUSDT" in html and "ETHUSDT" in html
+    assert 'href="/admin/"' in html
+    assert f'data-pair-id="{pair.id}"' in html
+    assert "warming up 0/100" in html  # no bars yet
+    assert embedded(response, "initial-health")["status"] in ("ok", "degraded")
+
+
+def test_the_overview_shows_the_live_state_of_a_ready_pair(client, ready_pair):
+    snapshot = api_snapshot(ready_pair)
+    html = client.get("/").content.decode()
+    row = re.search(rf'<tr[^>]*data-pair-id="{ready_pair.id}".*?</tr>', html, re.S).group(0)
+    assert 'data-state="ready"' in row
+    assert f"{snapshot['zscore']:.2f}" in row
+    assert f"{snapshot['quality_score']:.0f}" in row
+    assert "none yet" in row
+
+
+def test_the_overview_says_alerting_while_an_entry_is_open_and_shows_the_latest_alert(client, ready_pair):
+    snapshot = api_snapshot(ready_pair)
+    make_alert(ready_pair, bar_time=snapshot["as_of"], zscore=2.71)
+    AlertState.objects.update_or_create(
+        pair=ready_pair, defaults={"state": {"armed": False, "open_direction": "short_spread", "open_since": 1}}
+    )
+    rows = client.get("/pairs/overview/")
+    assert rows.status_code == HTTPStatus.OK
+    row = rows.content.decode()
+    assert 'data-state="alerting"' in row
+    assert "alerting: short spread" in row
+    assert "z 2.71" in row and "kind-entry" in row
+
+
+def test_the_overview_says_stale_and_inactive(client, ready_pair):
+    other = Pair.objects.create(symbol_a="SOLUSDT", symbol_b="ETHUSDT", interval="1m", active=False)
+    cache.set(f"pairs:snapshot:{ready_pair.id}", {**api_snapshot(ready_pair), "stale": True, "stale_legs": ["ETHUSDT"]})
+    html = client.get("/pairs/overview/").content.decode()
+    assert re.search(rf'data-pair-id="{ready_pair.id}" data-state="stale"', html)
+    assert "stale: ETHUSDT" in html
+    assert re.search(rf'data-pair-id="{other.id}" data-state="inactive"', html)
+
+
+def test_a_pair_without_data_is_warming_up_and_says_which_legs_are_silent(client):
+    pair = make_pair()
+    html = client.get("/pairs/overview/").content.decode()
+    assert re.search(rf'data-pair-id="{pair.id}" data-state="warming"', html)
+    assert "warming up 0/100 · stale: BTCUSDT, ETHUSDT" in html
+
+
+def test_the_overview_without_pairs_says_how_to_add_one(client):
+    Pair.objects.all().delete()
+    html = client.get("/").content.decode()
+    assert "No pairs yet" in html and "add_pair" in html
+
+
+# -- the pair page ---------------------------------------------------------------
+
+
+def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
+    response = client.get(f"/pairs/{ready_pair.id}/")
+    assert response.status_code == HTTPStatus.OK
+    snapshot = embedded(response, "initial-snapshot")
+    series = embedded(response, "initial-series")
+    assert snapshot == api.get(f"/api/pairs/{ready_pair.id}/snapshot/").json()
+    assert series == api.get(f"/api/pairs/{ready_pair.id}/series/").json()
+    config = embedded(response, "pair-config")
+    assert config["ws_path"] == f"/ws/pairs/{ready_pair.id}/"
+    assert (config["decimals_a"], config["decimals_b"]) == (1, 2)
+    assert config["interval_ms"] == 1000
+    assert embedded(response, "initial-alerts") == []
+    assert embedded(response, "initial-health")["mode"] == "embedded"
+    # Rendered on the server too, so the page is useful before the websocket connects.
+    assert element_text(response, "zscore-value") == f"{snapshot['zscore']:.2f}"
+    assert element_text(response, "warmup") == "ready"
+    assert element_text(response, "m-hedge_ratio") == f"{snapshot['hedge_ratio']:.4f}"
+    assert element_text(response, "ws-status") == "disconnected"
+    html = response.content.decode()
+    for hook in ('id="chart-prices"', 'id="chart-spread"', 'id="chart-zscore"', 'id="alert-feed"', 'data-points="0"'):
+        assert hook in html
+    for component in ("stationarity", "correlation", "mean_reversion", "fit"):
+        assert f'data-component="{component}"' in html
+    assert "vendor/chart.umd.min.js" in html
+    assert "cdn" not in html.lower()
+
+
+def test_the_pair_page_during_warm_up(client):
+    pair = make_pair()
+    store_and_resample(cointegrated_ticks(42))
+    response = client.get(f"/pairs/{pair.id}/")
+    assert response.status_code == HTTPStatus.OK
+    assert element_text(response, "warmup") == "warming up: 42/100"
+    assert element_text(response, "zscore-value") == "—"
+    assert embedded(response, "initial-snapshot")["ready"] is False
+    assert "warming up 42/100" in response.content.decode()
+
+
+def test_the_pair_page_with_no_data_at_all(client):
+    pair = make_pair()
+    response = client.get(f"/pairs/{pair.id}/")
+    assert response.status_code == HTTPStatus.OK
+    assert element_text(response, "warmup") == "warming up: 0/100"
+    assert embedded(response, "initial-series")["t"] == []
+
+
+def test_the_pair_page_lists_its_alerts_newest_first_escaped(client, ready_pair):
+    older = make_alert(ready_pair, bar_time=1_000)
+    newer = make_alert(ready_pair, kind="exit", bar_time=2_000, zscore=0.3)
+    other = Pair.objects.create(symbol_a="SOLUSDT", symbol_b="ETHUSDT")
+    make_alert(other, bar_time=3_000)
+    response = client.get(f"/pairs/{ready_pair.id}/")
+    html = response.content.decode()
+    ids = [int(i) for i in re.findall(r'data-alert-id="(\d+)"', html)]
+    assert ids == [newer.id, older.id]
+    assert [a["id"] for a in embedded(response, "initial-alerts")] == [newer.id, older.id]
+    assert "<b>z=" not in html and "&lt;b&gt;z=" in html
+
+
+def test_an_unknown_pair_is_a_404(client):
+    assert client.get("/pairs/999/").status_code == HTTPStatus.NOT_FOUND
+    assert client.get("/pairs/999/series.csv").status_code == HTTPStatus.NOT_FOUND
+    assert client.get("/pairs/999/bars.csv").status_code == HTTPStatus.NOT_FOUND
+    assert client.get("/pairs/abc/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_static_assets_are_served_locally(client):
+    # Chart.js comes from npm through the Makefile; the dashboard's own files are in the repository.
+    from django.contrib.staticfiles import finders
+
+    for path in ("dashboard/dashboard.css", "dashboard/common.js", "dashboard/pair.js", "dashboard/index.js"):
+        assert finders.find(path), path
+
+
+# -- CSV downloads ---------------------------------------------------------------
+
+
+def test_the_series_csv_equals_the_api_series(client, api, ready_pair):
+    response = client.get(f"/pairs/{ready_pair.id}/series.csv")
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"] and ".csv" in response["Content-Disposition"]
+    rows = parse_csv(response)
+    series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
+    assert rows[0] == ["t", "price_a", "price_b", "spread", "zscore"]
+    assert len(rows) - 1 == len(series["t"]) == 200
+    expected = [[cell(series[c][i]) for c in rows[0]] for i in range(len(series["t"]))]
+    assert rows[1:] == expected
+    assert [float(v) for v in rows[-1][1:]] == [series[c][-1] for c in ("price_a", "price_b", "spread", "zscore")]
+
+
+def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
+    rows = parse_csv(client.get(f"/pairs/{ready_pair.id}/series.csv", {"limit": 5}))
+    series = api.get(f"/api/pairs/{ready_pair.id}/series/", {"limit": 5}).json()
+    assert rows[1:] == [[cell(series[c][i]) for c in rows[0]] for i in range(5)]
+    response = client.get(f"/pairs/{ready_pair.id}/series.csv", {"limit": 0})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "limit" in response.content.decode()
+
+
+def test_the_series_csv_during_warm_up_has_empty_statistics(client):
+    pair = make_pair()
+    store_and_resample(cointegrated_ticks(10))
+    rows = parse_csv(client.get(f"/pairs/{pair.id}/series.csv"))
+    assert len(rows) == 11
+    assert all(row[3] == "" and row[4] == "" for row in rows[1:])
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+def test_the_bars_csv_equals_the_api_bars(client, api, ready_pair, symbol):
+    response = client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": symbol, "interval": "1s", "limit": 120})
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/csv")
+    assert symbol in response["Content-Disposition"]
+    rows = parse_csv(response)
+    bars = api.get("/api/bars/", {"symbol": symbol, "interval": "1s", "limit": 120}).json()
+    assert rows[0] == ["t", "open", "high", "low", "close", "volume", "trades"]
+    assert len(bars) == 120
+    assert rows[1:] == [[cell(bar[c]) for c in rows[0]] for bar in bars]
+
+
+def test_the_bars_csv_defaults_to_leg_a_over_the_window_and_takes_a_range(client, api, ready_pair):
+    rows = parse_csv(client.get(f"/pairs/{ready_pair.id}/bars.csv"))
+    bars = api.get("/api/bars/", {"symbol": "BTCUSDT", "interval": "1s", "limit": ready_pair.window}).json()
+    assert rows[1:] == [[cell(bar[c]) for c in rows[0]] for bar in bars]
+    start = bars[10]["t"]
+    ranged = parse_csv(client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": "ethusdt", "interval": "1m", "start": start}))
+    assert rows[0] == ranged[0]
+    api_ranged = api.get("/api/bars/", {"symbol": "ETHUSDT", "interval": "1m", "start": start}).json()
+    assert ranged[1:] == [[cell(bar[c]) for c in ranged[0]] for bar in api_ranged]
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"symbol": "SOLUSDT"}, "symbol"),
+        ({"interval": "1h"}, "interval"),
+        ({"limit": "x"}, "limit"),
+        ({"limit": 10**6}, "limit"),
+        ({"start": 10, "end": 5}, "end"),
+    ],
+)
+def test_bad_bars_csv_parameters_are_a_400_with_a_message(client, ready_pair, params, message):
+    response = client.get(f"/pairs/{ready_pair.id}/bars.csv", params)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert message in response.content.decode()
+
+
+# -- formatting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "symbol,price,decimals",
+    [("BTCUSDT", 97123.4, 1), ("ETHUSDT", 3012.55, 2), ("LINKUSDT", 14.123, 3), ("ADAUSDT", 0.4512, 5), ("NEWUSDT", None, 2)],
+)
+def test_price_decimals(symbol, price, decimals):
+    assert price_decimals(symbol, price) == decimals
+
+
+def api_snapshot(pair: Pair) -> dict:
+    return APIClient().get(f"/api/pairs/{pair.id}/snapshot/").json()
