@@ -155,6 +155,7 @@ def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | Non
         "price_a": float(aligned.y[-1]) if n else None,
         "price_b": float(aligned.x[-1]) if n else None,
         **dict.fromkeys(_STAT_FIELDS),
+        "half_life_seconds": None,
         "quality": None,
         "thresholds": {
             "entry_z": pair.entry_z,
@@ -169,6 +170,8 @@ def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | Non
         stats = pair_stats(aligned.y, aligned.x)
         snapshot.update({name: getattr(stats, name) for name in _STAT_FIELDS})
         snapshot["quality"] = stats.quality
+        if stats.half_life is not None:
+            snapshot["half_life_seconds"] = stats.half_life * interval_ms / 1000
         if stats.hedge_ratio is not None:
             spread = aligned.y - stats.hedge_ratio * aligned.x
             zscores = zscore_series(spread, stats.spread_mean, stats.spread_std)

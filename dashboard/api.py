@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.models import Alert
+from alerts.selectors import alerts_newest
 from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
@@ -250,7 +251,5 @@ class AlertListApi(generics.ListAPIView):
     def get_queryset(self):
         params = self.FilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        queryset = Alert.objects.order_by("-created_at", "-id")
-        if pair := params.validated_data.get("pair"):
-            queryset = queryset.filter(pair=pair)
-        return queryset
+        pair = params.validated_data.get("pair")
+        return alerts_newest(pair_id=pair.pk if pair else None)

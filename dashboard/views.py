@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from rest_framework import serializers
 
-from alerts.models import Alert, AlertState
+from alerts.selectors import alerts_newest, latest_alerts, open_entries
 from alerts.rules import RuleState
 from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
@@ -67,25 +67,6 @@ def pvalue_text(value: float | None) -> str:
     if value is None:
         return "—"
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def open_entries() -> dict[int, RuleState]:
-    """The rule state of every pair that has an open entry (the pair is 'alerting')."""
-    states = {}
-    for pair_id, data in AlertState.objects.values_list("pair_id", "state"):
-        state = RuleState.from_dict(data)
-        if state.open_direction is not None:
-            states[pair_id] = state
-    return states
-
-
-def latest_alerts(pair_ids: list[int]) -> dict[int, Alert]:
-    latest: dict[int, Alert] = {}
-    for pair_id in pair_ids:
-        alert = Alert.objects.filter(pair_id=pair_id).order_by("-created_at", "-id").first()
-        if alert is not None:
-            latest[pair_id] = alert
-    return latest
 
 
 def pair_state(pair: Pair, snapshot: dict[str, Any], open_entry: RuleState | None) -> dict[str, Any]:
@@ -151,10 +132,9 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     """The live page of one pair."""
     pair = get_object_or_404(Pair, pk=pair_id)
     snapshot, series = pair_current(pair=pair)
-    alerts = [alert_payload(a) for a in Alert.objects.filter(pair=pair).order_by("-created_at", "-id")[:ALERTS_SHOWN]]
+    alerts = [alert_payload(a) for a in alerts_newest(pair_id=pair.id)[:ALERTS_SHOWN]]
     health = ingestion_selectors.health()
     open_entry = open_entries().get(pair.id)
-    interval_s = INTERVALS[pair.interval] / 1000
     decimals_a = price_decimals(pair.symbol_a, snapshot.get("price_a"))
     decimals_b = price_decimals(pair.symbol_b, snapshot.get("price_b"))
     config = {
@@ -193,7 +173,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "decimals_a_fmt": f"{decimals_a}g",
         "decimals_b_fmt": f"{decimals_b}g",
         "decimals_spread_fmt": f"{decimals_a + 1}g",
-        "half_life_s": snapshot["half_life"] * interval_s if snapshot.get("half_life") is not None else None,
+        "half_life_s": snapshot.get("half_life_seconds"),
         "warmup_pct": _warmup_pct(snapshot),
         "quality_rows": [
             {"key": key, "label": label, **quality[key], "max_points": 100 * quality[key]["weight"]}

@@ -574,7 +574,7 @@
     P.setText("m-coint_pvalue", P.fmtP(s.coint_pvalue));
     P.setText(
       "m-half_life",
-      isNum(s.half_life) ? P.fmt(s.half_life, 1) + " bars · " + P.duration((s.half_life * cfg.interval_ms) / 1000) : s.ready ? "— (not reverting)" : "—"
+      isNum(s.half_life) ? P.fmt(s.half_life, 1) + " bars · " + P.duration(s.half_life_seconds) : s.ready ? "— (not reverting)" : "—"
     );
     P.setText("m-spread_std", P.fmt(s.spread_std, dec.s));
 

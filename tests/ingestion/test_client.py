@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from ingestion.binance import Tick
-from ingestion.client import Backoff, FeedClient, FeedState
+from ingestion.client import Backoff, FeedClient
 from ingestion.models import FeedStatus, Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import Feed

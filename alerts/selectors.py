@@ -1,0 +1,33 @@
+"""Reads of alerts and rule states."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import Alert, AlertState
+from .rules import RuleState
+
+
+def alerts_newest(*, pair_id: int | None = None) -> QuerySet[Alert]:
+    alerts = Alert.objects.order_by("-created_at", "-id")
+    return alerts.filter(pair_id=pair_id) if pair_id is not None else alerts
+
+
+def open_entries() -> dict[int, RuleState]:
+    """The rule state of every pair that has an open entry (the pair is 'alerting')."""
+    states = {}
+    for pair_id, data in AlertState.objects.values_list("pair_id", "state"):
+        state = RuleState.from_dict(data)
+        if state.open_direction is not None:
+            states[pair_id] = state
+    return states
+
+
+def latest_alerts(pair_ids: list[int]) -> dict[int, Alert]:
+    """The newest alert of each pair that has one."""
+    latest: dict[int, Alert] = {}
+    for pair_id in pair_ids:
+        alert = alerts_newest(pair_id=pair_id).first()
+        if alert is not None:
+            latest[pair_id] = alert
+    return latest
