@@ -100,9 +100,12 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             )
             # A shock (every minute) or a natural excursion becomes an entry alert in the feed.
             page.wait_for_selector("#alert-feed [data-alert-id]", timeout=180_000)
-            alerts = get_json(f"{system}/api/alerts/?pair=1")
-            shown = page.get_attribute("#alert-feed [data-alert-id]", "data-alert-id")
-            assert int(shown) in {a["id"] for a in alerts}
+            seen_at = time.time() * 1000
+            alerts = {a["id"]: a for a in get_json(f"{system}/api/alerts/?pair=1")}
+            shown = int(page.get_attribute("#alert-feed [data-alert-id]", "data-alert-id"))
+            assert shown in alerts
+            # Pushed, not polled: on the page within 3 s of its row being saved.
+            assert seen_at - alerts[shown]["created_at"] < 3000
         finally:
             page.screenshot(path=str(ARTIFACTS / "pair-page.png"), full_page=True)
             browser.close()
