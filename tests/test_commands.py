@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -75,12 +76,30 @@ def test_runpairs_simulate_serves_a_connected_feed_and_stops_cleanly(env, tmp_pa
         assert set(second) == {"BTCUSDT", "ETHUSDT"}
         assert all(second[s] > first.get(s, 0) for s in second), (first, second)
         assert get_json(f"{base}/api/health/")["status"] == "ok"
+        types = asyncio.run(websocket_messages(port, seconds=2.0))
+        assert types[0] == "snapshot"  # the first message is the snapshot
+        assert 4 <= types.count("prices") <= 25  # live prices: 2-10 a second while ticks flow
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(20)
     log = (tmp_path / "runpairs.log").read_text()
     assert code == 0, log
     assert "Traceback" not in log, log
+
+
+async def websocket_messages(port: int, seconds: float) -> list[str]:
+    import websockets
+
+    types = []
+    url = f"ws://127.0.0.1:{port}/ws/pairs/1/"
+    async with websockets.connect(url, origin=f"http://127.0.0.1:{port}", max_size=2**24) as ws:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                types.append(json.loads(await asyncio.wait_for(ws.recv(), left))["type"])
+            except TimeoutError:
+                break
+    return types
 
 
 def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
