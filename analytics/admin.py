@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from pairs_project.admin import ReadOnlyAdmin
+
 from .models import Bar, Pair, Snapshot
 
 
@@ -18,14 +20,6 @@ class PairAdmin(admin.ModelAdmin):
         ("Alert thresholds", {"fields": ["entry_z", "exit_z", "min_correlation", "max_adf_pvalue"]}),
         ("Delivery", {"fields": ["webhook_url"]}),
     ]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Bar)

@@ -2,21 +2,17 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from pairs_project.admin import ReadOnlyAdmin
+
 from .models import FeedStatus, Symbol, Tick
 
 
 @admin.register(Tick)
-class TickAdmin(admin.ModelAdmin):
+class TickAdmin(ReadOnlyAdmin):
     list_display = ["symbol", "trade_id", "timestamp", "price", "quantity"]
     list_filter = ["symbol"]
     search_fields = ["=trade_id"]
     show_full_result_count = False  # counting millions of ticks is slow
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Symbol)
