@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from pairs_project.admin import ReadOnlyAdmin
 
@@ -14,6 +15,8 @@ class PairAdmin(admin.ModelAdmin):
     list_display = ["__str__", "window", "min_bars", "entry_z", "exit_z", "min_correlation", "max_adf_pvalue", "active"]
     list_editable = ["active"]
     list_filter = ["active", "interval"]
+    # A webhook typed without a scheme is https (Django 6's default, adopted now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ["symbol_a", "symbol_b", "interval", "active"]}),
         ("Window", {"fields": ["window", "min_bars"]}),
