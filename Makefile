@@ -33,9 +33,9 @@ test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev
-	$(PY) bench/ingest.py $(BENCH_ARGS)
-	$(PY) bench/analytics.py
-	$(PY) bench/dashboard.py
+	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
+	$(PY) bench/bench_analytics.py
+	$(PY) bench/bench_dashboard.py
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)

@@ -7,7 +7,7 @@
 2. Freshness: the embedded system (feed + beat) against the offline exchange;
    for each 1 s bar, the delay from its close (t + 1 s) to its snapshot in the cache.
 
-    python bench/analytics.py [--seconds 40]
+    python bench/bench_analytics.py [--seconds 40]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ own process with a fresh database, then measures with plain websocket clients:
 - fan-out: 100 pages connected to one pair; for each new snapshot, the time from
   its computation (``computed_at``) until the last of the 100 has it.
 
-    python bench/dashboard.py [--seconds 20] [--clients 100]
+    python bench/bench_dashboard.py [--seconds 20] [--clients 100]
 """
 
 from __future__ import annotations
