@@ -124,7 +124,14 @@ async def pairs_feed(ws_url: str, rest_url: str, count: int) -> float:
 
 
 async def soak(ws_url: str, rest_url: str, seconds: float, warmup: float = 20.0) -> tuple[float, float, float, int]:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from ingestion.services import Feed
+
+    # asgiref's worker thread still holds a connection to the previous run's
+    # database; the soak must read its own (fresh) one.
+    await sync_to_async(connections.close_all)()
 
     feed = Feed(symbols=SYMBOLS, ws_url=ws_url, rest_url=rest_url)
     task = asyncio.create_task(feed.run())
