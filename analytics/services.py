@@ -12,8 +12,9 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import F
 
-from ingestion.models import Tick
+from ingestion.models import Symbol, Tick
 
 from . import selectors
 from .bars import INTERVALS, affected_spans, build_bars, last_closed_open_time
@@ -330,16 +331,40 @@ def pairs_warmup(*, rest_url: str | None = None) -> int:
 # -- housekeeping -------------------------------------------------------------
 
 
-def housekeeping(*, batch: int = 5000) -> dict[str, int]:
-    """Prune snapshot history past its retention, in small batches; checkpoint SQLite's WAL."""
-    cutoff = now_ms() - settings.SNAPSHOT_RETENTION_SECONDS * 1000
+def _delete_in_batches(queryset, batch: int) -> int:
+    """Delete the rows of ``queryset`` a batch at a time, so no transaction holds the database long."""
     deleted = 0
-    while True:
-        ids = list(Snapshot.objects.filter(as_of__lt=cutoff).values_list("id", flat=True)[:batch])
-        if not ids:
-            break
-        deleted += Snapshot.objects.filter(id__in=ids).delete()[0]
-    if connection.vendor == "sqlite":
+    while ids := list(queryset.values_list("id", flat=True)[:batch]):
+        deleted += queryset.model.objects.filter(id__in=ids).delete()[0]
+    return deleted
+
+
+def housekeeping(*, batch: int = 5000, now: int | None = None) -> dict[str, int]:
+    """Prune what is past its retention, in small batches; checkpoint SQLite's WAL.
+
+    Ticks older than ``TICK_RETENTION_SECONDS`` (48 h) go, with the per-symbol
+    totals kept true; 1 s bars and snapshot history older than
+    ``BAR_1S_RETENTION_SECONDS`` / ``SNAPSHOT_RETENTION_SECONDS`` (7 days) go.
+    1m and 5m bars are kept.
+    """
+    now = now_ms() if now is None else now
+    tick_cutoff = now - settings.TICK_RETENTION_SECONDS * 1000
+    ticks_deleted = 0
+    for symbol in Symbol.objects.filter(first_tick_at__lt=tick_cutoff):
+        gone = _delete_in_batches(Tick.objects.filter(symbol=symbol.name, timestamp__lt=tick_cutoff), batch)
+        oldest = Tick.objects.filter(symbol=symbol.name).order_by("timestamp").values_list("timestamp", flat=True).first()
+        Symbol.objects.filter(pk=symbol.pk).update(tick_count=F("tick_count") - gone, first_tick_at=oldest)
+        ticks_deleted += gone
+    bars_deleted = _delete_in_batches(
+        Bar.objects.filter(interval="1s", open_time__lt=now - settings.BAR_1S_RETENTION_SECONDS * 1000), batch
+    )
+    snapshots_deleted = _delete_in_batches(
+        Snapshot.objects.filter(as_of__lt=now - settings.SNAPSHOT_RETENTION_SECONDS * 1000), batch
+    )
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:  # a checkpoint needs autocommit
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return {"snapshots_deleted": deleted}
+    result = {"ticks_deleted": ticks_deleted, "bars_deleted": bars_deleted, "snapshots_deleted": snapshots_deleted}
+    if any(result.values()):
+        logger.info("housekeeping: %s", result)
+    return result

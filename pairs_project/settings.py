@@ -255,6 +255,9 @@ INGEST_DEFAULT_SYMBOLS = env_list("INGEST_DEFAULT_SYMBOLS", "BTCUSDT,ETHUSDT")
 # A leg whose newest bar is more than this many bars behind the window's end is stale.
 ANALYTICS_STALE_BARS = env_int("ANALYTICS_STALE_BARS", 5)
 SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
+# Ticks are the bulk of the database; 1m/5m bars are kept for good.
+TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)
+BAR_1S_RETENTION_SECONDS = env_int("BAR_1S_RETENTION_SECONDS", 7 * 24 * 3600)
 # Seconds one alert webhook POST may take before it counts as failed.
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
 

@@ -239,3 +239,26 @@ def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
     by_clock, _ = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=event + 10_000)
     assert by_clock["as_of"] == by_event["as_of"] + 1000  # the last second closed by the clock
     assert by_clock["n"] == by_event["n"] + 1
+
+
+def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
+    settings.TICK_RETENTION_SECONDS = 60
+    settings.BAR_1S_RETENTION_SECONDS = 90
+    settings.SNAPSHOT_RETENTION_SECONDS = 100
+    make_pair(window=300, min_bars=10)
+    store_and_resample(cointegrated_ticks(150))
+    for k in range(20, 150, 10):
+        services.snapshots_compute(now=T0 + k * 1000)
+    from ingestion.models import Symbol, Tick
+
+    result = services.housekeeping(batch=50, now=T0 + 150_000)
+    assert result["ticks_deleted"] == 4 * 90  # 2 ticks a second per symbol before t = 90 s
+    assert not Tick.objects.filter(timestamp__lt=T0 + 90_000).exists()
+    assert not Bar.objects.filter(interval="1s", open_time__lt=T0 + 60_000).exists()
+    assert Bar.objects.filter(interval="1m", open_time=T0).exists()  # minute bars stay
+    assert not Snapshot.objects.filter(as_of__lt=T0 + 50_000).exists()
+    for symbol in Symbol.objects.all():
+        stored = Tick.objects.filter(symbol=symbol.name)
+        assert symbol.tick_count == stored.count()
+        assert symbol.first_tick_at == min(stored.values_list("timestamp", flat=True))
+    assert services.housekeeping(now=T0 + 150_000) == {"ticks_deleted": 0, "bars_deleted": 0, "snapshots_deleted": 0}
