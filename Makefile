@@ -15,7 +15,7 @@ CHARTJS := static/vendor/chart.umd.min.js
 # so entries and exits happen while you watch.
 DEMO_ARGS ?= --sim-half-life 5 --sim-spread-sigma 5 --sim-shock-every 60 --sim-shock-size 3
 
-.PHONY: run demo test bench setup setup-dev browser clean
+.PHONY: run demo run-distributed test bench setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -28,6 +28,14 @@ demo: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate $(DEMO_ARGS)
+
+# Distributed mode: daphne, ingest_binance and a Celery worker with beat as separate
+# processes (Procfile) over Redis (default: the local one).
+run-distributed: export REDIS_URL ?= redis://127.0.0.1:6379/0
+run-distributed: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
