@@ -157,15 +157,16 @@ async def test_a_malformed_frame_is_counted_and_the_feed_goes_on(memory_feed):
     assert "malformed frame" in client.state.last_error
 
 
-async def test_rate_limits_on_backfill_are_honoured(memory_feed):
+@pytest.mark.parametrize("status", [429, 418])  # too many requests; IP banned for Retry-After
+async def test_rate_limits_on_backfill_are_honoured(memory_feed, status):
     async with Simulator(port=0, scenario="cointegrated", rate=300, seed=5) as sim:
         client, writer, store = memory_feed(sim)
         tasks = await run_client(client, writer)
         await wait_for(lambda: client.state.ticks_received > 50, what="first ticks")
-        sim.fault_rate_limit(2, status=429, retry_after=1)
+        sim.fault_rate_limit(2, status=status, retry_after=1)
         started = time.monotonic()
         sim.fault_drop()
-        await wait_for(lambda: client.state.rate_limited == 2, what="two 429 answers")
+        await wait_for(lambda: client.state.rate_limited == 2, what=f"two {status} answers")
         last = await drain(sim, client, writer, store)
         elapsed = time.monotonic() - started
         await stop_client(client, writer, tasks)
