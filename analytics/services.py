@@ -17,7 +17,15 @@ from django.db.models import F
 from ingestion.models import Symbol, Tick
 
 from . import selectors
-from .bars import INTERVALS, affected_spans, build_bars, last_closed_open_time
+from .bars import (
+    INTERVALS,
+    affected_open_times,
+    affected_spans,
+    align_closes,
+    bar_open_time,
+    build_bars,
+    last_closed_open_time,
+)
 from .models import Bar, Pair, Snapshot, Watermark
 from .stats import pair_stats, zscore_series
 
@@ -50,17 +58,20 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     if not rows:
         return 0
     new_ticks = [row[1:] for row in rows]
+    # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
+    # bars hold those of every narrower one: one read serves all three.
+    widest = max(INTERVALS, key=INTERVALS.__getitem__)
+    stored: list[tuple] = []
+    for symbol, spans in affected_spans(new_ticks, widest).items():
+        for start, end in spans:
+            stored.extend(
+                Tick.objects.filter(symbol=symbol, timestamp__gte=start, timestamp__lt=end).values_list(*_TICK_COLUMNS)
+            )
     with transaction.atomic():
-        for interval in INTERVALS:
-            stored: list[tuple] = []
-            for symbol, spans in affected_spans(new_ticks, interval).items():
-                for start, end in spans:
-                    stored.extend(
-                        Tick.objects.filter(symbol=symbol, timestamp__gte=start, timestamp__lt=end).values_list(
-                            *_TICK_COLUMNS
-                        )
-                    )
-            bars_upsert(build_bars(stored, interval))
+        for interval, length in INTERVALS.items():
+            touched = affected_open_times(new_ticks, interval)
+            ticks = [t for t in stored if (t[1], bar_open_time(t[0], length)) in touched]
+            bars_upsert(build_bars(ticks, interval))
         watermark.value = rows[-1][0]
         watermark.save(update_fields=["value", "updated_at"])
         newest = max(row[1] for row in rows)
@@ -122,8 +133,6 @@ def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | Non
     only once ``n >= min_bars``. A leg whose newest own bar is more than
     ``ANALYTICS_STALE_BARS`` intervals behind ``as_of`` marks the snapshot stale.
     """
-    from .bars import align_closes
-
     interval_ms = INTERVALS[pair.interval]
     closed = last_closed_open_time(event_time_ms, interval_ms, now_ms=now)
     aligned = None
