@@ -1583,10 +1583,7 @@ class Simulator:
 
     def _rest_agg_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = _symbol_param(params)
-        limit = _int_param(params, "limit")
-        limit = 500 if limit is None else limit
-        if not 1 <= limit <= AGG_TRADES_LIMIT:
-            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        limit = _limit_param(params, AGG_TRADES_LIMIT)
         from_id = _int_param(params, "fromId")
         start = _int_param(params, "startTime")
         end = _int_param(params, "endTime")
@@ -1603,10 +1600,7 @@ class Simulator:
         interval = params.get("interval")
         if not interval:
             raise ApiError(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
-        limit = _int_param(params, "limit")
-        limit = 500 if limit is None else limit
-        if not 1 <= limit <= KLINES_LIMIT:
-            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        limit = _limit_param(params, KLINES_LIMIT)
         start = _int_param(params, "startTime")
         end = _int_param(params, "endTime")
         return self.exchange.klines(symbol, interval, start_time=start, end_time=end, limit=limit)
@@ -1677,6 +1671,15 @@ def _int_param(params: dict[str, str], name: str) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > 20:
         raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
     return int(value)
+
+
+def _limit_param(params: dict[str, str], maximum: int) -> int:
+    """``limit``: 500 when absent, else 1..``maximum`` (Binance's rule for both endpoints)."""
+    limit = _int_param(params, "limit")
+    limit = 500 if limit is None else limit
+    if not 1 <= limit <= maximum:
+        raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+    return limit
 
 
 def _number_param(params: dict[str, str], name: str) -> float:
