@@ -1,7 +1,9 @@
 """The live dashboard's websocket: ``/ws/pairs/<id>/``.
 
 On connect: join the pair's group, accept, send the current snapshot (always the
-first message) and the chart series. Then relay what the group carries:
+first message), the chart series and the live prices when ticks are flowing (from
+the shared live buffers, so a page opened on any web process shows them at once).
+Then relay what the group carries:
 ``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
 """
 
@@ -14,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from analytics.models import Pair
 from analytics.services import pair_current
+from ingestion.services import buffers, prices_payload
 
 from .broadcast import pair_group
 
@@ -21,11 +24,11 @@ CLOSE_UNKNOWN_PAIR = 4404
 
 
 @database_sync_to_async
-def current_state(pair_id: int) -> tuple[dict, dict] | None:
+def current_state(pair_id: int) -> tuple[Pair, dict, dict] | None:
     pair = Pair.objects.filter(pk=pair_id).first()
     if pair is None:
         return None
-    return pair_current(pair=pair)
+    return pair, *pair_current(pair=pair)
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -38,9 +41,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.group = pair_group(self.pair_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        snapshot, series = state
+        pair, snapshot, series = state
         await self.send_json({"type": "snapshot", **snapshot})
         await self.send_json({"type": "series", **series})
+        last = await buffers.alast_many((pair.symbol_a, pair.symbol_b))
+        if len(last) == 2:
+            await self.send_json({"type": "prices", **prices_payload(last[pair.symbol_a], last[pair.symbol_b])})
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -15,7 +15,7 @@ from django.db.models import BigIntegerField, Case, F, FloatField, Value, When
 from django.utils import timezone
 
 from .binance import Tick
-from .buffers import RollingBuffers
+from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
 from .models import FeedStatus, Symbol
 from .models import Tick as TickRow
@@ -26,8 +26,21 @@ logger = logging.getLogger(__name__)
 #: Seconds between live price pushes to the dashboards (2-10 a second is the goal).
 PRICES_INTERVAL = 0.1
 
-#: The live ticks of this process, newest last (the fast path for pushes).
-buffers = RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
+
+def live_buffers() -> RollingBuffers:
+    """The live ticks: this process's own, shared through Redis in distributed mode."""
+    if not settings.REDIS_URL:
+        return RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
+    import redis.asyncio
+
+    def client() -> redis.asyncio.Redis:
+        return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+    return RedisBuffers(client, maxlen=settings.INGEST_BUFFER_TICKS)
+
+
+#: The live ticks, newest last (the fast path for pushes and for newly opened pages).
+buffers = live_buffers()
 
 
 def _insert_sql() -> str:
@@ -281,19 +294,34 @@ class Feed:
             self.client.set_symbols(symbols)
 
     async def _push_prices(self) -> None:
-        """Live prices of each pair's legs to its dashboards, every ``PRICES_INTERVAL`` while ticks flow."""
+        """Share the live ticks, then push each pair's prices to its dashboards.
+
+        Every ``PRICES_INTERVAL`` while ticks flow. A pair is pushed by the feed
+        that saw one of its legs move, with the other leg from the shared buffers,
+        so ingestion split by symbol over processes still pushes both prices.
+        """
         from dashboard.broadcast import abroadcast
 
         sent: dict[int, tuple] = {}
         while True:
             await asyncio.sleep(PRICES_INTERVAL)
+            await buffers.publish()
+            own = set(self.client.symbols) if self.client is not None else set()
+            moved: list[tuple[int, str, str]] = []
             for pair_id, symbol_a, symbol_b in self.pairs:
-                a, b = buffers.last(symbol_a), buffers.last(symbol_b)
-                if a is None or b is None or sent.get(pair_id) == (a, b):
-                    continue
-                sent[pair_id] = (a, b)
-                await abroadcast(
-                    pair_id,
-                    "prices.update",
-                    {"t": max(a.timestamp, b.timestamp), "price_a": a.price, "price_b": b.price},
-                )
+                seen = tuple(buffers.last(s) for s in (symbol_a, symbol_b) if s in own)
+                if any(seen) and sent.get(pair_id) != seen:
+                    sent[pair_id] = seen
+                    moved.append((pair_id, symbol_a, symbol_b))
+            if not moved:
+                continue
+            last = await buffers.alast_many({s for _, a, b in moved for s in (a, b)})
+            for pair_id, symbol_a, symbol_b in moved:
+                a, b = last.get(symbol_a), last.get(symbol_b)
+                if a is not None and b is not None:
+                    await abroadcast(pair_id, "prices.update", prices_payload(a, b))
+
+
+def prices_payload(a: Tick, b: Tick) -> dict:
+    """The dashboard's ``prices`` message for legs whose newest ticks are ``a`` and ``b``."""
+    return {"t": max(a.timestamp, b.timestamp), "price_a": a.price, "price_b": b.price}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
+import redis
 
+#: Tests use their own Redis database, flushed as they need.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
 
 
@@ -15,3 +19,25 @@ def recorded_frames() -> list[str]:
     """Every real ``@trade`` frame of the 2024-08-08 BTCUSDT+ETHUSDT capture, in trade-time order."""
     with gzip.open(RECORDINGS / "binance-usdm-trades-20240808.jsonl.gz", "rt") as fh:
         return fh.read().splitlines()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_live_buffers():
+    """Each test starts with no live ticks in this process (they are module state)."""
+    from ingestion.services import buffers
+
+    buffers.clear()
+    yield
+    buffers.clear()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis that answers; skips with the reason if none does, fails instead when REQUIRE_REDIS=1."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError as exc:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(f"REQUIRE_REDIS=1 but no Redis answers at {REDIS_URL}: {exc}")
+        pytest.skip(f"no Redis answers at {REDIS_URL} ({exc}); set REQUIRE_REDIS=1 to make this a failure")
+    return REDIS_URL

@@ -5,27 +5,11 @@ Skips with a reason when no Redis answers; fails instead when REQUIRE_REDIS=1 (C
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import redis
 from channels.layers import channel_layers
 from django.core.cache import caches
 
 from dashboard.broadcast import abroadcast, pair_group
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(f"REQUIRE_REDIS=1 but no Redis answers at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis answers at {REDIS_URL} ({exc}); set REQUIRE_REDIS=1 to make this a failure")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -49,6 +49,22 @@ async def test_the_first_message_is_the_snapshot_then_the_series():
     await communicator.disconnect()
 
 
+async def test_a_page_opened_while_ticks_flow_gets_the_live_prices_at_once():
+    from ingestion.binance import Tick
+    from ingestion.services import buffers
+
+    pair = await ready_pair()
+    buffers.append(Tick(1_700_000_000_100, pair.symbol_a, 60_000.5, 0.1, 11))
+    buffers.append(Tick(1_700_000_000_250, pair.symbol_b, 3_000.25, 2.0, 12))
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    assert [(await communicator.receive_json_from())["type"] for _ in range(2)] == ["snapshot", "series"]
+    assert await communicator.receive_json_from() == {
+        "type": "prices", "t": 1_700_000_000_250, "price_a": 60_000.5, "price_b": 3_000.25,
+    }
+    await communicator.disconnect()
+
+
 async def test_group_messages_are_relayed_with_their_type():
     pair = await ready_pair()
     communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
