@@ -1155,6 +1155,11 @@ class Simulator:
         ``shocks``, ``shock_every``, ``shock_size``, ``x_start``, ``y_start``,
         ``x_volatility``, ``split``, ``symbols``, ``id_offset`` (pair scenarios);
         ``speed``, ``loop``, ``path`` (replay).
+    start_on_subscribe : bool
+        Paced scenarios: open the market (scenario time 0) on the first whole
+        second after a client subscribes, instead of at ``start``. Two runs with
+        the same seed then put the same trades in the same bars, however long
+        their clients took to connect.
     """
 
     def __init__(
@@ -1170,6 +1175,7 @@ class Simulator:
         blast: bool = False,
         faults: Iterable[str] = (),
         step: float = 0.02,
+        start_on_subscribe: bool = False,
         **options: Any,
     ) -> None:
         if blast and not count:
@@ -1187,6 +1193,7 @@ class Simulator:
         self.count = count
         self.blast = blast
         self.step = step
+        self.start_on_subscribe = start_on_subscribe
         self.schedule = sorted((parse_fault_spec(f) for f in faults), key=lambda f: f.at)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -1372,6 +1379,9 @@ class Simulator:
         try:
             if self.blast:
                 await self._subscribed.wait()
+            elif self.start_on_subscribe and not scenario.unpaced:
+                await self._subscribed.wait()
+                await self._open_on_whole_second()
             while True:
                 if not self._running.is_set():
                     await self._running.wait()
@@ -1397,6 +1407,13 @@ class Simulator:
         finally:
             self._finished.set()
         logger.info("trading finished after %d trades", self._generated)
+
+    async def _open_on_whole_second(self) -> None:
+        now = time.time()
+        await asyncio.sleep(math.ceil(now) - now)
+        self._origin = float(math.ceil(now))
+        self.exchange.set_prehistory(self._prehistory, start_ms=int(self._origin * 1000))
+        logger.info("market open at %d (first subscriber)", int(self._origin * 1000))
 
     def _publish(self, batch: Batch, now: float, unpaced: bool) -> None:
         """Record ``batch`` in the exchange and send it to the subscribers."""

@@ -437,6 +437,22 @@ async def test_a_seed_makes_the_cointegrated_trades_deterministic():
     assert first != other
 
 
+async def test_the_market_opens_on_a_whole_second_after_the_first_subscriber():
+    async def run(wait: float) -> list[tuple[str, int, float, float]]:
+        async with Simulator(port=0, rate=400, seed=21, start_on_subscribe=True) as sim:
+            await asyncio.sleep(wait)
+            assert sim.exchange.stats()["generated"] == 0  # nobody listens yet
+            async with connect(f"{sim.ws_url}/{BOTH}") as ws:
+                ticks = await read_ticks(ws, seconds=1.6)
+        origin = min(t.timestamp for t in ticks) // 1000 * 1000
+        return [(t.symbol, t.timestamp - origin, t.price, t.quantity) for t in ticks]
+
+    early, late = await run(0.1), await run(0.7)
+    common = min(len(early), len(late)) - 50  # what both runs surely read
+    assert common > 100
+    assert early[:common] == late[:common]  # same trades at the same offsets into the same seconds
+
+
 def bars(scenario: PairScenario, seconds: int) -> tuple[np.ndarray, np.ndarray]:
     """Last price of each one-second bar of both legs, straight from the scenario."""
     batch = scenario.take(float(seconds), 10**7)

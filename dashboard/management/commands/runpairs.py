@@ -72,6 +72,7 @@ class Command(BaseCommand):
                 scenario=self.options["sim_scenario"],
                 rate=self.options["sim_rate"],
                 seed=self.options["sim_seed"],
+                start_on_subscribe=True,  # the same seed trades the same as `simulate_binance`
                 **self.scenario_options(),
                 **await sync_to_async(simulation_resume_options)(),
             )

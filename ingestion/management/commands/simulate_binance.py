@@ -29,6 +29,14 @@ class Command(BaseCommand):
         parser.add_argument("--half-life", type=float, default=None, help="spread half-life in seconds")
         parser.add_argument("--spread-sigma", type=float, default=None, help="spread standard deviation, USD")
         parser.add_argument("--shock-every", type=float, default=None, help="a spread shock every S seconds")
+        parser.add_argument("--shock-size", type=float, default=None, help="shock size in spread sigmas")
+        parser.add_argument(
+            "--start-on-subscribe",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="open the market on the first whole second after a client subscribes (default), "
+            "so runs with the same seed trade the same",
+        )
         parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
         parser.add_argument(
             "--loop", action=argparse.BooleanOptionalAction, default=None, help="replay: start over at the end"
@@ -62,7 +70,7 @@ class Command(BaseCommand):
                 if options[name] is not None:
                     extra[name] = options[name]
         else:
-            for name in ("hedge_ratio", "half_life", "spread_sigma", "shock_every"):
+            for name in ("hedge_ratio", "half_life", "spread_sigma", "shock_every", "shock_size"):
                 if options[name] is not None:
                     extra[name] = options[name]
             offset = options["id_offset"]
@@ -78,6 +86,7 @@ class Command(BaseCommand):
                 count=options["count"],
                 blast=options["blast"],
                 faults=options["faults"],
+                start_on_subscribe=options["start_on_subscribe"],
                 **extra,
             )
         except (TypeError, ValueError) as exc:
