@@ -285,6 +285,45 @@ def bar_is_closed(
     return now_ms is not None and now_ms >= open_time + interval_ms + grace_ms
 
 
+def feed_event_time(
+    legs: Iterable[str], newest: dict[str, int], feeds: Iterable[Iterable[str]] = ()
+) -> int | None:
+    """The event time that closes the bars of ``legs``: each leg's feed's, the earliest of them.
+
+    Parameters
+    ----------
+    legs : iterable of str
+        The symbols whose bars must all be closed (a pair's two legs).
+    newest : dict
+        Newest resampled trade time (ms) per symbol.
+    feeds : iterable of iterables of str
+        The symbols of each running ingestion feed. A symbol no feed lists
+        belongs to one feed of every symbol (one process ingests everything).
+
+    Returns
+    -------
+    int or None
+        None while a leg's feed has no trade yet (the wall clock still closes bars).
+
+    Notes
+    -----
+    "A tick at or after t + D for any symbol *of the feed*": one feed stores its
+    ticks in arrival (trade-time) order, so its newest stored trade proves every
+    earlier trade of its symbols stored. Another feed proves nothing about them:
+    when ingestion is split by symbol over processes, an ETH bar must not close
+    on a BTC tick that another process stored first.
+    """
+    groups = [set(group) for group in feeds]
+    times = []
+    for leg in legs:
+        group = next((g for g in groups if leg in g), newest.keys())
+        known = [newest[s] for s in group if s in newest]
+        if not known:
+            return None
+        times.append(max(known))
+    return min(times) if times else None
+
+
 # --------------------------------------------------------------------------- pair alignment
 
 

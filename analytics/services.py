@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from ingestion.models import Symbol, Tick
+from ingestion.selectors import feeds_symbols
 
 from . import selectors
 from .bars import (
@@ -24,6 +25,7 @@ from .bars import (
     align_closes,
     bar_open_time,
     build_bars,
+    feed_event_time,
     last_closed_open_time,
 )
 from .models import Bar, Pair, Snapshot, Watermark
@@ -74,12 +76,19 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             bars_upsert(build_bars(ticks, interval))
         watermark.value = rows[-1][0]
         watermark.save(update_fields=["value", "updated_at"])
-        newest = max(row[1] for row in rows)
-        event, _ = Watermark.objects.get_or_create(name=EVENT_TIME_WATERMARK)
-        if newest > event.value:
-            event.value = newest
-            event.save(update_fields=["value", "updated_at"])
+        newest: dict[str, int] = {}
+        for _, timestamp, symbol, *_rest in rows:
+            if timestamp > newest.get(symbol, -1):
+                newest[symbol] = timestamp
+        for symbol, timestamp in newest.items():
+            _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", timestamp)
+        _watermark_raise(EVENT_TIME_WATERMARK, max(newest.values()))
     return len(rows)
+
+
+def _watermark_raise(name: str, value: int) -> None:
+    Watermark.objects.get_or_create(name=name)
+    Watermark.objects.filter(name=name, value__lt=value).update(value=value)
 
 
 def bars_upsert(bars: list) -> None:
@@ -93,9 +102,27 @@ def bars_upsert(bars: list) -> None:
 
 
 def event_time() -> int | None:
-    """Newest trade time the bars have seen (ms), the clock that closes bars."""
+    """Newest trade time the bars have seen (ms), of any symbol."""
     value = Watermark.objects.filter(name=EVENT_TIME_WATERMARK).values_list("value", flat=True).first()
     return value or None
+
+
+def event_times() -> dict[str, int]:
+    """Newest trade time the bars have seen (ms), per symbol."""
+    prefix = f"{EVENT_TIME_WATERMARK}."
+    rows = Watermark.objects.filter(name__startswith=prefix).values_list("name", "value")
+    return {name.removeprefix(prefix): value for name, value in rows}
+
+
+class EventClock:
+    """The event times that close each pair's bars, read once per cycle (see ``feed_event_time``)."""
+
+    def __init__(self) -> None:
+        self.newest = event_times()
+        self.feeds = feeds_symbols()
+
+    def for_pair(self, pair: Pair) -> int | None:
+        return feed_event_time(pair.symbols, self.newest, self.feeds)
 
 
 # -- snapshots ----------------------------------------------------------------
@@ -203,11 +230,11 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     from dashboard.broadcast import broadcast_snapshot
 
     now = now_ms() if now is None else now
-    event = event_time()
+    clock = EventClock()
     published = []
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
-        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=event, now=now)
+        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=clock.for_pair(pair), now=now)
         unchanged = (
             previous is not None
             and previous.get("as_of") == snapshot["as_of"]
@@ -230,7 +257,7 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     """The latest snapshot and chart series: from the cache, or computed now when none is cached."""
     snapshot, series = selectors.snapshot_cached(pair.id), selectors.series_cached(pair.id)
     if snapshot is None or series is None:
-        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=event_time(), now=now_ms())
+        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=EventClock().for_pair(pair), now=now_ms())
     return snapshot, series
 
 

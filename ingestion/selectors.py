@@ -22,6 +22,12 @@ def symbol_exists(symbol: str) -> bool:
     return Symbol.objects.filter(name=symbol).exists()
 
 
+def feeds_symbols() -> list[list[str]]:
+    """The symbols of each ingestion feed, the most recently reporting feed first."""
+    rows = FeedStatus.objects.order_by("-updated_at").values_list("symbols", flat=True)
+    return [[s for s in symbols.split(",") if s] for symbols in rows]
+
+
 def ticks_recent(*, symbol: str, limit: int, before: int | None = None) -> list[Tick]:
     """The newest ``limit`` ticks of ``symbol`` (with a trade id below ``before``), newest first.
 

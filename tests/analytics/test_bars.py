@@ -22,6 +22,7 @@ from analytics.bars import (
     bar_open_time,
     build_bars,
     build_bars_from_columns,
+    feed_event_time,
     last_closed_open_time,
     parse_interval,
 )
@@ -308,6 +309,25 @@ def test_it_closes_a_silent_symbols_bars_on_the_other_symbols_ticks(stale_ticks)
     assert not bar_is_closed(eth_bar, 1_000, event_time_ms=eth_last)
     assert bar_is_closed(eth_bar, 1_000, event_time_ms=btc_later)  # no ETH tick needed
     assert last_closed_open_time(btc_later, 1_000) >= eth_bar
+
+
+@pytest.mark.parametrize(
+    ("feeds", "expected"),
+    [
+        ((), 9_000),  # one process ingests everything: any symbol's tick closes bars
+        ((["BTCUSDT", "ETHUSDT", "SOLUSDT"],), 7_000),
+        ((["BTCUSDT", "SOLUSDT"], ["ETHUSDT"]), 5_000),  # split: ETH's own feed is behind
+        ((["SOLUSDT"], ["BTCUSDT"], ["ETHUSDT"]), 5_000),
+        ((["BTCUSDT"], ["ETHUSDT", "SOLUSDT"]), 6_000),  # ETH closes on its feed-mate SOL; BTC is behind
+    ],
+)
+def test_a_pairs_bars_close_on_the_event_time_of_each_legs_own_feed(feeds, expected):
+    newest = {"BTCUSDT": 6_000, "ETHUSDT": 5_000, "SOLUSDT": 7_000, "XRPUSDT": 9_000}
+    assert feed_event_time(("BTCUSDT", "ETHUSDT"), newest, feeds) == expected
+
+
+def test_a_leg_whose_feed_has_no_trade_yet_leaves_closing_to_the_wall_clock():
+    assert feed_event_time(("BTCUSDT", "ETHUSDT"), {"BTCUSDT": 6_000}, [["BTCUSDT"], ["ETHUSDT"]]) is None
 
 
 def test_it_reopens_the_bar_of_a_tick_that_arrives_after_its_bar_closed(recorded_ticks):

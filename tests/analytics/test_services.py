@@ -162,6 +162,26 @@ def independent_snapshot(pair: Pair, as_of: int) -> dict:
     }
 
 
+def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
+    """A BTC process storing ahead must not close the ETH bar the ETH process is still writing."""
+    from ingestion.models import FeedStatus
+
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(50)
+    eth_until = T0 + 40_000  # the ETH process has stored up to second 40, BTC up to 50
+    store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < eth_until])
+
+    now = eth_until + 1_000  # the wall clock alone closes nothing after second 37
+    services.snapshots_compute(now=now)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 48_000  # one feed: BTC's ticks close ETH's bars
+
+    FeedStatus.objects.create(name="btc", symbols="BTCUSDT")
+    FeedStatus.objects.create(name="eth", symbols="ETHUSDT")
+    cache.clear()
+    services.snapshots_compute(now=now)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
+
+
 def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(400))
