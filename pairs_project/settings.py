@@ -193,15 +193,20 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 # The one schedule: Celery beat runs it in distributed mode, and `runpairs` runs
 # the same tasks on the same cadence in its own event loop (embedded mode).
 CELERY_BEAT_SCHEDULE = {
-    # Every second: new ticks -> 1s/1m/5m bars.
-    "resample-bars": {"task": "analytics.tasks.resample_bars_task", "schedule": 1.0},
+    # Every second: new ticks -> 1s/1m/5m bars. A run not started within 2 s is
+    # dropped (the next one does its work), so a stopped worker finds no backlog.
+    "resample-bars": {"task": "analytics.tasks.resample_bars_task", "schedule": 1.0, "options": {"expires": 2.0}},
     # Every second, right after resampling: a snapshot per active pair whose window moved.
-    "compute-snapshots": {"task": "analytics.tasks.compute_snapshots_task", "schedule": 1.0},
+    "compute-snapshots": {
+        "task": "analytics.tasks.compute_snapshots_task",
+        "schedule": 1.0,
+        "options": {"expires": 2.0},
+    },
     # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair
     # added in the admin or the API is ready within seconds (a no-op otherwise).
-    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 5.0},
+    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 5.0, "options": {"expires": 10.0}},
     # Every hour: prune history past retention, checkpoint the SQLite WAL.
-    "housekeeping": {"task": "analytics.tasks.housekeeping_task", "schedule": 3600.0},
+    "housekeeping": {"task": "analytics.tasks.housekeeping_task", "schedule": 3600.0, "options": {"expires": 600.0}},
 }
 
 # REST framework -----------------------------------------------------------

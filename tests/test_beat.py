@@ -63,3 +63,31 @@ def test_cron_schedules_are_refused_in_embedded_mode():
 
     with pytest.raises(ValueError, match="interval schedules only"):
         EmbeddedBeat({"x": {"task": "tests.test_beat.first", "schedule": crontab()}})
+
+
+def test_a_periodic_task_is_skipped_while_another_run_of_it_is_in_flight():
+    from analytics.tasks import single_flight
+
+    runs = []
+    release = threading.Event()
+
+    @single_flight
+    def cycle():
+        runs.append(threading.current_thread().name)
+        release.wait(5)
+        return len(runs)
+
+    first = threading.Thread(target=cycle, name="worker-1")
+    first.start()
+    while not runs:
+        threading.Event().wait(0.01)
+    assert cycle() is None  # a second worker finds the first one still running
+    release.set()
+    first.join()
+    assert cycle() == 2  # the lock went with the first run
+    assert runs == ["worker-1", "MainThread"]
+
+
+def test_the_per_second_runs_expire_instead_of_piling_up_behind_a_stopped_worker():
+    for name in ("resample-bars", "compute-snapshots"):
+        assert settings.CELERY_BEAT_SCHEDULE[name]["options"]["expires"] <= 2
