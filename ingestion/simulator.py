@@ -1157,9 +1157,10 @@ class Simulator:
         ``speed``, ``loop``, ``path`` (replay).
     start_on_subscribe : bool
         Paced scenarios: open the market (scenario time 0) on the first whole
-        second after a client subscribes, instead of at ``start``. Two runs with
-        the same seed then put the same trades in the same bars, however long
-        their clients took to connect.
+        second after every traded symbol has a subscriber (one client, or one
+        per symbol when ingestion is split), instead of at ``start``. Two runs
+        with the same seed then put the same trades in the same bars, however
+        long their clients took to connect.
     """
 
     def __init__(
@@ -1200,7 +1201,8 @@ class Simulator:
         self._subs: dict[ServerConnection, _Subscriber] = {}
         self._running = asyncio.Event()
         self._running.set()
-        self._subscribed = asyncio.Event()
+        self._subscribed = asyncio.Event()  # some symbol has a subscriber
+        self._covered = asyncio.Event()  # every traded symbol has one
         self._finished = asyncio.Event()
         self._refuse_until = 0.0
         self._limited = 0  # REST requests still to answer with a rate-limit error
@@ -1380,7 +1382,7 @@ class Simulator:
             if self.blast:
                 await self._subscribed.wait()
             elif self.start_on_subscribe and not scenario.unpaced:
-                await self._subscribed.wait()
+                await self._covered.wait()
                 await self._open_on_whole_second()
             while True:
                 if not self._running.is_set():
@@ -1413,7 +1415,7 @@ class Simulator:
         await asyncio.sleep(math.ceil(now) - now)
         self._origin = float(math.ceil(now))
         self.exchange.set_prehistory(self._prehistory, start_ms=int(self._origin * 1000))
-        logger.info("market open at %d (first subscriber)", int(self._origin * 1000))
+        logger.info("market open at %d (every symbol has a subscriber)", int(self._origin * 1000))
 
     def _publish(self, batch: Batch, now: float, unpaced: bool) -> None:
         """Record ``batch`` in the exchange and send it to the subscribers."""
@@ -1485,8 +1487,7 @@ class Simulator:
         self._subs[conn] = sub
         self.exchange.connections += 1
         self.exchange.connections_total += 1
-        if sub.symbols:
-            self._subscribed.set()
+        self._note_subscription(sub)
         try:
             async for message in conn:
                 reply = self._control_message(sub, message)
@@ -1497,6 +1498,13 @@ class Simulator:
         finally:
             self._subs.pop(conn, None)
             self.exchange.connections -= 1
+
+    def _note_subscription(self, sub: _Subscriber) -> None:
+        if sub.symbols:
+            self._subscribed.set()
+        listened = set().union(*(s.symbols for s in self._subs.values()))
+        if listened >= set(self.exchange.symbols):
+            self._covered.set()
 
     def _control_message(self, sub: _Subscriber, message: str | bytes) -> dict[str, Any] | None:
         """Answer one client message the way Binance does."""
@@ -1514,8 +1522,7 @@ class Simulator:
                 return {"error": {"code": 2, "msg": "Invalid request: params must be a list of streams"}, "id": req_id}
             if method == "SUBSCRIBE":
                 sub.subscribe(params)
-                if sub.symbols:
-                    self._subscribed.set()
+                self._note_subscription(sub)
             else:
                 sub.unsubscribe(params)
             return {"result": None, "id": req_id}

@@ -437,13 +437,15 @@ async def test_a_seed_makes_the_cointegrated_trades_deterministic():
     assert first != other
 
 
-async def test_the_market_opens_on_a_whole_second_after_the_first_subscriber():
+async def test_the_market_opens_on_a_whole_second_once_every_symbol_has_a_subscriber():
     async def run(wait: float) -> list[tuple[str, int, float, float]]:
         async with Simulator(port=0, rate=400, seed=21, start_on_subscribe=True) as sim:
-            await asyncio.sleep(wait)
-            assert sim.exchange.stats()["generated"] == 0  # nobody listens yet
-            async with connect(f"{sim.ws_url}/{BOTH}") as ws:
-                ticks = await read_ticks(ws, seconds=1.6)
+            async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as btc:
+                await asyncio.sleep(wait)
+                assert sim.exchange.stats()["generated"] == 0  # nobody listens to ETH yet
+                async with connect(f"{sim.ws_url}/{BOTH}") as ws:
+                    ticks = await read_ticks(ws, seconds=1.6)
+                assert await read_ticks(btc, count=1)
         origin = min(t.timestamp for t in ticks) // 1000 * 1000
         return [(t.symbol, t.timestamp - origin, t.price, t.quantity) for t in ticks]
 
