@@ -11,38 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT, free_port, get_json, spawn, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture
@@ -52,12 +26,6 @@ def env(tmp_path) -> dict[str, str]:
     env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     return env
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
 
 
 def test_runpairs_simulate_serves_a_connected_feed_and_stops_cleanly(env, tmp_path):

@@ -182,6 +182,20 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
+def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order():
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(60)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
+    services.snapshots_compute(now=T0 + 40_500)
+    store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 50_000])  # a late cycle: 10 bars at once
+    services.snapshots_compute(now=T0 + 50_500)
+    rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
+    assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 49))  # each bar, in order, none twice
+    # Each caught-up row is the snapshot a cycle on time would have made.
+    on_time, _ = services.pair_snapshot_build(pair=pair, event_time_ms=T0 + 45_000, now=None)
+    assert Snapshot.objects.get(pair=pair, as_of=T0 + 44_000).data["zscore"] == pytest.approx(on_time["zscore"], rel=1e-12)
+
+
 def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(400))
