@@ -12,10 +12,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHARTJS := static/vendor/chart.umd.min.js
 # The demo market: a spread with a 5 s half-life and a 3-sigma shock every minute,
-# so entries and exits happen while you watch.
-DEMO_ARGS ?= --sim-half-life 5 --sim-spread-sigma 5 --sim-shock-every 60 --sim-shock-size 3
+# so entries and exits happen while you watch. Both demos trade it; on fresh
+# databases they compute the same numbers (the seed fixes every trade).
+DEMO_MARKET ?= --seed 7 --rate 100 --half-life 5 --spread-sigma 5 --shock-every 60 --shock-size 3
+DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET))
+EXCHANGE_PORT ?= 9100
+REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run demo run-distributed test bench setup setup-dev browser clean
+.PHONY: run demo run-distributed demo-distributed redis test bench setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -31,11 +35,27 @@ demo: setup
 
 # Distributed mode: daphne, ingest_binance and a Celery worker with beat as separate
 # processes (Procfile) over Redis (default: the local one).
-run-distributed: export REDIS_URL ?= redis://127.0.0.1:6379/0
-run-distributed: setup
+run-distributed: export REDIS_URL := $(REDIS_URL)
+run-distributed: setup redis
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile web ingest worker
+
+# The same processes fed by the offline exchange (the Procfile's `exchange`), on the
+# demo market, in a database of their own.
+demo-distributed: export REDIS_URL := $(REDIS_URL)
+demo-distributed: export DATABASE_URL ?= sqlite:///demo-distributed.sqlite3
+demo-distributed: export BINANCE_WS_URL := ws://127.0.0.1:$(EXCHANGE_PORT)/market
+demo-distributed: export BINANCE_REST_URL := http://127.0.0.1:$(EXCHANGE_PORT)
+demo-distributed: setup redis
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) EXCHANGE_PORT=$(EXCHANGE_PORT) \
+		DEMO_MARKET="$(DEMO_MARKET)" $(VENV)/bin/honcho start -f Procfile exchange web ingest worker
+
+redis: setup
+	@$(PY) -c 'import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()' "$(REDIS_URL)" 2>/dev/null || \
+		{ echo "distributed mode needs Redis at $(REDIS_URL): start it, or set REDIS_URL." >&2; exit 1; }
 
 test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
