@@ -60,11 +60,24 @@ def env_list(name: str, default: str) -> list[str]:
 # https://docs.djangoproject.com/en/5.2/ref/settings/
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+# Host names that only ever mean this machine (testserver: Django's test client).
+LOCAL_HOSTS = {"127.0.0.1", "localhost", ".localhost", "[::1]", "::1", "testserver"}
 SECRET_KEY = os.getenv("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    # A fixed key is only acceptable on a developer's machine; production sets one.
-    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+    # The built-in key is public (it is in this file), so it only serves a site that
+    # answers to local names; a site that answers to any other name must set its own.
+    public_hosts = [host for host in ALLOWED_HOSTS if host not in LOCAL_HOSTS]
+    if public_hosts:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set, and DJANGO_ALLOWED_HOSTS names {', '.join(public_hosts)}: "
+            "the built-in development key only serves 127.0.0.1/localhost. Set DJANGO_SECRET_KEY to a long "
+            "random value, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    # The django-insecure- prefix makes `check --deploy` flag it (security.W009).
+    SECRET_KEY = "django-insecure-dev-only-key-set-DJANGO_SECRET_KEY-in-production"
+# Old keys, still accepted for signatures while sessions move to a new DJANGO_SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 
 INSTALLED_APPS = [
     "daphne",  # must precede staticfiles so `runserver` is the ASGI one
@@ -113,6 +126,30 @@ TEMPLATES = [
         },
     },
 ]
+
+# Security -----------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# Plain http unless DJANGO_SECURE_SSL=1: `make run` and `make demo` serve
+# http://127.0.0.1. A site served over HTTPS sets it, and `check --deploy` is then
+# clean: redirect to https, HSTS, cookies sent over https only. Behind a proxy that
+# terminates TLS, DJANGO_SECURE_PROXY_SSL_HEADER=1 as well, or the redirect loops.
+
+SERVED_OVER_HTTPS = env_bool("DJANGO_SECURE_SSL", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself: a client could send it too.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = SERVED_OVER_HTTPS
+# Load balancers probe the app itself over plain http; the health record holds no secret.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+# Browsers remember HSTS: once sent, they refuse plain http for this long (a year,
+# the minimum the preload lists take). Only sent over https.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600) if SERVED_OVER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+# Origins allowed to POST with a session besides the site's own (scheme included).
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 # Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
