@@ -150,6 +150,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 # Origins allowed to POST with a session besides the site's own (scheme included).
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Passwords inside URLs (DATABASE_URL, REDIS_URL...) are masked on error pages and reports.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "pairs_project.security.ReporterFilter"
 
 # Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
