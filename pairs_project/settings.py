@@ -8,6 +8,7 @@ value gets a dev-safe default; a value that cannot be parsed raises
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +55,14 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF's throttles take it: ``600/min`` (per s, min, hour or day)."""
+    value = (os.getenv(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 600/min (per s, min, hour or day).")
+    return value
 
 
 # Core ---------------------------------------------------------------------
@@ -248,9 +257,9 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    # Writes need a staff user: a session (browser, CSRF-checked) or a token
+    # Anyone reads; writes need a staff user: a session (browser, CSRF-checked) or a token
     # ("Authorization: Token <key>", keys made in the admin).
+    "DEFAULT_PERMISSION_CLASSES": ["dashboard.permissions.IsStaffOrReadOnly"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
@@ -271,6 +280,37 @@ SPECTACULAR_SETTINGS = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+# API throttling -----------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/throttling/
+# Requests per client address (anonymous) or per user; over the rate: 429 with
+# Retry-After. The dashboard polls /api/health/ every 5 s per open page, so the
+# anonymous default leaves room for dozens of pages behind one address.
+
+API_THROTTLE_ANON = env_rate("API_THROTTLE_ANON", "600/min")
+API_THROTTLE_USER = env_rate("API_THROTTLE_USER", "1200/min")
+# Reverse proxies in front of the app: the client is that many addresses from the end
+# of X-Forwarded-For. 0 ignores the header (a client could forge it).
+API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)
+REST_FRAMEWORK |= {
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.throttles.AnonRateThrottle", "dashboard.throttles.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": API_THROTTLE_ANON, "user": API_THROTTLE_USER},
+    "NUM_PROXIES": API_NUM_PROXIES,
+}
+# The counters get a cache of their own: in embedded mode the default cache is a
+# local-memory one of 300 entries, and a counter per client must not evict snapshots.
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "throttle",
+    }
+else:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "throttle",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
 
 # Binance ------------------------------------------------------------------
 # https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams

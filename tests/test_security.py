@@ -21,6 +21,7 @@ from django.test import Client
 from alerts import services as alert_services
 from alerts.models import Alert
 from pairs_project.security import MASK, url_password_masked, url_redacted
+from pairs_project.settings import env_rate
 from tests.analytics.test_services import make_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +108,24 @@ def test_https_redirects_everything_but_the_health_probe_and_sends_hsts(settings
     proxied = client.get("/", HTTP_X_FORWARDED_PROTO="https")
     assert proxied.status_code == HTTPStatus.OK
     assert proxied["Strict-Transport-Security"].startswith("max-age=3600")
+
+
+# -- throttle rates from the environment -----------------------------------------
+
+
+@pytest.mark.parametrize("value", ["600/min", "10/s", "1000/hour", "5/day", " 30/minute "])
+def test_a_throttle_rate_is_read_from_the_environment(monkeypatch, value):
+    monkeypatch.setenv("API_THROTTLE_ANON", value)
+    assert env_rate("API_THROTTLE_ANON", "600/min") == value.strip()
+
+
+@pytest.mark.parametrize("value", ["lots", "600", "0/min", "600/fortnight", "-5/min", "600 / min"])
+def test_a_bad_throttle_rate_is_refused(monkeypatch, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("API_THROTTLE_ANON", value)
+    with pytest.raises(ImproperlyConfigured, match="API_THROTTLE_ANON"):
+        env_rate("API_THROTTLE_ANON", "600/min")
 
 
 # -- no secret on pages, error pages or in logs ----------------------------------
