@@ -13,6 +13,7 @@ from django.db import close_old_connections, transaction
 
 from analytics.models import Pair
 from dashboard.broadcast import broadcast
+from pairs_project.security import url_redacted
 
 from .models import Alert, AlertState
 from .rules import RuleState, Thresholds, evaluate
@@ -121,10 +122,15 @@ def alert_webhook_deliver(*, alert_id: int, final: bool = True) -> None:
         )
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        alert.webhook_error = f"attempt {alert.webhook_attempts}: {exc.__class__.__name__}: {exc}"[:1000]
+        # A webhook URL's path is its credential (Slack, Discord...): name the host only.
+        url = alert.pair.webhook_url
+        error = str(exc)
+        for spelling in {url, str(httpx.URL(url))}:  # as given, and as httpx prints it
+            error = error.replace(spelling, url_redacted(url))
+        alert.webhook_error = f"attempt {alert.webhook_attempts}: {exc.__class__.__name__}: {error}"[:1000]
         alert.webhook_status = Alert.WebhookStatus.FAILED if final else Alert.WebhookStatus.PENDING
         alert.save(update_fields=["webhook_attempts", "webhook_error", "webhook_status"])
-        logger.warning("webhook of alert %s to %s failed: %s", alert.id, alert.pair.webhook_url, alert.webhook_error)
+        logger.warning("webhook of alert %s to %s failed: %s", alert.id, url_redacted(url), alert.webhook_error)
         raise WebhookFailed(alert.webhook_error) from exc
     alert.webhook_status = Alert.WebhookStatus.SENT
     alert.webhook_error = ""

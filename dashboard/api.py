@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from rest_framework import generics, permissions, serializers, viewsets
+from rest_framework import generics, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
 
 from .pagination import LinkHeaderPagination, next_page_headers
+from .permissions import IsStaffOrReadOnly
 
 
 class SymbolField(serializers.CharField):
@@ -133,13 +134,6 @@ class PairSerializer(serializers.ModelSerializer):
         if self.instance is None:
             return {}
         return {f: getattr(self.instance, f) for f in self.Meta.fields if f != "id"}
-
-
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request: Request, view: object) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return bool(request.user and request.user.is_staff)
 
 
 class SeriesFilterSerializer(serializers.Serializer):

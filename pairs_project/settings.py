@@ -8,6 +8,7 @@ value gets a dev-safe default; a value that cannot be parsed raises
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -56,15 +57,36 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF's throttles take it: ``600/min`` (per s, min, hour or day)."""
+    value = (os.getenv(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 600/min (per s, min, hour or day).")
+    return value
+
+
 # Core ---------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+# Host names that only ever mean this machine (testserver: Django's test client).
+LOCAL_HOSTS = {"127.0.0.1", "localhost", ".localhost", "[::1]", "::1", "testserver"}
 SECRET_KEY = os.getenv("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    # A fixed key is only acceptable on a developer's machine; production sets one.
-    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+    # The built-in key is public (it is in this file), so it only serves a site that
+    # answers to local names; a site that answers to any other name must set its own.
+    public_hosts = [host for host in ALLOWED_HOSTS if host not in LOCAL_HOSTS]
+    if public_hosts:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set, and DJANGO_ALLOWED_HOSTS names {', '.join(public_hosts)}: "
+            "the built-in development key only serves 127.0.0.1/localhost. Set DJANGO_SECRET_KEY to a long "
+            "random value, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    # The django-insecure- prefix makes `check --deploy` flag it (security.W009).
+    SECRET_KEY = "django-insecure-dev-only-key-set-DJANGO_SECRET_KEY-in-production"
+# Old keys, still accepted for signatures while sessions move to a new DJANGO_SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 
 INSTALLED_APPS = [
     "daphne",  # must precede staticfiles so `runserver` is the ASGI one
@@ -113,6 +135,32 @@ TEMPLATES = [
         },
     },
 ]
+
+# Security -----------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# Plain http unless DJANGO_SECURE_SSL=1: `make run` and `make demo` serve
+# http://127.0.0.1. A site served over HTTPS sets it, and `check --deploy` is then
+# clean: redirect to https, HSTS, cookies sent over https only. Behind a proxy that
+# terminates TLS, DJANGO_SECURE_PROXY_SSL_HEADER=1 as well, or the redirect loops.
+
+SERVED_OVER_HTTPS = env_bool("DJANGO_SECURE_SSL", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself: a client could send it too.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = SERVED_OVER_HTTPS
+# Load balancers probe the app itself over plain http; the health record holds no secret.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+# Browsers remember HSTS: once sent, they refuse plain http for this long (a year,
+# the minimum the preload lists take). Only sent over https.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600) if SERVED_OVER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+# Origins allowed to POST with a session besides the site's own (scheme included).
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Passwords inside URLs (DATABASE_URL, REDIS_URL...) are masked on error pages and reports.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "pairs_project.security.ReporterFilter"
 
 # Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
@@ -214,9 +262,9 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    # Writes need a staff user: a session (browser, CSRF-checked) or a token
+    # Anyone reads; writes need a staff user: a session (browser, CSRF-checked) or a token
     # ("Authorization: Token <key>", keys made in the admin).
+    "DEFAULT_PERMISSION_CLASSES": ["dashboard.permissions.IsStaffOrReadOnly"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
@@ -237,6 +285,37 @@ SPECTACULAR_SETTINGS = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+# API throttling -----------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/throttling/
+# Requests per client address (anonymous) or per user; over the rate: 429 with
+# Retry-After. The dashboard polls /api/health/ every 5 s per open page, so the
+# anonymous default leaves room for dozens of pages behind one address.
+
+API_THROTTLE_ANON = env_rate("API_THROTTLE_ANON", "600/min")
+API_THROTTLE_USER = env_rate("API_THROTTLE_USER", "1200/min")
+# Reverse proxies in front of the app: the client is that many addresses from the end
+# of X-Forwarded-For. 0 ignores the header (a client could forge it).
+API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)
+REST_FRAMEWORK |= {
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.throttles.AnonRateThrottle", "dashboard.throttles.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": API_THROTTLE_ANON, "user": API_THROTTLE_USER},
+    "NUM_PROXIES": API_NUM_PROXIES,
+}
+# The counters get a cache of their own: in embedded mode the default cache is a
+# local-memory one of 300 entries, and a counter per client must not evict snapshots.
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "throttle",
+    }
+else:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "throttle",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
 
 # Binance ------------------------------------------------------------------
 # https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams

@@ -41,3 +41,11 @@ def redis_url() -> str:
             pytest.fail(f"REQUIRE_REDIS=1 but no Redis answers at {REDIS_URL}: {exc}")
         pytest.skip(f"no Redis answers at {REDIS_URL} ({exc}); set REQUIRE_REDIS=1 to make this a failure")
     return REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def fresh_api_throttles():
+    """Every test client is 127.0.0.1: each test starts with empty API rate counters."""
+    from django.core.cache import caches
+
+    caches["throttle"].clear()

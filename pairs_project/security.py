@@ -1,0 +1,49 @@
+"""Keeping credentials out of logs and error pages.
+
+Connection URLs carry passwords (``DATABASE_URL``, ``REDIS_URL``) and webhook URLs
+carry tokens in their path. Django hides settings by name (``SECRET_KEY``,
+``PASSWORD``), which misses a password inside a URL, so the reporter filter below
+masks it by value too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.views.debug import SafeExceptionReporterFilter
+
+MASK = "********************"
+
+# scheme://user:password@ (the user may be empty: redis://:password@host)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
+
+
+def url_password_masked(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by stars."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+
+
+def url_redacted(url: str) -> str:
+    """Scheme, host and port of ``url`` only: a webhook's path and query are its secret."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable url>"
+    if not parts.scheme or not parts.hostname:
+        return "<unparseable url>"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+class ReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, plus passwords inside URL-valued settings and request data."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return url_password_masked(cleansed)
+        return cleansed
