@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from .models import Bar, Pair
+from .models import Bar, Pair, Snapshot
+
+logger = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "pairs:snapshot:{pair_id}"
 SERIES_KEY = "pairs:series:{pair_id}"
@@ -56,9 +59,23 @@ def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> list
     return [Close(t, c) for t, c in reversed(rows)]
 
 
+def _cached(key: str) -> Any:
+    """A cached value, or None when it is absent or the cache does not answer (it is only a cache)."""
+    try:
+        return cache.get(key)
+    except Exception as exc:
+        logger.warning("cache read of %s failed (%s); computing instead", key, exc)
+        return None
+
+
 def snapshot_cached(pair_id: int) -> dict[str, Any] | None:
-    return cache.get(SNAPSHOT_KEY.format(pair_id=pair_id))
+    return _cached(SNAPSHOT_KEY.format(pair_id=pair_id))
 
 
 def series_cached(pair_id: int) -> dict[str, list] | None:
-    return cache.get(SERIES_KEY.format(pair_id=pair_id))
+    return _cached(SERIES_KEY.format(pair_id=pair_id))
+
+
+def snapshot_recorded_latest(pair_id: int) -> dict[str, Any] | None:
+    """The newest snapshot in the history (where a cycle resumes when the cache was lost)."""
+    return Snapshot.objects.filter(pair_id=pair_id).order_by("-as_of").values_list("data", flat=True).first()

@@ -235,7 +235,8 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
         snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=clock.for_pair(pair), now=now)
-        for missed in _snapshots_missed(pair=pair, previous=previous, current=snapshot):
+        resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
+        for missed in _snapshots_missed(pair=pair, previous=resumed_from, current=snapshot):
             snapshot_record(snapshot=missed)
             alert_rule_evaluate(pair=pair, snapshot=missed)
         unchanged = (
@@ -293,8 +294,11 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
 def snapshot_cache(*, snapshot: dict[str, Any], series: dict) -> None:
     """The latest snapshot and series, where the API and new pages read them."""
     pair_id = snapshot["pair"]
-    cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot, timeout=None)
-    cache.set(selectors.SERIES_KEY.format(pair_id=pair_id), series, timeout=None)
+    try:
+        cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot, timeout=None)
+        cache.set(selectors.SERIES_KEY.format(pair_id=pair_id), series, timeout=None)
+    except Exception as exc:  # the history row, the alert rule and the pushes go on without it
+        logger.warning("snapshot of pair %s not cached: the cache did not answer (%s)", pair_id, exc)
 
 
 def snapshot_record(*, snapshot: dict[str, Any]) -> None:

@@ -20,15 +20,26 @@ def pair_group(pair_id: int) -> str:
     return f"pair-{pair_id}"
 
 
+#: Whether the last push failed: an outage of the channel layer is logged once, not per push.
+_failing = False
+
+
 async def abroadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
     """Send ``payload`` to every consumer of the pair; a failed push is logged, never raised."""
+    global _failing
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         await layer.group_send(pair_group(pair_id), {"type": message_type, "payload": payload})
-    except Exception:  # a push must never break the analytics cycle or the feed
-        logger.exception("push of %s to pair %s failed", message_type, pair_id)
+    except Exception as exc:  # a push must never break the analytics cycle or the feed
+        if not _failing:
+            logger.warning("pushes to the pages failed (%s: %s); going on without them", exc.__class__.__name__, exc)
+        _failing = True
+        return
+    if _failing:
+        logger.info("pushes to the pages resumed")
+    _failing = False
 
 
 def broadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:

@@ -3,12 +3,16 @@
 On connect: join the pair's group, accept, send the current snapshot (always the
 first message), the chart series and the live prices when ticks are flowing (from
 the shared live buffers, so a page opened on any web process shows them at once).
-Then relay what the group carries:
+Then relay what the group carries (re-joining it now and then: a restarted Redis
+forgets its groups, and channels_redis drops members after a day):
 ``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -21,6 +25,10 @@ from ingestion.services import buffers, prices_payload
 from .broadcast import pair_group
 
 CLOSE_UNKNOWN_PAIR = 4404
+#: Seconds between re-joins of the pair's group (cheap and idempotent).
+GROUP_REFRESH = 10.0
+
+logger = logging.getLogger(__name__)
 
 
 @database_sync_to_async
@@ -41,6 +49,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.group = pair_group(self.pair_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.refresher = asyncio.create_task(self._stay_in_group())
         pair, snapshot, series = state
         await self.send_json({"type": "snapshot", **snapshot})
         await self.send_json({"type": "series", **series})
@@ -49,8 +58,21 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "prices", **prices_payload(last[pair.symbol_a], last[pair.symbol_b])})
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "refresher"):
+            self.refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.refresher
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            with contextlib.suppress(Exception):  # the layer may be the thing that is down
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _stay_in_group(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH)
+            try:
+                await self.channel_layer.group_add(self.group, self.channel_name)
+            except Exception as exc:
+                logger.debug("re-joining %s failed (%s); next try in %.0f s", self.group, exc, GROUP_REFRESH)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The page only listens; anything it sends is ignored."""

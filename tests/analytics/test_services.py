@@ -182,11 +182,14 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
-def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order():
+@pytest.mark.parametrize("cache_lost", [False, True], ids=["cached", "cache-restarted"])
+def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cache_lost):
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
     services.snapshots_compute(now=T0 + 40_500)
+    if cache_lost:  # the cycle resumes from the recorded history
+        cache.clear()
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 50_000])  # a late cycle: 10 bars at once
     services.snapshots_compute(now=T0 + 50_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)

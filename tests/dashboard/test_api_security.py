@@ -180,3 +180,25 @@ def test_the_counters_do_not_share_the_snapshot_cache():
         api.get("/api/health/", REMOTE_ADDR=f"10.0.{k // 250}.{k % 250}")
     assert cache.get("pairs:probe") == 1
     assert caches["throttle"].get("throttle_anon_10.0.0.1") is not None
+
+
+def test_with_the_cache_down_the_api_still_answers_unthrottled(settings):
+    """Redis restarting must not take the API down: reads compute, limits are not enforced."""
+    from django.core.cache import caches
+
+    down = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    settings.CACHES = {"default": down, "throttle": {**down, "KEY_PREFIX": "throttle"}}
+    caches._settings = None  # rebuild the handlers from the new settings
+    for alias in ("default", "throttle"):
+        if hasattr(caches._connections, alias):
+            delattr(caches._connections, alias)
+    try:
+        pair = make_pair(window=60, min_bars=30)
+        client = APIClient()
+        assert client.get(f"/api/pairs/{pair.id}/snapshot/").status_code == HTTPStatus.OK
+        assert client.get("/api/health/").status_code == HTTPStatus.OK
+    finally:
+        caches._settings = None
+        for alias in ("default", "throttle"):
+            if hasattr(caches._connections, alias):
+                delattr(caches._connections, alias)

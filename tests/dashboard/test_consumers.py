@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -62,6 +64,24 @@ async def test_a_page_opened_while_ticks_flow_gets_the_live_prices_at_once():
     assert await communicator.receive_json_from() == {
         "type": "prices", "t": 1_700_000_000_250, "price_a": 60_000.5, "price_b": 3_000.25,
     }
+    await communicator.disconnect()
+
+
+async def test_a_page_rejoins_its_group_after_the_layer_forgot_it(monkeypatch):
+    """A restarted Redis keeps no groups: open pages must come back into theirs by themselves."""
+    from dashboard import consumers
+
+    monkeypatch.setattr(consumers, "GROUP_REFRESH", 0.05)
+    pair = await ready_pair()
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.receive_json_from()
+    layer = get_channel_layer()
+    layer.groups.pop(pair_group(pair.id), None)  # what a Redis restart does to the group
+    await asyncio.sleep(0.2)
+    await abroadcast(pair.id, "prices.update", {"t": 2, "price_a": 1.0, "price_b": 2.0})
+    assert (await communicator.receive_json_from())["type"] == "prices"
     await communicator.disconnect()
 
 
