@@ -6,6 +6,12 @@ import gzip
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests run the same examples on every run (a failure reproduces as is) and
+# keep no example database; a test sets its own (modest) max_examples.
+settings.register_profile("pairs", derandomize=True, database=None, deadline=None)
+settings.load_profile("pairs")
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
 
