@@ -13,6 +13,19 @@ from hypothesis import settings
 settings.register_profile("pairs", derandomize=True, database=None, deadline=None)
 settings.load_profile("pairs")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def hypothesis_prints_failing_examples():
+    """Put back the printer schemathesis swaps for a no-op when it loads (a speed-up for big schemas).
+
+    Without it a failing property test shows its example blank (``n=,``). Done
+    once the tests are collected, after anything that imports schemathesis.
+    """
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    core.RepresentationPrinter = pretty.RepresentationPrinter
+
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
 
 
