@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import generics, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -26,6 +26,19 @@ from ingestion.binance import normalize_symbol
 
 from .pagination import LinkHeaderPagination, next_page_headers
 from .permissions import IsStaffOrReadOnly
+
+
+#: The response headers of the paged lists (``pagination``), for the schema.
+NEXT_PAGE_HEADER = OpenApiParameter(
+    "Link",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description='the neighbouring pages, when there are (RFC 8288), e.g. <url>; rel="next"',
+)
+TOTAL_COUNT_HEADER = OpenApiParameter(
+    "X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200], description="items on all pages"
+)
 
 
 class SymbolField(serializers.CharField):
@@ -80,7 +93,7 @@ class TickListApi(APIView):
         quantity = serializers.FloatField()
         trade_id = serializers.IntegerField()
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[FilterSerializer, NEXT_PAGE_HEADER], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -194,7 +207,7 @@ class BarListApi(APIView):
         volume = serializers.FloatField()
         trades = serializers.IntegerField()
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[FilterSerializer, NEXT_PAGE_HEADER], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -238,7 +251,7 @@ class AlertListApi(generics.ListAPIView):
 
     serializer_class = OutputSerializer
 
-    @extend_schema(parameters=[FilterSerializer])
+    @extend_schema(parameters=[FilterSerializer, NEXT_PAGE_HEADER, TOTAL_COUNT_HEADER])
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
 

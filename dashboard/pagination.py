@@ -29,6 +29,10 @@ class LinkHeaderPagination(PageNumberPagination):
             headers["Link"] = ", ".join(links)
         return Response(data, headers=headers)
 
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        """The body is the plain list (the schema generator would otherwise document a wrapper object)."""
+        return schema
+
 
 def next_page_headers(request: Request, **params: object) -> dict[str, str]:
     """A ``Link: <...>; rel="next"`` header for keyset pages (ticks before an id, bars after a time)."""

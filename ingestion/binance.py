@@ -12,6 +12,7 @@ References:
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -19,6 +20,9 @@ import orjson
 
 #: Largest page the aggTrades REST endpoint serves.
 AGG_TRADES_LIMIT = 1000
+
+#: Largest trade time or id a tick may carry (the Tick table's 64-bit columns).
+INT64_MAX = 2**63 - 1
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 
@@ -39,7 +43,7 @@ class Tick(NamedTuple):
 
 
 class MalformedFrame(ValueError):
-    """A frame that is not valid JSON or lacks a field a known event needs."""
+    """A frame that is not valid JSON, or a trade with a field missing or impossible."""
 
 
 def normalize_symbol(symbol: str) -> str:
@@ -80,18 +84,46 @@ _ID_KEY = {"aggTrade": "a", "trade": "t"}
 def _tick_from_payload(data: dict[str, Any], id_key: str, symbol: str | None = None) -> Tick:
     try:
         tick = Tick(
-            int(data["T"]),
-            symbol or data["s"],
-            float(data["p"]),
-            float(data["q"]),
-            int(data[id_key]),
+            _integer(data["T"]),
+            symbol or _symbol(data["s"]),
+            _number(data["p"]),
+            _number(data["q"]),
+            _integer(data[id_key]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise MalformedFrame(f"bad trade payload ({exc.__class__.__name__}: {exc})") from None
     # "nan"/"inf" parse as floats; a trade has a positive finite price.
     if not (0.0 < tick.price < float("inf")) or not (0.0 <= tick.quantity < float("inf")):
         raise MalformedFrame(f"impossible price/quantity {data.get('p')!r}/{data.get('q')!r}")
     return tick
+
+
+# The checks below keep what is not a trade out of the tick writer and the id
+# tracker: a time or an id past 64 bits cannot be stored (orjson reads such an
+# integer as a float, so it is refused as one), and a symbol that is a list or
+# an object cannot key the per-symbol state.
+
+
+def _integer(value: Any) -> int:
+    """A trade time or id: a JSON integer (not a boolean, float or string) in the Tick table's range."""
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {value!r}")
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{value} is outside 0..{INT64_MAX}")
+    return value
+
+
+def _number(value: Any) -> float:
+    """A price or quantity: a decimal string, as Binance sends them, or a JSON number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"expected a decimal string, got {value!r}")
+    return float(value)
+
+
+def _symbol(value: Any) -> str:
+    if not isinstance(value, str) or not _SYMBOL_RE.match(value):
+        raise ValueError(f"{value!r} is not a symbol")
+    return value
 
 
 def parse_frame(frame: str | bytes) -> Tick | None:
@@ -112,7 +144,8 @@ def parse_frame(frame: str | bytes) -> Tick | None:
     Raises
     ------
     MalformedFrame
-        The frame is not JSON, not an object, or a trade event lacks a field.
+        The frame is not JSON, not an object, or a trade event lacks a field or
+        has one of the wrong type or range (see ``Tick``).
     """
     try:
         message = orjson.loads(frame)
@@ -123,7 +156,8 @@ def parse_frame(frame: str | bytes) -> Tick | None:
     data = message.get("data", message)
     if not isinstance(data, dict):
         raise MalformedFrame("'data' is not an object")
-    id_key = _ID_KEY.get(data.get("e"))  # type: ignore[arg-type]
+    event = data.get("e")
+    id_key = _ID_KEY.get(event) if isinstance(event, str) else None
     if id_key is None:
         return None
     return _tick_from_payload(data, id_key)
@@ -164,8 +198,12 @@ def agg_trade_payload(tick: Tick) -> dict[str, Any]:
 
 
 def format_decimal(value: float) -> str:
-    """Shortest decimal string of ``value`` without exponent (``61800.3`` -> ``"61800.3"``)."""
+    """Shortest decimal string of ``value`` without exponent (``61800.3`` -> ``"61800.3"``).
+
+    ``1e-05`` gives ``"0.00001"``. The text parses back to ``value`` exactly,
+    however small or large (rounding to 12 places turned ``1e-13`` into ``"0"``).
+    """
     text = repr(value)
     if "e" in text or "E" in text:
-        text = f"{value:.12f}".rstrip("0").rstrip(".")
+        text = format(Decimal(text), "f")
     return text

@@ -112,7 +112,11 @@ class RestClient:
             self.state.rate_limited += 1
             raise RateLimited(response.status_code, retry_after)
         response.raise_for_status()
-        return parse_rest_agg_trades(symbol, orjson.loads(response.content))
+        try:
+            rows = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:  # e.g. a proxy's HTML error page with a 200
+            raise MalformedFrame(f"aggTrades answer is not JSON: {exc}") from None
+        return parse_rest_agg_trades(symbol, rows)
 
 
 class FeedClient:

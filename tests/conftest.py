@@ -8,6 +8,25 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
+
+# Property tests run the same examples on every run (a failure reproduces as is) and
+# keep no example database; a test sets its own (modest) max_examples.
+settings.register_profile("pairs", derandomize=True, database=None, deadline=None)
+settings.load_profile("pairs")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hypothesis_prints_failing_examples():
+    """Put back the printer schemathesis swaps for a no-op when it loads (a speed-up for big schemas).
+
+    Without it a failing property test shows its example blank (``n=,``). Done
+    once the tests are collected, after anything that imports schemathesis.
+    """
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    core.RepresentationPrinter = pretty.RepresentationPrinter
 
 #: Tests use their own Redis database, flushed as they need.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -46,6 +46,20 @@ def test_the_schema_covers_every_endpoint_of_the_contract():
     }
 
 
+def test_the_schema_gives_the_alerts_as_the_plain_list_they_are_with_their_page_headers(data):
+    """The paginator keeps the body a list; the schema once described DRF's {count, results} object."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    answer = schema["paths"]["/api/alerts/"]["get"]["responses"]["200"]
+    body = answer["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert body == {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
+    assert set(answer["headers"]) == {"Link", "X-Total-Count"}
+    for path in ("/api/ticks/", "/api/bars/"):
+        assert set(schema["paths"][path]["get"]["responses"]["200"]["headers"]) == {"Link"}
+    assert isinstance(APIClient().get("/api/alerts/").json(), list)
+
+
 def test_every_get_endpoint_answers_junk_parameters_without_a_500(data):
     api = APIClient()
     checked = 0

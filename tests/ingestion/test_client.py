@@ -9,10 +9,11 @@ import asyncio
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
-from ingestion.binance import Tick
-from ingestion.client import Backoff, FeedClient
+from ingestion.binance import MalformedFrame, Tick
+from ingestion.client import Backoff, FeedClient, RestClient
 from ingestion.models import FeedStatus, Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
@@ -155,6 +156,17 @@ async def test_a_malformed_frame_is_counted_and_the_feed_goes_on(memory_feed):
     assert_each_trade_once(store, last)
     assert client.state.reconnects == 0
     assert "malformed frame" in client.state.last_error
+
+
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"", b'[{"a": 1, "p": "1"'])
+async def test_a_rest_answer_that_is_not_json_is_a_malformed_frame_the_backfill_retries(body):
+    """A 200 whose body is not JSON raised orjson's error, which the backfill loop does not catch."""
+    rest = RestClient("http://exchange.invalid")
+    await rest.close()
+    rest._http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)))
+    with pytest.raises(MalformedFrame, match="not JSON"):
+        await rest.agg_trades("BTCUSDT", 1)
+    await rest.close()
 
 
 @pytest.mark.parametrize("status", [429, 418])  # too many requests; IP banned for Retry-After

@@ -9,6 +9,7 @@ from ingestion.binance import (
     MalformedFrame,
     Tick,
     agg_trade_frame,
+    agg_trade_payload,
     agg_trades_url,
     normalize_symbol,
     parse_frame,
@@ -95,6 +96,19 @@ def test_it_ignores_unknown_keys():
         '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"-5","q":"1","T":1}',
         '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"nan","q":"1","T":1}',
         '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1","q":"1","T":"x"}',
+        # Found by the property tests: these were ticks that could not be stored or keyed.
+        '{"e":"aggTrade","s":["BTCUSDT"],"a":1,"p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":{},"a":1,"p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":null,"a":1,"p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":"btc-usdt","a":1,"p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":123456789012345678901234567890,"p":"1","q":"1","T":1}',  # a float to orjson
+        '{"e":"aggTrade","s":"BTCUSDT","a":9223372036854775808,"p":"1","q":"1","T":1}',  # 2**63
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1","q":"1","T":1.5}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1","q":"1","T":-1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":true,"p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":"1","p":"1","q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":true,"q":"1","T":1}',
+        '{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1","q":[1],"T":1}',
     ],
 )
 def test_it_raises_one_specific_error_on_a_malformed_frame(frame):
@@ -102,11 +116,28 @@ def test_it_raises_one_specific_error_on_a_malformed_frame(frame):
         parse_frame(frame)
 
 
+@pytest.mark.parametrize("event", ["[]", "{}", '["aggTrade"]', "1", "null"])
+def test_an_event_type_that_is_not_a_string_is_not_a_trade(event):
+    """Found by the property tests: an unhashable "e" raised TypeError out of the parser."""
+    assert parse_frame(f'{{"e":{event},"s":"BTCUSDT","a":1,"p":"1","q":"1","T":1}}') is None
+
+
+@pytest.mark.parametrize("price", [1e-13, 1.5e-7, 123456789.123, 1e22, 5e-324])
+def test_a_tiny_or_huge_price_round_trips(price):
+    """Found by the property tests: rounding to 12 places sent 1e-13 as "0", an impossible price."""
+    tick = Tick(1, "BTCUSDT", price, price, 7)
+    assert parse_frame(agg_trade_frame(tick)) == tick
+    assert "e" not in agg_trade_payload(tick)["p"].lower()
+
+
 def test_it_parses_rest_agg_trade_rows():
     rows = [{"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781, "T": 1498793709153, "m": True}]
     assert parse_rest_agg_trades("BTCUSDT", rows) == [Tick(1498793709153, "BTCUSDT", 0.01633102, 4.70443515, 26129)]
     with pytest.raises(MalformedFrame):
         parse_rest_agg_trades("BTCUSDT", {"code": -1121, "msg": "Invalid symbol."})
+    for bad in ({"a": 1.0}, {"a": 2**63}, {"T": True}, {"p": None}):
+        with pytest.raises(MalformedFrame):
+            parse_rest_agg_trades("BTCUSDT", [{**rows[0], **bad}])
 
 
 @pytest.mark.parametrize("raw,expected", [("btcusdt", "BTCUSDT"), (" ETHUSDT ", "ETHUSDT"), ("1000PEPEUSDT", "1000PEPEUSDT")])
