@@ -258,7 +258,7 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
 
 
 #: Bars a late cycle catches up on; a longer outage resumes from the newest bar.
-CATCH_UP_BARS = 10
+CATCH_UP_BARS = 30
 
 
 def _snapshots_missed(*, pair: Pair, previous: dict | None, current: dict) -> list[dict[str, Any]]:

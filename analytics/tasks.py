@@ -19,7 +19,7 @@ from . import services
 logger = logging.getLogger(__name__)
 
 #: Seconds a run holds its lock at most: a killed worker's lock expires by itself.
-LOCK_TTL = 10
+LOCK_TTL = 5
 
 
 def single_flight(func: Callable[[], Any]) -> Callable[[], Any]:
