@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from ingestion.models import Symbol, Tick
-from ingestion.selectors import feeds_symbols
+from ingestion.selectors import feeds_state
 
 from . import selectors
 from .bars import (
@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 TICK_WATERMARK = "resample.tick_id"
 EVENT_TIME_WATERMARK = "resample.event_time"
+CONTIGUOUS_WATERMARK = "resample.contiguous"
+#: How much newer trade time may be stored behind a hole in a symbol's ids before
+#: its bars close without the missing trades (ms): ample for a backfill, and trades
+#: the exchange no longer serves cannot hold a pair back for longer.
+GAP_HOLD_MS = 15_000
 _BAR_FIELDS = ["open", "high", "low", "close", "volume", "trades"]
 _TICK_COLUMNS = ("timestamp", "symbol", "price", "quantity", "trade_id")
 
@@ -76,14 +81,57 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             bars_upsert(build_bars(ticks, interval))
         watermark.value = rows[-1][0]
         watermark.save(update_fields=["value", "updated_at"])
-        newest: dict[str, int] = {}
-        for _, timestamp, symbol, *_rest in rows:
-            if timestamp > newest.get(symbol, -1):
-                newest[symbol] = timestamp
-        for symbol, timestamp in newest.items():
-            _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", timestamp)
-        _watermark_raise(EVENT_TIME_WATERMARK, max(newest.values()))
+        first_ids: dict[str, int] = {}
+        for _, timestamp, symbol, _price, _quantity, trade_id in rows:
+            first_ids[symbol] = min(trade_id, first_ids.get(symbol, trade_id))
+        for symbol, first_id in first_ids.items():
+            complete = _complete_through(symbol, first_id)
+            if complete is not None:
+                _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", complete)
+        _watermark_raise(EVENT_TIME_WATERMARK, max(row[1] for row in rows))
     return len(rows)
+
+
+def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int | None:
+    """Trade time up to which every trade of ``symbol`` is stored (ms), or None if unknown.
+
+    Aggregate ids are contiguous per symbol, so a hole is a trade not stored yet:
+    after a reconnect the live trades are stored before the backfill brings the
+    ones in between. Bars must not close on the live trades' time while the hole
+    is open, or the snapshot of those bars would be computed without them. A hole
+    behind more than ``GAP_HOLD_MS`` of newer trades is given up on (logged).
+    """
+    mark, created = Watermark.objects.get_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}")
+    last_id = first_new_id - 1 if created else mark.value
+    complete = None
+    while True:
+        ids = list(
+            Tick.objects.filter(symbol=symbol, trade_id__gt=last_id)
+            .order_by("trade_id")
+            .values_list("trade_id", "timestamp")[:page]
+        )
+        hole = None
+        for trade_id, timestamp in ids:
+            if trade_id != last_id + 1:
+                hole = (trade_id, timestamp)
+                break
+            last_id, complete = trade_id, timestamp
+        if hole is None:
+            if len(ids) < page:
+                break
+            continue
+        newest = ids[-1][1]
+        held_since = complete if complete is not None else hole[1]
+        if newest - held_since <= GAP_HOLD_MS:
+            break
+        logger.warning(
+            "%s: trades %d..%d are still missing behind %.0f s of newer trades; bars close without them",
+            symbol, last_id + 1, hole[0] - 1, (newest - held_since) / 1000,
+        )  # fmt: skip
+        last_id = hole[0] - 1
+    mark.value = last_id
+    mark.save(update_fields=["value", "updated_at"])
+    return complete
 
 
 def _watermark_raise(name: str, value: int) -> None:
@@ -115,14 +163,28 @@ def event_times() -> dict[str, int]:
 
 
 class EventClock:
-    """The event times that close each pair's bars, read once per cycle (see ``feed_event_time``)."""
+    """What closes each pair's bars, read once per cycle.
+
+    Event time: each leg's feed's trades stored without a hole (``feed_event_time``,
+    ``_complete_through``). The wall clock closes bars only while both legs' feeds
+    are live: a quiet market is no reason to wait, a feed that is down or still
+    backfilling is - its trades are coming, and a bar closed without them would
+    give the snapshot wrong numbers that no later repair of the bar corrects.
+    """
 
     def __init__(self) -> None:
         self.newest = event_times()
-        self.feeds = feeds_symbols()
+        self.feeds = feeds_state()
 
-    def for_pair(self, pair: Pair) -> int | None:
-        return feed_event_time(pair.symbols, self.newest, self.feeds)
+    def event_time(self, pair: Pair) -> int | None:
+        return feed_event_time(pair.symbols, self.newest, [feed.symbols for feed in self.feeds])
+
+    def wall_clock(self, pair: Pair, now: int | None) -> int | None:
+        for leg in pair.symbols:
+            feed = next((f for f in self.feeds if leg in f.symbols), None)
+            if feed is not None and not feed.live:
+                return None
+        return now
 
 
 # -- snapshots ----------------------------------------------------------------
@@ -234,7 +296,9 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     published = []
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
-        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=clock.for_pair(pair), now=now)
+        snapshot, series = pair_snapshot_build(
+            pair=pair, event_time_ms=clock.event_time(pair), now=clock.wall_clock(pair, now)
+        )
         resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
         for missed in _snapshots_missed(pair=pair, previous=resumed_from, current=snapshot):
             snapshot_record(snapshot=missed)
@@ -287,7 +351,10 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     """The latest snapshot and chart series: from the cache, or computed now when none is cached."""
     snapshot, series = selectors.snapshot_cached(pair.id), selectors.series_cached(pair.id)
     if snapshot is None or series is None:
-        snapshot, series = pair_snapshot_build(pair=pair, event_time_ms=EventClock().for_pair(pair), now=now_ms())
+        clock = EventClock()
+        snapshot, series = pair_snapshot_build(
+            pair=pair, event_time_ms=clock.event_time(pair), now=clock.wall_clock(pair, now_ms())
+        )
     return snapshot, series
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -22,10 +22,20 @@ def symbol_exists(symbol: str) -> bool:
     return Symbol.objects.filter(name=symbol).exists()
 
 
-def feeds_symbols() -> list[list[str]]:
-    """The symbols of each ingestion feed, the most recently reporting feed first."""
-    rows = FeedStatus.objects.order_by("-updated_at").values_list("symbols", flat=True)
-    return [[s for s in symbols.split(",") if s] for symbols in rows]
+class FeedView(NamedTuple):
+    symbols: list[str]
+    live: bool  # connected, reporting, and no gap still being backfilled
+
+
+def feeds_state() -> list[FeedView]:
+    """Each ingestion feed's symbols and whether its stored data is keeping up, newest report first."""
+    now = time.time()
+    feeds = []
+    for feed in FeedStatus.objects.order_by("-updated_at"):
+        reporting = feed.updated_at is not None and now - feed.updated_at.timestamp() <= STATUS_STALE_AFTER
+        caught_up = feed.gaps_detected <= feed.gaps_filled + feed.gaps_unfilled
+        feeds.append(FeedView([s for s in feed.symbols.split(",") if s], feed.connected and reporting and caught_up))
+    return feeds
 
 
 def ticks_recent(*, symbol: str, limit: int, before: int | None = None) -> list[Tick]:

@@ -182,6 +182,49 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
+def test_a_hole_in_the_ids_holds_its_symbols_bars_open_until_the_backfill_fills_it():
+    """After a reconnect the live trades are stored before the backfill: bars wait for the hole."""
+    ticks = cointegrated_ticks(20)
+    hole = [t for t in ticks if t.symbol == "ETHUSDT" and T0 + 10_000 <= t.timestamp < T0 + 12_000]
+    store_and_resample([t for t in ticks if t not in hole])
+    before_hole = max(t.timestamp for t in ticks if t.symbol == "ETHUSDT" and t.timestamp < T0 + 10_000)
+    assert services.event_times() == {"ETHUSDT": before_hole, "BTCUSDT": max(t.timestamp for t in ticks if t.symbol == "BTCUSDT")}
+    store_and_resample(hole)  # the backfill arrives
+    assert services.event_times()["ETHUSDT"] == max(t.timestamp for t in ticks if t.symbol == "ETHUSDT")
+
+
+def test_a_hole_no_backfill_fills_stops_holding_after_gap_hold_ms_of_newer_trades(caplog):
+    ticks = cointegrated_ticks(40)
+    lost = [t for t in ticks if t.symbol == "ETHUSDT" and T0 + 10_000 <= t.timestamp < T0 + 11_000]
+    kept = [t for t in ticks if t not in lost]
+    store_and_resample([t for t in kept if t.timestamp < T0 + 20_000])
+    assert services.event_times()["ETHUSDT"] < T0 + 10_000  # 10 s of newer trades: still waiting
+    store_and_resample([t for t in kept if t.timestamp >= T0 + 20_000])
+    assert services.event_times()["ETHUSDT"] == max(t.timestamp for t in kept if t.symbol == "ETHUSDT")
+    assert "still missing" in caplog.text
+
+
+def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling():
+    from django.utils import timezone
+
+    from ingestion.models import FeedStatus
+
+    pair = make_pair(window=60, min_bars=30)
+    store_and_resample(cointegrated_ticks(40))
+    now = T0 + 60_000  # 20 s after the last trade: the wall clock would close everything
+    status = FeedStatus.objects.create(name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now())
+    services.snapshots_compute(now=now)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # event time only
+    status.connected, status.gaps_detected, status.gaps_filled = True, 2, 1  # reconnected, one gap still open
+    status.save()
+    services.snapshots_compute(now=now)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000
+    status.gaps_filled = 2  # caught up: a quiet market closes its bars on the wall clock
+    status.save()
+    services.snapshots_compute(now=now)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000  # the last bar closes too
+
+
 @pytest.mark.parametrize("cache_lost", [False, True], ids=["cached", "cache-restarted"])
 def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cache_lost):
     pair = make_pair(window=60, min_bars=30)
