@@ -18,7 +18,7 @@
   if (!cfg) return;
 
   var RECONNECT_MIN_MS = 1000;
-  var RECONNECT_MAX_MS = 30000;
+  var RECONNECT_MAX_MS = 5000; // a restarted server is back within seconds: so is the page
   var LIVE_TAIL_MAX = 2000; // live price points kept after the newest closed bar
   var LIVE_REDRAW_MS = 250; // live price chart redraws at most this often
   var FEED_MAX = 100; // alerts kept in the feed
@@ -745,7 +745,7 @@
 
   function scheduleReconnect() {
     if (retryTimer || stopped) return;
-    var wait = backoff;
+    var wait = backoff * (0.5 + Math.random() * 0.5); // jittered: pages do not all come back at once
     backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
     setWs(false, "disconnected; reconnecting in " + Math.round(wait / 1000) + " s");
     retryTimer = setTimeout(connect, wait);
