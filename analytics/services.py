@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 TICK_WATERMARK = "resample.tick_id"
 EVENT_TIME_WATERMARK = "resample.event_time"
 CONTIGUOUS_WATERMARK = "resample.contiguous"
+#: When the newest finished resampling run started (ms): every tick stored before it is in the bars.
+RESAMPLED_AT_WATERMARK = "resample.ran_at"
 #: How much newer trade time may be stored behind a hole in a symbol's ids before
 #: its bars close without the missing trades (ms): ample for a backfill, and trades
 #: the exchange no longer serves cannot hold a pair back for longer.
@@ -58,11 +60,13 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     upserted, so a late (backfilled) tick re-opens its bar and the rows always
     equal a rebuild from scratch.
     """
+    started = now_ms()
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
     rows = list(
         Tick.objects.filter(id__gt=watermark.value).order_by("id").values_list("id", *_TICK_COLUMNS)[:max_ticks]
     )
     if not rows:
+        _watermark_raise(RESAMPLED_AT_WATERMARK, started)
         return 0
     new_ticks = [row[1:] for row in rows]
     # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
@@ -89,6 +93,8 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             if complete is not None:
                 _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", complete)
         _watermark_raise(EVENT_TIME_WATERMARK, max(row[1] for row in rows))
+        if len(rows) < max_ticks:  # everything stored before the start is in the bars
+            _watermark_raise(RESAMPLED_AT_WATERMARK, started)
     return len(rows)
 
 
@@ -169,12 +175,16 @@ class EventClock:
     ``_complete_through``). The wall clock closes bars only while both legs' feeds
     are live: a quiet market is no reason to wait, a feed that is down or still
     backfilling is - its trades are coming, and a bar closed without them would
-    give the snapshot wrong numbers that no later repair of the bar corrects.
+    give the snapshot wrong numbers that no later repair of the bar corrects. Nor
+    does the wall clock run ahead of resampling: its time is that of the newest
+    finished resampling run (a worker restarting, or several workers, may run the
+    snapshots before the resampling has caught up).
     """
 
     def __init__(self) -> None:
         self.newest = event_times()
         self.feeds = feeds_state()
+        self.resampled_at = Watermark.objects.filter(name=RESAMPLED_AT_WATERMARK).values_list("value", flat=True).first()
 
     def event_time(self, pair: Pair) -> int | None:
         return feed_event_time(pair.symbols, self.newest, [feed.symbols for feed in self.feeds])
@@ -184,7 +194,9 @@ class EventClock:
             feed = next((f for f in self.feeds if leg in f.symbols), None)
             if feed is not None and not feed.live:
                 return None
-        return now
+        if now is None or self.resampled_at is None:  # no resampling yet: nothing to wait for
+            return now
+        return min(now, self.resampled_at)
 
 
 # -- snapshots ----------------------------------------------------------------

@@ -225,6 +225,20 @@ def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling()
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000  # the last bar closes too
 
 
+def test_the_wall_clock_does_not_close_bars_whose_ticks_are_not_resampled_yet():
+    """A restarted worker may run the snapshots before the resampling has caught up."""
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(40)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 35_000])
+    Watermark.objects.filter(name=services.RESAMPLED_AT_WATERMARK).update(value=T0 + 37_000)
+    ticks_store([t for t in ticks if t.timestamp >= T0 + 35_000])  # stored, not resampled
+    services.snapshots_compute(now=T0 + 60_000)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 34_000  # not 35..39 with their bars missing
+    services.bars_resample()
+    services.snapshots_compute(now=T0 + 60_000)
+    assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000
+
+
 @pytest.mark.parametrize("cache_lost", [False, True], ids=["cached", "cache-restarted"])
 def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cache_lost):
     pair = make_pair(window=60, min_bars=30)
