@@ -6,8 +6,26 @@ import gzip
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; on PostgreSQL, its stray sessions are ended before it is dropped.
+
+    Worker threads (the tick writer, asgiref's thread for ``sync_to_async``, the
+    webhook pool) hold connections of their own, and PostgreSQL will not drop a
+    database that is in use.
+    """
+    yield
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")
