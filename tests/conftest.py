@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -26,6 +29,32 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture
+def database_url(tmp_path) -> Iterator[str]:
+    """An empty database for the processes a test starts, on the backend the suite runs on.
+
+    SQLite: a file in ``tmp_path``. PostgreSQL: ``test_<NAME>_processes`` on the
+    server of ``DATABASE_URL`` (beside Django's ``test_<NAME>``), dropped afterwards.
+    """
+    if connection.vendor != "postgresql":
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = f"test_{url.path.lstrip('/')}_processes"
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(url.geturl(), dbname="postgres", autocommit=True) as server:
+        server.execute(drop)
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(url.geturl(), dbname="postgres", autocommit=True) as server:
+            server.execute(drop)
 
 
 @pytest.fixture(scope="session")
