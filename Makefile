@@ -1,9 +1,10 @@
 # pairs - two commands do all the set-up: `make run` and `make test`.
 #
-#   make run    live Binance USD-M feed, everything in one process (embedded mode)
-#   make demo   the same, fed by the built-in offline exchange
-#   make test   the whole suite
-#   make bench  throughput and cost figures (see the README)
+#   make run            live Binance USD-M feed, everything in one process (embedded mode)
+#   make demo           the same, fed by the built-in offline exchange
+#   make test           the whole suite
+#   make test-postgres  the suite again on PostgreSQL (a running server)
+#   make bench          throughput and cost figures (see the README)
 
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -15,7 +16,7 @@ CHARTJS := static/vendor/chart.umd.min.js
 # so entries and exits happen while you watch.
 DEMO_ARGS ?= --sim-half-life 5 --sim-spread-sigma 5 --sim-shock-every 60 --sim-shock-size 3
 
-.PHONY: run demo run-distributed test bench setup setup-dev browser clean
+.PHONY: run demo run-distributed test test-postgres bench setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -39,6 +40,16 @@ run-distributed: setup
 
 test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on PostgreSQL: Django's test runner creates test_<name> from the URL's
+# database name (and the end-to-end tests test_<name>_processes). The browser test
+# is left to `make test`: the end-to-end command tests already run the whole system
+# on PostgreSQL here.
+test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pairs
+test-postgres: setup-dev
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
+		*) echo "make test-postgres needs a PostgreSQL DATABASE_URL, not $$DATABASE_URL" >&2; exit 1;; esac
+	$(PY) -m pytest --ignore=tests/dashboard/test_browser.py $(PYTEST_ARGS)
 
 bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
