@@ -1,9 +1,10 @@
 # pairs - two commands do all the set-up: `make run` and `make test`.
 #
-#   make run    live Binance USD-M feed, everything in one process (embedded mode)
-#   make demo   the same, fed by the built-in offline exchange
-#   make test   the whole suite
-#   make bench  throughput and cost figures (see the README)
+#   make run            live Binance USD-M feed, everything in one process (embedded mode)
+#   make demo           the same, fed by the built-in offline exchange
+#   make test           the whole suite
+#   make test-postgres  the suite again on PostgreSQL (a running server)
+#   make bench          throughput and cost figures (see the README)
 
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -19,7 +20,7 @@ DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET))
 EXCHANGE_PORT ?= 9100
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run demo run-distributed demo-distributed redis test bench setup setup-dev browser clean
+.PHONY: run demo run-distributed demo-distributed redis test test-postgres bench drills setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -59,6 +60,16 @@ redis: setup
 
 test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on PostgreSQL: Django's test runner creates test_<name> from the URL's
+# database name (and the end-to-end tests test_<name>_processes). The browser test
+# is left to `make test`: the end-to-end command tests already run the whole system
+# on PostgreSQL here.
+test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pairs
+test-postgres: setup-dev
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
+		*) echo "make test-postgres needs a PostgreSQL DATABASE_URL, not $$DATABASE_URL" >&2; exit 1;; esac
+	$(PY) -m pytest --ignore=tests/dashboard/test_browser.py $(PYTEST_ARGS)
 
 bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)

@@ -58,7 +58,9 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
 
     Every bar a new tick falls in is rebuilt from all of its stored ticks and
     upserted, so a late (backfilled) tick re-opens its bar and the rows always
-    equal a rebuild from scratch.
+    equal a rebuild from scratch. "Since the last run" is by tick id, which holds
+    because ``ticks_store`` makes ids visible in id order, whatever the number of
+    ingestion processes.
     """
     started = now_ms()
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)

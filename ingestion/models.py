@@ -47,8 +47,10 @@ class FeedStatus(models.Model):
     """The health of one ingestion feed, written by it about once a second."""
 
     name = models.CharField(max_length=50, unique=True, default="default")
-    url = models.CharField(max_length=1000, blank=True)
-    symbols = models.CharField(max_length=1000, blank=True)
+    # Text, not a bounded varchar: the stream URL names every symbol, and hundreds
+    # of them run past any small limit (which PostgreSQL enforces and SQLite ignores).
+    url = models.TextField(blank=True)
+    symbols = models.TextField(blank=True)
     connected = models.BooleanField(default=False)
     connected_since = models.DateTimeField(null=True, blank=True)
     last_tick_at = models.BigIntegerField(null=True, blank=True, help_text="newest trade time, ms")

@@ -42,6 +42,10 @@ def live_buffers() -> RollingBuffers:
 #: The live ticks, newest last (the fast path for pushes and for newly opened pages).
 buffers = live_buffers()
 
+#: Key of the PostgreSQL advisory lock that lets one tick insert run at a time
+#: (any constant unique to this project: the bytes of "pairs").
+TICK_INSERT_LOCK = 0x7061697273
+
 
 def _insert_sql() -> str:
     qn = connection.ops.quote_name
@@ -59,6 +63,13 @@ def ticks_store(ticks: Sequence[Tick]) -> int:
 
     A plain ``executemany`` rather than ``bulk_create``: building a model instance
     per tick costs more than the insert itself at tens of thousands a second.
+
+    Tick ids must become visible in id order: resampling reads "the ticks above the
+    last id it saw". On PostgreSQL an id is drawn at insert but seen at commit, so
+    two ingestion processes could commit out of order and a tick would stay below
+    the watermark for good. A transaction-scoped advisory lock makes the inserts
+    take turns: the next writer draws its ids only after the previous one has
+    committed. SQLite has one writer at a time already.
     """
     by_symbol: dict[str, list[Tick]] = {}
     for tick in ticks:
@@ -67,6 +78,8 @@ def ticks_store(ticks: Sequence[Tick]) -> int:
     new_total = 0
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [TICK_INSERT_LOCK])
             for symbol, rows in by_symbol.items():
                 cursor.executemany(sql, rows)
                 new = max(cursor.rowcount, 0)

@@ -179,6 +179,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run the tick writer in its own thread: a file (not shared-cache memory)
     # gives them SQLite's real locking with the busy timeout.
     DATABASES["default"]["TEST"] = {"NAME": env_str("PAIRS_TEST_DB", str(BASE_DIR / ".test-db.sqlite3"))}
+# On PostgreSQL the tests use Django's own test_<NAME>, NAME being DATABASE_URL's.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Internationalisation -----------------------------------------------------

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
+from django.db import connection
 from hypothesis import settings
 
 # Property tests run the same examples on every run (a failure reproduces as is) and
@@ -31,6 +34,65 @@ def hypothesis_prints_failing_examples():
 #: Tests use their own Redis database, flushed as they need.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; on PostgreSQL, its stray sessions are ended before it is dropped.
+
+    Worker threads (the tick writer, asgiref's thread for ``sync_to_async``, the
+    webhook pool) hold connections of their own, and PostgreSQL will not drop a
+    database that is in use.
+    """
+    yield
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture
+def databases(tmp_path) -> Iterator:
+    """Make empty databases for the processes a test starts, on the backend the suite runs on.
+
+    ``databases(name)`` returns a URL. SQLite: a file in ``tmp_path``. PostgreSQL:
+    ``test_<NAME>_<name>`` on the server of ``DATABASE_URL`` (beside Django's
+    ``test_<NAME>``), dropped afterwards.
+    """
+    made: list[str] = []
+    if connection.vendor != "postgresql":
+        yield lambda name: f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+
+    def drop(name: str) -> None:
+        with psycopg.connect(url.geturl(), dbname="postgres", autocommit=True) as server:
+            server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def make(name: str) -> str:
+        name = f"test_{url.path.lstrip('/')}_{name}"
+        drop(name)
+        with psycopg.connect(url.geturl(), dbname="postgres", autocommit=True) as server:
+            server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return url._replace(path=f"/{name}").geturl()
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            drop(name)
+
+
+@pytest.fixture
+def database_url(databases) -> str:
+    """One empty database for the processes a test starts (see ``databases``)."""
+    return databases("processes")
 
 
 @pytest.fixture(scope="session")

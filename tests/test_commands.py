@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from tests.processes import ROOT, free_port, get_json, spawn, wait_until
+from tests.processes import ROOT, fetch_one, free_port, get_json, spawn, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    """A fresh SQLite database of its own, migrated."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PYTHONUNBUFFERED": "1"}
+def env(database_url) -> dict[str, str]:
+    """A fresh database of its own (on the suite's backend), migrated."""
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     return env
@@ -84,11 +84,9 @@ def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
             "INGEST_BATCH_SIZE": "1000000",
         }
         ingest = spawn(["ingest_binance"], feed_env, tmp_path / "ingest.log")
-        db_path = env["DATABASE_URL"].removeprefix("sqlite:///")
 
         def received() -> int:
-            with sqlite3.connect(db_path) as db:
-                row = db.execute("SELECT ticks_received FROM ingestion_feedstatus").fetchone()
+            row = fetch_one(env["DATABASE_URL"], "SELECT ticks_received FROM ingestion_feedstatus")
             return row and row[0] > 2000 and row[0]
 
         wait_until(received, 30, "ticks received")
@@ -97,11 +95,10 @@ def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(20)
-    with sqlite3.connect(db_path) as db:
-        received_total, stored, duplicates, pending = db.execute(
-            "SELECT ticks_received, ticks_stored, duplicates, pending FROM ingestion_feedstatus"
-        ).fetchone()
-        rows = db.execute("SELECT COUNT(*) FROM ingestion_tick").fetchone()[0]
+    received_total, stored, duplicates, pending = fetch_one(
+        env["DATABASE_URL"], "SELECT ticks_received, ticks_stored, duplicates, pending FROM ingestion_feedstatus"
+    )
+    (rows,) = fetch_one(env["DATABASE_URL"], "SELECT COUNT(*) FROM ingestion_tick")
     assert pending == 0
     assert rows == stored == received_total - duplicates
     assert "flushing pending ticks" in (tmp_path / "ingest.log").read_text()

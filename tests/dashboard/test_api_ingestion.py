@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ingestion.binance import Tick
+from ingestion.binance import Tick, stream_url
 from ingestion.client import FeedState
 from ingestion.services import feed_status_save, ticks_store
 
@@ -86,3 +86,13 @@ def test_health_says_why_a_disconnected_feed_is_degraded(api):
     assert body["status"] == "degraded"
     assert body["feed"]["connected"] is False
     assert "cannot connect" in body["problems"][0]
+
+
+def test_the_status_of_a_feed_following_hundreds_of_symbols_is_saved_whole(api):
+    """Its stream URL runs to kilobytes (PostgreSQL enforces a varchar's length, SQLite does not)."""
+    symbols = [f"COIN{i}USDT" for i in range(300)]
+    state = FeedState(url=stream_url("wss://fstream.binance.com/market", symbols), symbols=symbols, connected=True)
+    feed_status_save(name="default", state=state)
+    feed = api.get("/api/health/").json()["feeds"][0]
+    assert feed["symbols"] == symbols
+    assert feed["url"] == state.url

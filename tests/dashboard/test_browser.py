@@ -48,9 +48,9 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def system(tmp_path):
+def system(tmp_path, database_url):
     """``runpairs --simulate`` on a fresh database, the default pair with a 120-bar window."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     env.pop("REDIS_URL", None)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
