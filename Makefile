@@ -5,6 +5,7 @@
 #   make test           the whole suite
 #   make test-postgres  the suite again on PostgreSQL (a running server)
 #   make bench          throughput and cost figures (see the README)
+#   make drills         fault drills of distributed mode (see the README)
 
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -75,6 +76,11 @@ bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
 	$(PY) bench/bench_analytics.py
 	$(PY) bench/bench_dashboard.py
+
+# Distributed mode through Redis, worker, daphne and ingestion restarts and 429/418
+# answers, against embedded mode on the same seed (needs redis-server and chromium).
+drills: setup-dev browser
+	$(PY) bench/drills.py
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,3 +61,19 @@ def stop(processes: list[subprocess.Popen], timeout: float = 20) -> list[int]:
             proc.kill()
             codes.append(proc.wait())
     return codes
+
+
+def fetch_all(database_url: str, query: str) -> list[tuple]:
+    """Rows from the database of the processes under test (read directly, as they wrote it)."""
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            return db.execute(query).fetchall()
+    import psycopg
+
+    with psycopg.connect(database_url) as db:
+        return db.execute(query).fetchall()
+
+
+def fetch_one(database_url: str, query: str) -> tuple | None:
+    rows = fetch_all(database_url, query)
+    return rows[0] if rows else None

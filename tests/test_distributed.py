@@ -14,18 +14,15 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 
-from tests.processes import ROOT, free_port, spawn, stop, wait_until
+from tests.processes import ROOT, fetch_all, fetch_one, free_port, spawn, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,41 +38,6 @@ NUMBERS = (
 )  # fmt: skip
 
 
-class Database:
-    """A fresh database of the test's own: PostgreSQL when the suite runs on it, else a SQLite file."""
-
-    def __init__(self, tmp_path: Path, name: str) -> None:
-        outer = os.environ.get("DATABASE_URL", "")
-        self.postgres = outer.startswith(("postgres://", "postgresql://"))
-        if self.postgres:
-            parts = urlsplit(outer)
-            self.name = f"pairs_e2e_{name}_{uuid.uuid4().hex[:8]}"
-            self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self._admin(f'CREATE DATABASE "{self.name}"')
-        else:
-            self.url = f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql)
-
-    def rows(self, sql: str) -> list[tuple]:
-        if self.postgres:
-            import psycopg
-
-            with psycopg.connect(self.url) as conn:
-                return conn.execute(sql).fetchall()
-        with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
-            return conn.execute(sql).fetchall()
-
-    def drop(self) -> None:
-        if self.postgres:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def redis_db(redis_url):
     """A Redis database of its own (the tests' number minus one), empty before and after."""
@@ -88,12 +50,11 @@ def redis_db(redis_url):
     client.close()
 
 
-def prepared(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Database, dict[str, str]]:
-    db = Database(tmp_path, name)
-    env = {**env, "DATABASE_URL": db.url}
+def prepared(url: str, env: dict[str, str]) -> dict[str, str]:
+    env = {**env, "DATABASE_URL": url}
     for args in (["migrate", "-v0"], PAIR):
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
-    return db, env
+    return env
 
 
 async def messages_until_alert(url: str, origin: str, timeout: float) -> list[dict]:
@@ -113,28 +74,29 @@ async def messages_until_alert(url: str, origin: str, timeout: float) -> list[di
     return received
 
 
-def numbers_by_second(db: Database) -> tuple[dict[int, dict], list[tuple]]:
+def numbers_by_second(db: str) -> tuple[dict[int, dict], list[tuple]]:
     """Ready snapshots and alerts keyed by seconds since the market opened."""
-    (first_tick,) = db.rows("SELECT MIN(timestamp) FROM ingestion_tick")[0]
+    (first_tick,) = fetch_one(db, "SELECT MIN(timestamp) FROM ingestion_tick")
     opened = first_tick // 1000 * 1000
     snapshots = {}
-    for as_of, data in db.rows("SELECT as_of, data FROM analytics_snapshot WHERE ready"):
+    for as_of, data in fetch_all(db, "SELECT as_of, data FROM analytics_snapshot WHERE ready"):
         data = json.loads(data) if isinstance(data, str) else data
         snapshots[(as_of - opened) // 1000] = {name: data[name] for name in NUMBERS}
     alerts = [
         ((bar_time - opened) // 1000, kind, direction)
-        for bar_time, kind, direction in db.rows("SELECT bar_time, kind, direction FROM alerts_alert ORDER BY bar_time")
+        for bar_time, kind, direction in fetch_all(db, "SELECT bar_time, kind, direction FROM alerts_alert ORDER BY bar_time")
     ]
     return snapshots, alerts
 
 
-def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_modes_numbers(redis_db, tmp_path):
+def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_modes_numbers(redis_db, databases, tmp_path):
     base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     base["PYTHONUNBUFFERED"] = "1"
     market = [f"--{k}={v}" for k, v in MARKET.items()]
 
-    embedded_db, embedded_env = prepared(tmp_path, "embedded", base)
-    distributed_db, distributed_env = prepared(tmp_path, "distributed", {**base, "REDIS_URL": redis_db})
+    embedded_db, distributed_db = databases("embedded"), databases("distributed")
+    embedded_env = prepared(embedded_db, base)
+    distributed_env = prepared(distributed_db, {**base, "REDIS_URL": redis_db})
     exchange, web, page = free_port(), free_port(), free_port()
     distributed_env |= {
         "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange}/market",
@@ -206,5 +168,3 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
             )  # fmt: skip
     last = common[-1]
     assert [a for a in distributed_alerts if a[0] <= last] == [a for a in embedded_alerts if a[0] <= last]
-    for db in (embedded_db, distributed_db):
-        db.drop()
