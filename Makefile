@@ -3,7 +3,7 @@
 #   make run    live Binance USD-M feed, everything in one process (embedded mode)
 #   make demo   the same, fed by the built-in offline exchange
 #   make test   the whole suite
-#   make bench  throughput and cost figures (see the README)
+#   make bench  throughput, cost and storage figures (see the README)
 
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -44,6 +44,7 @@ bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
 	$(PY) bench/bench_analytics.py
 	$(PY) bench/bench_dashboard.py
+	$(PY) bench/bench_storage.py
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)
