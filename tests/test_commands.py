@@ -102,3 +102,15 @@ def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
     assert pending == 0
     assert rows == stored == received_total - duplicates
     assert "flushing pending ticks" in (tmp_path / "ingest.log").read_text()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    (["--symbols", "BTCUSDT,not a symbol"], "symbol"),
+    (["--name", "x" * 51], "--name must be 1 to 50 characters"),
+])  # fmt: skip
+def test_ingest_binance_refuses_bad_arguments_before_it_starts(args, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("ingest_binance", *args)

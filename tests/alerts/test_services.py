@@ -205,8 +205,11 @@ def test_a_webhook_receives_the_alert_as_json(webhook):
 
 
 @pytest.mark.parametrize("mode", ["error", "hang"])
-def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook, mode):
+def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook, mode, settings):
     Hook.mode = mode
+    # A hanging hook (3 s) is cut off after 2 s: a delivery made in the cycle would
+    # stretch it past 2 s, far from a busy machine's slowest cycle.
+    settings.ALERT_WEBHOOK_TIMEOUT = 2.0
     pair = excursion_pair(webhook_url=webhook)
     ticks = scenario_ticks("cointegrated", SHOCK_AT + 6, seed=3, shocks=[(SHOCK_AT, 4.5)])
     durations = []
@@ -217,8 +220,7 @@ def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook
     run_pipeline(ticks, SHOCK_AT + 6, after_each=timed)
     steps = [b - a for a, b in zip(durations, durations[1:])]
     entry = Alert.objects.get(pair=pair)
-    # The cycles around the alert take no longer than the others (a hang is 3 s).
-    assert max(steps) < 0.5
+    assert max(steps) < 1.5
     alert = wait_for_status(entry.id, "failed")
     assert alert.webhook_attempts == 3
     assert "attempt 3" in alert.webhook_error

@@ -9,6 +9,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.binance import normalize_symbol
+from ingestion.models import FeedStatus
 from ingestion.services import Feed
 
 
@@ -27,6 +28,9 @@ class Command(BaseCommand):
             wanted = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        longest = FeedStatus._meta.get_field("name").max_length
+        if name is not None and not 0 < len(name) <= longest:
+            raise CommandError(f"--name must be 1 to {longest} characters, not {len(name)}")
         feed = Feed(symbols=wanted or None, name=name)
         self.shutdown = False
         asyncio.run(self.run(feed, max_seconds))
