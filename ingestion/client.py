@@ -200,6 +200,9 @@ class FeedClient:
         ws = await websockets.connect(
             url,
             open_timeout=self.open_timeout,
+            # On stop, a peer that does not answer the closing handshake holds the
+            # shutdown for no longer than this.
+            close_timeout=2,
             max_size=2**22,
             # Binance pings every few minutes and closes silent clients; the
             # library answers its pings, and ours detect a dead TCP path.

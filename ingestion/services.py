@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between live price pushes to the dashboards (2-10 a second is the goal).
 PRICES_INTERVAL = 0.1
+#: Seconds the feed's helper tasks get to finish when it stops.
+SHUTDOWN_WAIT = 3.0
 
 
 def live_buffers() -> RollingBuffers:
@@ -265,7 +267,11 @@ class Feed:
         finally:
             status_task.cancel()
             prices_task.cancel()
-            await asyncio.gather(status_task, prices_task, return_exceptions=True)
+            # Bounded: a status write or a push stuck on a busy database or Redis
+            # must not keep the pending ticks from being flushed.
+            _, stuck = await asyncio.wait({status_task, prices_task}, timeout=SHUTDOWN_WAIT)
+            if stuck:
+                logger.warning("stopping without waiting for %s", ", ".join(t.get_name() for t in stuck))
             await self.writer.close()
             writer_task.cancel()
             await asyncio.gather(writer_task, return_exceptions=True)

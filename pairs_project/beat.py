@@ -18,15 +18,17 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from celery.schedules import schedule as celery_schedule
 from django.conf import settings
 from django.db import close_old_connections
 
+from .schedules import RESAMPLE_PHASE
+
 logger = logging.getLogger("pairs.beat")
 
-#: Seconds after each wall-clock boundary at which short-period entries run:
-#: past the tick writer's flush interval (0.25 s), so a bar that ended on the
-#: boundary is closed by a stored tick of the next one.
-PHASE = 0.35
+#: Seconds after each wall-clock boundary at which short-period entries run (the
+#: snapshots of a period follow its resampling in the same run, see the module doc).
+PHASE = RESAMPLE_PHASE
 
 
 def _resolve(dotted: str) -> Callable[[], Any]:
@@ -35,6 +37,8 @@ def _resolve(dotted: str) -> Callable[[], Any]:
 
 
 def _seconds(schedule: Any) -> float:
+    if isinstance(schedule, celery_schedule):  # an interval, or ``phased``
+        return schedule.run_every.total_seconds()
     if isinstance(schedule, timedelta):
         return schedule.total_seconds()
     if isinstance(schedule, int | float):

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from pairs_project.schedules import RESAMPLE_PHASE, SNAPSHOT_PHASE, phased
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -242,13 +244,18 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 # The one schedule: Celery beat runs it in distributed mode, and `runpairs` runs
 # the same tasks on the same cadence in its own event loop (embedded mode).
 CELERY_BEAT_SCHEDULE = {
-    # Every second: new ticks -> 1s/1m/5m bars. A run not started within 2 s is
-    # dropped (the next one does its work), so a stopped worker finds no backlog.
-    "resample-bars": {"task": "analytics.tasks.resample_bars_task", "schedule": 1.0, "options": {"expires": 2.0}},
+    # Every second, 0.35 s after it: new ticks -> 1s/1m/5m bars. A run not started
+    # within 2 s is dropped (the next one does its work), so a stopped worker finds
+    # no backlog.
+    "resample-bars": {
+        "task": "analytics.tasks.resample_bars_task",
+        "schedule": phased(1.0, RESAMPLE_PHASE),
+        "options": {"expires": 2.0},
+    },
     # Every second, right after resampling: a snapshot per active pair whose window moved.
     "compute-snapshots": {
         "task": "analytics.tasks.compute_snapshots_task",
-        "schedule": 1.0,
+        "schedule": phased(1.0, SNAPSHOT_PHASE),
         "options": {"expires": 2.0},
     },
     # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair

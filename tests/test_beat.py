@@ -91,3 +91,36 @@ def test_a_periodic_task_is_skipped_while_another_run_of_it_is_in_flight():
 def test_the_per_second_runs_expire_instead_of_piling_up_behind_a_stopped_worker():
     for name in ("resample-bars", "compute-snapshots"):
         assert settings.CELERY_BEAT_SCHEDULE[name]["options"]["expires"] <= 2
+
+
+def test_the_phased_schedule_is_due_once_per_period_at_its_phase(monkeypatch):
+    from datetime import UTC, datetime
+
+    import pairs_project.schedules as schedules
+    from pairs_project.schedules import phased
+
+    every = phased(1.0, 0.35)
+
+    def at(seconds: float):
+        monkeypatch.setattr(schedules.time, "time", lambda: seconds)
+        return seconds
+
+    def ran(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    at(1000.30)
+    assert every.is_due(ran(999.36)) == (False, pytest.approx(0.05))  # this second's slot is 0.05 s away
+    at(1000.36)
+    assert every.is_due(ran(999.36)).is_due  # the slot at 1000.35 has not run
+    assert not every.is_due(ran(1000.36)).is_due  # it has: next at 1001.35
+    assert every.is_due(ran(1000.36)).next == pytest.approx(0.99)
+    assert phased(1.0, 0.35) == every and every.__reduce__() == (phased, (1.0, 0.35))
+    with pytest.raises(ValueError):
+        phased(1.0, 1.5)
+
+
+def test_celery_beat_runs_the_snapshots_after_the_resampling_of_each_second():
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    resample, snapshots = schedule["resample-bars"]["schedule"], schedule["compute-snapshots"]["schedule"]
+    assert resample.period == snapshots.period == 1.0
+    assert 0.25 < resample.phase < snapshots.phase < 1.0  # after the tick writer's flush, in order

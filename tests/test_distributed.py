@@ -150,7 +150,10 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
         alert_second = numbers_by_second(distributed_db)[1][0][0]
         wait_until(lambda: both_recorded_past(alert_second + 5), 60, "both modes past the alert")
     finally:
-        codes = dict(zip(processes, stop(list(processes.values())), strict=True))
+        # Ingestion first, as in production (the exchange does not go away), then the rest.
+        codes = {}
+        for group in (["ingest-btc", "ingest-eth"], ["worker", "web", "embedded", "exchange"]):
+            codes |= dict(zip(group, stop([processes[name] for name in group]), strict=True))
     logs = {name: log(f"{name}.log").read_text() for name in processes}
     for name, text in logs.items():
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
