@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from common import ROOT
 
-from tests.processes import free_port, spawn, stop, wait_until
+from tests.processes import free_port, kill_group, spawn, stop, wait_until
 
 MARKET = {"rate": "100", "seed": "11", "half-life": "5", "spread-sigma": "5", "shock-every": "40", "shock-size": "4"}
 PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "60", "--min-bars", "30", "--no-warmup"]
@@ -109,12 +108,11 @@ class Drill:
         args, module, env = commands[name]
         self.procs[name] = spawn(args, env, log, module=module)
 
-    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> int:
-        proc = self.procs.pop(name)
-        if sig == signal.SIGTERM:
-            return stop([proc])[0]
-        proc.send_signal(sig)
-        return proc.wait(20)
+    def stop(self, name: str) -> int:
+        return stop([self.procs.pop(name)])[0]
+
+    def kill(self, name: str) -> int:
+        return kill_group(self.procs.pop(name))
 
     def prepare(self) -> None:
         for env in (self.env, self.reference_env):
@@ -186,7 +184,7 @@ def run(seconds_between: float) -> int:
 
         # 2. Celery worker killed and restarted.
         time.sleep(seconds_between)
-        d.stop("worker", signal.SIGKILL)
+        d.kill("worker")
         killed_at = d.snapshot_rows()
         time.sleep(5)
         d.start("worker")

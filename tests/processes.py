@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import socket
@@ -41,11 +42,29 @@ def get_json(url: str):
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path, *, module: str | None = None) -> subprocess.Popen:
-    """``manage.py ARGS`` (or ``python -m MODULE ARGS``) in the project, its output in ``log``."""
+    """``manage.py ARGS`` (or ``python -m MODULE ARGS``) in the project, its output in ``log``.
+
+    Each in a process group of its own, so ``kill_group`` takes its children too
+    (a Celery worker's pool outlives a SIGKILL of the worker alone).
+    """
     program = ["-m", module] if module else ["manage.py"]
     return subprocess.Popen(
-        [sys.executable, *program, *args], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        [sys.executable, *program, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+
+
+def kill_group(proc: subprocess.Popen) -> int:
+    """SIGKILL the process and every process of its group; return its exit code."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return proc.wait(20)
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 20) -> list[int]:
