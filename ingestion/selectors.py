@@ -27,14 +27,22 @@ class FeedView(NamedTuple):
     live: bool  # connected, reporting, and no gap still being backfilled
 
 
+def _symbols(feed: FeedStatus) -> list[str]:
+    return [s for s in feed.symbols.split(",") if s]
+
+
+def _connected_and_reporting(feed: FeedStatus, now: float) -> bool:
+    """Connected, by a status written within ``STATUS_STALE_AFTER`` seconds of ``now``."""
+    return feed.connected and feed.updated_at is not None and now - feed.updated_at.timestamp() <= STATUS_STALE_AFTER
+
+
 def feeds_state() -> list[FeedView]:
     """Each ingestion feed's symbols and whether its stored data is keeping up, newest report first."""
     now = time.time()
     feeds = []
     for feed in FeedStatus.objects.order_by("-updated_at"):
-        reporting = feed.updated_at is not None and now - feed.updated_at.timestamp() <= STATUS_STALE_AFTER
         caught_up = feed.gaps_detected <= feed.gaps_filled + feed.gaps_unfilled
-        feeds.append(FeedView([s for s in feed.symbols.split(",") if s], feed.connected and reporting and caught_up))
+        feeds.append(FeedView(_symbols(feed), _connected_and_reporting(feed, now) and caught_up))
     return feeds
 
 
@@ -64,7 +72,7 @@ def health() -> dict[str, Any]:
             problems.append(f"feed {feed.name} has not reported for {age:.0f}s" if age else f"feed {feed.name} never reported")
         elif not feed.connected:
             problems.append(f"feed {feed.name} is disconnected: {feed.last_error or 'connecting'}")
-    live = [f for f in feeds if f.connected and f.updated_at and now - f.updated_at.timestamp() <= STATUS_STALE_AFTER]
+    live = [f for f in feeds if _connected_and_reporting(f, now)]
     last_ticks = [f.last_tick_at for f in feeds if f.last_tick_at]
     return {
         "status": "degraded" if problems else "ok",
@@ -93,7 +101,7 @@ def _feed_dict(feed: FeedStatus) -> dict[str, Any]:
     return {
         "name": feed.name,
         "url": feed.url,
-        "symbols": [s for s in feed.symbols.split(",") if s],
+        "symbols": _symbols(feed),
         "connected": feed.connected,
         "connected_since": _ms(feed.connected_since),
         "last_tick_at": feed.last_tick_at,
