@@ -157,10 +157,13 @@ def bars_upsert(bars: list) -> None:
     )
 
 
+def _watermark_value(name: str) -> int | None:
+    return Watermark.objects.filter(name=name).values_list("value", flat=True).first()
+
+
 def event_time() -> int | None:
     """Newest trade time the bars have seen (ms), of any symbol."""
-    value = Watermark.objects.filter(name=EVENT_TIME_WATERMARK).values_list("value", flat=True).first()
-    return value or None
+    return _watermark_value(EVENT_TIME_WATERMARK) or None
 
 
 def event_times() -> dict[str, int]:
@@ -186,7 +189,7 @@ class EventClock:
     def __init__(self) -> None:
         self.newest = event_times()
         self.feeds = feeds_state()
-        self.resampled_at = Watermark.objects.filter(name=RESAMPLED_AT_WATERMARK).values_list("value", flat=True).first()
+        self.resampled_at = _watermark_value(RESAMPLED_AT_WATERMARK)
 
     def event_time(self, pair: Pair) -> int | None:
         return feed_event_time(pair.symbols, self.newest, [feed.symbols for feed in self.feeds])
@@ -199,6 +202,10 @@ class EventClock:
         if now is None or self.resampled_at is None:  # no resampling yet: nothing to wait for
             return now
         return min(now, self.resampled_at)
+
+    def snapshot(self, pair: Pair, now: int | None) -> tuple[dict[str, Any], dict]:
+        """``pair_snapshot_build`` on the bars this clock closes at ``now``."""
+        return pair_snapshot_build(pair=pair, event_time_ms=self.event_time(pair), now=self.wall_clock(pair, now))
 
 
 # -- snapshots ----------------------------------------------------------------
@@ -310,9 +317,7 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     published = []
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
-        snapshot, series = pair_snapshot_build(
-            pair=pair, event_time_ms=clock.event_time(pair), now=clock.wall_clock(pair, now)
-        )
+        snapshot, series = clock.snapshot(pair, now)
         resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
         for missed in _snapshots_missed(pair=pair, previous=resumed_from, current=snapshot):
             snapshot_record(snapshot=missed)
@@ -365,10 +370,7 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     """The latest snapshot and chart series: from the cache, or computed now when none is cached."""
     snapshot, series = selectors.snapshot_cached(pair.id), selectors.series_cached(pair.id)
     if snapshot is None or series is None:
-        clock = EventClock()
-        snapshot, series = pair_snapshot_build(
-            pair=pair, event_time_ms=clock.event_time(pair), now=clock.wall_clock(pair, now_ms())
-        )
+        snapshot, series = EventClock().snapshot(pair, now_ms())
     return snapshot, series
 
 
