@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,28 +35,25 @@ from pathlib import Path
 
 from common import ROOT
 
-from tests.processes import free_port, kill_group, spawn, stop, wait_until
+from tests.processes import (
+    PAIR,
+    by_second,
+    fetch_all,
+    fetch_one,
+    free_port,
+    kill_group,
+    market_args,
+    port_open,
+    spawn,
+    stop,
+    wait_until,
+)
 
-MARKET = {"rate": "100", "seed": "11", "half-life": "5", "spread-sigma": "5", "shock-every": "40", "shock-size": "4"}
-PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "60", "--min-bars", "30", "--no-warmup"]
 NUMBERS = ("hedge_ratio", "spread", "zscore", "correlation", "adf_pvalue", "coint_pvalue", "half_life", "quality_score")
 
 
-def rows(db: Path, sql: str, *args) -> list[tuple]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-def one(db: Path, sql: str, *args):
-    return rows(db, sql, *args)[0][0]
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
+def one(database_url: str, sql: str):
+    return fetch_one(database_url, sql)[0]
 
 
 class Drill:
@@ -68,16 +63,16 @@ class Drill:
         self.base |= {"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
         self.redis_port, self.exchange_port = free_port(), free_port()
         self.web_port, self.reference_port = free_port(), free_port()
-        self.db = workdir / "distributed.sqlite3"
-        self.reference_db = workdir / "embedded.sqlite3"
+        self.db = f"sqlite:///{workdir / 'distributed.sqlite3'}"
+        self.reference_db = f"sqlite:///{workdir / 'embedded.sqlite3'}"
         self.env = {
             **self.base,
-            "DATABASE_URL": f"sqlite:///{self.db}",
+            "DATABASE_URL": self.db,
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "BINANCE_WS_URL": f"ws://127.0.0.1:{self.exchange_port}/market",
             "BINANCE_REST_URL": f"http://127.0.0.1:{self.exchange_port}",
         }
-        self.reference_env = {**self.base, "DATABASE_URL": f"sqlite:///{self.reference_db}"}
+        self.reference_env = {**self.base, "DATABASE_URL": self.reference_db}
         self.procs: dict[str, subprocess.Popen] = {}
         self.results: list[tuple[str, str]] = []
         self.starts: dict[str, int] = {}
@@ -87,7 +82,6 @@ class Drill:
     def start(self, name: str) -> None:
         self.starts[name] = self.starts.get(name, 0) + 1
         log = self.workdir / f"{name}-{self.starts[name]}.log"
-        market = [f"--{k}={v}" for k, v in MARKET.items()]
         if name == "redis":
             self.procs[name] = subprocess.Popen(
                 [shutil.which("redis-server"), "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
@@ -97,8 +91,8 @@ class Drill:
             return
         commands = {
             "reference": (["runpairs", "--simulate", "--port", str(self.reference_port),
-                           *[f"--sim-{k}={v}" for k, v in MARKET.items()]], None, self.reference_env),
-            "exchange": (["simulate_binance", "--port", str(self.exchange_port), *market], None, self.env),
+                           *market_args("sim-")], None, self.reference_env),
+            "exchange": (["simulate_binance", "--port", str(self.exchange_port), *market_args()], None, self.env),
             "ingest-btc": (["ingest_binance", "--symbols", "BTCUSDT", "--name", "btc"], None, self.env),
             "ingest-eth": (["ingest_binance", "--symbols", "ETHUSDT", "--name", "eth"], None, self.env),
             "worker": (["-A", "pairs_project", "worker", "-B", "--concurrency=2", "--loglevel=WARNING",
@@ -121,8 +115,8 @@ class Drill:
 
     # -- what the system shows ------------------------------------------------------
 
-    def snapshot_rows(self, db: Path | None = None) -> int:
-        return one(db or self.db, "SELECT COUNT(*) FROM analytics_snapshot")
+    def snapshot_rows(self) -> int:
+        return one(self.db, "SELECT COUNT(*) FROM analytics_snapshot")
 
     def ticks(self) -> int:
         return one(self.db, "SELECT COUNT(*) FROM ingestion_tick")
@@ -167,7 +161,7 @@ def run(seconds_between: float) -> int:
 
         # 1. Redis restarted.
         time.sleep(seconds_between)
-        ticks_before, snaps_before = d.ticks(), d.snapshot_rows()
+        ticks_before = d.ticks()
         d.stop("redis")
         time.sleep(5)
         ticks_during = d.ticks() - ticks_before
@@ -263,7 +257,7 @@ def run(seconds_between: float) -> int:
 def report(d: Drill) -> int:
     print("\nafterwards", flush=True)
     lost = duplicated = 0
-    for symbol, count, first, last, distinct in rows(
+    for symbol, count, first, last, distinct in fetch_all(
         d.db,
         "SELECT symbol, COUNT(*), MIN(trade_id), MAX(trade_id), COUNT(DISTINCT trade_id) FROM ingestion_tick "
         "GROUP BY symbol ORDER BY symbol",
@@ -273,18 +267,6 @@ def report(d: Drill) -> int:
         duplicated += count - distinct
         print(f"  {symbol}: {generated} trades generated from the first stored id to the last, {count} stored")
     print(f"  ticks lost: {lost}, duplicated: {duplicated}")
-
-    def by_second(db: Path):
-        opened = one(db, "SELECT MIN(timestamp) FROM ingestion_tick") // 1000 * 1000
-        snaps = {
-            (as_of - opened) // 1000: json.loads(data)
-            for as_of, data in rows(db, "SELECT as_of, data FROM analytics_snapshot WHERE ready")
-        }
-        alerts = [
-            ((t - opened) // 1000, kind, direction)
-            for t, kind, direction in rows(db, "SELECT bar_time, kind, direction FROM alerts_alert ORDER BY bar_time")
-        ]
-        return snaps, alerts
 
     fired_snaps, fired = by_second(d.db)
     expected_snaps, expected = by_second(d.reference_db)

@@ -16,6 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The market the end-to-end runs trade (``simulate_binance`` options; ``runpairs``
+#: takes them as ``--sim-*``): a 5 s half-life spread and a 4-sigma shock every 40 s.
+MARKET = {"rate": "100", "seed": "11", "half-life": "5", "spread-sigma": "5", "shock-every": "40", "shock-size": "4"}
+#: The default pair on a short window, so it is ready after 30 s.
+PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "60", "--min-bars", "30", "--no-warmup"]
+
+
+def market_args(prefix: str = "") -> list[str]:
+    return [f"--{prefix}{name}={value}" for name, value in MARKET.items()]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,6 +44,14 @@ def wait_until(predicate, timeout: float, what: str):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def get_json(url: str):
@@ -96,3 +114,14 @@ def fetch_all(database_url: str, query: str) -> list[tuple]:
 def fetch_one(database_url: str, query: str) -> tuple | None:
     rows = fetch_all(database_url, query)
     return rows[0] if rows else None
+
+
+def by_second(database_url: str) -> tuple[dict[int, dict], list[tuple[int, str, str]]]:
+    """A run's ready snapshots and its alerts (second, kind, direction), keyed by seconds since its market opened."""
+    (first_tick,) = fetch_one(database_url, "SELECT MIN(timestamp) FROM ingestion_tick")
+    opened = first_tick // 1000 * 1000
+    snapshots = {}
+    for as_of, data in fetch_all(database_url, "SELECT as_of, data FROM analytics_snapshot WHERE ready"):
+        snapshots[(as_of - opened) // 1000] = json.loads(data) if isinstance(data, str) else data
+    rows = fetch_all(database_url, "SELECT bar_time, kind, direction FROM alerts_alert ORDER BY bar_time")
+    return snapshots, [((bar_time - opened) // 1000, kind, direction) for bar_time, kind, direction in rows]

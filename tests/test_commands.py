@@ -6,15 +6,13 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.processes import ROOT, fetch_one, free_port, get_json, spawn, wait_until
+from tests.processes import ROOT, fetch_one, free_port, get_json, port_open, spawn, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +72,7 @@ def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
     port = free_port()
     sim = spawn(["simulate_binance", "--port", str(port), "--rate", "2000", "--seed", "3"], env, tmp_path / "sim.log")
     try:
-        wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() or True, 20, "the exchange")
+        wait_until(lambda: port_open(port), 20, "the exchange")
         feed_env = {
             **env,
             "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from tests.processes import ROOT, fetch_all, fetch_one, free_port, spawn, stop, wait_until
+from tests.processes import PAIR, ROOT, by_second, free_port, market_args, port_open, spawn, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
-#: The market both modes trade: a 5 s half-life spread, a 4-sigma shock every 40 s.
-MARKET = {"rate": "100", "seed": "11", "half-life": "5", "spread-sigma": "5", "shock-every": "40", "shock-size": "4"}
-#: The default pair on a short window, so it is ready after 30 s.
-PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "60", "--min-bars", "30", "--no-warmup"]
 #: The numbers a snapshot shows.
 NUMBERS = (
     "n", "price_a", "price_b", "hedge_ratio", "intercept", "spread", "spread_mean", "spread_std", "zscore",
@@ -74,25 +69,9 @@ async def messages_until_alert(url: str, origin: str, timeout: float) -> list[di
     return received
 
 
-def numbers_by_second(db: str) -> tuple[dict[int, dict], list[tuple]]:
-    """Ready snapshots and alerts keyed by seconds since the market opened."""
-    (first_tick,) = fetch_one(db, "SELECT MIN(timestamp) FROM ingestion_tick")
-    opened = first_tick // 1000 * 1000
-    snapshots = {}
-    for as_of, data in fetch_all(db, "SELECT as_of, data FROM analytics_snapshot WHERE ready"):
-        data = json.loads(data) if isinstance(data, str) else data
-        snapshots[(as_of - opened) // 1000] = {name: data[name] for name in NUMBERS}
-    alerts = [
-        ((bar_time - opened) // 1000, kind, direction)
-        for bar_time, kind, direction in fetch_all(db, "SELECT bar_time, kind, direction FROM alerts_alert ORDER BY bar_time")
-    ]
-    return snapshots, alerts
-
-
 def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_modes_numbers(redis_db, databases, tmp_path):
     base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     base["PYTHONUNBUFFERED"] = "1"
-    market = [f"--{k}={v}" for k, v in MARKET.items()]
 
     embedded_db, distributed_db = databases("embedded"), databases("distributed")
     embedded_env = prepared(embedded_db, base)
@@ -105,11 +84,11 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
     log = tmp_path.joinpath
     processes = {
         "embedded": spawn(
-            ["runpairs", "--simulate", "--port", str(page), *[f"--sim-{k}={v}" for k, v in MARKET.items()]],
+            ["runpairs", "--simulate", "--port", str(page), *market_args("sim-")],
             embedded_env,
             log("embedded.log"),
         ),
-        "exchange": spawn(["simulate_binance", "--port", str(exchange), *market], distributed_env, log("exchange.log")),
+        "exchange": spawn(["simulate_binance", "--port", str(exchange), *market_args()], distributed_env, log("exchange.log")),
         "ingest-btc": spawn(
             ["ingest_binance", "--symbols", "BTCUSDT", "--name", "btc"], distributed_env, log("ingest-btc.log")
         ),
@@ -130,7 +109,7 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
         ),
     }
     try:
-        wait_until(lambda: socket.create_connection(("127.0.0.1", web), 0.2).close() or True, 30, "daphne")
+        wait_until(lambda: port_open(web), 30, "daphne")
         received = asyncio.run(
             messages_until_alert(f"ws://127.0.0.1:{web}/ws/pairs/1/", f"http://127.0.0.1:{web}", timeout=150)
         )
@@ -145,9 +124,9 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
 
         # Both modes run on: let each record the seconds past the alert, then stop them all.
         def both_recorded_past(second: int) -> bool:
-            return all(max(numbers_by_second(db)[0], default=-1) >= second for db in (embedded_db, distributed_db))
+            return all(max(by_second(db)[0], default=-1) >= second for db in (embedded_db, distributed_db))
 
-        alert_second = numbers_by_second(distributed_db)[1][0][0]
+        alert_second = by_second(distributed_db)[1][0][0]
         wait_until(lambda: both_recorded_past(alert_second + 5), 60, "both modes past the alert")
     finally:
         # Ingestion first, as in production (the exchange does not go away), then the rest.
@@ -159,8 +138,8 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
     assert all(code == 0 for code in codes.values()), codes
 
-    embedded, embedded_alerts = numbers_by_second(embedded_db)
-    distributed, distributed_alerts = numbers_by_second(distributed_db)
+    embedded, embedded_alerts = by_second(embedded_db)
+    distributed, distributed_alerts = by_second(distributed_db)
     common = sorted(embedded.keys() & distributed.keys())
     # Every bar from the end of warm-up on has its snapshot, in both modes.
     assert common == list(range(common[0], common[-1] + 1)) and len(common) >= 15, (sorted(embedded), sorted(distributed))
