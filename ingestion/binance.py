@@ -7,10 +7,12 @@ The async client (``ingestion.client``) and the offline exchange
 References:
 - aggTrade stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Aggregate-Trade-Streams
 - aggTrades REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Compressed-Aggregate-Trades-List
+- markPrice stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream
 """
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -42,6 +44,21 @@ class Tick(NamedTuple):
     trade_id: int
 
 
+class MarkPrice(NamedTuple):
+    """One ``markPriceUpdate`` event of the ``<symbol>@markPrice@1s`` stream.
+
+    The feed reads it as the exchange's clock: it comes every second on the same
+    connection as the trades, quiet market or not, so ``event_time`` (``E``, the
+    exchange's ms) tells how far the stream has got when no trade does.
+    """
+
+    event_time: int
+    symbol: str
+    price: float
+    funding_rate: float
+    next_funding_time: int
+
+
 class MalformedFrame(ValueError):
     """A frame that is not valid JSON, or a trade with a field missing or impossible."""
 
@@ -57,15 +74,21 @@ def normalize_symbol(symbol: str) -> str:
     return value
 
 
-def stream_url(base: str, symbols: list[str] | tuple[str, ...]) -> str:
-    """Combined-stream URL for the aggTrade streams of ``symbols``.
+#: The streams the feed follows per symbol: its trades, and its mark price every
+#: second (the exchange's clock on a quiet market, see ``MarkPrice``).
+STREAMS = ("aggTrade", "markPrice@1s")
 
-    ``base`` is the route, e.g. ``wss://fstream.binance.com/market``; the result
-    is ``<base>/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade``.
+
+def stream_url(base: str, symbols: list[str] | tuple[str, ...]) -> str:
+    """Combined-stream URL for the aggTrade and 1 s markPrice streams of ``symbols``.
+
+    ``base`` is the route, e.g. ``wss://fstream.binance.com/market`` (which serves
+    both); the result is
+    ``<base>/stream?streams=btcusdt@aggTrade/btcusdt@markPrice@1s/ethusdt@aggTrade/...``.
     """
     if not symbols:
         raise ValueError("at least one symbol is needed")
-    streams = "/".join(f"{s.lower()}@aggTrade" for s in symbols)
+    streams = "/".join(f"{s.lower()}@{kind}" for s in symbols for kind in STREAMS)
     return f"{base.rstrip('/')}/stream?streams={streams}"
 
 
@@ -126,7 +149,7 @@ def _symbol(value: Any) -> str:
     return value
 
 
-def parse_frame(frame: str | bytes) -> Tick | None:
+def parse_frame(frame: str | bytes) -> Tick | MarkPrice | None:
     """Parse one WebSocket frame of a raw or combined stream.
 
     Parameters
@@ -137,15 +160,15 @@ def parse_frame(frame: str | bytes) -> Tick | None:
 
     Returns
     -------
-    Tick or None
-        The trade, or None for anything that is not a trade (subscription acks,
+    Tick, MarkPrice or None
+        The trade, the mark price, or None for anything else (subscription acks,
         other events). Unknown keys are ignored.
 
     Raises
     ------
     MalformedFrame
-        The frame is not JSON, not an object, or a trade event lacks a field or
-        has one of the wrong type or range (see ``Tick``).
+        The frame is not JSON, not an object, or a trade or mark-price event lacks
+        a field or has one of the wrong type or range (see ``Tick``).
     """
     try:
         message = orjson.loads(frame)
@@ -157,10 +180,28 @@ def parse_frame(frame: str | bytes) -> Tick | None:
     if not isinstance(data, dict):
         raise MalformedFrame("'data' is not an object")
     event = data.get("e")
+    if event == "markPriceUpdate":
+        return _mark_price_from_payload(data)
     id_key = _ID_KEY.get(event) if isinstance(event, str) else None
     if id_key is None:
         return None
     return _tick_from_payload(data, id_key)
+
+
+def _mark_price_from_payload(data: dict[str, Any]) -> MarkPrice:
+    try:
+        mark = MarkPrice(
+            _integer(data["E"]),
+            _symbol(data["s"]),
+            _number(data["p"]),
+            _number(data.get("r") or 0),
+            _integer(data.get("T") or 0),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MalformedFrame(f"bad mark price payload ({exc.__class__.__name__}: {exc})") from None
+    if not (0.0 <= mark.price < float("inf")) or not math.isfinite(mark.funding_rate):
+        raise MalformedFrame(f"impossible mark price/funding rate {data.get('p')!r}/{data.get('r')!r}")
+    return mark
 
 
 def parse_rest_agg_trades(symbol: str, rows: Any) -> list[Tick]:
@@ -181,6 +222,23 @@ def agg_trade_frame(tick: Tick, *, event_time: int | None = None, combined: bool
     payload = {"e": "aggTrade", "E": event_time or tick.timestamp, "s": tick.symbol, **payload}
     if combined:
         return orjson.dumps({"stream": f"{tick.symbol.lower()}@aggTrade", "data": payload})
+    return orjson.dumps(payload)
+
+
+def mark_price_frame(mark: MarkPrice, *, combined: bool = True) -> bytes:
+    """Serialise ``mark`` as Binance's ``<symbol>@markPrice@1s`` stream sends it."""
+    payload = {
+        "e": "markPriceUpdate",
+        "E": mark.event_time,
+        "s": mark.symbol,
+        "p": format_decimal(mark.price),
+        "i": format_decimal(mark.price),
+        "P": format_decimal(mark.price),
+        "r": format_decimal(mark.funding_rate),
+        "T": mark.next_funding_time,
+    }
+    if combined:
+        return orjson.dumps({"stream": f"{mark.symbol.lower()}@markPrice@1s", "data": payload})
     return orjson.dumps(payload)
 
 

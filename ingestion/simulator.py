@@ -4,12 +4,14 @@ It speaks the market-data protocol the feed client uses, on ONE port:
 
 - WebSocket, with or without the ``/market`` (or ``/public``) route prefix:
   ``/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade`` (combined frames),
+  ``<symbol>@markPrice@1s`` (each second, after every trade stamped before its
+  event time has been sent, as an in-order exchange clock),
   ``/ws/btcusdt@aggTrade`` (raw frames), and bare ``/ws`` or ``/stream`` followed
   by ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY``
   messages. Unknown stream names are accepted and get nothing, as on Binance.
 - REST: ``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/exchangeInfo``,
   ``/fapi/v1/time``, ``/fapi/v1/ping``, with Binance's error shape.
-- Control: ``/sim/fault?kind=drop|refuse|malformed|rate_limit``, ``/sim/stats``,
+- Control: ``/sim/fault?kind=drop|refuse|malformed|rate_limit|slow``, ``/sim/stats``,
   ``/sim/pause``, ``/sim/resume``.
 
 Trades come from a scenario: ``cointegrated`` (BTC = alpha + beta * ETH + an
@@ -57,7 +59,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from .binance import AGG_TRADES_LIMIT, Tick, agg_trade_frame, agg_trade_payload, format_decimal
+from .binance import (
+    AGG_TRADES_LIMIT,
+    MarkPrice,
+    Tick,
+    agg_trade_frame,
+    agg_trade_payload,
+    format_decimal,
+    mark_price_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +80,7 @@ if _ws_logger.level == logging.NOTSET:
 RECORDING = Path(__file__).resolve().parent / "recordings" / "binance-usdm-trades-20240808.jsonl.gz"
 
 SCENARIOS = ("cointegrated", "random_walk", "replay")
-FAULT_KINDS = ("drop", "refuse", "malformed", "rate_limit")
+FAULT_KINDS = ("drop", "refuse", "malformed", "rate_limit", "slow")
 
 #: Largest klines page (Binance futures).
 KLINES_LIMIT = 1500
@@ -343,6 +353,11 @@ class Exchange:
     def last_id(self, symbol: str) -> int | None:
         book = self._book(symbol)
         return book.next_id - 1 if book.times else None
+
+    def last_price(self, symbol: str) -> float | None:
+        """Price of the newest trade (the simulator's mark price), or None before the first."""
+        book = self._book(symbol)
+        return book.prices[-1] if book.prices else None
 
     def agg_trades(
         self,
@@ -1021,6 +1036,7 @@ _FAULT_ARGS: dict[str, tuple[str, ...]] = {
     "malformed": (),
     "refuse": ("seconds",),
     "rate_limit": ("count", "status", "retry_after"),
+    "slow": ("seconds", "delay"),
 }
 
 
@@ -1034,11 +1050,11 @@ class FaultSpec:
 
 
 def parse_fault_spec(text: str) -> FaultSpec:
-    """Parse ``drop@10``, ``refuse@20:5``, ``malformed@30``, ``rate_limit@5:3[:418[:2]]``.
+    """Parse ``drop@10``, ``refuse@20:5``, ``malformed@30``, ``rate_limit@5:3[:418[:2]]``, ``slow@5:30:0.5``.
 
     The number after ``@`` is seconds after start; then, by kind: ``refuse``
     seconds (default 5); ``rate_limit`` count (1), status (429), retry-after
-    seconds (1).
+    seconds (1); ``slow`` seconds (30) and the delay of each REST answer (0.5).
     """
     kind, sep, rest = text.strip().partition("@")
     if not sep or kind not in FAULT_KINDS:
@@ -1070,24 +1086,31 @@ def _ws_text_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
-def _stream_symbol(stream: str) -> str | None:
-    """``btcusdt@aggTrade`` -> ``BTCUSDT``; None for any other stream."""
+def _stream_symbol(stream: str, kinds: tuple[str, ...] = ("aggTrade",)) -> str | None:
+    """``btcusdt@aggTrade`` -> ``BTCUSDT``; None for a stream not of ``kinds``."""
     name, sep, kind = stream.partition("@")
-    if sep and kind == "aggTrade" and name:
+    if sep and kind in kinds and name:
         return name.upper()
     return None
+
+
+_MARK_PRICE_STREAMS = ("markPrice@1s", "markPrice")
+#: Funding every 8 hours (00:00, 08:00, 16:00 UTC), at a flat rate.
+_FUNDING_INTERVAL_MS = 8 * 3_600_000
+_FUNDING_RATE = 0.0001
 
 
 class _Subscriber:
     """One WebSocket connection and what it listens to."""
 
-    __slots__ = ("conn", "combined", "streams", "symbols", "key")
+    __slots__ = ("conn", "combined", "streams", "symbols", "marks", "key")
 
     def __init__(self, conn: ServerConnection, combined: bool, streams: Iterable[str]) -> None:
         self.conn = conn
         self.combined = combined
         self.streams: list[str] = []
         self.symbols: frozenset[str] = frozenset()
+        self.marks: frozenset[str] = frozenset()  # symbols of its mark-price streams
         self.key: tuple[bool, frozenset[str]] = (combined, self.symbols)
         self.subscribe(streams)
 
@@ -1108,6 +1131,7 @@ class _Subscriber:
 
     def _refresh(self) -> None:
         self.symbols = frozenset(s for s in map(_stream_symbol, self.streams) if s)
+        self.marks = frozenset(s for s in (_stream_symbol(x, _MARK_PRICE_STREAMS) for x in self.streams) if s)
         self.key = (self.combined, self.symbols)
 
     @property
@@ -1208,10 +1232,13 @@ class Simulator:
         self._limited = 0  # REST requests still to answer with a rate-limit error
         self._limit_status = 429
         self._limit_retry_after: float = 1
+        self._slow_until = 0.0  # REST answers are delayed until then (monotonic)...
+        self._slow_delay = 0.0  # ...by this many seconds each
         self._origin = 0.0  # wall time (s) of scenario time 0
         self._paused_at: float | None = None
         self._started_at = 0.0
         self._generated = 0
+        self._sent_through_ms: int | None = None  # every trade stamped at or before it is sent
         self.frames_sent = 0
 
     # -- lifecycle ------------------------------------------------------------
@@ -1234,6 +1261,7 @@ class Simulator:
         self._origin = self._started_at = time.time()
         self.exchange.set_prehistory(self._prehistory, start_ms=int(self._origin * 1000))
         self._tasks.append(asyncio.create_task(self._generate(), name="sim-generate"))
+        self._tasks.append(asyncio.create_task(self._mark_prices(), name="sim-mark-prices"))
         if self.schedule:
             self._tasks.append(asyncio.create_task(self._run_schedule(), name="sim-faults"))
         logger.info("simulated Binance USD-M on %s (scenario %s)", self.ws_url, self.scenario_name)
@@ -1334,6 +1362,14 @@ class Simulator:
         self._limited, self._limit_status, self._limit_retry_after = int(count), status, retry_after
         logger.warning("fault: next %d REST request(s) answer %d (Retry-After %s)", count, status, retry_after)
 
+    def fault_slow(self, seconds: float, delay: float = 0.5) -> None:
+        """Delay every REST market-data answer by ``delay`` s for the next ``seconds`` s (a slow backfill)."""
+        if seconds < 0 or delay < 0:
+            raise ValueError("seconds and delay must be >= 0")
+        self.exchange.faults["slow"] += 1
+        self._slow_until, self._slow_delay = time.monotonic() + seconds, delay
+        logger.warning("fault: REST answers delayed by %.2fs for %.1fs", delay, seconds)
+
     def inject(self, kind: str, **params: float) -> dict[str, Any]:
         """Inject a fault by name (the control endpoint and the schedule use this)."""
         if kind == "drop":
@@ -1350,6 +1386,10 @@ class Simulator:
             retry_after = int(retry_after) if float(retry_after).is_integer() else float(retry_after)
             self.fault_rate_limit(count, status=status, retry_after=retry_after)
             return {"kind": kind, "count": count, "status": status, "retry_after": retry_after}
+        if kind == "slow":
+            seconds, delay = float(params.get("seconds", 30.0)), float(params.get("delay", 0.5))
+            self.fault_slow(seconds, delay)
+            return {"kind": kind, "seconds": seconds, "delay": delay}
         raise ValueError(f"unknown fault kind {kind!r} (expected one of {', '.join(FAULT_KINDS)})")
 
     def _abort_all(self) -> int:
@@ -1398,6 +1438,8 @@ class Simulator:
                 until = math.inf if unpaced else now - self._origin
                 batch = scenario.take(until, limit)
                 self._publish(batch, now, unpaced)
+                if len(batch.offsets) < limit:  # everything due is sent
+                    self._sent_through_ms = int(now * 1000)
                 if self.blast:
                     await self._drain()
                 if scenario.exhausted:
@@ -1465,6 +1507,36 @@ class Simulator:
             if not self.blast and sub.conn.transport.get_write_buffer_size() > _SLOW_CONSUMER_BYTES:
                 logger.warning("dropping a subscriber that cannot keep up")
                 sub.conn.transport.abort()
+
+    async def _mark_prices(self) -> None:
+        """Each second, every mark-price subscriber gets its symbols' mark price.
+
+        Its event time is one up to which every trade has been sent, so a client
+        reading it knows it has every earlier trade of the connection: the
+        exchange's clock, in order with the trades, quiet market or not.
+        """
+        while True:
+            now = time.time()
+            await asyncio.sleep(math.ceil(now) - now or 1.0)
+            subs = [s for s in self._subs.values() if s.marks and s.open]
+            if not subs:
+                continue
+            now_ms = int(time.time() * 1000)
+            generating = self._running.is_set() and self._origin * 1000 <= now_ms and not self._finished.is_set()
+            event_time = min(now_ms, self._sent_through_ms or now_ms) if generating else now_ms
+            next_funding = (event_time // _FUNDING_INTERVAL_MS + 1) * _FUNDING_INTERVAL_MS
+            frames: dict[tuple[str, bool], bytes] = {}
+            for sub in subs:
+                for symbol in sorted(sub.marks & set(self.exchange.symbols)):
+                    key = (symbol, sub.combined)
+                    if key not in frames:
+                        price = self.exchange.last_price(symbol)
+                        if price is None:
+                            continue
+                        mark = MarkPrice(event_time, symbol, price, _FUNDING_RATE, next_funding)
+                        frames[key] = _ws_text_frame(mark_price_frame(mark, combined=sub.combined))
+                    sub.write(frames[key])
+                    self.frames_sent += 1
 
     async def _drain(self) -> None:
         """Blast mode: wait until every subscriber's socket has room again."""
@@ -1542,8 +1614,14 @@ class Simulator:
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         """Route a request: WebSocket routes go on to the handshake, the rest is REST."""
+        slow = self._slow_delay and time.monotonic() < self._slow_until
+        if slow and _strip_prefix(urlsplit(request.path).path).startswith("/fapi/"):
+            await asyncio.sleep(self._slow_delay)
+        return self._route(request)
+
+    def _route(self, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         path = _strip_prefix(parts.path)
         if _ws_route(parts) is not None:
@@ -1594,7 +1672,7 @@ class Simulator:
         if path == "/sim/fault":
             kind = params.get("kind", "")
             numbers: dict[str, float] = {}
-            for name in ("seconds", "count", "status", "retry_after"):
+            for name in ("seconds", "count", "status", "retry_after", "delay"):
                 if name in params:
                     numbers[name] = _number_param(params, name)
             try:

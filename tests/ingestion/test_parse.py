@@ -7,10 +7,12 @@ import pytest
 
 from ingestion.binance import (
     MalformedFrame,
+    MarkPrice,
     Tick,
     agg_trade_frame,
     agg_trade_payload,
     agg_trades_url,
+    mark_price_frame,
     normalize_symbol,
     parse_frame,
     parse_rest_agg_trades,
@@ -24,9 +26,37 @@ AGG_TRADE = (
 
 
 def test_it_builds_the_combined_stream_url_on_the_market_route():
+    """Trades and the 1 s mark price (the exchange's clock) of each symbol, on the /market route that serves both."""
     url = stream_url("wss://fstream.binance.com/market", ["BTCUSDT", "ETHUSDT"])
-    assert url == "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
-    assert stream_url("ws://127.0.0.1:9100/market/", ["ETHUSDT"]).endswith("/market/stream?streams=ethusdt@aggTrade")
+    assert url == (
+        "wss://fstream.binance.com/market/stream?streams="
+        "btcusdt@aggTrade/btcusdt@markPrice@1s/ethusdt@aggTrade/ethusdt@markPrice@1s"
+    )
+    assert stream_url("ws://127.0.0.1:9100/market/", ["ETHUSDT"]).endswith(
+        "/market/stream?streams=ethusdt@aggTrade/ethusdt@markPrice@1s"
+    )
+
+
+def test_it_parses_a_mark_price_event():
+    frame = (
+        '{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT",'
+        '"p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}}'
+    )
+    assert parse_frame(frame) == MarkPrice(1562305380000, "BTCUSDT", 11794.15, 0.00038167, 1562306400000)
+    mark = MarkPrice(1_000, "ETHUSDT", 3_000.25, -0.0001, 28_800_000)
+    assert parse_frame(mark_price_frame(mark)) == mark
+    assert parse_frame(mark_price_frame(mark, combined=False)) == mark
+
+
+@pytest.mark.parametrize("data", [
+    '{"e":"markPriceUpdate","s":"BTCUSDT","p":"1"}',  # no event time
+    '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"nan"}',
+    '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1","r":"inf"}',
+    '{"e":"markPriceUpdate","E":"1","s":"BTCUSDT","p":"1"}',
+])  # fmt: skip
+def test_a_bad_mark_price_event_is_a_malformed_frame(data):
+    with pytest.raises(MalformedFrame):
+        parse_frame(data)
 
 
 def test_it_builds_the_agg_trades_rest_url():
@@ -70,11 +100,11 @@ def test_a_frame_round_trips_through_the_simulator_serialiser(recorded_frames):
     [
         '{"result":null,"id":1}',
         '{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","s":"BTCUSDT","b":"1","a":"2"}}',
-        '{"e":"markPriceUpdate","s":"BTCUSDT","p":"1"}',
+        '{"e":"forceOrder","E":1,"o":{"s":"BTCUSDT","p":"1"}}',
         "{}",
     ],
 )
-def test_it_ignores_what_is_not_a_trade(frame):
+def test_it_ignores_what_is_not_a_trade_or_a_mark_price(frame):
     assert parse_frame(frame) is None
 
 

@@ -37,9 +37,9 @@ def connect(url: str) -> websockets.connect:
 
 
 async def read_ticks(ws: websockets.ClientConnection, *, seconds: float = 0.0, count: int = 0) -> list[Tick]:
-    """Trades from ``ws`` for ``seconds`` or until ``count`` of them (whichever is asked)."""
+    """Trades from ``ws`` for ``seconds``, or until ``count`` of them (within 30 s: a busy machine is slow)."""
     ticks: list[Tick] = []
-    deadline = time.monotonic() + (seconds or 2.5)
+    deadline = time.monotonic() + (seconds or (30.0 if count else 2.5))
     while (not count or len(ticks) < count) and time.monotonic() < deadline:
         try:
             frame = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
