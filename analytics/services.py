@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 TICK_WATERMARK = "resample.tick_id"
 EVENT_TIME_WATERMARK = "resample.event_time"
 CONTIGUOUS_WATERMARK = "resample.contiguous"
+#: Per symbol (ms): every trade stamped before it is in the bars (the feeds' statements, once resampled).
+CLOSED_WATERMARK = "resample.closed"
 #: When the newest finished resampling run started (ms): every tick stored before it is in the bars.
 RESAMPLED_AT_WATERMARK = "resample.ran_at"
 #: How much newer trade time may be stored behind a hole in a symbol's ids before
@@ -63,12 +65,16 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     ingestion processes.
     """
     started = now_ms()
+    # The feeds' statements first, then the ticks: a statement commits with the
+    # ticks it speaks of, so every tick it covers is among those read below.
+    stated = dict(Symbol.objects.filter(closed_through__isnull=False).values_list("name", "closed_through"))
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
     rows = list(
         Tick.objects.filter(id__gt=watermark.value).order_by("id").values_list("id", *_TICK_COLUMNS)[:max_ticks]
     )
     if not rows:
         _watermark_raise(RESAMPLED_AT_WATERMARK, started)
+        _statements_resampled(stated)
         return 0
     new_ticks = [row[1:] for row in rows]
     # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
@@ -97,7 +103,14 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
         _watermark_raise(EVENT_TIME_WATERMARK, max(row[1] for row in rows))
         if len(rows) < max_ticks:  # everything stored before the start is in the bars
             _watermark_raise(RESAMPLED_AT_WATERMARK, started)
+            _statements_resampled(stated)
     return len(rows)
+
+
+def _statements_resampled(stated: dict[str, int]) -> None:
+    """Record the feeds' statements a finished resampling run has built the bars of."""
+    for symbol, closed_through in stated.items():
+        _watermark_raise(f"{CLOSED_WATERMARK}.{symbol}", closed_through)
 
 
 def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int | None:
@@ -166,46 +179,71 @@ def event_time() -> int | None:
     return _watermark_value(EVENT_TIME_WATERMARK) or None
 
 
+def _watermarks_by_symbol(prefix: str) -> dict[str, int]:
+    rows = Watermark.objects.filter(name__startswith=f"{prefix}.").values_list("name", "value")
+    return {name.removeprefix(f"{prefix}."): value for name, value in rows}
+
+
 def event_times() -> dict[str, int]:
     """Newest trade time the bars have seen (ms), per symbol."""
-    prefix = f"{EVENT_TIME_WATERMARK}."
-    rows = Watermark.objects.filter(name__startswith=prefix).values_list("name", "value")
-    return {name.removeprefix(prefix): value for name, value in rows}
+    return _watermarks_by_symbol(EVENT_TIME_WATERMARK)
+
+
+def closed_throughs() -> dict[str, int]:
+    """Per symbol (ms), the feed's statement the bars are built on: every earlier trade is in them."""
+    return _watermarks_by_symbol(CLOSED_WATERMARK)
 
 
 class EventClock:
     """What closes each pair's bars, read once per cycle.
 
-    Event time: each leg's feed's trades stored without a hole (``feed_event_time``,
-    ``_complete_through``). The wall clock closes bars only while both legs' feeds
-    are live: a quiet market is no reason to wait, a feed that is down or still
-    backfilling is - its trades are coming, and a bar closed without them would
-    give the snapshot wrong numbers that no later repair of the bar corrects. Nor
-    does the wall clock run ahead of resampling: its time is that of the newest
-    finished resampling run (a worker restarting, or several workers, may run the
-    snapshots before the resampling has caught up).
+    A leg's bars close on what its feed states (``closed_through``): with every
+    batch of ticks the feed states the trade time before which it has every trade
+    of the symbol, from the stream itself (the symbol's own contiguous ids, the
+    other trades and the 1 s mark price on the connection as the exchange's
+    clock), never while ids are missing or after a reconnect before the catch-up;
+    the resampling records the statements it has built the bars of. So no bar
+    closes before its trades are stored and in the bars, however busy the machine
+    or slow the backfill, and a quiet market still closes its bars every second.
+
+    Ticks no feed states anything of (replays, tests, an older feed) close on the
+    rule before statements: event time (``feed_event_time`` over the trades stored
+    without a hole, ``_complete_through``), or the wall clock while the leg's feed
+    is live and the resampling has caught up.
     """
 
     def __init__(self) -> None:
+        self.stated = closed_throughs()
         self.newest = event_times()
         self.feeds = feeds_state()
         self.resampled_at = _watermark_value(RESAMPLED_AT_WATERMARK)
 
-    def event_time(self, pair: Pair) -> int | None:
-        return feed_event_time(pair.symbols, self.newest, [feed.symbols for feed in self.feeds])
-
-    def wall_clock(self, pair: Pair, now: int | None) -> int | None:
+    def closed(self, pair: Pair, now: int | None) -> int | None:
+        """Open time of the pair's newest bar closed on both legs, or None."""
+        interval_ms = INTERVALS[pair.interval]
+        newest = []
         for leg in pair.symbols:
-            feed = next((f for f in self.feeds if leg in f.symbols), None)
-            if feed is not None and not feed.live:
+            if leg in self.stated:
+                closed = last_closed_open_time(self.stated[leg], interval_ms)
+            else:
+                event = feed_event_time([leg], self.newest, [feed.symbols for feed in self.feeds])
+                closed = last_closed_open_time(event, interval_ms, now_ms=self._wall_clock(leg, now))
+            if closed is None:
                 return None
+            newest.append(closed)
+        return min(newest)
+
+    def _wall_clock(self, leg: str, now: int | None) -> int | None:
+        feed = next((f for f in self.feeds if leg in f.symbols), None)
+        if feed is not None and not feed.live:
+            return None
         if now is None or self.resampled_at is None:  # no resampling yet: nothing to wait for
             return now
         return min(now, self.resampled_at)
 
     def snapshot(self, pair: Pair, now: int | None) -> tuple[dict[str, Any], dict]:
-        """``pair_snapshot_build`` on the bars this clock closes at ``now``."""
-        return pair_snapshot_build(pair=pair, event_time_ms=self.event_time(pair), now=self.wall_clock(pair, now))
+        """The snapshot and series of ``pair`` on the bars this clock closes at ``now``."""
+        return pair_snapshot_at(pair=pair, closed=self.closed(pair, now))
 
 
 # -- snapshots ----------------------------------------------------------------
@@ -236,7 +274,13 @@ def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
 
 
 def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | None) -> tuple[dict[str, Any], dict]:
-    """The snapshot and chart series of ``pair`` on its window of closed bars.
+    """``pair_snapshot_at`` the bars closed at event time ``event_time_ms`` or wall clock ``now``."""
+    closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
+    return pair_snapshot_at(pair=pair, closed=closed)
+
+
+def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any], dict]:
+    """The snapshot and chart series of ``pair`` on its window of bars up to ``closed`` (an open time).
 
     Follows ANALYTICS.md: aligned closes (forward fill, leading points dropped),
     the last ``window`` grid points ending at the newest closed bar, statistics
@@ -244,7 +288,6 @@ def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | Non
     ``ANALYTICS_STALE_BARS`` intervals behind ``as_of`` marks the snapshot stale.
     """
     interval_ms = INTERVALS[pair.interval]
-    closed = last_closed_open_time(event_time_ms, interval_ms, now_ms=now)
     aligned = None
     if closed is not None:
         legs = [
@@ -359,8 +402,7 @@ def _snapshots_missed(*, pair: Pair, previous: dict | None, current: dict) -> li
     missed = range(previous["as_of"] + interval_ms, current["as_of"], interval_ms)[-CATCH_UP_BARS:]
     snapshots = []
     for open_time in missed:
-        # Event time just past the bar closes exactly up to it.
-        snapshot, _ = pair_snapshot_build(pair=pair, event_time_ms=open_time + interval_ms, now=None)
+        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time)
         if snapshot["as_of"] == open_time:
             snapshots.append(snapshot)
     return snapshots

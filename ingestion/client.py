@@ -13,7 +13,13 @@ Behaviour:
 - a watchdog reconnects when a symbol has been silent for ``silence_timeout``
   seconds - after a successful subscribe, silence is a failure, not a quiet market;
 - gaps in aggregate ids, and the time spent disconnected, are filled from REST
-  ``/fapi/v1/aggTrades``; what REST no longer has is recorded as unfilled.
+  ``/fapi/v1/aggTrades``; what REST no longer has is recorded as unfilled. A gap
+  goes to the writer with the tick that revealed it and its repair with the last
+  trade the backfill brought, so the database always knows which gaps are open
+  (a restart resumes them: ``open_gaps``);
+- with every batch the feed states, per symbol, the trade time before which it
+  has every trade (``closed_through``): what closes the bars, read from the
+  stream itself, never from the local clock.
 """
 
 from __future__ import annotations
@@ -30,12 +36,27 @@ import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from .binance import AGG_TRADES_LIMIT, MalformedFrame, Tick, agg_trades_url, parse_frame, parse_rest_agg_trades, stream_url
+from .binance import (
+    AGG_TRADES_LIMIT,
+    MalformedFrame,
+    MarkPrice,
+    Tick,
+    agg_trades_url,
+    parse_frame,
+    parse_rest_agg_trades,
+    stream_url,
+)
 from .buffers import RollingBuffers
 from .gaps import GapTracker
-from .writer import TickWriter
+from .writer import GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
+
+#: How far (ms) one stream's events may run ahead of another's on the same
+#: connection: a trade of one symbol, or the mark-price clock, proves the trades of
+#: the other symbols only up to this much earlier. Within one symbol's own stream
+#: the order is exact (aggregate ids).
+CROSS_STREAM_SKEW_MS = 250
 
 
 class Backoff:
@@ -132,6 +153,7 @@ class FeedClient:
         buffers: RollingBuffers | None = None,
         state: FeedState | None = None,
         last_ids: dict[str, int] | None = None,
+        open_gaps: Iterable[tuple[str, int, int, list[tuple[int, int]]]] = (),
         silence_timeout: float = 30.0,
         rotate_after: float = 23.5 * 3600,
         backoff: Backoff | None = None,
@@ -144,12 +166,24 @@ class FeedClient:
         self.state = state or FeedState()
         self.state.symbols = list(self.symbols)
         self.tracker = GapTracker(last_ids)
+        # Gaps an earlier run left open: still missing, backfilled first.
+        self._resume: list[tuple[str, int, int]] = []
+        for symbol, lo, hi, missing in open_gaps:
+            self.tracker.restore(symbol, missing)
+            self._resume.append((symbol, lo, hi))
+        self._resumed = {(symbol, lo) for symbol, lo, _ in self._resume}
         self.silence_timeout = silence_timeout
         self.rotate_after = rotate_after
         self.backoff = backoff or Backoff()
         self.open_timeout = open_timeout
         self.rest = RestClient(rest_url, state=self.state)
         self._backfills: asyncio.Queue[tuple[str, int, int | None]] = asyncio.Queue()
+        # What ``closed_through`` states: each symbol's newest trade time among its
+        # contiguous ids, the exchange's clock as the stream shows it (trade and
+        # mark-price times), and the catch-ups after a connect not done yet.
+        self._newest_time: dict[str, int] = {}
+        self._stream_clock: int | None = None
+        self._catching_up: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._rotate = asyncio.Event()
@@ -171,6 +205,10 @@ class FeedClient:
 
     async def run(self) -> None:
         """Connect, read, reconnect with backoff; returns once ``stop`` was called."""
+        for symbol, lo, hi in self._resume:
+            logger.info("%s: resuming the backfill of ids %d..%d left open by the last run", symbol, lo, hi)
+            self.state.gaps_detected += 1
+            self._backfills.put_nowait((symbol, lo, hi))
         backfiller = asyncio.create_task(self._backfill_loop(), name="feed-backfill")
         try:
             while not self._stopping.is_set():
@@ -219,38 +257,49 @@ class FeedClient:
         self.state.connected = True
         self.state.connected_since = time.time()
         logger.info("connected to %s", url)
-        # Whatever happened while we were away is fetched from REST.
+        # Whatever happened while we were away is fetched from REST; until then
+        # nothing is stated of the symbol.
         for symbol in self.symbols:
             high = self.tracker.high(symbol)
             if high is not None:
+                self._catching_up[symbol] = self._catching_up.get(symbol, 0) + 1
                 self._backfills.put_nowait((symbol, high + 1, None))
         return ws
 
     def on_frame(self, frame: str | bytes) -> None:
         """Parse one frame and hand its trade on; a bad frame is logged and counted."""
         try:
-            tick = parse_frame(frame)
+            event = parse_frame(frame)
         except MalformedFrame as exc:
             self.state.malformed += 1
             self.state.error(f"malformed frame: {exc}")
             logger.warning("malformed frame skipped: %s: %.200r", exc, frame)
             return
-        if tick is None:
+        if event is None:
             return
-        self._last_seen[tick.symbol] = time.monotonic()
+        if isinstance(event, MarkPrice):
+            self._clock_advance(event.event_time)
+            return
+        self._last_seen[event.symbol] = time.monotonic()
         self.state.ticks_received += 1
-        self.accept(tick)
+        self.accept(event)
+        self._clock_advance(event.timestamp)
 
     def accept(self, tick: Tick) -> bool:
         """Store ``tick`` unless it was seen before; open a backfill on an id jump."""
-        new, gap = self.tracker.observe(tick.symbol, tick.trade_id)
+        symbol = tick.symbol
+        high = self.tracker.high(symbol)
+        new, gap = self.tracker.observe(symbol, tick.trade_id)
         if not new:
             self.state.duplicates += 1
             return False
         if gap is not None:
             self.state.gaps_detected += 1
-            logger.info("%s: ids %d..%d missing (%d trades), backfilling", tick.symbol, gap[0], gap[1], gap[1] - gap[0] + 1)
-            self._backfills.put_nowait((tick.symbol, gap[0], gap[1]))
+            logger.info("%s: ids %d..%d missing (%d trades), backfilling", symbol, gap[0], gap[1], gap[1] - gap[0] + 1)
+            self.writer.put_gap(GapEvent(symbol, gap[0], gap[1]))  # stored with this tick
+            self._backfills.put_nowait((symbol, gap[0], gap[1]))
+        if high is None or tick.trade_id > high:
+            self._newest_time[symbol] = max(tick.timestamp, self._newest_time.get(symbol, tick.timestamp))
         self.writer.put(tick)
         self.buffers.append(tick)
         state = self.state
@@ -262,8 +311,12 @@ class FeedClient:
         """Fetch ids from ``lo`` (to ``hi``, or until caught up) from REST.
 
         Rows go through ``accept`` like live frames, so overlap with the stream is
-        harmless. Ids REST no longer serves (older than its history window) are
-        given up and counted as unfilled, never silently.
+        harmless. A gap (``hi`` given) is resolved through the writer once its
+        trades are, so the database marks it repaired only with (or after) them;
+        ids REST no longer serves (older than its history window) are given up and
+        recorded as unavailable, never silently. A catch-up (``hi`` None) gives up
+        nothing itself: a trade it cannot have is a gap, which its own backfill
+        resolves. Stopped half-way, nothing is resolved: the next start resumes.
         """
         start = lo
         lost = 0
@@ -305,31 +358,61 @@ class FeedClient:
                 if self.accept(tick):
                     recovered += 1
                     self.state.trades_backfilled += 1
-            if rows[0].trade_id > start:
+            if hi is not None and rows[0].trade_id > start:
                 # REST starts later than asked: those trades are beyond its history.
-                lost += self.tracker.give_up(symbol, start, rows[0].trade_id - 1)
+                lost += self.tracker.give_up(symbol, start, min(rows[0].trade_id - 1, hi))
             start = rows[-1].trade_id + 1
             if hi is None and len(rows) < AGG_TRADES_LIMIT:
                 break
             if hi is not None and start > hi:
                 start = lo  # re-check the whole range for anything still missing
+        if self._stopping.is_set():
+            return
+        resumed = (symbol, lo) in self._resumed
+        if hi is not None:
+            self.writer.put_gap(GapEvent(symbol, lo, hi, lost))
         if lost:
             self.state.gaps_unfilled += 1
             self.state.trades_unavailable += lost
-            span = f"{lo}..{hi}" if hi is not None else f"{lo}.."
-            message = f"{symbol}: {lost} trades in ids {span} are no longer served by REST and are missing"
+            message = f"{symbol}: {lost} trades in ids {lo}..{hi} are no longer served by REST and are missing"
             self.state.error(message)
             logger.error(message)
-        elif hi is not None and not recovered:
+        elif hi is not None and not recovered and not resumed:
             # Filled meanwhile by the catch-up that follows a reconnect: the same
             # outage seen from both ends, counted once.
             self.state.gaps_detected -= 1
-        elif recovered and not self._stopping.is_set():
+        elif recovered or resumed:
             # A catch-up after a reconnect that found trades closed a gap too.
             if hi is None:
                 self.state.gaps_detected += 1
             self.state.gaps_filled += 1
             logger.info("%s: gap from id %d filled with %d trades from REST", symbol, lo, recovered)
+
+    def closed_through(self) -> dict[str, int]:
+        """Per symbol, a trade time (ms) before which every trade of it has been received.
+
+        The feed's statement, stored with each batch (``TickWriter.statement``), so
+        whatever reads the ticks knows which bars are complete. A symbol's own
+        newest trade among contiguous ids proves its earlier ones; the stream's
+        clock (the newest trade or mark-price time of any symbol on the connection)
+        proves them up to ``CROSS_STREAM_SKEW_MS`` before it, quiet market or not.
+        Nothing is stated of a symbol while it has ids missing or its catch-up
+        after a connect is still running, nor while disconnected (the trades being
+        made are not coming). Times are the exchange's own: the local clock is
+        never used, so neither its error nor a slow reader can close a bar early.
+        """
+        if not self.state.connected:
+            return {}
+        clock = self._stream_clock - CROSS_STREAM_SKEW_MS if self._stream_clock is not None else None
+        stated = {}
+        for symbol in self.symbols:
+            if self._catching_up.get(symbol) or self.tracker.has_missing(symbol):
+                continue
+            own = self._newest_time.get(symbol)
+            candidates = [t for t in (own, clock) if t is not None]
+            if candidates:
+                stated[symbol] = max(candidates)
+        return stated
 
     # -- internals ----------------------------------------------------------
 
@@ -404,6 +487,10 @@ class FeedClient:
                 await ws.close(code=1000, reason="silent stream")
                 return
 
+    def _clock_advance(self, exchange_time: int) -> None:
+        if self._stream_clock is None or exchange_time > self._stream_clock:
+            self._stream_clock = exchange_time
+
     async def _backfill_loop(self) -> None:
         while True:
             symbol, lo, hi = await self._backfills.get()
@@ -413,6 +500,9 @@ class FeedClient:
                 raise
             except Exception:
                 logger.exception("backfill of %s from %d failed", symbol, lo)
+            finally:
+                if hi is None and not self._stopping.is_set():
+                    self._catching_up[symbol] -= 1
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking early on ``stop``."""

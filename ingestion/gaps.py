@@ -82,6 +82,14 @@ class GapTracker:
         self._missing[symbol] = kept
         return lost
 
+    def restore(self, symbol: str, ranges: list[tuple[int, int]]) -> None:
+        """Mark the id ranges ``[lo, hi]`` of ``symbol`` missing again (gaps left open by an earlier run)."""
+        merged = sorted([list(r) for r in self._missing.get(symbol, [])] + [[lo, hi] for lo, hi in ranges if lo <= hi])
+        self._missing[symbol] = merged
+
+    def has_missing(self, symbol: str) -> bool:
+        return bool(self._missing.get(symbol))
+
     def missing_count(self, symbol: str | None = None) -> int:
         symbols = [symbol] if symbol else list(self._missing)
         return sum(b - a + 1 for s in symbols for a, b in self._missing.get(s, ()))

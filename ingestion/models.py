@@ -34,6 +34,11 @@ class Symbol(models.Model):
     last_tick_at = models.BigIntegerField(null=True, blank=True, help_text="ms since the epoch")
     last_trade_id = models.BigIntegerField(null=True, blank=True)
     last_price = models.FloatField(null=True, blank=True)
+    closed_through = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="ms: every trade stamped before this is stored (the feed's statement, written with the ticks)",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -67,6 +72,8 @@ class FeedStatus(models.Model):
     trades_unavailable = models.BigIntegerField(default=0)
     rate_limited = models.IntegerField(default=0)
     pending = models.IntegerField(default=0, help_text="ticks received but not yet stored")
+    writer_error = models.TextField(blank=True, help_text="why storing ticks fails, while it does")
+    writer_failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -77,3 +84,40 @@ class FeedStatus(models.Model):
 
     def __str__(self) -> str:
         return f"feed {self.name}"
+
+
+class Gap(models.Model):
+    """Aggregate ids of a symbol found missing, from detection to repair.
+
+    Written in the same transaction as the tick that revealed the hole, and
+    resolved in the same transaction as (or after) the last trade the backfill
+    brought, so a crash at any moment leaves the truth on disk: the next start
+    of ingestion backfills every gap still open. A gap that REST can no longer
+    fill is kept as ``unavailable`` with the number of trades lost.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open: backfilling"
+        FILLED = "filled"
+        UNAVAILABLE = "unavailable", "unavailable: no longer served by REST"
+
+    symbol = models.CharField(max_length=30)
+    first_id = models.BigIntegerField(help_text="first missing aggregate id")
+    last_id = models.BigIntegerField(help_text="last missing aggregate id")
+    status = models.CharField(max_length=11, choices=Status.choices, default=Status.OPEN)
+    missing = models.BigIntegerField(default=0, help_text="trades REST could no longer serve")
+    feed = models.CharField(max_length=50, blank=True, help_text="the feed that found it")
+    detected_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["symbol", "first_id"], name="gap_symbol_first_id_uniq")]
+        indexes = [models.Index(fields=["status", "symbol"], name="gap_status_symbol_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} ids {self.first_id}..{self.last_id} ({self.status})"
+
+    @property
+    def size(self) -> int:
+        return self.last_id - self.first_id + 1

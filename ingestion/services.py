@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -11,15 +12,15 @@ from datetime import UTC, datetime
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, FloatField, Value, When
+from django.db.models import BigIntegerField, Case, F, FloatField, Q, Value, When
 from django.utils import timezone
 
 from .binance import Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
-from .models import FeedStatus, Symbol
+from .models import FeedStatus, Gap, Symbol
 from .models import Tick as TickRow
-from .writer import TickWriter
+from .writer import Batch, GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,18 @@ def _insert_sql() -> str:
     )
 
 
-def ticks_store(ticks: Sequence[Tick]) -> int:
+def ticks_store(
+    ticks: Sequence[Tick],
+    *,
+    gaps: Sequence[GapEvent] = (),
+    closed_through: dict[str, int] | None = None,
+    feed: str = "",
+) -> int:
     """Store ``ticks`` in one transaction, ignoring duplicates; return how many were new.
+
+    The same transaction records the ``gaps`` the feed found or resolved
+    (``Gap`` rows) and raises each symbol's ``closed_through`` to the feed's
+    statement: what the ticks are, and what is known of them, commit together.
 
     A plain ``executemany`` rather than ``bulk_create``: building a model instance
     per tick costs more than the insert itself at tens of thousands a second.
@@ -87,7 +98,64 @@ def ticks_store(ticks: Sequence[Tick]) -> int:
                 new = max(cursor.rowcount, 0)
                 _symbol_totals_add(symbol, rows, new)
                 new_total += new
+        if gaps:
+            _gaps_record(gaps, feed)
+        for symbol, stated in (closed_through or {}).items():
+            Symbol.objects.filter(Q(closed_through__isnull=True) | Q(closed_through__lt=stated), name=symbol).update(
+                closed_through=stated
+            )
     return new_total
+
+
+def batch_store(batch: Batch, *, feed: str) -> int:
+    """The tick writer's store: one batch of ``feed``, in one transaction (``ticks_store``)."""
+    return ticks_store(batch.ticks, gaps=batch.gaps, closed_through=batch.closed_through, feed=feed)
+
+
+def _gaps_record(events: Sequence[GapEvent], feed: str) -> None:
+    now = timezone.now()
+    for event in events:
+        if event.missing is None:
+            Gap.objects.get_or_create(
+                symbol=event.symbol,
+                first_id=event.first_id,
+                defaults={"last_id": event.last_id, "feed": feed, "detected_at": now},
+            )
+            continue
+        status = Gap.Status.UNAVAILABLE if event.missing else Gap.Status.FILLED
+        Gap.objects.filter(symbol=event.symbol, first_id=event.first_id, status=Gap.Status.OPEN).update(
+            status=status, missing=event.missing, resolved_at=now
+        )
+
+
+def gaps_open(*, symbols: Iterable[str], feed: str) -> list[tuple[str, int, int, list[tuple[int, int]]]]:
+    """The gaps an earlier run left open, of ``symbols`` or found by ``feed``, with their ids still missing.
+
+    ``(symbol, first_id, last_id, missing)``, ``missing`` the id ranges not
+    stored: part of a gap may have been backfilled before the run ended. A gap
+    of a symbol the feed no longer follows is still resumed (REST needs no
+    subscription), so none stays open for good.
+    """
+    found = []
+    gaps = Gap.objects.filter(Q(symbol__in=list(symbols)) | Q(feed=feed), status=Gap.Status.OPEN)
+    for gap in gaps.order_by("symbol", "first_id"):
+        stored = TickRow.objects.filter(symbol=gap.symbol, trade_id__range=(gap.first_id, gap.last_id))
+        ids = stored.values_list("trade_id", flat=True)
+        found.append((gap.symbol, gap.first_id, gap.last_id, id_holes(ids, gap.first_id, gap.last_id)))
+    return found
+
+
+def id_holes(stored: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The ranges of ids in ``[lo, hi]`` that are not in ``stored``."""
+    holes = []
+    expected = lo
+    for trade_id in sorted(stored):
+        if trade_id > expected:
+            holes.append((expected, trade_id - 1))
+        expected = max(expected, trade_id + 1)
+    if expected <= hi:
+        holes.append((expected, hi))
+    return holes
 
 
 def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
@@ -192,6 +260,8 @@ def feed_status_save(*, name: str, state: FeedState, writer: TickWriter | None =
             "ticks_received": state.ticks_received,
             "ticks_stored": writer.stored if writer else 0,
             "pending": writer.pending if writer else 0,
+            "writer_error": writer.last_error if writer else "",
+            "writer_failing_since": _as_datetime(writer.failing_since) if writer else None,
             "duplicates": state.duplicates,
             "malformed": state.malformed,
             "gaps_detected": state.gaps_detected,
@@ -230,7 +300,10 @@ class Feed:
         self.rest_url = rest_url or settings.BINANCE_REST_URL
         self.status_interval = status_interval
         self.writer = TickWriter(
-            ticks_store, flush_interval=settings.INGEST_FLUSH_INTERVAL, max_batch=settings.INGEST_BATCH_SIZE
+            functools.partial(batch_store, feed=self.name),
+            flush_interval=settings.INGEST_FLUSH_INTERVAL,
+            max_batch=settings.INGEST_BATCH_SIZE,
+            statement=self._closed_through,
         )
         self.state = FeedState()
         self.client: FeedClient | None = None
@@ -241,7 +314,8 @@ class Feed:
     async def run(self) -> None:
         """Run until ``stop``; returns after the final flush."""
         symbols = self.symbols or await sync_to_async(feed_symbols)()
-        last_ids = await sync_to_async(last_trade_ids)(symbols)
+        open_gaps = await sync_to_async(gaps_open)(symbols=symbols, feed=self.name)
+        last_ids = await sync_to_async(last_trade_ids)({*symbols, *(gap[0] for gap in open_gaps)})
         self.client = FeedClient(
             symbols=symbols,
             ws_url=self.ws_url,
@@ -250,6 +324,7 @@ class Feed:
             buffers=buffers,
             state=self.state,
             last_ids=last_ids,
+            open_gaps=open_gaps,
             silence_timeout=settings.INGEST_SILENCE_TIMEOUT,
             rotate_after=settings.INGEST_ROTATE_AFTER,
         )
@@ -277,6 +352,9 @@ class Feed:
             await asyncio.gather(writer_task, return_exceptions=True)
             await self.save_status()
             logger.info("feed %s stopped: %d ticks stored this run", self.name, self.writer.stored)
+
+    def _closed_through(self) -> dict[str, int]:
+        return self.client.closed_through() if self.client is not None else {}
 
     def stop(self) -> None:
         self._stop_requested = True

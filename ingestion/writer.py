@@ -5,32 +5,76 @@ batch is flushed when it reaches ``max_batch`` ticks or every ``flush_interval``
 seconds, whichever comes first, by ONE worker thread (so batches land in order and
 use one database connection). A failed batch is kept and retried; ``close``
 flushes what is pending, which is how SIGINT/SIGTERM lose nothing.
+
+A batch carries, besides the ticks, what the feed knows about them, so that it is
+stored in the same transaction: the gaps it found or repaired (``GapEvent``) and
+its statement of completeness (``Batch.closed_through``). Whatever reads the ticks
+can then trust the two together, whatever crashes in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from .binance import Tick
 
 logger = logging.getLogger(__name__)
 
-#: Store a batch; return how many rows were new (duplicates are ignored).
-StoreFn = Callable[[list[Tick]], int]
+
+class GapEvent(NamedTuple):
+    """Ids ``first_id..last_id`` of ``symbol`` found missing (``missing`` None), or resolved.
+
+    A resolution carries ``missing``: how many of those trades could not be had
+    (0: the gap is filled).
+    """
+
+    symbol: str
+    first_id: int
+    last_id: int
+    missing: int | None = None
+
+
+class Batch(NamedTuple):
+    """What one flush stores, in one transaction."""
+
+    ticks: list[Tick]
+    gaps: list[GapEvent]
+    #: Per symbol (ms): every trade stamped before it is in this batch or an earlier one.
+    closed_through: dict[str, int]
+
+
+#: Store a batch; return how many ticks were new (duplicates are ignored).
+StoreFn = Callable[[Batch], int]
+#: The feed's statement of completeness, per symbol (ms), read at the start of a flush.
+StatementFn = Callable[[], dict[str, int]]
 
 
 class TickWriter:
-    def __init__(self, store: StoreFn, *, flush_interval: float = 0.25, max_batch: int = 5000) -> None:
+    def __init__(
+        self,
+        store: StoreFn,
+        *,
+        flush_interval: float = 0.25,
+        max_batch: int = 5000,
+        statement: StatementFn | None = None,
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.statement = statement
         self.stored = 0  # new rows written by this writer
         self.batches = 0
         self.failures = 0
+        self.last_error = ""  # why the last flush failed ("" once one succeeds)
+        self.failing_since: float | None = None  # wall clock of the first failure in a row
         self._pending: list[Tick] = []
+        self._gaps: list[GapEvent] = []
+        self._stated: dict[str, int] = {}  # what the database holds of the statement
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tick-writer")
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -50,6 +94,10 @@ class TickWriter:
         if len(self._pending) >= self.max_batch:
             self._wake.set()
 
+    def put_gap(self, event: GapEvent) -> None:
+        """Store ``event`` with the ticks put so far (none of them lands in an earlier batch)."""
+        self._gaps.append(event)
+
     async def run(self) -> None:
         """Flush on size or time until closed."""
         while not self._closed:
@@ -65,19 +113,30 @@ class TickWriter:
 
     async def flush(self) -> int:
         async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
+            # The statement first, then the ticks: it speaks of ticks put before now,
+            # all of which go into this batch or went into an earlier one.
+            statement = self.statement() if self.statement is not None else {}
+            advanced = {s: t for s, t in statement.items() if t > self._stated.get(s, -1)}
+            batch = Batch(self._pending, self._gaps, advanced)
+            self._pending, self._gaps = [], []
+            if not batch.ticks and not batch.gaps and not advanced:
                 return 0
             loop = asyncio.get_running_loop()
             try:
                 stored = await loop.run_in_executor(self._executor, self.store, batch)
-            except Exception:
+            except Exception as exc:
                 self.failures += 1
-                logger.exception("storing %d ticks failed; keeping them for the next flush", len(batch))
-                self._pending[:0] = batch
+                self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+                if self.failing_since is None:
+                    self.failing_since = time.time()
+                logger.exception("storing %d ticks failed; keeping them for the next flush", len(batch.ticks))
+                self._pending[:0] = batch.ticks
+                self._gaps[:0] = batch.gaps
                 raise
+            self._stated.update(advanced)
             self.stored += stored
             self.batches += 1
+            self.last_error, self.failing_since = "", None
             return stored
 
     async def close(self, attempts: int = 5) -> None:
@@ -86,7 +145,7 @@ class TickWriter:
         self._wake.set()
         for attempt in range(attempts):
             try:
-                while self._pending:
+                while self._pending or self._gaps:
                     await self.flush()
                 break
             except Exception:

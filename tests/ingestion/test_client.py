@@ -18,7 +18,7 @@ from ingestion.models import FeedStatus, Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
 from ingestion.simulator import Simulator
-from ingestion.writer import TickWriter
+from ingestion.writer import Batch, TickWriter
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
@@ -28,10 +28,12 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.ticks: list[Tick] = []
+        self.batches: list[Batch] = []
 
-    def __call__(self, batch: list[Tick]) -> int:
-        self.ticks.extend(batch)
-        return len(batch)
+    def __call__(self, batch: Batch) -> int:
+        self.ticks.extend(batch.ticks)
+        self.batches.append(batch)
+        return len(batch.ticks)
 
     def ids(self, symbol: str) -> list[int]:
         return [t.trade_id for t in self.ticks if t.symbol == symbol]
@@ -280,3 +282,64 @@ async def test_through_drop_refusal_and_malformed_frame_every_trade_is_stored_ex
     assert status.gaps_filled >= 2  # the drop's gap and the refusal's
     totals = await sync_to_async(lambda: {s.name: s.tick_count for s in Symbol.objects.all()})()
     assert totals == {s: rows[s]["n"] for s in SYMBOLS}
+
+
+def batch_of(store: MemoryStore) -> dict[tuple[str, int], int]:
+    """The index of the batch each trade was stored in."""
+    return {(t.symbol, t.trade_id): i for i, batch in enumerate(store.batches) for t in batch.ticks}
+
+
+async def test_a_gap_is_stored_with_the_trade_that_revealed_it_and_resolved_with_its_last_trade(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=21) as sim:
+        client, writer, store = memory_feed(sim)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 100, what="first ticks")
+        sim.fault_slow(3.0, 0.3)  # the backfill takes a few pages' time
+        sim.fault_refuse(1.0)
+        await wait_for(lambda: client.state.reconnects >= 1 and client.state.connected, timeout=10, what="reconnect")
+        last = await drain(sim, client, writer, store)
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    where = batch_of(store)
+    found = [(i, g) for i, b in enumerate(store.batches) for g in b.gaps if g.missing is None]
+    resolved = {(g.symbol, g.first_id): (i, g) for i, b in enumerate(store.batches) for g in b.gaps if g.missing is not None}
+    assert found, "the outage left no gap behind"
+    for i, gap in found:
+        assert where[(gap.symbol, gap.last_id + 1)] == i  # the trade above the hole, in the same transaction
+        j, resolution = resolved[(gap.symbol, gap.first_id)]
+        assert resolution.missing == 0
+        assert all(where[(gap.symbol, t)] <= j for t in range(gap.first_id, gap.last_id + 1))
+
+
+async def test_the_feed_never_states_a_symbol_complete_past_a_trade_it_has_not_stored(memory_feed):
+    """The statement that closes bars, checked batch by batch through a drop, a refusal and slow backfills."""
+    async with Simulator(port=0, scenario="cointegrated", rate=400, seed=22) as sim:
+        client, writer, store = memory_feed(sim)
+        writer.statement = client.closed_through
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 100, what="first ticks")
+        sim.fault_slow(6.0, 0.5)
+        sim.fault_drop()
+        await wait_for(lambda: client.state.reconnects >= 1 and client.state.connected, timeout=10, what="reconnect")
+        await asyncio.sleep(1.0)
+        sim.fault_refuse(1.5)
+        await wait_for(lambda: client.state.reconnects >= 2 and client.state.connected, timeout=15, what="reconnect")
+        last = await drain(sim, client, writer, store)
+        await asyncio.sleep(2.5)  # a quiet market: the mark-price clock alone moves the statements on
+        await writer.flush()
+        await stop_client(client, writer, tasks)
+    assert_each_trade_once(store, last)
+    where = batch_of(store)
+    stamped = {s: sorted((t.timestamp, t.trade_id) for t in store.ticks if t.symbol == s) for s in SYMBOLS}
+    statements = 0
+    for i, batch in enumerate(store.batches):
+        for symbol, closed_through in batch.closed_through.items():
+            statements += 1
+            late = [tid for ts, tid in stamped[symbol] if ts < closed_through and where[(symbol, tid)] > i]
+            assert not late, f"batch {i} states {symbol} complete before {closed_through}, but {late[:3]} came later"
+    assert statements > 20
+    # The statements kept up: the last one reaches the last trade of each symbol.
+    final = {}
+    for batch in store.batches:
+        final.update(batch.closed_through)
+    assert all(final[s] >= stamped[s][-1][0] for s in SYMBOLS), (final, {s: stamped[s][-1] for s in SYMBOLS})

@@ -10,7 +10,7 @@ from ingestion.binance import Tick
 from ingestion.models import Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import last_trade_ids, ticks_store
-from ingestion.writer import TickWriter
+from ingestion.writer import Batch, TickWriter
 
 
 def make_ticks(symbol: str, first_id: int, n: int, t0: int = 1_700_000_000_000, price: float = 100.0) -> list[Tick]:
@@ -42,7 +42,7 @@ def test_a_late_backfilled_tick_does_not_replace_the_last_price():
 
 async def test_writer_flushes_on_time_and_on_size():
     batches: list[list[Tick]] = []
-    writer = TickWriter(lambda b: batches.append(b) or len(b), flush_interval=0.05, max_batch=100)
+    writer = TickWriter(lambda b: batches.append(b.ticks) or len(b.ticks), flush_interval=0.05, max_batch=100)
     task = asyncio.create_task(writer.run())
     writer.put_many(make_ticks("BTCUSDT", 0, 3))
     await asyncio.sleep(0.15)
@@ -61,12 +61,12 @@ async def test_writer_keeps_a_failed_batch_and_flushes_everything_on_close():
     calls = {"n": 0}
     stored: list[Tick] = []
 
-    def flaky_store(batch: list[Tick]) -> int:
+    def flaky_store(batch: Batch) -> int:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("database is locked")
-        stored.extend(batch)
-        return len(batch)
+        stored.extend(batch.ticks)
+        return len(batch.ticks)
 
     writer = TickWriter(flaky_store, flush_interval=10, max_batch=10_000)
     writer.put_many(make_ticks("ETHUSDT", 0, 5))
