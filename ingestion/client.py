@@ -329,6 +329,8 @@ class FeedClient:
                 if nxt is None:
                     break
                 start = nxt
+            elif self._reached_live(symbol, start):
+                break  # the rest came live (a gap it revealed has a backfill of its own)
             try:
                 rows = await self.rest.agg_trades(symbol, start)
             except RateLimited as exc:
@@ -486,6 +488,11 @@ class FeedClient:
                 logger.warning(message)
                 await ws.close(code=1000, reason="silent stream")
                 return
+
+    def _reached_live(self, symbol: str, start: int) -> bool:
+        """Whether a catch-up from ``start`` has met the stream: every id from it to the newest is here."""
+        high = self.tracker.high(symbol)
+        return high is not None and high >= start and self.tracker.first_missing(symbol, start, high) is None
 
     def _clock_advance(self, exchange_time: int) -> None:
         if self._stream_clock is None or exchange_time > self._stream_clock:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.processes import ROOT, fetch_one, free_port, get_json, port_open, spawn, wait_until
+from tests.processes import ROOT, fetch_all, fetch_one, free_port, get_json, kill_group, port_open, spawn, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +112,65 @@ def test_ingest_binance_refuses_bad_arguments_before_it_starts(args, message):
 
     with pytest.raises(CommandError, match=message):
         call_command("ingest_binance", *args)
+
+
+def sim_get(port: int, path: str) -> dict:
+    return get_json(f"http://127.0.0.1:{port}{path}")
+
+
+def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path):
+    """kill -9 of ingestion while a multi-page REST backfill runs; the restart fills the whole hole.
+
+    The live trades above the hole are stored before the backfill brings the ones
+    in it, so a restart that resumed after the highest stored id would lose the
+    hole for good. Every id the exchange made must be stored exactly once.
+    """
+    port = free_port()
+    sim = spawn(["simulate_binance", "--port", str(port), "--rate", "2000", "--seed", "5"], env, tmp_path / "sim.log")
+    feed_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market", "BINANCE_REST_URL": f"http://127.0.0.1:{port}"}
+    db = env["DATABASE_URL"]
+    ingest = None
+    try:
+        wait_until(lambda: port_open(port), 20, "the exchange")
+        ingest = spawn(["ingest_binance"], feed_env, tmp_path / "ingest-1.log")
+        wait_until(lambda: (row := fetch_one(db, "SELECT ticks_received FROM ingestion_feedstatus")) and row[0] > 4000, 60, "ticks")
+        # Ten seconds only REST can serve (about 10 pages per symbol), then every REST answer takes half a second.
+        sim_get(port, "/sim/fault?kind=refuse&seconds=10")
+        time.sleep(10)
+        sim_get(port, "/sim/fault?kind=slow&seconds=120&delay=0.5")
+
+        def backfilling() -> bool:
+            (open_gaps,) = fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")
+            (backfilled,) = fetch_one(db, "SELECT trades_backfilled FROM ingestion_feedstatus")
+            return open_gaps > 0 and backfilled >= 2000
+
+        wait_until(backfilling, 60, "a backfill under way")
+        kill_group(ingest)
+        (open_gaps,) = fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")
+        assert open_gaps >= 1  # the hole outlived the process
+        ingest = spawn(["ingest_binance"], feed_env, tmp_path / "ingest-2.log")
+        wait_until(lambda: fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")[0] == 0, 120, "the gaps filled")
+        sim_get(port, "/sim/pause")
+        stats = sim_get(port, "/sim/stats")
+        last = {s: stats[s]["last_id"] for s in ("BTCUSDT", "ETHUSDT")}
+
+        def caught_up() -> bool:
+            rows = dict(fetch_all(db, "SELECT symbol, MAX(trade_id) FROM ingestion_tick GROUP BY symbol"))
+            return rows == last
+
+        wait_until(caught_up, 60, "every trade stored")
+        stop([ingest])
+        ingest = None
+    finally:
+        if ingest is not None:
+            kill_group(ingest)
+        stop([sim])
+    for symbol, count, distinct, lo, hi in fetch_all(
+        db, "SELECT symbol, COUNT(*), COUNT(DISTINCT trade_id), MIN(trade_id), MAX(trade_id) FROM ingestion_tick GROUP BY symbol"
+    ):
+        assert count == distinct, f"{symbol}: {count - distinct} duplicates"
+        assert count == hi - lo + 1, f"{symbol}: {hi - lo + 1 - count} of {hi - lo + 1} trades lost"
+        assert hi == last[symbol]
+    statuses = fetch_all(db, "SELECT status, COUNT(*) FROM ingestion_gap GROUP BY status")
+    assert dict(statuses).keys() == {"filled"}, statuses
+    assert "resuming the backfill" in (tmp_path / "ingest-2.log").read_text()
