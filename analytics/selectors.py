@@ -8,12 +8,22 @@ from typing import Any, NamedTuple
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from .models import Bar, Pair, Snapshot
+from .bars import INTERVALS
+from .models import Bar, Pair, Snapshot, Watermark
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "pairs:snapshot:{pair_id}"
 SERIES_KEY = "pairs:series:{pair_id}"
+
+#: When the newest finished resampling run started (ms): every tick stored before it is in the bars.
+RESAMPLED_AT_WATERMARK = "resample.ran_at"
+#: When the newest snapshot cycle ran (ms).
+SNAPSHOTS_RAN_AT_WATERMARK = "snapshots.ran_at"
+#: The periodic tasks run every second; not for this long is a problem (ms).
+TASKS_LATE_AFTER_MS = 10_000
+#: A snapshot is late when its newest bar ended more than a bar and this long ago (ms).
+SNAPSHOT_LATE_AFTER_MS = 10_000
 
 
 class Close(NamedTuple):
@@ -79,3 +89,32 @@ def series_cached(pair_id: int) -> dict[str, list] | None:
 def snapshot_recorded_latest(pair_id: int) -> dict[str, Any] | None:
     """The newest snapshot in the history (where a cycle resumes when the cache was lost)."""
     return Snapshot.objects.filter(pair_id=pair_id).order_by("-as_of").values_list("data", flat=True).first()
+
+
+def watermark_value(name: str) -> int | None:
+    return Watermark.objects.filter(name=name).values_list("value", flat=True).first()
+
+
+def pipeline_health(*, now: int, distributed: bool) -> dict[str, Any]:
+    """Whether bars and snapshots keep up: the periodic tasks' last runs and each active pair's newest snapshot.
+
+    ``problems`` says what is late and, as far as it can tell, why.
+    """
+    problems = []
+    tasks = {"resampling": watermark_value(RESAMPLED_AT_WATERMARK), "snapshots": watermark_value(SNAPSHOTS_RAN_AT_WATERMARK)}
+    late = {name: now - at for name, at in tasks.items() if at is not None and now - at > TASKS_LATE_AFTER_MS}
+    if late:
+        worst = max(late.values()) / 1000
+        who = "no Celery worker with beat has run" if distributed else "nothing has run"
+        hint = " (is `celery -A pairs_project worker -B` running?)" if distributed else ""
+        problems.append(f"{who} the periodic {' and '.join(late)} for {worst:.0f}s{hint}")
+    pairs = []
+    for pair in pairs_active():
+        snapshot = snapshot_cached(pair.id) or snapshot_recorded_latest(pair.id) or {}
+        as_of = snapshot.get("as_of")
+        interval_ms = INTERVALS[pair.interval]
+        lag = now - (as_of + interval_ms) if as_of is not None else None
+        pairs.append({"pair": pair.id, "as_of": as_of, "lag_ms": lag})
+        if lag is not None and lag > interval_ms + SNAPSHOT_LATE_AFTER_MS:
+            problems.append(f"pair {pair}: no new snapshot for {lag / 1000:.0f}s (its newest bar ended then)")
+    return {"problems": problems, "tasks": tasks, "pairs": pairs}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,8 +15,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 
-from ingestion.models import Symbol, Tick
+from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
+from pairs_project.security import url_credentials_masked
 
 from . import selectors
 from .bars import (
@@ -38,8 +40,7 @@ EVENT_TIME_WATERMARK = "resample.event_time"
 CONTIGUOUS_WATERMARK = "resample.contiguous"
 #: Per symbol (ms): every trade stamped before it is in the bars (the feeds' statements, once resampled).
 CLOSED_WATERMARK = "resample.closed"
-#: When the newest finished resampling run started (ms): every tick stored before it is in the bars.
-RESAMPLED_AT_WATERMARK = "resample.ran_at"
+RESAMPLED_AT_WATERMARK = selectors.RESAMPLED_AT_WATERMARK
 #: How much newer trade time may be stored behind a hole in a symbol's ids before
 #: its bars close without the missing trades (ms): ample for a backfill, and trades
 #: the exchange no longer serves cannot hold a pair back for longer.
@@ -170,13 +171,9 @@ def bars_upsert(bars: list) -> None:
     )
 
 
-def _watermark_value(name: str) -> int | None:
-    return Watermark.objects.filter(name=name).values_list("value", flat=True).first()
-
-
 def event_time() -> int | None:
     """Newest trade time the bars have seen (ms), of any symbol."""
-    return _watermark_value(EVENT_TIME_WATERMARK) or None
+    return selectors.watermark_value(EVENT_TIME_WATERMARK) or None
 
 
 def _watermarks_by_symbol(prefix: str) -> dict[str, int]:
@@ -216,7 +213,7 @@ class EventClock:
         self.stated = closed_throughs()
         self.newest = event_times()
         self.feeds = feeds_state()
-        self.resampled_at = _watermark_value(RESAMPLED_AT_WATERMARK)
+        self.resampled_at = selectors.watermark_value(RESAMPLED_AT_WATERMARK)
 
     def closed(self, pair: Pair, now: int | None) -> int | None:
         """Open time of the pair's newest bar closed on both legs, or None."""
@@ -380,6 +377,7 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         snapshot_record(snapshot=snapshot)
         alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)
+    _watermark_raise(selectors.SNAPSHOTS_RAN_AT_WATERMARK, now_ms())  # health: the cycle is alive
     return published
 
 
@@ -518,7 +516,7 @@ def pairs_warmup(*, rest_url: str | None = None) -> int:
         try:
             total += pair_warmup_from_klines(pair=pair, rest_url=rest_url)
         except (httpx.HTTPError, ValueError) as exc:
-            logger.warning("%s: klines warm-up failed (%s); will retry", pair, exc)
+            logger.warning("%s: klines warm-up failed (%s); will retry", pair, url_credentials_masked(str(exc)))
     return total
 
 
@@ -537,7 +535,7 @@ def housekeeping(*, batch: int = 5000, now: int | None = None) -> dict[str, int]
     """Prune what is past its retention, in small batches; checkpoint SQLite's WAL.
 
     Ticks older than ``TICK_RETENTION_SECONDS`` (48 h) go, with the per-symbol
-    totals kept true; 1 s bars and snapshot history older than
+    totals kept true, and the resolved gaps among them; 1 s bars and snapshot history older than
     ``BAR_1S_RETENTION_SECONDS`` / ``SNAPSHOT_RETENTION_SECONDS`` (7 days) go.
     1m and 5m bars are kept.
     """
@@ -549,6 +547,10 @@ def housekeeping(*, batch: int = 5000, now: int | None = None) -> dict[str, int]
         oldest = Tick.objects.filter(symbol=symbol.name).order_by("timestamp").values_list("timestamp", flat=True).first()
         Symbol.objects.filter(pk=symbol.pk).update(tick_count=F("tick_count") - gone, first_tick_at=oldest)
         ticks_deleted += gone
+    # Gaps are kept while the ticks around them are: a resolved one past that says nothing.
+    Gap.objects.filter(resolved_at__lt=datetime.fromtimestamp(tick_cutoff / 1000, tz=UTC)).exclude(
+        status=Gap.Status.OPEN
+    ).delete()
     bars_deleted = _delete_in_batches(
         Bar.objects.filter(interval="1s", open_time__lt=now - settings.BAR_1S_RETENTION_SECONDS * 1000), batch
     )

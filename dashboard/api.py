@@ -24,6 +24,7 @@ from analytics.models import Pair
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
 
+from .health import system_health
 from .pagination import LinkHeaderPagination, next_page_headers
 from .permissions import IsStaffOrReadOnly
 
@@ -57,9 +58,13 @@ class SymbolField(serializers.CharField):
 
 
 class HealthApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, description="Feed health: status ok/degraded, mode, feed record.")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description="Pipeline health: status ok/degraded, mode, problems (why degraded), the feed record, "
+        "gaps, the periodic tasks and each pair's newest snapshot, Redis (distributed mode).",
+    )
     def get(self, request: Request) -> Response:
-        return Response(ingestion_selectors.health())
+        return Response(system_health())
 
 
 class SymbolListApi(APIView):

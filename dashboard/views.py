@@ -26,9 +26,9 @@ from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
 from analytics.models import Pair
 from analytics.services import pair_current
-from ingestion import selectors as ingestion_selectors
 
 from .api import BarListApi, SeriesFilterSerializer
+from .health import system_health
 
 #: Price decimals of the instruments we know (Binance USD-M tick sizes); others by magnitude.
 PRICE_DECIMALS = {"BTCUSDT": 1, "ETHUSDT": 2, "BNBUSDT": 2, "SOLUSDT": 2, "XRPUSDT": 4, "DOGEUSDT": 5}
@@ -118,7 +118,7 @@ def overview_rows() -> list[dict[str, Any]]:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     """Every pair at a glance."""
-    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": ingestion_selectors.health()})
+    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": system_health()})
 
 
 @require_GET
@@ -133,7 +133,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     pair = get_object_or_404(Pair, pk=pair_id)
     snapshot, series = pair_current(pair=pair)
     alerts = [alert_payload(a) for a in alerts_newest(pair_id=pair.id)[:ALERTS_SHOWN]]
-    health = ingestion_selectors.health()
+    health = system_health()
     open_entry = open_entries().get(pair.id)
     decimals_a = price_decimals(pair.symbol_a, snapshot.get("price_a"))
     decimals_b = price_decimals(pair.symbol_b, snapshot.get("price_b"))

@@ -36,6 +36,8 @@ import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from pairs_project.security import url_credentials_masked
+
 from .binance import (
     AGG_TRADES_LIMIT,
     MalformedFrame,
@@ -103,7 +105,7 @@ class FeedState:
     last_error_at: float | None = None
 
     def error(self, message: str) -> None:
-        self.last_error = message[:500]
+        self.last_error = url_credentials_masked(message)[:500]
         self.last_error_at = time.time()
 
 
@@ -234,7 +236,7 @@ class FeedClient:
     async def connect(self) -> websockets.ClientConnection:
         self._rotate.clear()  # this connection follows the current symbols
         url = stream_url(self.ws_url, self.symbols)
-        self.state.url = url
+        self.state.url = url_credentials_masked(url)
         ws = await websockets.connect(
             url,
             open_timeout=self.open_timeout,
@@ -256,7 +258,7 @@ class FeedClient:
             self._last_seen[symbol] = now
         self.state.connected = True
         self.state.connected_since = time.time()
-        logger.info("connected to %s", url)
+        logger.info("connected to %s", self.state.url)
         # Whatever happened while we were away is fetched from REST; until then
         # nothing is stated of the symbol.
         for symbol in self.symbols:
@@ -340,8 +342,8 @@ class FeedClient:
                 continue
             except (httpx.HTTPError, MalformedFrame) as exc:
                 delay = rest_backoff.next_delay()
-                logger.warning("REST aggTrades %s from %d failed (%s); retry in %.1fs", symbol, start, exc, delay)
                 self.state.error(f"REST aggTrades failed: {exc}")
+                logger.warning("%s (%s from %d); retry in %.1fs", self.state.last_error, symbol, start, delay)
                 await self._sleep(delay)
                 continue
             rest_backoff.reset()
@@ -423,6 +425,7 @@ class FeedClient:
         self.state.connect_failures += 1
         message = f"cannot connect to {stream_url(self.ws_url, self.symbols)}: {exc.__class__.__name__}: {exc}"
         self.state.error(message)
+        message = self.state.last_error
         retry = f", retrying in {retry_in:.1f}s" if retry_in is not None else ""
         logger.warning("%s (attempt %d%s)", message, self.state.connect_failures, retry)
 

@@ -6,10 +6,13 @@ import time
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import Count, QuerySet, Sum
 
-from .models import FeedStatus, Symbol, Tick
+from .models import FeedStatus, Gap, Symbol, Tick
 
+#: Where a feed also publishes its status (the database may be the thing that is stuck).
+FEED_STATUS_KEY = "pairs:feed-status:{name}"
 #: A feed that has not written its status for this long is considered gone (seconds).
 STATUS_STALE_AFTER = 5.0
 
@@ -58,9 +61,36 @@ def ticks_recent(*, symbol: str, limit: int, before: int | None = None) -> list[
     return list(ticks.order_by("-trade_id")[:limit])
 
 
+#: Storing ticks blocked (failing, or one batch taking) this long is a problem (seconds).
+WRITER_BLOCKED_AFTER = 5.0
+#: Trades given up as lost keep health degraded this long after (seconds); they stay listed after.
+LOST_TRADES_REPORTED_FOR = 3600
+#: Gaps listed in the health record, newest first.
+GAPS_LISTED = 20
+
+
+def feeds_reported() -> list[FeedStatus]:
+    """Each feed's status: its row, or the copy it published since if that is newer.
+
+    A feed publishes its status to the cache as well as saving it, so health
+    hears from a feed whose database writes are stuck (and why).
+    """
+    feeds = {feed.name: feed for feed in FeedStatus.objects.order_by("name")}
+    try:
+        published = cache.get_many([FEED_STATUS_KEY.format(name=name) for name in feeds])
+    except Exception:  # only a second copy: the rows are the record
+        published = {}
+    for status in published.values():
+        row = feeds.get(status.name)
+        if row is not None and status.updated_at and (row.updated_at is None or status.updated_at > row.updated_at):
+            status.pk = row.pk
+            feeds[status.name] = status
+    return [feeds[name] for name in sorted(feeds)]
+
+
 def health() -> dict[str, Any]:
-    """Feed health as ``/api/health/`` reports it (all feeds of the system, merged)."""
-    feeds = list(FeedStatus.objects.order_by("name"))
+    """Feed health as ``/api/health/`` reports it (all feeds of the system, merged, and the gaps)."""
+    feeds = feeds_reported()
     now = time.time()
     ticks_total = sum(Symbol.objects.values_list("tick_count", flat=True))
     problems: list[str] = []
@@ -70,8 +100,17 @@ def health() -> dict[str, Any]:
         age = now - feed.updated_at.timestamp() if feed.updated_at else None
         if age is None or age > STATUS_STALE_AFTER:
             problems.append(f"feed {feed.name} has not reported for {age:.0f}s" if age else f"feed {feed.name} never reported")
-        elif not feed.connected:
+            continue
+        if not feed.connected:
             problems.append(f"feed {feed.name} is disconnected: {feed.last_error or 'connecting'}")
+        blocked = now - feed.writer_failing_since.timestamp() if feed.writer_failing_since else 0.0
+        if blocked > WRITER_BLOCKED_AFTER:
+            why = feed.writer_error or "the database has not answered"
+            problems.append(
+                f"feed {feed.name} cannot store ticks for {blocked:.0f}s ({why}); {feed.pending:,} ticks waiting"
+            )
+    gaps = _gaps(now)
+    problems.extend(gaps.pop("problems"))
     live = [f for f in feeds if _connected_and_reporting(f, now)]
     last_ticks = [f.last_tick_at for f in feeds if f.last_tick_at]
     return {
@@ -83,13 +122,57 @@ def health() -> dict[str, Any]:
             "last_tick_at": max(last_ticks) if last_ticks else None,
             "reconnects": sum(f.reconnects for f in feeds),
             "ticks_total": ticks_total,
-            "gaps_filled": sum(f.gaps_filled for f in feeds),
-            "gaps_unfilled": sum(f.gaps_unfilled for f in feeds),
-            "trades_unavailable": sum(f.trades_unavailable for f in feeds),
+            "gaps_open": len(gaps["open"]),
+            "gaps_filled": gaps.pop("filled"),
+            "gaps_unfilled": gaps.pop("unfilled"),
+            "trades_unavailable": gaps.pop("trades_unavailable"),
             "malformed": sum(f.malformed for f in feeds),
             "last_error": max(feeds, key=lambda f: f.last_error_at or f.started_at or f.updated_at).last_error if feeds else "",
         },
+        "gaps": gaps,
         "feeds": [_feed_dict(f) for f in feeds],
+    }
+
+
+def _gap_dict(gap: Gap) -> dict[str, Any]:
+    return {
+        "symbol": gap.symbol,
+        "first_id": gap.first_id,
+        "last_id": gap.last_id,
+        "trades": gap.size,
+        "status": gap.status,
+        "missing": gap.missing,
+        "feed": gap.feed,
+        "detected_at": _ms(gap.detected_at),
+        "resolved_at": _ms(gap.resolved_at),
+    }
+
+
+def _gaps(now: float) -> dict[str, Any]:
+    """Open gaps (a problem while they last) and trades lost for good (a problem for an hour, listed after)."""
+    counts = dict(Gap.objects.values_list("status").annotate(n=Count("id")))
+    lost = Gap.objects.filter(status=Gap.Status.UNAVAILABLE)
+    problems = []
+    open_gaps = list(Gap.objects.filter(status=Gap.Status.OPEN).order_by("detected_at")[:GAPS_LISTED])
+    for gap in open_gaps:
+        problems.append(
+            f"{gap.symbol}: {gap.size:,} trades (ids {gap.first_id}..{gap.last_id}) missing for "
+            f"{now - gap.detected_at.timestamp():.0f}s, being backfilled"
+        )
+    recent = list(lost.order_by("-resolved_at")[:GAPS_LISTED])
+    for gap in recent:
+        if gap.resolved_at and now - gap.resolved_at.timestamp() <= LOST_TRADES_REPORTED_FOR:
+            problems.append(
+                f"{gap.symbol}: {gap.missing:,} trades (ids {gap.first_id}..{gap.last_id}) are no longer served "
+                f"by the exchange and are missing ({(now - gap.resolved_at.timestamp()) / 60:.0f} min ago)"
+            )
+    return {
+        "problems": problems,
+        "filled": counts.get(Gap.Status.FILLED, 0),
+        "unfilled": counts.get(Gap.Status.UNAVAILABLE, 0),
+        "trades_unavailable": lost.aggregate(n=Sum("missing"))["n"] or 0,
+        "open": [_gap_dict(g) for g in open_gaps],
+        "lost": [_gap_dict(g) for g in recent],
     }
 
 
@@ -110,6 +193,8 @@ def _feed_dict(feed: FeedStatus) -> dict[str, Any]:
         "ticks_received": feed.ticks_received,
         "ticks_stored": feed.ticks_stored,
         "pending": feed.pending,
+        "writer_error": feed.writer_error,
+        "writer_blocked_since": _ms(feed.writer_failing_since),
         "duplicates": feed.duplicates,
         "malformed": feed.malformed,
         "gaps_detected": feed.gaps_detected,

@@ -11,14 +11,18 @@ from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, FloatField, Q, Value, When
 from django.utils import timezone
+
+from pairs_project.security import url_credentials_masked
 
 from .binance import Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
 from .models import FeedStatus, Gap, Symbol
+from .selectors import FEED_STATUS_KEY
 from .models import Tick as TickRow
 from .writer import Batch, GapEvent, TickWriter
 
@@ -245,37 +249,53 @@ def _as_datetime(epoch_seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC) if epoch_seconds else None
 
 
+def feed_status_of(
+    *, name: str, state: FeedState, writer: TickWriter | None = None, started_at: datetime | None = None
+) -> FeedStatus:
+    """The feed's status row as it is now (unsaved)."""
+    blocked_since = writer.blocked_since() if writer else None
+    return FeedStatus(
+        name=name,
+        url=url_credentials_masked(state.url),
+        symbols=",".join(state.symbols),
+        connected=state.connected,
+        connected_since=_as_datetime(state.connected_since) if state.connected else None,
+        last_tick_at=state.last_tick_at,
+        reconnects=state.reconnects,
+        connect_failures=state.connect_failures,
+        ticks_received=state.ticks_received,
+        ticks_stored=writer.stored if writer else 0,
+        pending=writer.pending if writer else 0,
+        writer_error=writer.last_error if writer else "",
+        writer_failing_since=_as_datetime(blocked_since),
+        duplicates=state.duplicates,
+        malformed=state.malformed,
+        gaps_detected=state.gaps_detected,
+        gaps_filled=state.gaps_filled,
+        gaps_unfilled=state.gaps_unfilled,
+        trades_backfilled=state.trades_backfilled,
+        trades_unavailable=state.trades_unavailable,
+        rate_limited=state.rate_limited,
+        last_error=state.last_error,
+        last_error_at=_as_datetime(state.last_error_at),
+        started_at=started_at,
+        updated_at=timezone.now(),
+    )
+
+
 def feed_status_save(*, name: str, state: FeedState, writer: TickWriter | None = None, started_at: datetime | None = None) -> None:
     """Persist ``state`` as the feed's status row (read by ``/api/health/``)."""
-    FeedStatus.objects.update_or_create(
-        name=name,
-        defaults={
-            "url": state.url,
-            "symbols": ",".join(state.symbols),
-            "connected": state.connected,
-            "connected_since": _as_datetime(state.connected_since) if state.connected else None,
-            "last_tick_at": state.last_tick_at,
-            "reconnects": state.reconnects,
-            "connect_failures": state.connect_failures,
-            "ticks_received": state.ticks_received,
-            "ticks_stored": writer.stored if writer else 0,
-            "pending": writer.pending if writer else 0,
-            "writer_error": writer.last_error if writer else "",
-            "writer_failing_since": _as_datetime(writer.failing_since) if writer else None,
-            "duplicates": state.duplicates,
-            "malformed": state.malformed,
-            "gaps_detected": state.gaps_detected,
-            "gaps_filled": state.gaps_filled,
-            "gaps_unfilled": state.gaps_unfilled,
-            "trades_backfilled": state.trades_backfilled,
-            "trades_unavailable": state.trades_unavailable,
-            "rate_limited": state.rate_limited,
-            "last_error": state.last_error,
-            "last_error_at": _as_datetime(state.last_error_at),
-            "started_at": started_at,
-            "updated_at": timezone.now(),
-        },
-    )
+    status = feed_status_of(name=name, state=state, writer=writer, started_at=started_at)
+    values = {f.name: getattr(status, f.name) for f in FeedStatus._meta.concrete_fields if f.name not in ("id", "name")}
+    FeedStatus.objects.update_or_create(name=name, defaults=values)
+
+
+def feed_status_publish(status: FeedStatus) -> None:
+    """Put the status where health reads it even while the database cannot be written."""
+    try:
+        cache.set(FEED_STATUS_KEY.format(name=status.name), status, timeout=60)
+    except Exception as exc:  # only a second copy: the row in the database is the record
+        logger.debug("feed status not published: %s", exc)
 
 
 class Feed:
@@ -330,7 +350,7 @@ class Feed:
         )
         logger.info(
             "feed %s (pid %d): %s via %s, resuming after ids %s",
-            self.name, os.getpid(), ",".join(symbols), self.ws_url, last_ids or "(none stored)",
+            self.name, os.getpid(), ",".join(symbols), url_credentials_masked(self.ws_url), last_ids or "(none stored)",
         )
         if self._stop_requested:  # stopped while starting up
             self.client.stop()
@@ -363,21 +383,38 @@ class Feed:
 
     async def save_status(self) -> None:
         try:
-            await sync_to_async(feed_status_save)(
+            # In a thread of its own: a save waiting on a locked database holds nothing else up.
+            await sync_to_async(feed_status_save, thread_sensitive=False)(
                 name=self.name, state=self.state, writer=self.writer, started_at=self.started_at
             )
         except Exception:
             logger.exception("could not save the feed status")
 
     async def _status_loop(self) -> None:
+        """The status, every ``status_interval``: published at once, saved when the database lets it.
+
+        A save stuck on a locked database does not hold the next publication, so
+        health still hears from the feed (and why it cannot store).
+        """
         follow_every = 5  # status intervals between looks at the active pairs
         tick = 0
-        while True:
-            await self.save_status()
-            if tick % follow_every == 0:
-                await self._follow_pairs()
-            tick += 1
-            await asyncio.sleep(self.status_interval)
+        saving: asyncio.Task | None = None
+        try:
+            while True:
+                status = feed_status_of(name=self.name, state=self.state, writer=self.writer, started_at=self.started_at)
+                try:
+                    await asyncio.wait_for(sync_to_async(feed_status_publish, thread_sensitive=False)(status), 2.0)
+                except TimeoutError:
+                    pass
+                if saving is None or saving.done():
+                    saving = asyncio.create_task(self.save_status(), name="feed-status-save")
+                if tick % follow_every == 0:
+                    await self._follow_pairs()
+                tick += 1
+                await asyncio.sleep(self.status_interval)
+        finally:
+            if saving is not None:
+                saving.cancel()
 
     async def _follow_pairs(self) -> None:
         """A pair added or activated in the admin is subscribed without a restart."""

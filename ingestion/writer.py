@@ -72,6 +72,7 @@ class TickWriter:
         self.failures = 0
         self.last_error = ""  # why the last flush failed ("" once one succeeds)
         self.failing_since: float | None = None  # wall clock of the first failure in a row
+        self.storing_since: float | None = None  # wall clock the batch being stored was handed over
         self._pending: list[Tick] = []
         self._gaps: list[GapEvent] = []
         self._stated: dict[str, int] = {}  # what the database holds of the statement
@@ -83,6 +84,11 @@ class TickWriter:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def blocked_since(self) -> float | None:
+        """Since when (wall clock) storing has been failing, or the current batch storing; None while it flows."""
+        times = [t for t in (self.failing_since, self.storing_since) if t is not None]
+        return min(times) if times else None
 
     def put(self, tick: Tick) -> None:
         self._pending.append(tick)
@@ -122,9 +128,11 @@ class TickWriter:
             if not batch.ticks and not batch.gaps and not advanced:
                 return 0
             loop = asyncio.get_running_loop()
+            self.storing_since = time.time()
             try:
                 stored = await loop.run_in_executor(self._executor, self.store, batch)
             except Exception as exc:
+                self.storing_since = None
                 self.failures += 1
                 self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
                 if self.failing_since is None:
@@ -133,6 +141,7 @@ class TickWriter:
                 self._pending[:0] = batch.ticks
                 self._gaps[:0] = batch.gaps
                 raise
+            self.storing_since = None
             self._stated.update(advanced)
             self.stored += stored
             self.batches += 1

@@ -25,6 +25,15 @@ def url_password_masked(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
 
 
+# scheme://userinfo@ (a user name alone can be the credential: wss://token@host)
+_URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://)[^\s/@]+@", re.IGNORECASE)
+
+
+def url_credentials_masked(text: str) -> str:
+    """``text`` with the whole user part (name and password) of every URL in it replaced by stars."""
+    return _URL_USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
+
+
 def url_redacted(url: str) -> str:
     """Scheme, host and port of ``url`` only: a webhook's path and query are its secret."""
     try:

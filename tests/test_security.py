@@ -161,7 +161,7 @@ def failing_health(monkeypatch, secret_settings):
     def explode():
         raise RuntimeError("the feed table is gone")
 
-    monkeypatch.setattr("dashboard.api.ingestion_selectors.health", explode)
+    monkeypatch.setattr("dashboard.api.system_health", explode)
     return secret_settings
 
 

@@ -356,3 +356,19 @@ def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
         assert symbol.tick_count == stored.count()
         assert symbol.first_tick_at == min(stored.values_list("timestamp", flat=True))
     assert services.housekeeping(now=T0 + 150_000) == {"ticks_deleted": 0, "bars_deleted": 0, "snapshots_deleted": 0}
+
+
+def test_housekeeping_forgets_resolved_gaps_with_their_ticks_and_keeps_open_ones(settings):
+    from datetime import UTC, datetime, timedelta
+
+    from ingestion.models import Gap
+
+    settings.TICK_RETENTION_SECONDS = 3600
+    now = datetime.fromtimestamp(T0 / 1000, tz=UTC)
+    old = now - timedelta(hours=2)
+    Gap.objects.create(symbol="BTCUSDT", first_id=1, last_id=9, status="filled", detected_at=old, resolved_at=old)
+    Gap.objects.create(symbol="BTCUSDT", first_id=20, last_id=29, status="unavailable", missing=10, detected_at=old, resolved_at=old)
+    Gap.objects.create(symbol="BTCUSDT", first_id=40, last_id=49, status="filled", detected_at=now, resolved_at=now)
+    Gap.objects.create(symbol="ETHUSDT", first_id=1, last_id=9, detected_at=old)  # still open: never forgotten
+    services.housekeeping(now=T0)
+    assert sorted(Gap.objects.values_list("symbol", "first_id")) == [("BTCUSDT", 40), ("ETHUSDT", 1)]

@@ -22,6 +22,7 @@ from twisted.internet import defer, reactor
 
 from ingestion.services import Feed, simulation_resume_options
 from pairs_project.beat import EmbeddedBeat
+from pairs_project.security import url_credentials_masked
 
 logger = logging.getLogger("pairs")
 
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         reactor.callWhenRunning(lambda: asyncio.ensure_future(self.start()))
         reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(self.stop())))
         self.stdout.write(
-            f"pairs on http://{host}:{port}/ (embedded mode, {'simulated exchange' if simulate else settings.BINANCE_WS_URL})"
+            f"pairs on http://{host}:{port}/ (embedded mode, "
+            f"{'simulated exchange' if simulate else url_credentials_masked(settings.BINANCE_WS_URL)})"
         )
         server.run()
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ingestion.binance import normalize_symbol
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
+from pairs_project.security import url_credentials_masked
 
 
 class Command(BaseCommand):
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, self.on_signal, feed, sig)
         if max_seconds:
             loop.call_later(max_seconds, feed.stop)
-        self.stdout.write(f"ingesting from {feed.ws_url} (feed {feed.name}); Ctrl-C to stop")
+        self.stdout.write(f"ingesting from {url_credentials_masked(feed.ws_url)} (feed {feed.name}); Ctrl-C to stop")
         await feed.run()
 
     def on_signal(self, feed: Feed, sig: signal.Signals) -> None:
