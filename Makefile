@@ -81,7 +81,7 @@ bench: setup-dev
 # Distributed mode through Redis, worker, daphne and ingestion restarts and 429/418
 # answers, against embedded mode on the same seed (needs redis-server and chromium).
 drills: setup-dev browser
-	$(PY) bench/drills.py
+	$(PY) bench/drills.py $(DRILLS_ARGS)
 
 setup: $(VENV)/.runtime $(CHARTJS)
 setup-dev: $(VENV)/.dev $(CHARTJS)

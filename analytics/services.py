@@ -357,9 +357,10 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     published = []
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
-        snapshot, series = clock.snapshot(pair, now)
         resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
-        for missed in _snapshots_missed(pair=pair, previous=resumed_from, current=snapshot):
+        after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
+        snapshot, series = pair_snapshot_at(pair=pair, closed=closed)
+        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot):
             snapshot_record(snapshot=missed)
             alert_rule_evaluate(pair=pair, snapshot=missed)
         unchanged = (
@@ -381,25 +382,50 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     return published
 
 
-#: Bars a late cycle catches up on; a longer outage resumes from the newest bar.
-CATCH_UP_BARS = 30
+#: Bars one cycle catches up on at most (a statistics computation each); the next cycles go on.
+CATCH_UP_PER_CYCLE = 120
+#: Bars caught up on after an outage at most; before them, history resumes from a later bar (logged).
+CATCH_UP_MAX = 3600
 
 
-def _snapshots_missed(*, pair: Pair, previous: dict | None, current: dict) -> list[dict[str, Any]]:
-    """Snapshots of the bars that closed between the previous cycle's and this one's.
+def _catch_up(*, pair: Pair, previous: dict | None, closed: int | None) -> tuple[int | None, int | None]:
+    """The bars this cycle computes: those after the first value, up to the second (open times).
+
+    After an outage (a worker down, a long backfill holding the bars) every bar
+    still gets its snapshot and its alert-rule step, in order, ``CATCH_UP_PER_CYCLE``
+    a cycle. An outage longer than ``CATCH_UP_MAX`` bars is caught up on its last
+    ``CATCH_UP_MAX`` bars only. ``after`` is None when there is nothing to catch up
+    (no previous snapshot, or one of other settings).
+    """
+    if previous is None or previous.get("as_of") is None or closed is None:
+        return None, closed
+    if previous.get("interval") != pair.interval or previous.get("window") != pair.window:
+        return None, closed
+    interval_ms = INTERVALS[pair.interval]
+    after = previous["as_of"]
+    behind = (closed - after) // interval_ms
+    if behind > CATCH_UP_MAX:
+        logger.warning("%s: %d bars without a snapshot; catching up on the last %d only", pair, behind, CATCH_UP_MAX)
+        after = closed - CATCH_UP_MAX * interval_ms
+        behind = CATCH_UP_MAX
+    if behind > CATCH_UP_PER_CYCLE:
+        return after, after + CATCH_UP_PER_CYCLE * interval_ms
+    return after, closed
+
+
+def _snapshots_missed(*, pair: Pair, after: int | None, current: dict) -> list[dict[str, Any]]:
+    """Snapshots of the bars that closed after ``after`` and before ``current``.
 
     Cycles are a second apart but not in step with the bars (a busy machine, Celery
-    beat's own phase), so now and then two bars close between cycles. Every bar
-    still gets its history row and its alert-rule step, in order.
+    beat's own phase, a worker restarting, a backfill holding bars), so now and then
+    several bars close between cycles. Every bar still gets its history row and
+    its alert-rule step, in order (``_catch_up`` keeps their number bounded).
     """
-    if previous is None or previous.get("as_of") is None or current["as_of"] is None:
+    if after is None or current["as_of"] is None:
         return []
     interval_ms = INTERVALS[pair.interval]
-    if previous.get("interval") != pair.interval or previous.get("window") != pair.window:
-        return []
-    missed = range(previous["as_of"] + interval_ms, current["as_of"], interval_ms)[-CATCH_UP_BARS:]
     snapshots = []
-    for open_time in missed:
+    for open_time in range(after + interval_ms, current["as_of"], interval_ms):
         snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time)
         if snapshot["as_of"] == open_time:
             snapshots.append(snapshot)

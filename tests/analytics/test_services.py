@@ -372,3 +372,17 @@ def test_housekeeping_forgets_resolved_gaps_with_their_ticks_and_keeps_open_ones
     Gap.objects.create(symbol="ETHUSDT", first_id=1, last_id=9, detected_at=old)  # still open: never forgotten
     services.housekeeping(now=T0)
     assert sorted(Gap.objects.values_list("symbol", "first_id")) == [("BTCUSDT", 40), ("ETHUSDT", 1)]
+
+
+def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch):
+    """A worker down (or a backfill holding the bars) for longer than a cycle catches up on: no bar is skipped."""
+    monkeypatch.setattr(services, "CATCH_UP_PER_CYCLE", 50)
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(200)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
+    services.snapshots_compute(now=T0 + 40_500)
+    store_and_resample([t for t in ticks if t.timestamp >= T0 + 40_000])  # 160 bars close at once
+    as_ofs = [services.snapshots_compute(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
+    assert [(a - T0) // 1000 for a in as_ofs] == [88, 138, 188, 198]  # 50 bars a cycle, in order
+    rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
+    assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
