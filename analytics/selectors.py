@@ -101,7 +101,10 @@ def pipeline_health(*, now: int, distributed: bool) -> dict[str, Any]:
     ``problems`` says what is late and, as far as it can tell, why.
     """
     problems = []
-    tasks = {"resampling": watermark_value(RESAMPLED_AT_WATERMARK), "snapshots": watermark_value(SNAPSHOTS_RAN_AT_WATERMARK)}
+    tasks = {
+        "resampling": watermark_value(RESAMPLED_AT_WATERMARK),
+        "snapshots": watermark_value(SNAPSHOTS_RAN_AT_WATERMARK),
+    }
     late = {name: now - at for name, at in tasks.items() if at is not None and now - at > TASKS_LATE_AFTER_MS}
     if late:
         worst = max(late.values()) / 1000

@@ -257,7 +257,8 @@ def run(seconds_between: float) -> int:
         left_open = one(d.db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open' AND feed = 'btc'")
         time.sleep(3)
         d.start("ingest-btc")
-        wait_until(lambda: one(d.db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'") == 0, 120, "gaps filled")
+        open_gaps = "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'"
+        wait_until(lambda: one(d.db, open_gaps) == 0, 120, "gaps filled")
         resumed = "resuming the backfill" in (workdir / f"ingest-btc-{d.starts['ingest-btc']}.log").read_text()
         d.note(
             "SIGKILL to ingest-btc in the middle of a slow backfill (each REST answer 2 s), restarted 3 s later",

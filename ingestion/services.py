@@ -283,7 +283,9 @@ def feed_status_of(
     )
 
 
-def feed_status_save(*, name: str, state: FeedState, writer: TickWriter | None = None, started_at: datetime | None = None) -> None:
+def feed_status_save(
+    *, name: str, state: FeedState, writer: TickWriter | None = None, started_at: datetime | None = None
+) -> None:
     """Persist ``state`` as the feed's status row (read by ``/api/health/``)."""
     status = feed_status_of(name=name, state=state, writer=writer, started_at=started_at)
     values = {f.name: getattr(status, f.name) for f in FeedStatus._meta.concrete_fields if f.name not in ("id", "name")}
@@ -401,7 +403,9 @@ class Feed:
         saving: asyncio.Task | None = None
         try:
             while True:
-                status = feed_status_of(name=self.name, state=self.state, writer=self.writer, started_at=self.started_at)
+                status = feed_status_of(
+                    name=self.name, state=self.state, writer=self.writer, started_at=self.started_at
+                )
                 try:
                     await asyncio.wait_for(sync_to_async(feed_status_publish, thread_sensitive=False)(status), 2.0)
                 except TimeoutError:

@@ -12,7 +12,18 @@ import time
 
 import pytest
 
-from tests.processes import ROOT, fetch_all, fetch_one, free_port, get_json, kill_group, port_open, spawn, stop, wait_until
+from tests.processes import (
+    ROOT,
+    fetch_all,
+    fetch_one,
+    free_port,
+    get_json,
+    kill_group,
+    port_open,
+    spawn,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +144,8 @@ def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path
     try:
         wait_until(lambda: port_open(port), 20, "the exchange")
         ingest = spawn(["ingest_binance"], feed_env, tmp_path / "ingest-1.log")
-        wait_until(lambda: (row := fetch_one(db, "SELECT ticks_received FROM ingestion_feedstatus")) and row[0] > 4000, 60, "ticks")
+        received = "SELECT ticks_received FROM ingestion_feedstatus"
+        wait_until(lambda: (row := fetch_one(db, received)) and row[0] > 4000, 60, "ticks")
         # Ten seconds only REST can serve (about 10 pages per symbol), then every REST answer takes half a second.
         sim_get(port, "/sim/fault?kind=refuse&seconds=10")
         time.sleep(10)
@@ -146,10 +158,11 @@ def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path
 
         wait_until(backfilling, 60, "a backfill under way")
         kill_group(ingest)
-        (open_gaps,) = fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")
-        assert open_gaps >= 1  # the hole outlived the process
+        (left_open,) = fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")
+        assert left_open >= 1  # the hole outlived the process
         ingest = spawn(["ingest_binance"], feed_env, tmp_path / "ingest-2.log")
-        wait_until(lambda: fetch_one(db, "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'")[0] == 0, 120, "the gaps filled")
+        open_gaps = "SELECT COUNT(*) FROM ingestion_gap WHERE status = 'open'"
+        wait_until(lambda: fetch_one(db, open_gaps)[0] == 0, 120, "the gaps filled")
         sim_get(port, "/sim/pause")
         stats = sim_get(port, "/sim/stats")
         last = {s: stats[s]["last_id"] for s in ("BTCUSDT", "ETHUSDT")}
@@ -165,9 +178,8 @@ def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path
         if ingest is not None:
             kill_group(ingest)
         stop([sim])
-    for symbol, count, distinct, lo, hi in fetch_all(
-        db, "SELECT symbol, COUNT(*), COUNT(DISTINCT trade_id), MIN(trade_id), MAX(trade_id) FROM ingestion_tick GROUP BY symbol"
-    ):
+    per_symbol = "SELECT symbol, COUNT(*), COUNT(DISTINCT trade_id), MIN(trade_id), MAX(trade_id) FROM ingestion_tick"
+    for symbol, count, distinct, lo, hi in fetch_all(db, f"{per_symbol} GROUP BY symbol"):
         assert count == distinct, f"{symbol}: {count - distinct} duplicates"
         assert count == hi - lo + 1, f"{symbol}: {hi - lo + 1 - count} of {hi - lo + 1} trades lost"
         assert hi == last[symbol]

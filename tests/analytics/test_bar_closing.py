@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from functools import partial
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -19,7 +20,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from analytics import services
-from analytics.models import Pair, Snapshot
+from analytics.models import Snapshot
 from ingestion.models import FeedStatus, Symbol
 from ingestion.services import Feed, ticks_store
 from ingestion.simulator import Simulator
@@ -28,6 +29,10 @@ from tests.ingestion.test_client import SYMBOLS, exchange_last_ids, wait_for
 from .test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
 NUMBERS = ("price_a", "price_b", "hedge_ratio", "spread", "zscore", "correlation", "adf_pvalue", "coint_pvalue", "n")
+
+
+def reconnected(feed: Feed, reconnects: int) -> bool:
+    return feed.state.reconnects > reconnects and feed.state.connected
 
 
 async def run_cycles(stop: asyncio.Event) -> int:
@@ -61,7 +66,7 @@ async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(
             sim.fault_slow(4.0, 0.8)
             reconnects = feed.state.reconnects
             sim.fault_drop()
-            await wait_for(lambda: feed.state.reconnects > reconnects and feed.state.connected, timeout=20, what="reconnect")
+            await wait_for(partial(reconnected, feed, reconnects), timeout=20, what="reconnect")
             await wait_for(lambda: feed.client.tracker.missing_count() == 0, timeout=30, what="the backfill")
             await asyncio.sleep(2.0)
         sim.pause()
@@ -81,7 +86,8 @@ async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(
             again, _ = services.pair_snapshot_build(pair=pair, event_time_ms=row.as_of + 1000, now=None)
             for name in NUMBERS:
                 a, b = row.data[name], again[name]
-                if (a is None) != (b is None) or (a is not None and not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)):
+                same = a == b if a is None or b is None else math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+                if not same:
                     wrong.append(f"{(row.as_of - rows[0].as_of) // 1000}s {name}: {a} then, {b} on the final bars")
         return len(rows), wrong
 

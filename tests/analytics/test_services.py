@@ -367,7 +367,9 @@ def test_housekeeping_forgets_resolved_gaps_with_their_ticks_and_keeps_open_ones
     now = datetime.fromtimestamp(T0 / 1000, tz=UTC)
     old = now - timedelta(hours=2)
     Gap.objects.create(symbol="BTCUSDT", first_id=1, last_id=9, status="filled", detected_at=old, resolved_at=old)
-    Gap.objects.create(symbol="BTCUSDT", first_id=20, last_id=29, status="unavailable", missing=10, detected_at=old, resolved_at=old)
+    Gap.objects.create(
+        symbol="BTCUSDT", first_id=20, last_id=29, status="unavailable", missing=10, detected_at=old, resolved_at=old
+    )
     Gap.objects.create(symbol="BTCUSDT", first_id=40, last_id=49, status="filled", detected_at=now, resolved_at=now)
     Gap.objects.create(symbol="ETHUSDT", first_id=1, last_id=9, detected_at=old)  # still open: never forgotten
     services.housekeeping(now=T0)

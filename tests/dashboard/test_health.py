@@ -52,9 +52,8 @@ def test_a_live_feed_and_nothing_else_is_ok(live_feed):
 
 
 def test_an_open_gap_is_degraded_with_its_symbol_ids_and_age(live_feed):
-    Gap.objects.create(
-        symbol="ETHUSDT", first_id=101, last_id=12_100, feed="default", detected_at=timezone.now() - timedelta(seconds=42)
-    )
+    detected = timezone.now() - timedelta(seconds=42)
+    Gap.objects.create(symbol="ETHUSDT", first_id=101, last_id=12_100, feed="default", detected_at=detected)
     body = health()
     assert body["status"] == "degraded"
     assert body["problems"] == ["ETHUSDT: 12,000 trades (ids 101..12100) missing for 42s, being backfilled"]
@@ -75,7 +74,8 @@ def test_trades_lost_for_good_are_reported_and_counted_across_restarts(live_feed
     body = health()
     assert body["status"] == "degraded"
     assert "BTCUSDT: 30 trades (ids 50..99) are no longer served by the exchange and are missing" in body["problems"][0]
-    assert (body["feed"]["gaps_filled"], body["feed"]["gaps_unfilled"], body["feed"]["trades_unavailable"]) == (1, 1, 30)
+    feed = body["feed"]
+    assert (feed["gaps_filled"], feed["gaps_unfilled"], feed["trades_unavailable"]) == (1, 1, 30)
     Gap.objects.filter(status="unavailable").update(resolved_at=now - timedelta(hours=2))
     body = health()
     assert body["status"] == "ok"  # an old loss stays listed and counted, no longer a problem

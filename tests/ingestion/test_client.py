@@ -302,7 +302,9 @@ async def test_a_gap_is_stored_with_the_trade_that_revealed_it_and_resolved_with
     assert_each_trade_once(store, last)
     where = batch_of(store)
     found = [(i, g) for i, b in enumerate(store.batches) for g in b.gaps if g.missing is None]
-    resolved = {(g.symbol, g.first_id): (i, g) for i, b in enumerate(store.batches) for g in b.gaps if g.missing is not None}
+    resolved = {
+        (g.symbol, g.first_id): (i, g) for i, b in enumerate(store.batches) for g in b.gaps if g.missing is not None
+    }
     assert found, "the outage left no gap behind"
     for i, gap in found:
         assert where[(gap.symbol, gap.last_id + 1)] == i  # the trade above the hole, in the same transaction
