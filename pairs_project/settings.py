@@ -270,6 +270,12 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies through orjson: nesting, encoding and size problems are a 400/413, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "dashboard.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Anyone reads; writes need a staff user: a session (browser, CSRF-checked) or a token
     # ("Authorization: Token <key>", keys made in the admin).
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.permissions.IsStaffOrReadOnly"],
