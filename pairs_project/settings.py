@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -100,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # admin login throttling (see "Admin login" below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally, no CDN
     "channels",
@@ -118,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pairs_project.urls"
@@ -163,6 +167,31 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Passwords inside URLs (DATABASE_URL, REDIS_URL...) are masked on error pages and reports.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "pairs_project.security.ReporterFilter"
+
+# Admin login --------------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# django-axes counts failed logins per client address AND user name, in the database
+# (so every web process shares the count, in both modes). After
+# ADMIN_LOGIN_FAILURE_LIMIT failures that pair is locked out for
+# ADMIN_LOGIN_COOLOFF_SECONDS: 429 with Retry-After, even for the right password. The
+# same user from another address, and other users, are not locked (an attacker cannot
+# lock the admin out). A successful login resets the count. `python manage.py
+# axes_reset` lifts every lockout. API tokens and sessions are not logins: unaffected.
+
+ADMIN_LOGIN_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+ADMIN_LOGIN_COOLOFF_SECONDS = env_int("ADMIN_LOGIN_COOLOFF_SECONDS", 15 * 60)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=ADMIN_LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "pairs_project.security.login_lockout_response"
+# The client address as the API's rate limits find it (API_NUM_PROXIES, below).
+AXES_CLIENT_IP_CALLABLE = "pairs_project.security.client_address"
 
 # Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
