@@ -43,13 +43,21 @@ def url_redacted(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{rest}"
 
 
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def urls_redacted(text: str) -> str:
+    """``text`` with every URL in it cut to its scheme, host and port (``url_redacted``)."""
+    return _URL.sub(lambda m: url_redacted(m[0]), text)
+
+
 class ReporterFilter(SafeExceptionReporterFilter):
     """Django's filter, plus passwords inside URL-valued settings and request data."""
 
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)
-        if isinstance(cleansed, str):
-            return url_password_masked(cleansed)
+        if isinstance(cleansed, str):  # str() too: a lazy object passes for a str here
+            return url_password_masked(str(cleansed))
         return cleansed
 
 
