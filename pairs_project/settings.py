@@ -385,8 +385,15 @@ SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)
 BAR_1S_RETENTION_SECONDS = env_int("BAR_1S_RETENTION_SECONDS", 7 * 24 * 3600)
-# Seconds one alert webhook POST may take before it counts as failed.
+# Seconds one alert webhook POST may take, all of it (connect, send, the answer's
+# status line and headers), before it counts as failed.
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
+# Webhooks only go to public addresses (pairs_project/common/egress.py). 1 also lets
+# private ones through (10/8, 172.16/12, 192.168/16, fc00::/7) for a receiver on the
+# same private network; loopback, link-local and cloud metadata addresses stay refused.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+# Tests only (receivers on 127.0.0.1): no environment variable reaches it.
+ALERT_WEBHOOK_ALLOW_LOOPBACK = False
 
 # Logging ------------------------------------------------------------------
 
