@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,9 +14,11 @@ import httpx
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from analytics.models import Pair
+from analytics.models import Pair, webhook_target
 from dashboard.broadcast import broadcast
-from pairs_project.security import url_redacted
+from pairs_project.common import egress
+from pairs_project.common.egress import Target
+from pairs_project.security import url_redacted, urls_redacted
 
 from .models import Alert, AlertState
 from .rules import RuleState, Thresholds, evaluate
@@ -110,28 +115,104 @@ def alert_publish(*, alert: Alert) -> None:
         _embedded_webhooks().submit(_deliver_with_retries, alert.id)
 
 
+class WebhookError:
+    """What a failed delivery stores on the alert: a class, never the exception's text.
+
+    The text of a connection error tells a closed port from a filtered one and
+    carries addresses: shown to whoever can read alerts, it would make webhooks a
+    port scanner. The log keeps the detail (with the host only).
+    """
+
+    REFUSED = "refused by the egress policy"
+    CONNECT = "could not connect"
+    TLS = "TLS handshake failed"
+    TIMEOUT = "timed out"
+    INVALID = "invalid response"
+
+
+def webhook_post(target: Target, payload: dict[str, Any], *, timeout: float, verify: ssl.SSLContext | bool = True) -> int:
+    """POST ``payload`` as JSON to ``target``'s checked address; return the answer's status.
+
+    The connection goes to the address the policy checked (no second resolution),
+    with the URL's name in the Host header and as TLS SNI, and the certificate is
+    verified against that name. Redirects are not followed, proxies from the
+    environment are not used, the answer's body is never read, and ``timeout``
+    bounds the whole exchange (a receiver trickling its headers cannot hold a
+    worker longer).
+    """
+
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+    context = _tls_context() if verify is True else verify
+
+    async def post() -> int:
+        async with httpx.AsyncClient(timeout=timeout, verify=context, trust_env=False, follow_redirects=False) as client:
+            async with asyncio.timeout(timeout), client.stream(
+                "POST",
+                target.pinned_url,
+                json=payload,
+                headers={"Host": target.netloc, "User-Agent": "pairs-webhook"},
+                extensions=extensions,
+            ) as response:
+                return response.status_code
+
+    return asyncio.run(post())
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context, built once (loading the CA bundle takes ~0.1 s)."""
+    return httpx.create_ssl_context()
+
+
+def _webhook_error(exc: BaseException) -> str:
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return WebhookError.TIMEOUT
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__cause__ or exc.__context__
+        return WebhookError.TLS if isinstance(cause, ssl.SSLError) else WebhookError.CONNECT
+    return WebhookError.INVALID
+
+
 def alert_webhook_deliver(*, alert_id: int, final: bool = True) -> None:
-    """One delivery attempt; raises ``WebhookFailed`` (recorded on the alert) when it fails."""
+    """One delivery attempt; raises ``WebhookFailed`` (recorded on the alert) when it may be retried.
+
+    The URL passes the egress policy again first (its name is resolved again: an
+    answer that changed since the pair was saved is caught here), and a refusal is
+    final: recorded, logged, not retried.
+    """
     alert = Alert.objects.select_related("pair").get(id=alert_id)
     if alert.webhook_status == Alert.WebhookStatus.SENT or not alert.pair.webhook_url:
         return
     alert.webhook_attempts += 1
-    try:
-        response = httpx.post(
-            alert.pair.webhook_url, json=alert_payload(alert), timeout=settings.ALERT_WEBHOOK_TIMEOUT
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        # A webhook URL's path is its credential (Slack, Discord...): name the host only.
-        url = alert.pair.webhook_url
-        error = str(exc)
-        for spelling in {url, str(httpx.URL(url))}:  # as given, and as httpx prints it
-            error = error.replace(spelling, url_redacted(url))
-        alert.webhook_error = f"attempt {alert.webhook_attempts}: {exc.__class__.__name__}: {error}"[:1000]
-        alert.webhook_status = Alert.WebhookStatus.FAILED if final else Alert.WebhookStatus.PENDING
+    url = alert.pair.webhook_url
+    # A webhook URL's path is its credential (Slack, Discord...): the log names the host only.
+    where = url_redacted(url)
+
+    def failed(error: str, detail: str, *, retry: bool) -> None:
+        alert.webhook_error = f"attempt {alert.webhook_attempts}: {error}"
+        alert.webhook_status = Alert.WebhookStatus.PENDING if retry and not final else Alert.WebhookStatus.FAILED
         alert.save(update_fields=["webhook_attempts", "webhook_error", "webhook_status"])
-        logger.warning("webhook of alert %s to %s failed: %s", alert.id, url_redacted(url), alert.webhook_error)
+        logger.warning("webhook of alert %s to %s failed: %s (%s)", alert.id, where, alert.webhook_error, detail)
+
+    try:
+        target = webhook_target(url)
+        status = webhook_post(target, alert_payload(alert), timeout=settings.ALERT_WEBHOOK_TIMEOUT)
+    except egress.EgressRefused as exc:
+        if not isinstance(exc, egress.HostUnresolved):
+            failed(WebhookError.REFUSED, str(exc), retry=False)
+            return
+        failed(WebhookError.CONNECT, str(exc), retry=True)
         raise WebhookFailed(alert.webhook_error) from exc
+    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        detail = urls_redacted(f"{exc.__class__.__name__}: {exc}")  # in case an error quotes the URL
+        failed(_webhook_error(exc), detail, retry=True)
+        raise WebhookFailed(alert.webhook_error) from exc
+    if not 200 <= status < 300:
+        error = f"HTTP {status} from the receiver"
+        if 300 <= status < 400:
+            error += " (redirects are not followed)"
+        failed(error, f"answered {status}", retry=True)
+        raise WebhookFailed(alert.webhook_error)
     alert.webhook_status = Alert.WebhookStatus.SENT
     alert.webhook_error = ""
     alert.save(update_fields=["webhook_attempts", "webhook_error", "webhook_status"])

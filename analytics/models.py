@@ -2,14 +2,27 @@ from __future__ import annotations
 
 import math
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+
+from pairs_project.common import egress
 
 
 class Interval(models.TextChoices):
     S1 = "1s", "1 second"
     M1 = "1m", "1 minute"
     M5 = "5m", "5 minutes"
+
+
+def webhook_target(url: str) -> egress.Target:
+    """Where a webhook may go, by this deployment's egress policy; raises ``egress.EgressRefused``."""
+    return egress.check_url(
+        url,
+        allow_private=settings.ALERT_WEBHOOK_ALLOW_PRIVATE,
+        allow_loopback=settings.ALERT_WEBHOOK_ALLOW_LOOPBACK,
+        own_hosts=settings.ALLOWED_HOSTS,
+    )
 
 
 class Pair(models.Model):
@@ -74,7 +87,12 @@ class Pair(models.Model):
                 setattr(self, field, normalize_symbol(getattr(self, field) or ""))
             except ValueError as exc:
                 errors[field] = str(exc)
-        if not errors and self.symbol_a == self.symbol_b:
+        if self.webhook_url:
+            try:
+                webhook_target(self.webhook_url)  # resolved now; again at every send
+            except egress.EgressRefused as exc:
+                errors["webhook_url"] = str(exc)
+        if "symbol_a" not in errors and "symbol_b" not in errors and self.symbol_a == self.symbol_b:
             errors["symbol_b"] = "A pair needs two different symbols."
         if self.window is not None and self.window < 10:
             errors["window"] = "The window must hold at least 10 bars."

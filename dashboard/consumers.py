@@ -5,7 +5,13 @@ first message), the chart series and the live prices when ticks are flowing (fro
 the shared live buffers, so a page opened on any web process shows them at once).
 Then relay what the group carries (re-joining it now and then: a restarted Redis
 forgets its groups, and channels_redis drops members after a day):
-``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
+``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages.
+
+An unknown pair, and any path no route matches, is accepted and then closed with
+4404: a close before the accept reaches the browser as an HTTP 403 (or 500), which
+a page can only take for an outage and retry for ever. The page only listens:
+whatever a client sends is dropped unread. A push that meets a socket already
+closing is dropped too (``QuietWhenGone``).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import contextlib
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
+from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from analytics.models import Pair
 from analytics.services import pair_current
@@ -25,6 +33,9 @@ from ingestion.services import buffers, prices_payload
 from .broadcast import pair_group
 
 CLOSE_UNKNOWN_PAIR = 4404
+#: What a server raises on a send to a socket that is closing or closed: daphne lets
+#: autobahn's ``Disconnected`` through; the ASGI spec asks for an ``OSError``.
+CLIENT_GONE = (Disconnected, OSError)
 #: Seconds between re-joins of the pair's group (cheap and idempotent).
 GROUP_REFRESH = 10.0
 
@@ -39,11 +50,52 @@ def current_state(pair_id: int) -> tuple[Pair, dict, dict] | None:
     return pair, *pair_current(pair=pair)
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
+class ListenOnly:
+    """Frames from a client are dropped unread: no decoding, so junk costs nothing and raises nothing."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        logger.debug("ignored a %d-character frame from %s", size, self.scope.get("client"))
+
+
+class QuietWhenGone(AsyncConsumer):
+    """Sends to a client that is gone are dropped, not raised.
+
+    A page's close frame puts the socket in its closing state at once, but the
+    server reports the disconnect only once the connection is down: group messages
+    arriving in between meet a socket that refuses them. That is the normal end of
+    a page, not an error: the message is dropped, nothing more is sent, and the
+    consumer waits for the disconnect (which leaves the group). Every message the
+    consumer sends (accept, frames, close) passes here, whatever method built it.
+    """
+
+    #: Set once a send found the client gone.
+    gone = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.gone:
+            return
+        try:
+            await super().send(message)
+        except CLIENT_GONE as exc:
+            self.gone = True
+            logger.debug("%s went away while a message was on its way (%s)", self.scope.get("client"), exc)
+
+
+class NotFoundConsumer(ListenOnly, AsyncWebsocketConsumer, QuietWhenGone):
+    """Any websocket path no route matches: accepted, then closed with 4404."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_UNKNOWN_PAIR)
+
+
+class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
     async def connect(self) -> None:
         self.pair_id = int(self.scope["url_route"]["kwargs"]["pair_id"])
         state = await current_state(self.pair_id)
         if state is None:
+            await self.accept()
             await self.close(code=CLOSE_UNKNOWN_PAIR)
             return
         self.group = pair_group(self.pair_id)
@@ -73,9 +125,6 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_add(self.group, self.channel_name)
             except Exception as exc:
                 logger.debug("re-joining %s failed (%s); next try in %.0f s", self.group, exc, GROUP_REFRESH)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The page only listens; anything it sends is ignored."""
 
     async def snapshot_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "snapshot", **event["payload"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -100,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # admin login throttling (see "Admin login" below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally, no CDN
     "channels",
@@ -118,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pairs_project.urls"
@@ -163,6 +167,31 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Passwords inside URLs (DATABASE_URL, REDIS_URL...) are masked on error pages and reports.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "pairs_project.security.ReporterFilter"
+
+# Admin login --------------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# django-axes counts failed logins per client address AND user name, in the database
+# (so every web process shares the count, in both modes). After
+# ADMIN_LOGIN_FAILURE_LIMIT failures that pair is locked out for
+# ADMIN_LOGIN_COOLOFF_SECONDS: 429 with Retry-After, even for the right password. The
+# same user from another address, and other users, are not locked (an attacker cannot
+# lock the admin out). A successful login resets the count. `python manage.py
+# axes_reset` lifts every lockout. API tokens and sessions are not logins: unaffected.
+
+ADMIN_LOGIN_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+ADMIN_LOGIN_COOLOFF_SECONDS = env_int("ADMIN_LOGIN_COOLOFF_SECONDS", 15 * 60)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=ADMIN_LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "pairs_project.security.login_lockout_response"
+# The client address as the API's rate limits find it (API_NUM_PROXIES, below).
+AXES_CLIENT_IP_CALLABLE = "pairs_project.security.client_address"
 
 # Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
@@ -270,6 +299,12 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies through orjson: nesting, encoding and size problems are a 400/413, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "dashboard.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Anyone reads; writes need a staff user: a session (browser, CSRF-checked) or a token
     # ("Authorization: Token <key>", keys made in the admin).
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.permissions.IsStaffOrReadOnly"],
@@ -350,8 +385,15 @@ SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)
 BAR_1S_RETENTION_SECONDS = env_int("BAR_1S_RETENTION_SECONDS", 7 * 24 * 3600)
-# Seconds one alert webhook POST may take before it counts as failed.
+# Seconds one alert webhook POST may take, all of it (connect, send, the answer's
+# status line and headers), before it counts as failed.
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
+# Webhooks only go to public addresses (pairs_project/common/egress.py). 1 also lets
+# private ones through (10/8, 172.16/12, 192.168/16, fc00::/7) for a receiver on the
+# same private network; loopback, link-local and cloud metadata addresses stay refused.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+# Tests only (receivers on 127.0.0.1): no environment variable reaches it.
+ALERT_WEBHOOK_ALLOW_LOOPBACK = False
 
 # Logging ------------------------------------------------------------------
 

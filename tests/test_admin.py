@@ -59,3 +59,77 @@ def test_a_good_pair_is_saved_with_normalised_symbols(staff):
     from analytics.models import Pair
 
     assert Pair.objects.filter(symbol_a="SOLUSDT", symbol_b="ETHUSDT").exists()
+
+
+# -- login throttling -----------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_user() -> User:
+    return User.objects.create_superuser("admin", "admin@example.com", "right-password")
+
+
+def log_in(client, password: str, username: str = "admin", address: str = "127.0.0.1"):
+    return client.post(
+        reverse("admin:login"), {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address
+    )
+
+
+def test_admin_login_is_locked_for_the_address_and_user_after_5_wrong_passwords(client, admin_user, settings):
+    assert settings.ADMIN_LOGIN_FAILURE_LIMIT == 5
+    answers = [log_in(client, f"guess-{k}").status_code for k in range(60)]
+    assert answers[:4] == [HTTPStatus.OK] * 4  # the form again, "please enter the correct username and password"
+    assert set(answers[5:]) == {HTTPStatus.TOO_MANY_REQUESTS}
+    locked = log_in(client, "right-password")  # even the right password, until the cool-off ends
+    assert locked.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert int(locked["Retry-After"]) == settings.ADMIN_LOGIN_COOLOFF_SECONDS == 900
+    page = locked.content.decode()
+    assert "Too many failed logins" in page and "15 minutes" in page
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_lockout_holds_for_that_user_from_that_address_only(client, admin_user):
+    User.objects.create_superuser("other", "other@example.com", "other-password")
+    for k in range(5):
+        log_in(client, f"guess-{k}")
+    assert log_in(client, "right-password").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    # The admin from another address, and another user from this one, still log in.
+    assert log_in(client, "right-password", address="192.0.2.7").status_code == HTTPStatus.FOUND
+    client.logout()
+    assert log_in(client, "other-password", username="other").status_code == HTTPStatus.FOUND
+
+
+def test_a_lockout_ends_after_the_cool_off(client, admin_user):
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+
+    for k in range(5):
+        log_in(client, f"guess-{k}")
+    assert log_in(client, "right-password").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    for attempt in AccessAttempt.objects.all():  # 15 minutes pass
+        attempt.attempt_time -= timedelta(minutes=15, seconds=1)
+        attempt.save()
+    assert log_in(client, "right-password").status_code == HTTPStatus.FOUND
+
+
+def test_a_successful_login_resets_the_count(client, admin_user):
+    for k in range(4):
+        log_in(client, f"guess-{k}")
+    assert log_in(client, "right-password").status_code == HTTPStatus.FOUND
+    client.logout()
+    for k in range(4):
+        assert log_in(client, f"guess-{k}").status_code == HTTPStatus.OK
+    assert log_in(client, "right-password").status_code == HTTPStatus.FOUND
+
+
+def test_staff_tokens_and_sessions_still_write_through_the_api_during_a_lockout(client, admin_user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    for k in range(6):
+        log_in(client, f"guess-{k}")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    body = {"symbol_a": "SOLUSDT", "symbol_b": "ETHUSDT", "interval": "1m", "window": 120, "min_bars": 60}
+    assert api.post("/api/pairs/", body, format="json").status_code == HTTPStatus.CREATED

@@ -194,19 +194,19 @@ def test_even_debug_error_pages_mask_the_passwords_in_urls(failing_health):
 
 @pytest.mark.django_db
 def test_a_failing_webhook_is_logged_without_its_secret_path(monkeypatch, caplog):
+    from pairs_project.common import egress
+
     url = "https://hooks.example.com/services/T000/B000/s3cr3t-h00k-t0ken"
     pair = make_pair(webhook_url=url)
     alert = Alert.objects.create(pair=pair, kind="entry", direction="long_spread", reason="entry", bar_time=1,
                                  zscore=-2.5, message="m", snapshot={}, webhook_status=Alert.WebhookStatus.PENDING)
-    def not_found(u: str, **kwargs) -> httpx.Response:
-        return httpx.Response(404, request=httpx.Request("POST", u))
-
-    monkeypatch.setattr(alert_services.httpx, "post", not_found)
+    monkeypatch.setattr(egress, "system_resolver", lambda host, port: ["93.184.216.34"])
+    monkeypatch.setattr(alert_services, "webhook_post", lambda target, payload, **kwargs: 404)
     with caplog.at_level(logging.WARNING, logger="alerts"), pytest.raises(alert_services.WebhookFailed):
         alert_services.alert_webhook_deliver(alert_id=alert.id)
     alert.refresh_from_db()
-    assert "404" in alert.webhook_error and "https://hooks.example.com/…" in alert.webhook_error
-    assert "hooks.example.com" in caplog.text
+    assert alert.webhook_error == "attempt 1: HTTP 404 from the receiver"
+    assert "https://hooks.example.com/…" in caplog.text
     assert "s3cr3t-h00k-t0ken" not in caplog.text + alert.webhook_error
 
 
@@ -239,3 +239,10 @@ def test_url_passwords_are_masked(text, masked):
 )
 def test_webhook_urls_are_redacted_to_their_host(url, redacted):
     assert url_redacted(url) == redacted
+
+
+def test_every_url_in_a_message_is_redacted_to_its_host():
+    from pairs_project.security import urls_redacted
+
+    text = "POST 'https://93.184.216.34:8443/services/T0/B0/XYZ?k=1' failed; see http://[::1]:9000/hook/abc"
+    assert urls_redacted(text) == "POST 'https://93.184.216.34:8443/…' failed; see http://[::1]:9000/…"

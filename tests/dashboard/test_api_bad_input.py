@@ -108,3 +108,73 @@ def test_ticks_and_bars_page_with_a_link_header(data):
     more = api.get(bars["Link"].split(";")[0].strip("<>")).json()
     times = [b["t"] for b in bars.json() + more]
     assert times == sorted(times) and len(times) == len(set(times)) == 70
+
+
+UNPARSEABLE = {
+    "2,000-deep array": "[" * 2000 + "]" * 2000,
+    "2,000-deep object": '{"a": ' * 2000 + "1" + "}" * 2000,
+    "deep value in a field": '{"symbol_a": ' + "[" * 1500 + "]" * 1500 + "}",
+    "not UTF-8": b'{"symbol_a": "\xff"}',
+    "lone surrogate": '{"symbol_a": "\\ud800"}',
+    "NaN": '{"entry_z": NaN}',
+    "a number past the float range": '{"entry_z": 1e400}',
+    "truncated": '{"symbol_a": "BTC',
+    "blank": " ",
+}
+
+
+@pytest.mark.parametrize("body", UNPARSEABLE.values(), ids=UNPARSEABLE.keys())
+def test_a_body_that_is_not_json_is_a_400_with_a_message(data, body):
+    staff = User.objects.create_user("desk", is_staff=True)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    for method, url in (("post", "/api/pairs/"), ("patch", f"/api/pairs/{data}/"), ("put", f"/api/pairs/{data}/")):
+        response = getattr(api, method)(url, body, content_type="application/json")
+        assert response.status_code == HTTPStatus.BAD_REQUEST, (method, response.status_code)
+        assert response.json()["detail"].startswith("JSON parse error"), response.json()
+
+
+def test_a_json_body_nested_deeper_than_32_levels_is_refused_before_any_field_sees_it(data):
+    """orjson parses up to 1,024 levels, but DRF's fields recurse on what they get (``str(value)``):
+    32 levels is the parser's limit, far above any body the API takes (at most 2)."""
+    staff = User.objects.create_user("desk", is_staff=True)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    for depth, expected in ((1000, "JSON parse error"), (33, "JSON parse error"), (31, None)):
+        body = '{"symbol_a": ' + "[" * depth + "]" * depth + ', "symbol_b": "ETHUSDT"}'
+        response = api.post("/api/pairs/", body, content_type="application/json")
+        assert response.status_code == HTTPStatus.BAD_REQUEST, depth
+        if expected:
+            assert response.json()["detail"].startswith(expected), depth
+        else:
+            assert "symbol_a" in response.json(), depth  # parsed; the field refuses a list
+
+
+def test_a_json_body_larger_than_the_upload_limit_is_refused(data, settings):
+    from io import BytesIO
+
+    from rest_framework.exceptions import APIException
+
+    from dashboard.parsers import JSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    with pytest.raises(APIException) as refused:
+        JSONParser().parse(BytesIO(b'{"symbol_a": "' + b"X" * 2000 + b'"}'))
+    assert refused.value.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert "1000 bytes" in str(refused.value.detail)
+    assert JSONParser().parse(BytesIO(b'{"symbol_a": "XX"}')) == {"symbol_a": "XX"}
+    staff = User.objects.create_user("desk", is_staff=True)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    response = api.post("/api/pairs/", {"symbol_a": "X" * 2000}, format="json")
+    # Django's own guard answers first when something read the body before the parser (the test client does).
+    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+
+
+def test_a_json_body_in_another_declared_charset_is_read_in_it(data):
+    staff = User.objects.create_user("desk", is_staff=True)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    body = '{"symbol_a": "SOLUSDT", "symbol_b": "ETHUSDT", "interval": "1m", "window": 120, "min_bars": 60}'
+    response = api.post("/api/pairs/", body.encode("utf-16"), content_type="application/json; charset=utf-16")
+    assert response.status_code == HTTPStatus.CREATED, response.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -116,11 +117,96 @@ async def test_a_new_snapshot_reaches_connected_pages():
     await communicator.disconnect()
 
 
-async def test_an_unknown_pair_is_closed_with_4404():
-    communicator = WebsocketCommunicator(app, "/ws/pairs/9999/")
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4404
+async def closed_after_accepting(path: str) -> int:
+    """Connect to ``path``: the handshake must succeed, then the close code is returned.
+
+    A close before the accept reaches the browser as an HTTP 403 (or 500), which a
+    page can only take for an outage and retry for ever; a 4404 after the accept tells
+    it the page is gone.
+    """
+    communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1:8000")])
+    connected, _ = await communicator.connect()
+    assert connected, path
+    closing = await communicator.receive_output(timeout=2)
+    assert closing["type"] == "websocket.close", closing
+    await communicator.wait()
+    return closing.get("code")
+
+
+@pytest.mark.parametrize("path", ["/ws/pairs/9999/", "/ws/pairs/99999999999999999999999/"])
+async def test_an_unknown_pair_is_accepted_then_closed_with_4404(path):
+    assert await closed_after_accepting(path) == 4404
+
+
+@pytest.mark.parametrize("path", ["/ws/pairs/abc/", "/ws/pairs/1", "/ws/pairs/-1/", "/ws/", "/ws/other/", "/"])
+async def test_a_path_no_route_matches_is_accepted_then_closed_with_4404(path):
+    await sync_to_async(make_pair)()
+    assert await closed_after_accepting(path) == 4404
+
+
+JUNK = {
+    "text": {"text_data": "hello"},
+    "binary": {"bytes_data": b"\x00\xff"},
+    "json": {"text_data": '{"type": "subscribe"}'},
+    "deep json": {"text_data": "[" * 2000 + "]" * 2000},
+    "huge": {"text_data": "x" * 900_000},
+}
+
+
+@pytest.mark.parametrize("frame", JUNK.values(), ids=JUNK.keys())
+async def test_frames_from_the_page_are_ignored_and_the_socket_stays_live(frame, caplog):
+    pair = await ready_pair()
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.receive_json_from()
+    for _ in range(3):
+        await communicator.send_to(**frame)
+    assert await communicator.receive_nothing()
+    await abroadcast(pair.id, "prices.update", {"t": 1, "price_a": 60000.5, "price_b": 3000.25})
+    assert (await communicator.receive_json_from())["type"] == "prices"  # still relaying
+    await communicator.disconnect()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_pushes_to_a_page_that_is_closing_are_dropped_quietly(caplog):
+    """daphne refuses a send once the close handshake has begun, before it reports the disconnect.
+
+    What it raises then (autobahn's ``Disconnected``) used to escape the consumer:
+    one traceback per push that met a closing socket.
+    """
+    from autobahn.exception import Disconnected
+
+    from dashboard.consumers import DashboardConsumer
+
+    pair = await ready_pair()
+    inbox: asyncio.Queue = asyncio.Queue()
+    sent: list[dict] = []
+    closing = False
+
+    async def send(message: dict) -> None:
+        if closing:
+            raise Disconnected("Attempt to send on a closed protocol")
+        sent.append(message)
+
+    scope = {
+        "type": "websocket", "path": f"/ws/pairs/{pair.id}/", "headers": [], "subprotocols": [],
+        "url_route": {"args": (), "kwargs": {"pair_id": pair.id}},
+    }
+    consumer = asyncio.create_task(DashboardConsumer.as_asgi()(scope, inbox.get, send))
+    await inbox.put({"type": "websocket.connect"})
+    while len(sent) < 3:  # accept, snapshot, series
+        await asyncio.sleep(0.01)
+    closing = True  # the page's close frame arrived; the disconnect is not reported yet
+    for k in range(3):
+        await abroadcast(pair.id, "prices.update", {"t": k, "price_a": 1.0, "price_b": 2.0})
+        await abroadcast(pair.id, "alert.new", {"id": k})
+    await asyncio.sleep(0.2)
+    assert not consumer.done()  # still there, waiting for the disconnect
+    await inbox.put({"type": "websocket.disconnect", "code": 1001})
+    await asyncio.wait_for(consumer, 5)  # and then it ends without an exception
+    assert not get_channel_layer().groups.get(pair_group(pair.id))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_origins_are_checked_against_allowed_hosts():

@@ -1,0 +1,1 @@
+"""Helpers every app may use: no Django, no import of any app."""
