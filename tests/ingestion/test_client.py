@@ -361,8 +361,6 @@ async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_
     """The issue: a pair with a symbol that never trades cost every symbol a reconnect every ~31 s."""
     from asgiref.sync import sync_to_async
 
-    from analytics.models import Pair
-
     settings.INGEST_SILENCE_TIMEOUT = 0.5
     await sync_to_async(only_pair)("BTCUSDT", "XRPUSDT")
     async with Simulator(port=0, scenario="cointegrated", rate=200, seed=12, silent=["XRPUSDT"]) as sim:
@@ -385,8 +383,6 @@ async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_
 @pytest.mark.django_db(transaction=True)
 async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(settings):
     from asgiref.sync import sync_to_async
-
-    from analytics.models import Pair
 
     settings.INGEST_SILENCE_TIMEOUT = 0.5
     await sync_to_async(only_pair)("BTCUSDT", "LUNAUSDT")
