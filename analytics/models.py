@@ -94,6 +94,8 @@ class Pair(models.Model):
                 errors["webhook_url"] = str(exc)
         if "symbol_a" not in errors and "symbol_b" not in errors and self.symbol_a == self.symbol_b:
             errors["symbol_b"] = "A pair needs two different symbols."
+        if not errors:
+            errors.update(self._symbol_errors())
         if self.window is not None and self.window < 10:
             errors["window"] = "The window must hold at least 10 bars."
         if self.min_bars is not None and self.window is not None and self.min_bars > self.window:
@@ -112,6 +114,27 @@ class Pair(models.Model):
             errors["min_correlation"] = "min_correlation must be between -1 and 1."
         if errors:
             raise ValidationError(errors)
+
+
+    def _symbol_errors(self) -> dict[str, str]:
+        """The exchange's word on the symbols, when the pair is new, changes a symbol or is activated.
+
+        An edit that leaves the symbols as they are and the pair no more active
+        is not checked: the thresholds of a pair whose symbol has since been
+        delisted can still be changed, and the pair deactivated or deleted.
+        """
+        from ingestion.listing import symbols_check
+
+        stored = Pair.objects.filter(pk=self.pk).values("symbol_a", "symbol_b", "active").first() if self.pk else None
+        if stored is not None and (stored["symbol_a"], stored["symbol_b"]) == self.symbols:
+            if stored["active"] or not self.active:
+                return {}
+        # Symbols of existing pairs are known: accepted while the exchange cannot be reached.
+        legs = Pair.objects.filter(models.Q(symbol_a__in=self.symbols) | models.Q(symbol_b__in=self.symbols))
+        known = {s for pair in legs.values_list("symbol_a", "symbol_b") for s in pair}
+        problems = symbols_check(self.symbols, known=known)
+        fields = zip(("symbol_a", "symbol_b"), self.symbols, strict=True)
+        return {field: problems[symbol] for field, symbol in fields if symbol in problems}
 
 
 class Bar(models.Model):

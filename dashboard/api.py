@@ -133,7 +133,8 @@ class PairSerializer(serializers.ModelSerializer):
         validators: list = []  # uniqueness is checked in validate(), with a readable message
 
     def validate(self, attrs: dict) -> dict:
-        instance = Pair(**{**self._current(), **attrs})
+        # With its id, so the check knows an edit from a new pair.
+        instance = Pair(pk=self.instance.pk if self.instance is not None else None, **{**self._current(), **attrs})
         try:
             instance.clean()
         except DjangoValidationError as exc:

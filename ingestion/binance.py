@@ -8,6 +8,7 @@ References:
 - aggTrade stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Aggregate-Trade-Streams
 - aggTrades REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Compressed-Aggregate-Trades-List
 - markPrice stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream
+- exchangeInfo REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ AGG_TRADES_LIMIT = 1000
 #: Largest trade time or id a tick may carry (the Tick table's 64-bit columns).
 INT64_MAX = 2**63 - 1
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+# Letters and digits; delivery contracts add a date (BTCUSDT_260327), so an
+# underscore is let through too, and the exchange's list says what it is.
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_]{1,29}$")
 
 
 class Tick(NamedTuple):
@@ -90,6 +93,11 @@ def stream_url(base: str, symbols: list[str] | tuple[str, ...]) -> str:
         raise ValueError("at least one symbol is needed")
     streams = "/".join(f"{s.lower()}@{kind}" for s in symbols for kind in STREAMS)
     return f"{base.rstrip('/')}/stream?streams={streams}"
+
+
+def exchange_info_url(base: str) -> str:
+    """REST URL of the exchange's symbol list (``GET /fapi/v1/exchangeInfo``)."""
+    return f"{base.rstrip('/')}/fapi/v1/exchangeInfo"
 
 
 def agg_trades_url(base: str, symbol: str, from_id: int, limit: int = AGG_TRADES_LIMIT) -> str:
@@ -265,3 +273,62 @@ def format_decimal(value: float) -> str:
     if "e" in text or "E" in text:
         text = format(Decimal(text), "f")
     return text
+
+
+# -- the exchange's symbol list ----------------------------------------------------
+
+#: The status of a symbol that trades; others are e.g. PENDING_TRADING, SETTLING, CLOSE.
+TRADING = "TRADING"
+#: Contract types that never expire. TRADIFI_PERPETUAL is Binance's name for the
+#: perpetuals on stocks and metals (XAUUSDT): perpetuals all the same, with the
+#: same aggTrade stream. Delivery contracts (CURRENT_QUARTER, ...) are not.
+PERPETUALS = frozenset({"PERPETUAL", "TRADIFI_PERPETUAL"})
+
+
+class ListedSymbol(NamedTuple):
+    """What ``exchangeInfo`` says of one symbol (only what pairs looks at)."""
+
+    symbol: str
+    status: str
+    contract_type: str
+
+    @property
+    def tradable(self) -> bool:
+        return self.status == TRADING and self.contract_type in PERPETUALS
+
+
+def parse_exchange_info(body: Any) -> dict[str, ListedSymbol]:
+    """The symbols of the JSON body of ``GET /fapi/v1/exchangeInfo``, by name.
+
+    Raises ``MalformedFrame`` when the body is not an object with a ``symbols``
+    list; an entry without a symbol name is skipped, a missing status or contract
+    type reads as empty (so such a symbol is not tradable).
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("symbols"), list):
+        raise MalformedFrame(f"exchangeInfo answer has no symbol list: {str(body)[:200]}")
+    listed: dict[str, ListedSymbol] = {}
+    for row in body["symbols"]:
+        if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
+            continue
+        status, contract_type = row.get("status"), row.get("contractType")
+        listed[row["symbol"]] = ListedSymbol(
+            row["symbol"],
+            status if isinstance(status, str) else "",
+            contract_type if isinstance(contract_type, str) else "",
+        )
+    return listed
+
+
+def listing_problem(symbol: str, listed: dict[str, ListedSymbol]) -> str | None:
+    """Why ``symbol`` cannot be followed according to the exchange's list, or None if it can.
+
+    The message names the symbol and reads on its own (a form error, a health line).
+    """
+    entry = listed.get(symbol)
+    if entry is None:
+        return f"{symbol} is not a symbol of Binance USD-M futures"
+    if entry.status != TRADING:
+        return f"{symbol} is not trading on the exchange (status {entry.status or 'none'})"
+    if entry.contract_type not in PERPETUALS:
+        return f"{symbol} is not a perpetual (contract type {entry.contract_type or 'none'})"
+    return None

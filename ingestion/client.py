@@ -10,8 +10,11 @@ Behaviour:
   second, capped at ``max_backoff``); the websockets library answers pings;
 - rotates the connection before Binance's 24 h cut: opens the new one, then closes
   the old; duplicate trades from the overlap are dropped;
-- a watchdog reconnects when a symbol has been silent for ``silence_timeout``
-  seconds - after a successful subscribe, silence is a failure, not a quiet market;
+- a watchdog reconnects when no symbol at all has traded for ``silence_timeout``
+  seconds: the connection is dead, whatever its TCP says. One symbol silent
+  while others flow is not the connection's fault: it is reported (``silent``),
+  re-subscribed and checked against the exchange's symbol list with backoff,
+  and the others are never dropped for it;
 - gaps in aggregate ids, and the time spent disconnected, are filled from REST
   ``/fapi/v1/aggTrades``; what REST no longer has is recorded as unfilled. A gap
   goes to the writer with the tick that revealed it and its repair with the last
@@ -29,7 +32,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
 import orjson
@@ -41,6 +44,7 @@ from pairs_project.security import url_credentials_masked
 from .binance import (
     AGG_TRADES_LIMIT,
     MalformedFrame,
+    STREAMS,
     MarkPrice,
     Tick,
     agg_trades_url,
@@ -103,6 +107,11 @@ class FeedState:
     rate_limited: int = 0
     last_error: str = ""
     last_error_at: float | None = None
+    # Subscribed symbols without a trade for the silence timeout while others
+    # trade: symbol -> wall clock (s) of its last trade, or of its subscription.
+    silent: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Symbols the exchange does not trade (so not followed): symbol -> why.
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def error(self, message: str) -> None:
         self.last_error = url_credentials_masked(message)[:500]
@@ -142,8 +151,19 @@ class RestClient:
         return parse_rest_agg_trades(symbol, rows)
 
 
+#: ``check(symbols)``: for those the exchange does not trade, why (a message naming each).
+SymbolCheck = Callable[[list[str]], Awaitable[dict[str, str]]]
+
+#: Longest wait between two re-subscriptions of a silent symbol (seconds).
+SILENT_RETRY_MAX = 600.0
+
+
 class FeedClient:
-    """Streams aggTrades of ``symbols`` into ``writer`` for ever (until ``stop``)."""
+    """Streams aggTrades of ``symbols`` into ``writer`` for ever (until ``stop``).
+
+    ``symbol_check``, when given, is asked about symbols that stay silent while
+    others trade; what it says is kept in ``state.unavailable``.
+    """
 
     def __init__(
         self,
@@ -160,6 +180,7 @@ class FeedClient:
         rotate_after: float = 23.5 * 3600,
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
+        symbol_check: SymbolCheck | None = None,
     ) -> None:
         self.symbols = sorted({s.upper() for s in symbols})
         self.ws_url = ws_url
@@ -186,7 +207,12 @@ class FeedClient:
         self._newest_time: dict[str, int] = {}
         self._stream_clock: int | None = None
         self._catching_up: dict[str, int] = {}
-        self._last_seen: dict[str, float] = {}
+        self.symbol_check = symbol_check
+        self._last_seen: dict[str, float] = {}  # monotonic time of each symbol's newest trade
+        self._following_since: dict[str, float] = {}  # wall clock of each symbol's first subscription
+        self._silent_retry: dict[str, tuple[float, float, float | None]] = {}  # next try, delay, _last_seen then
+        self._checking: asyncio.Task[None] | None = None
+        self._request_id = 0
         self._stopping = asyncio.Event()
         self._rotate = asyncio.Event()
         self._connections = 0
@@ -214,6 +240,9 @@ class FeedClient:
         backfiller = asyncio.create_task(self._backfill_loop(), name="feed-backfill")
         try:
             while not self._stopping.is_set():
+                if not self.symbols:  # nothing to follow (yet): wait for symbols
+                    await self._wait_for_symbols()
+                    continue
                 try:
                     ws = await self.connect()
                 except Exception as exc:
@@ -253,9 +282,9 @@ class FeedClient:
         self._connections += 1
         if self._connections > 1:
             self.state.reconnects += 1
-        now = time.monotonic()
+        now = time.time()
         for symbol in self.symbols:
-            self._last_seen[symbol] = now
+            self._following_since.setdefault(symbol, now)
         self.state.connected = True
         self.state.connected_since = time.time()
         logger.info("connected to %s", self.state.url)
@@ -480,17 +509,102 @@ class FeedClient:
                 logger.warning("stream connection closed: %s", exc)
 
     async def _watchdog(self, ws: websockets.ClientConnection) -> None:
+        """Reconnect a dead stream; report, re-subscribe and check a symbol silent on a live one.
+
+        Silence is counted from a symbol's newest trade, or from this
+        connection's opening if later. When every symbol is silent nothing
+        arrives at all and the connection is dead (Binance's bare host, for
+        one, acknowledges subscriptions and sends nothing): reconnect. When
+        only some are, the connection works and a reconnect would only cost
+        the others a gap and a backfill: the silent ones are handled on their
+        own (``_silent_symbols``).
+        """
         interval = min(1.0, self.silence_timeout / 4)
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            silent = [s for s in self.symbols if now - self._last_seen.get(s, now) > self.silence_timeout]
-            if silent:
-                message = f"no trade for {self.silence_timeout:.0f}s on {','.join(silent)}; reconnecting"
-                self.state.error(message)
-                logger.warning(message)
-                await ws.close(code=1000, reason="silent stream")
-                return
+        opened = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                now = time.monotonic()
+                symbols = self.symbols
+                last_seen = self._last_seen
+                silent = [s for s in symbols if now - max(last_seen.get(s, opened), opened) > self.silence_timeout]
+                if silent and len(silent) == len(symbols):
+                    message = f"no trade for {self.silence_timeout:.0f}s on {','.join(silent)}; reconnecting"
+                    self.state.error(message)
+                    logger.warning(message)
+                    await ws.close(code=1000, reason="silent stream")
+                    return
+                await self._silent_symbols(ws, silent, now)
+        finally:
+            if self._checking is not None:
+                self._checking.cancel()
+
+    async def _silent_symbols(self, ws: websockets.ClientConnection, silent: list[str], now: float) -> None:
+        """Keep ``state.silent`` true; re-subscribe and check each silent symbol, with backoff."""
+        state = self.state
+        wall = time.time()
+        for symbol in list(state.silent):
+            retry = self._silent_retry.get(symbol)
+            if symbol not in self.symbols:
+                del state.silent[symbol]
+                self._silent_retry.pop(symbol, None)
+            elif retry is not None and self._last_seen.get(symbol) != retry[2]:
+                logger.info("%s trades again after %.0f s without a trade", symbol, wall - state.silent.pop(symbol))
+                del self._silent_retry[symbol]
+        due: list[str] = []
+        for symbol in silent:
+            last = self._last_seen.get(symbol)
+            if symbol not in state.silent:
+                since = wall - (now - last) if last is not None else self._following_since.get(symbol, wall)
+                state.silent[symbol] = since
+                message = f"{symbol}: no trade for {wall - since:.0f} s while the stream is live"
+                state.error(message)
+                logger.warning(
+                    "%s (other symbols trade): not reconnecting; re-subscribing it and checking the exchange's list",
+                    message,
+                )
+                self._silent_retry[symbol] = (now, self.silence_timeout, last)
+            next_try, delay, seen = self._silent_retry[symbol]
+            if now >= next_try:
+                due.append(symbol)
+                self._silent_retry[symbol] = (now + delay, min(delay * 2, SILENT_RETRY_MAX), seen)
+        if not due:
+            return
+        # A SUBSCRIBE for a stream already subscribed is a harmless no-op on
+        # Binance, and brings back one the server dropped on its own.
+        self._request_id += 1
+        streams = [f"{s.lower()}@{kind}" for s in due for kind in STREAMS]
+        request = {"method": "SUBSCRIBE", "params": streams, "id": self._request_id}
+        try:
+            await ws.send(orjson.dumps(request).decode())
+        except ConnectionClosed:
+            return  # the reader saw it too, and reconnects
+        if self.symbol_check is not None and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.create_task(self._check_symbols(due), name="feed-symbol-check")
+
+    async def _check_symbols(self, symbols: list[str]) -> None:
+        """Ask the exchange's list about ``symbols``; what it does not trade goes to ``state.unavailable``."""
+        try:
+            problems = await self.symbol_check(symbols)  # type: ignore[misc]
+        except Exception as exc:
+            logger.warning("could not check %s against the exchange's list: %s", ",".join(symbols), exc)
+            return
+        for symbol in symbols:
+            if symbol not in problems:
+                self.state.unavailable.pop(symbol, None)
+        for symbol, problem in problems.items():
+            if self.state.unavailable.get(symbol) != problem:
+                logger.warning("%s; it will not be followed", problem)
+                self.state.error(problem)
+            self.state.unavailable[symbol] = problem
+
+    async def _wait_for_symbols(self) -> None:
+        rotate = asyncio.create_task(self._rotate.wait())
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({rotate, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (rotate, stop):
+            task.cancel()
+        self._rotate.clear()
 
     def _reached_live(self, symbol: str, start: int) -> bool:
         """Whether a catch-up from ``start`` has met the stream: every id from it to the newest is here."""

@@ -76,6 +76,12 @@ class FeedStatus(models.Model):
     writer_failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    silent_symbols = models.JSONField(
+        default=dict, blank=True, help_text="symbol -> since when (ms) it has had no trade while others trade"
+    )
+    unavailable_symbols = models.JSONField(
+        default=dict, blank=True, help_text="symbol -> why it is not followed (the exchange does not trade it)"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
 

@@ -111,6 +111,7 @@ def health() -> dict[str, Any]:
             )
     gaps = _gaps(now)
     problems.extend(gaps.pop("problems"))
+    problems.extend(symbol_problems(feeds, now))
     live = [f for f in feeds if _connected_and_reporting(f, now)]
     last_ticks = [f.last_tick_at for f in feeds if f.last_tick_at]
     return {
@@ -176,6 +177,21 @@ def _gaps(now: float) -> dict[str, Any]:
     }
 
 
+def symbol_problems(feeds: list[FeedStatus], now: float) -> list[str]:
+    """A line per symbol a reporting feed follows in vain: not traded by the exchange, or silent on a live stream."""
+    lines: list[str] = []
+    for feed in feeds:
+        if feed.updated_at is None or now - feed.updated_at.timestamp() > STATUS_STALE_AFTER:
+            continue  # a feed that stopped reporting is a problem of its own
+        unavailable = feed.unavailable_symbols if isinstance(feed.unavailable_symbols, dict) else {}
+        lines.extend(str(message) for _, message in sorted(unavailable.items()))
+        silent = feed.silent_symbols if feed.connected and isinstance(feed.silent_symbols, dict) else {}
+        for symbol, since in sorted(silent.items()):
+            if symbol not in unavailable and isinstance(since, int | float):
+                lines.append(f"{symbol}: no trade for {max(0.0, now - since / 1000):.0f} s while the stream is live")
+    return list(dict.fromkeys(lines))
+
+
 def _ms(value) -> int | None:
     return int(value.timestamp() * 1000) if value else None
 
@@ -205,6 +221,8 @@ def _feed_dict(feed: FeedStatus) -> dict[str, Any]:
         "rate_limited": feed.rate_limited,
         "last_error": feed.last_error,
         "last_error_at": _ms(feed.last_error_at),
+        "silent_symbols": feed.silent_symbols,
+        "unavailable_symbols": feed.unavailable_symbols,
         "started_at": _ms(feed.started_at),
         "updated_at": _ms(feed.updated_at),
     }

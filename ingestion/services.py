@@ -21,9 +21,10 @@ from pairs_project.security import url_credentials_masked
 from .binance import Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
+from .listing import symbols_tradable
 from .models import FeedStatus, Gap, Symbol
-from .selectors import FEED_STATUS_KEY
 from .models import Tick as TickRow
+from .selectors import FEED_STATUS_KEY
 from .writer import Batch, GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 PRICES_INTERVAL = 0.1
 #: Seconds the feed's helper tasks get to finish when it stops.
 SHUTDOWN_WAIT = 3.0
+#: Seconds old the exchange's symbol list may be when a silent symbol is checked against it.
+SILENT_CHECK_MAX_AGE = 60.0
 
 
 def live_buffers() -> RollingBuffers:
@@ -278,6 +281,8 @@ def feed_status_of(
         rate_limited=state.rate_limited,
         last_error=state.last_error,
         last_error_at=_as_datetime(state.last_error_at),
+        silent_symbols={symbol: int(since * 1000) for symbol, since in state.silent.items()},
+        unavailable_symbols=dict(state.unavailable),
         started_at=started_at,
         updated_at=timezone.now(),
     )
@@ -335,7 +340,7 @@ class Feed:
 
     async def run(self) -> None:
         """Run until ``stop``; returns after the final flush."""
-        symbols = self.symbols or await sync_to_async(feed_symbols)()
+        symbols = await self._tradable(self.symbols or await sync_to_async(feed_symbols)())
         open_gaps = await sync_to_async(gaps_open)(symbols=symbols, feed=self.name)
         last_ids = await sync_to_async(last_trade_ids)({*symbols, *(gap[0] for gap in open_gaps)})
         self.client = FeedClient(
@@ -349,6 +354,7 @@ class Feed:
             open_gaps=open_gaps,
             silence_timeout=settings.INGEST_SILENCE_TIMEOUT,
             rotate_after=settings.INGEST_ROTATE_AFTER,
+            symbol_check=self._check_silent,
         )
         logger.info(
             "feed %s (pid %d): %s via %s, resuming after ids %s",
@@ -423,13 +429,38 @@ class Feed:
     async def _follow_pairs(self) -> None:
         """A pair added or activated in the admin is subscribed without a restart."""
         try:
-            symbols = await sync_to_async(feed_symbols)()
+            symbols = self.symbols or await sync_to_async(feed_symbols)()
             self.pairs = await sync_to_async(pairs_legs)()
         except Exception:
             logger.exception("could not read the active pairs' symbols")
             return
-        if self.client is not None and self.symbols is None:
+        symbols = await self._tradable(symbols)
+        if self.client is not None:
             self.client.set_symbols(symbols)
+
+    async def _tradable(self, symbols: list[str]) -> list[str]:
+        """``symbols`` less those the exchange does not trade, which are recorded (and logged once)."""
+        try:
+            # Not thread-sensitive: a slow exchange must not hold the thread the
+            # web requests of embedded mode share.
+            tradable, dropped = await sync_to_async(symbols_tradable, thread_sensitive=False)(
+                symbols, rest_url=self.rest_url
+            )
+        except Exception:
+            logger.exception("could not check the symbols against the exchange's list")
+            return list(symbols)
+        for symbol, problem in dropped.items():
+            if self.state.unavailable.get(symbol) != problem:
+                logger.warning("%s: not subscribing it", problem)
+        self.state.unavailable = dropped
+        return tradable
+
+    async def _check_silent(self, symbols: list[str]) -> dict[str, str]:
+        """Whether the exchange still trades ``symbols`` (silent on a live stream), on a list at most a minute old."""
+        _, dropped = await sync_to_async(symbols_tradable, thread_sensitive=False)(
+            symbols, max_age=SILENT_CHECK_MAX_AGE, rest_url=self.rest_url
+        )
+        return dropped
 
     async def _push_prices(self) -> None:
         """Share the live ticks, then push each pair's prices to its dashboards.

@@ -14,6 +14,11 @@ It speaks the market-data protocol the feed client uses, on ONE port:
 - Control: ``/sim/fault?kind=drop|refuse|malformed|rate_limit|slow``, ``/sim/stats``,
   ``/sim/pause``, ``/sim/resume``.
 
+Besides the symbols it trades, ``exchangeInfo`` can list symbols that never
+trade (``listed``; the simulator's ``delisted`` and ``silent``): a delisted one
+(status SETTLING) and a TRADING one without a single trade, the two ways a
+subscribed stream stays silent on Binance while the others flow.
+
 Trades come from a scenario: ``cointegrated`` (BTC = alpha + beta * ETH + an
 Ornstein-Uhlenbeck spread), ``random_walk`` (same, but the spread wanders) or
 ``replay`` (a real recording, re-stamped to now). The exchange keeps a bounded
@@ -253,11 +258,22 @@ class Exchange:
     history_limit : int
         Trades per symbol REST still serves. Older ones are forgotten: a request
         from an older id answers from the oldest kept trade.
+    listed : mapping of str to (str, str)
+        Symbols ``exchangeInfo`` lists without ever trading them, with their
+        ``(status, contractType)``, e.g. ``{"LUNAUSDT": ("SETTLING", "PERPETUAL")}``.
+        REST answers their trades and klines with empty lists.
     """
 
-    def __init__(self, specs: Iterable[SymbolSpec] = (), *, history_limit: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        specs: Iterable[SymbolSpec] = (),
+        *,
+        history_limit: int = 2_000_000,
+        listed: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
+        self.listed: dict[str, tuple[str, str]] = dict(listed or {})
         self.history_limit = history_limit
         # Trim in slabs: deleting the front of an array is a memmove of the
         # rest, cheap once per slab, costly once per trade.
@@ -286,7 +302,7 @@ class Exchange:
     # -- symbols -------------------------------------------------------------
 
     def add_symbol(self, spec: SymbolSpec) -> None:
-        if spec.symbol in self._books:
+        if spec.symbol in self._books or spec.symbol in self.listed:
             raise ValueError(f"{spec.symbol} is already listed")
         self._books[spec.symbol] = _Book(spec)
 
@@ -553,14 +569,15 @@ class Exchange:
     def exchange_info(self, now_ms: int | None = None) -> dict[str, Any]:
         """The ``GET /fapi/v1/exchangeInfo`` body (only what clients look at)."""
         symbols = []
-        for book in self._books.values():
-            spec = book.spec
+        entries = [(book.spec, "TRADING", "PERPETUAL") for book in self._books.values()]
+        entries += [(symbol_spec(name), status, kind) for name, (status, kind) in self.listed.items()]
+        for spec, status, contract_type in entries:
             symbols.append(
                 {
                     "symbol": spec.symbol,
-                    "pair": spec.symbol,
-                    "contractType": "PERPETUAL",
-                    "status": "TRADING",
+                    "pair": spec.symbol.split("_", 1)[0],
+                    "contractType": contract_type,
+                    "status": status,
                     "baseAsset": spec.base_asset,
                     "quoteAsset": spec.quote_asset,
                     "marginAsset": spec.quote_asset,
@@ -1185,6 +1202,10 @@ class Simulator:
         per symbol when ingestion is split), instead of at ``start``. Two runs
         with the same seed then put the same trades in the same bars, however
         long their clients took to connect.
+    delisted, silent : iterable of str
+        Symbols ``exchangeInfo`` lists that never trade: ``delisted`` ones with
+        status SETTLING, ``silent`` ones TRADING (a subscription to either gets
+        nothing, as on Binance).
     """
 
     def __init__(
@@ -1201,6 +1222,8 @@ class Simulator:
         faults: Iterable[str] = (),
         step: float = 0.02,
         start_on_subscribe: bool = False,
+        delisted: Iterable[str] = (),
+        silent: Iterable[str] = (),
         **options: Any,
     ) -> None:
         if blast and not count:
@@ -1211,7 +1234,9 @@ class Simulator:
         self.port = port
         self.scenario_name = scenario
         self.scenario = make_scenario(scenario, rate=rate, seed=seed, **options)
-        self.exchange = Exchange(self.scenario.specs, history_limit=history_limit)
+        listed = {s.upper(): ("SETTLING", "PERPETUAL") for s in delisted}
+        listed.update({s.upper(): ("TRADING", "PERPETUAL") for s in silent})
+        self.exchange = Exchange(self.scenario.specs, history_limit=history_limit, listed=listed)
         # Pair scenarios serve a synthetic pre-history as klines; replay none.
         self._prehistory: PrehistorySource | None = getattr(self.scenario, "prehistory", None)
         self.exchange.set_prehistory(self._prehistory)
@@ -1240,6 +1265,8 @@ class Simulator:
         self._generated = 0
         self._sent_through_ms: int | None = None  # every trade stamped at or before it is sent
         self.frames_sent = 0
+        #: Client messages answered, by method (``SUBSCRIBE``, ...).
+        self.requests: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -1589,6 +1616,7 @@ class Simulator:
         req_id = request.get("id")
         method = request.get("method")
         params = request.get("params", [])
+        self.requests[str(method)] += 1
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 return {"error": {"code": 2, "msg": "Invalid request: params must be a list of streams"}, "id": req_id}
@@ -1685,6 +1713,8 @@ class Simulator:
 
     def _rest_agg_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = _symbol_param(params)
+        if symbol in self.exchange.listed:
+            return []  # listed, never traded
         limit = _limit_param(params, AGG_TRADES_LIMIT)
         from_id = _int_param(params, "fromId")
         start = _int_param(params, "startTime")
@@ -1699,6 +1729,8 @@ class Simulator:
 
     def _rest_klines(self, params: dict[str, str]) -> list[list[Any]]:
         symbol = _symbol_param(params)
+        if symbol in self.exchange.listed:
+            return []  # listed, never traded
         interval = params.get("interval")
         if not interval:
             raise ApiError(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")

@@ -366,7 +366,12 @@ else:
 
 BINANCE_WS_URL = env_str("BINANCE_WS_URL", "wss://fstream.binance.com/market")
 BINANCE_REST_URL = env_str("BINANCE_REST_URL", "https://fapi.binance.com")
-# Reconnect when a subscribed symbol has sent no trade for this long (seconds).
+# Seconds the exchange's symbol list (exchangeInfo) is used before it is fetched
+# again; a copy older than this still serves while the exchange cannot be reached.
+BINANCE_EXCHANGE_INFO_TTL = env_float("BINANCE_EXCHANGE_INFO_TTL", 600.0)
+# A subscribed symbol with no trade for this long (seconds) is reported and
+# re-subscribed while others trade; when every symbol is silent, the stream is
+# dead and is reconnected.
 INGEST_SILENCE_TIMEOUT = env_float("INGEST_SILENCE_TIMEOUT", 30.0)
 # Binance cuts every connection at 24 h; rotate a little before that (seconds).
 INGEST_ROTATE_AFTER = env_float("INGEST_ROTATE_AFTER", 23.5 * 3600)

@@ -124,6 +124,58 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+class FakeBinance:
+    """Binance's ``exchangeInfo`` as the tests see it: no test reaches the real exchange.
+
+    The answer is the offline exchange's, listing ``traded`` as TRADING perpetuals
+    and ``listed`` (symbol -> (status, contractType)) besides. Set ``failure`` to
+    an exception to make the exchange unreachable; ``requests`` counts the fetches.
+    Loopback URLs (a ``Simulator`` a test runs) are fetched for real.
+    """
+
+    TRADED = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "1000PEPEUSDT")
+    LISTED = {"LUNAUSDT": ("SETTLING", "PERPETUAL"), "BTCUSDT_260327": ("TRADING", "CURRENT_QUARTER")}
+
+    def __init__(self, fetch) -> None:
+        self._fetch = fetch
+        self.traded = list(self.TRADED)
+        self.listed = dict(self.LISTED)
+        self.failure: Exception | None = None
+        self.requests = 0
+
+    def __call__(self, rest_url: str):
+        if urlsplit(rest_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            return self._fetch(rest_url)
+        from ingestion.binance import parse_exchange_info
+        from ingestion.simulator import Exchange, symbol_spec
+
+        self.requests += 1
+        if self.failure is not None:
+            raise self.failure
+        return parse_exchange_info(Exchange([symbol_spec(s) for s in self.traded], listed=self.listed).exchange_info())
+
+    def forget(self) -> None:
+        """Drop the app's cached copy of the list (as if never fetched)."""
+        from django.conf import settings as django_settings
+        from django.core.cache import cache
+
+        from ingestion import listing
+
+        cache.delete_many(list(listing._keys(django_settings.BINANCE_REST_URL)))
+
+
+@pytest.fixture(autouse=True)
+def fake_binance(monkeypatch) -> Iterator[FakeBinance]:
+    """Every test gets ``FakeBinance`` in place of the exchange's symbol list, and no cached copy of it."""
+    from ingestion import listing
+
+    fake = FakeBinance(listing.exchange_info_fetch)
+    monkeypatch.setattr(listing, "exchange_info_fetch", fake)
+    fake.forget()
+    yield fake
+    fake.forget()
+
+
 @pytest.fixture(autouse=True)
 def fresh_api_throttles():
     """Every test client is 127.0.0.1: each test starts with empty API rate counters."""

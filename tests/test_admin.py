@@ -133,3 +133,49 @@ def test_staff_tokens_and_sessions_still_write_through_the_api_during_a_lockout(
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
     body = {"symbol_a": "SOLUSDT", "symbol_b": "ETHUSDT", "interval": "1m", "window": 120, "min_bars": 60}
     assert api.post("/api/pairs/", body, format="json").status_code == HTTPStatus.CREATED
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"symbol_a": "FOOUSDT"}, "FOOUSDT is not a symbol of Binance USD-M futures"),
+        ({"symbol_b": "btcusdt_260327"}, "BTCUSDT_260327 is not a perpetual (contract type CURRENT_QUARTER)"),
+        ({"symbol_b": "LUNAUSDT"}, "LUNAUSDT is not trading on the exchange (status SETTLING)"),
+    ],
+)
+def test_a_symbol_the_exchange_does_not_trade_is_refused_with_its_name(staff, fields, message):
+    from analytics.models import Pair
+
+    response = staff.post(reverse("admin:analytics_pair_add"), pair_form(**fields))
+    assert response.status_code == HTTPStatus.OK  # the form again, with the error
+    assert message in response.content.decode()
+    assert not Pair.objects.filter(symbol_a="SOLUSDT").exists()
+
+
+def test_while_the_exchange_cannot_be_reached_only_symbols_the_system_knows_are_accepted(staff, fake_binance):
+    import httpx
+
+    from analytics.models import Pair
+
+    fake_binance.failure = httpx.ConnectError("Connection refused")
+    refused = staff.post(reverse("admin:analytics_pair_add"), pair_form(symbol_a="FOOUSDT"))
+    message = "cannot check FOOUSDT against the exchange (ConnectError: Connection refused): try again"
+    assert message in refused.content.decode()
+    # BTCUSDT and ETHUSDT are in the default pair: known, so the admin keeps working.
+    accepted = staff.post(reverse("admin:analytics_pair_add"), pair_form(symbol_a="BTCUSDT", interval="1m"))
+    assert accepted.status_code == HTTPStatus.FOUND
+    assert Pair.objects.filter(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1m").exists()
+
+
+def test_a_pair_whose_symbol_was_delisted_can_still_be_edited_and_deactivated(staff, fake_binance):
+    from analytics.models import Pair
+
+    pair = Pair.objects.create(symbol_a="BTCUSDT", symbol_b="LUNAUSDT", interval="1m")  # before the delisting
+    url = reverse("admin:analytics_pair_change", args=[pair.id])
+    form = pair_form(symbol_a="BTCUSDT", symbol_b="LUNAUSDT", interval="1m")
+    response = staff.post(url, {**form, "entry_z": 2.5, "active": ""})
+    assert response.status_code == HTTPStatus.FOUND
+    pair.refresh_from_db()
+    assert (pair.entry_z, pair.active) == (2.5, False)
+    again = staff.post(url, form)  # active again
+    assert "LUNAUSDT is not trading on the exchange (status SETTLING)" in again.content.decode()

@@ -117,6 +117,8 @@ def test_ingest_binance_flushes_every_received_tick_on_sigterm(env, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--symbols", "BTCUSDT,not a symbol"], "symbol"),
     (["--name", "x" * 51], "--name must be 1 to 50 characters"),
+    (["--symbols", "BTCUSDT,FOOUSDT,LUNAUSDT", "--max-seconds", "1"],
+     r"FOOUSDT is not a symbol of Binance USD-M futures; LUNAUSDT is not trading on the exchange \(status SETTLING\)"),
 ])  # fmt: skip
 def test_ingest_binance_refuses_bad_arguments_before_it_starts(args, message):
     from django.core.management import CommandError, call_command

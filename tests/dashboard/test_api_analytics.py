@@ -95,6 +95,56 @@ def test_an_impossible_pair_is_a_400_with_a_clear_message(staff_api, payload, fi
     assert message in " ".join(response.json()[field])
 
 
+@pytest.mark.parametrize(
+    "payload,field,message",
+    [
+        (
+            {"symbol_a": "FOOUSDT", "symbol_b": "ETHUSDT"},
+            "symbol_a",
+            "FOOUSDT is not a symbol of Binance USD-M futures",
+        ),
+        (
+            {"symbol_a": "BTCUSDT", "symbol_b": "LUNAUSDT"},
+            "symbol_b",
+            "LUNAUSDT is not trading on the exchange (status SETTLING)",
+        ),
+        (
+            {"symbol_a": "btcusdt_260327", "symbol_b": "ETHUSDT"},
+            "symbol_a",
+            "BTCUSDT_260327 is not a perpetual (contract type CURRENT_QUARTER)",
+        ),
+    ],
+)
+def test_a_symbol_the_exchange_does_not_trade_is_a_400_naming_it(staff_api, payload, field, message):
+    before = Pair.objects.count()
+    response = staff_api.post("/api/pairs/", payload, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {field: [message]}
+    assert Pair.objects.count() == before
+
+
+def test_an_edit_to_a_symbol_the_exchange_does_not_trade_is_a_400(staff_api):
+    pair = make_pair()
+    response = staff_api.patch(f"/api/pairs/{pair.id}/", {"symbol_b": "foousdt"}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"symbol_b": ["FOOUSDT is not a symbol of Binance USD-M futures"]}
+
+
+def test_with_the_exchange_unreachable_known_pairs_are_edited_and_unseen_symbols_refused(staff_api, fake_binance):
+    import httpx
+
+    pair = make_pair()
+    fake_binance.failure = httpx.ConnectError("Connection refused")
+    assert staff_api.patch(f"/api/pairs/{pair.id}/", {"entry_z": 3.0}, format="json").status_code == HTTPStatus.OK
+    swapped = staff_api.post("/api/pairs/", {"symbol_a": "ETHUSDT", "symbol_b": "BTCUSDT"}, format="json")
+    assert swapped.status_code == HTTPStatus.CREATED
+    refused = staff_api.post("/api/pairs/", {"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT"}, format="json")
+    assert refused.status_code == HTTPStatus.BAD_REQUEST
+    assert refused.json() == {
+        "symbol_b": ["cannot check SOLUSDT against the exchange (ConnectError: Connection refused): try again"]
+    }
+
+
 def test_snapshot_and_series_of_a_ready_pair(api):
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from http import HTTPStatus
 
 import pytest
@@ -96,3 +98,27 @@ def test_the_status_of_a_feed_following_hundreds_of_symbols_is_saved_whole(api):
     feed = api.get("/api/health/").json()["feeds"][0]
     assert feed["symbols"] == symbols
     assert feed["url"] == state.url
+
+
+def test_health_is_degraded_naming_a_symbol_silent_on_a_live_stream_and_one_the_exchange_does_not_trade(api):
+    state = FeedState(url="ws://x/stream", symbols=["BTCUSDT", "ETHUSDT"], connected=True)
+    state.silent = {"ETHUSDT": time.time() - 95}
+    state.unavailable = {"LUNAUSDT": "LUNAUSDT is not trading on the exchange (status SETTLING)"}
+    feed_status_save(name="default", state=state, started_at=timezone.now())
+    body = api.get("/api/health/").json()
+    assert body["status"] == "degraded"
+    unavailable, silent = body["problems"]
+    assert unavailable == "LUNAUSDT is not trading on the exchange (status SETTLING)"
+    assert re.fullmatch(r"ETHUSDT: no trade for 9[5-9] s while the stream is live", silent), silent
+    feed = body["feeds"][0]
+    assert list(feed["silent_symbols"]) == ["ETHUSDT"]
+    assert feed["unavailable_symbols"] == {"LUNAUSDT": "LUNAUSDT is not trading on the exchange (status SETTLING)"}
+
+
+def test_health_is_ok_again_once_no_symbol_is_silent(api):
+    state = FeedState(url="ws://x/stream", symbols=["BTCUSDT", "ETHUSDT"], connected=True, silent={"ETHUSDT": 1.0})
+    feed_status_save(name="default", state=state)
+    assert api.get("/api/health/").json()["status"] == "degraded"
+    state.silent.clear()
+    feed_status_save(name="default", state=state)
+    assert api.get("/api/health/").json()["status"] == "ok"

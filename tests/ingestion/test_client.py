@@ -6,6 +6,7 @@ The exchange runs on loopback in the test's own event loop; no other network.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 
@@ -202,14 +203,65 @@ async def test_a_gap_older_than_rest_history_is_recorded_not_hidden(memory_feed)
     assert "no longer served by REST" in client.state.last_error
 
 
-async def test_a_silent_symbol_makes_the_watchdog_reconnect(memory_feed):
+async def test_a_stream_where_no_symbol_trades_is_reconnected(memory_feed):
+    """Nothing arrives at all: the connection is dead, whatever its TCP says."""
     async with Simulator(port=0, scenario="cointegrated", rate=200, seed=7) as sim:
         client, writer, store = memory_feed(sim, silence_timeout=1.0)
-        client.set_symbols(["BTCUSDT", "NOTRADEUSDT"])  # the exchange never trades it
         tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 20, what="first ticks")
+        sim.pause()
         await wait_for(lambda: client.state.reconnects >= 1, timeout=10, what="a watchdog reconnect")
         await stop_client(client, writer, tasks)
-    assert "no trade for 1s on NOTRADEUSDT" in client.state.last_error
+    assert "no trade for 1s on BTCUSDT,ETHUSDT; reconnecting" in client.state.last_error
+
+
+async def test_a_symbol_silent_while_the_others_trade_is_reported_and_the_connection_kept(memory_feed):
+    """The others' stream is never dropped for one symbol the exchange does not trade."""
+    async with Simulator(port=0, scenario="cointegrated", rate=200, seed=7) as sim:
+        client, writer, store = memory_feed(sim, silence_timeout=0.5)
+        client.set_symbols(["BTCUSDT", "NOTRADEUSDT"])  # the exchange never trades it
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 0, what="first ticks")
+        await asyncio.sleep(4 * client.silence_timeout)
+        reconnects, connections = client.state.reconnects, sim.exchange.connections_total
+        btc_before = client.state.ticks_received
+        await wait_for(lambda: client.state.ticks_received > btc_before, what="BTC ticks still flowing")
+        await stop_client(client, writer, tasks)
+    assert (reconnects, connections) == (0, 1)
+    assert list(client.state.silent) == ["NOTRADEUSDT"]
+    assert "NOTRADEUSDT: no trade for" in client.state.last_error
+    assert "while the stream is live" in client.state.last_error
+
+
+async def test_a_silent_symbol_is_resubscribed_with_backoff_and_checked_against_the_exchange(memory_feed):
+    asked: list[list[str]] = []
+
+    async def check(symbols: list[str]) -> dict[str, str]:
+        asked.append(symbols)
+        return {s: f"{s} is not a symbol of Binance USD-M futures" for s in symbols}
+
+    async with Simulator(port=0, scenario="cointegrated", rate=200, seed=7) as sim:
+        client, writer, store = memory_feed(sim, silence_timeout=0.5, symbol_check=check)
+        client.set_symbols(["BTCUSDT", "NOTRADEUSDT"])
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.unavailable, what="the check")
+        await wait_for(lambda: sim.requests["SUBSCRIBE"] >= 3, what="three re-subscriptions")
+        await asyncio.sleep(1.0)  # the next is due 2 s after the third (they come 0.5, 1, 2 s apart)
+        subscribes = sim.requests["SUBSCRIBE"]
+        await stop_client(client, writer, tasks)
+    assert asked[0] == ["NOTRADEUSDT"]
+    assert client.state.unavailable == {"NOTRADEUSDT": "NOTRADEUSDT is not a symbol of Binance USD-M futures"}
+    assert 3 <= subscribes <= 4  # with backoff, not one every watchdog round (about 25 in these 3 s)
+    assert client.state.reconnects == 0
+
+
+async def test_a_silent_symbol_that_trades_again_is_no_longer_reported(memory_feed):
+    async with Simulator(port=0, scenario="cointegrated", rate=100, seed=7, split=0.97) as sim:
+        client, writer, store = memory_feed(sim, silence_timeout=0.3)
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: "ETHUSDT" in client.state.silent, timeout=30, what="a quiet spell on ETHUSDT")
+        await wait_for(lambda: "ETHUSDT" not in client.state.silent, timeout=30, what="ETHUSDT trading again")
+        await stop_client(client, writer, tasks)
 
 
 async def test_rotation_opens_the_new_connection_before_closing_the_old(memory_feed):
@@ -345,3 +397,71 @@ async def test_the_feed_never_states_a_symbol_complete_past_a_trade_it_has_not_s
     for batch in store.batches:
         final.update(batch.closed_through)
     assert all(final[s] >= stamped[s][-1][0] for s in SYMBOLS), (final, {s: stamped[s][-1] for s in SYMBOLS})
+
+
+def only_pair(symbol_a: str, symbol_b: str) -> None:
+    """Make ``symbol_a``/``symbol_b`` the only pair (the feed follows the pairs' symbols)."""
+    from analytics.models import Pair
+
+    Pair.objects.all().delete()
+    Pair.objects.create(symbol_a=symbol_a, symbol_b=symbol_b)
+
+
+async def health_when(predicate, what: str) -> dict:
+    """``/api/health/``'s record once ``predicate`` holds for it (the feed writes its status every 0.2 s)."""
+    from asgiref.sync import sync_to_async
+
+    from ingestion.selectors import health
+
+    deadline = time.monotonic() + 15
+    while not predicate(report := await sync_to_async(health)()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {report['problems']}")
+        await asyncio.sleep(0.1)
+    return report
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_it(settings):
+    """The issue: a pair with a symbol that never trades cost every symbol a reconnect every ~31 s."""
+    from asgiref.sync import sync_to_async
+
+    settings.INGEST_SILENCE_TIMEOUT = 0.5
+    await sync_to_async(only_pair)("BTCUSDT", "XRPUSDT")
+    async with Simulator(port=0, scenario="cointegrated", rate=200, seed=12, silent=["XRPUSDT"]) as sim:
+        feed = Feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
+        task = asyncio.create_task(feed.run())
+        await wait_for(lambda: feed.client is not None and feed.state.ticks_received > 0, what="first ticks")
+        await asyncio.sleep(4 * settings.INGEST_SILENCE_TIMEOUT)
+        report = await health_when(lambda h: any("XRPUSDT" in p for p in h["problems"]), what="health naming XRPUSDT")
+        connections = sim.exchange.connections_total
+        feed.stop()
+        await task
+    assert feed.client.symbols == ["BTCUSDT", "XRPUSDT"]  # TRADING on the exchange: still followed
+    assert (feed.state.reconnects, connections) == (0, 1)
+    assert report["status"] == "degraded"
+    (line,) = [p for p in report["problems"] if "XRPUSDT" in p]
+    assert re.fullmatch(r"XRPUSDT: no trade for \d+ s while the stream is live", line), line
+    assert list(report["feeds"][0]["silent_symbols"]) == ["XRPUSDT"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(settings):
+    from asgiref.sync import sync_to_async
+
+    settings.INGEST_SILENCE_TIMEOUT = 0.5
+    await sync_to_async(only_pair)("BTCUSDT", "LUNAUSDT")
+    async with Simulator(port=0, scenario="cointegrated", rate=200, seed=13, delisted=["LUNAUSDT"]) as sim:
+        feed = Feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
+        task = asyncio.create_task(feed.run())
+        await wait_for(lambda: feed.client is not None and feed.state.ticks_received > 0, what="first ticks")
+        await asyncio.sleep(4 * settings.INGEST_SILENCE_TIMEOUT)
+        report = await health_when(lambda h: any("LUNAUSDT" in p for p in h["problems"]), what="health naming LUNAUSDT")
+        connections = sim.exchange.connections_total
+        feed.stop()
+        await task
+    assert feed.client.symbols == ["BTCUSDT"]
+    assert "lunausdt" not in feed.state.url
+    assert (feed.state.reconnects, connections) == (0, 1)
+    assert report["status"] == "degraded"
+    assert "LUNAUSDT is not trading on the exchange (status SETTLING)" in report["problems"]

@@ -300,6 +300,49 @@ async def test_rest_reference_endpoints_and_errors():
     assert stats["generated"] == stats["BTCUSDT"]["generated"] + stats["ETHUSDT"]["generated"]
 
 
+@pytest.mark.asyncio
+async def test_exchange_info_can_list_a_delisted_and_a_silent_symbol_that_never_trade():
+    async with Simulator(port=0, rate=400, seed=8, delisted=["lunausdt"], silent=["XRPUSDT"]) as sim:
+        async with httpx.AsyncClient() as http:
+            info = (await http.get(f"{sim.rest_url}/fapi/v1/exchangeInfo")).json()
+            url = f"{sim.ws_url}/stream?streams=btcusdt@aggTrade/lunausdt@aggTrade/xrpusdt@aggTrade"
+            async with connect(url) as ws:
+                ticks = await read_ticks(ws, count=100)
+            trades = await http.get(f"{sim.rest_url}/fapi/v1/aggTrades", params={"symbol": "LUNAUSDT"})
+            klines = await http.get(f"{sim.rest_url}/fapi/v1/klines", params={"symbol": "XRPUSDT", "interval": "1m"})
+    listed = {s["symbol"]: (s["status"], s["contractType"]) for s in info["symbols"]}
+    assert listed == {
+        "BTCUSDT": ("TRADING", "PERPETUAL"),
+        "ETHUSDT": ("TRADING", "PERPETUAL"),
+        "LUNAUSDT": ("SETTLING", "PERPETUAL"),
+        "XRPUSDT": ("TRADING", "PERPETUAL"),
+    }
+    assert len(ticks) == 100 and {t.symbol for t in ticks} == {"BTCUSDT"}
+    assert (trades.status_code, trades.json(), klines.status_code, klines.json()) == (200, [], 200, [])
+    assert set(sim.exchange.stats()) >= {"BTCUSDT", "ETHUSDT"} and "LUNAUSDT" not in sim.exchange.symbols
+
+
+def test_an_exchange_lists_any_contract_without_trading_it_but_not_a_traded_one_twice():
+    exchange = Exchange([symbol_spec("BTCUSDT")], listed={"BTCUSDT_260327": ("TRADING", "CURRENT_QUARTER")})
+    (quarterly,) = [s for s in exchange.exchange_info()["symbols"] if s["symbol"] == "BTCUSDT_260327"]
+    assert (quarterly["pair"], quarterly["contractType"]) == ("BTCUSDT", "CURRENT_QUARTER")
+    with pytest.raises(ValueError, match="BTCUSDT is already listed"):
+        Exchange([symbol_spec("BTCUSDT")], listed={"BTCUSDT": ("SETTLING", "PERPETUAL")})
+    with pytest.raises(ValueError, match="already listed"):
+        exchange.add_symbol(symbol_spec("BTCUSDT_260327"))
+
+
+@pytest.mark.asyncio
+async def test_client_messages_are_counted_by_method():
+    async with Simulator(port=0, rate=50, seed=8) as sim:
+        async with connect(f"{sim.ws_url}/ws") as ws:
+            for method in ("SUBSCRIBE", "SUBSCRIBE", "LIST_SUBSCRIPTIONS"):
+                await ws.send(orjson.dumps({"method": method, "params": ["btcusdt@aggTrade"], "id": 1}).decode())
+                while "id" not in orjson.loads(await asyncio.wait_for(ws.recv(), 2)):
+                    pass
+    assert sim.requests == {"SUBSCRIBE": 2, "LIST_SUBSCRIPTIONS": 1}
+
+
 # -- faults -----------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from twisted.internet import defer, reactor
 
+from ingestion.management.commands.simulate_binance import symbol_list
 from ingestion.services import Feed, simulation_resume_options
 from pairs_project.beat import EmbeddedBeat
 from pairs_project.security import url_credentials_masked
@@ -41,6 +42,12 @@ class Command(BaseCommand):
         parser.add_argument("--sim-spread-sigma", type=float, default=None, help="spread standard deviation, USD")
         parser.add_argument("--sim-shock-every", type=float, default=None, help="a spread shock every S seconds")
         parser.add_argument("--sim-shock-size", type=float, default=None, help="shock size in spread sigmas")
+        parser.add_argument(
+            "--sim-delisted", type=symbol_list, default=[], metavar="A,B", help="symbols listed as delisted (no trades)"
+        )
+        parser.add_argument(
+            "--sim-silent", type=symbol_list, default=[], metavar="A,B", help="symbols listed as trading (no trades)"
+        )
 
     def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
         self.simulate = simulate
@@ -75,6 +82,8 @@ class Command(BaseCommand):
                 rate=self.options["sim_rate"],
                 seed=self.options["sim_seed"],
                 start_on_subscribe=True,  # the same seed trades the same as `simulate_binance`
+                delisted=self.options["sim_delisted"],
+                silent=self.options["sim_silent"],
                 **self.scenario_options(),
                 **await sync_to_async(simulation_resume_options)(),
             )

@@ -9,6 +9,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.binance import normalize_symbol
+from ingestion.listing import symbols_tradable
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
 from pairs_project.security import url_credentials_masked
@@ -29,6 +30,11 @@ class Command(BaseCommand):
             wanted = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        # What the exchange says it does not trade is refused now; an exchange
+        # that cannot be reached is no reason not to start (the feed checks again).
+        problems = symbols_tradable(wanted)[1] if wanted else {}
+        if problems:
+            raise CommandError("; ".join(problems.values()))
         longest = FeedStatus._meta.get_field("name").max_length
         if name is not None and not 0 < len(name) <= longest:
             raise CommandError(f"--name must be 1 to {longest} characters, not {len(name)}")

@@ -11,9 +11,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ingestion.binance import normalize_symbol
 from ingestion.simulator import SCENARIOS, Simulator, clock_id_offset
 
 logger = logging.getLogger("ingestion.simulator")
+
+
+def symbol_list(text: str) -> list[str]:
+    """``A,B`` as symbols (an argparse type: a bad one is a usage error)."""
+    try:
+        return [normalize_symbol(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class Command(BaseCommand):
@@ -56,6 +65,20 @@ class Command(BaseCommand):
         )
         parser.add_argument("--history", type=int, default=2_000_000, help="trades per symbol REST serves")
         parser.add_argument(
+            "--delisted",
+            type=symbol_list,
+            default=[],
+            metavar="A,B",
+            help="symbols exchangeInfo lists as delisted (status SETTLING); they never trade",
+        )
+        parser.add_argument(
+            "--silent",
+            type=symbol_list,
+            default=[],
+            metavar="A,B",
+            help="symbols exchangeInfo lists as TRADING that never trade",
+        )
+        parser.add_argument(
             "--id-offset",
             type=int,
             default=None,
@@ -87,6 +110,8 @@ class Command(BaseCommand):
                 blast=options["blast"],
                 faults=options["faults"],
                 start_on_subscribe=options["start_on_subscribe"],
+                delisted=options["delisted"],
+                silent=options["silent"],
                 **extra,
             )
         except (TypeError, ValueError) as exc:
