@@ -47,9 +47,13 @@ def test_runpairs_simulate_serves_a_connected_feed_and_stops_cleanly(env, tmp_pa
             lambda: (h := get_json(f"{base}/api/health/"))["feed"]["connected"] and h, 30, "a connected feed"
         )
         assert health["mode"] == "embedded"
-        first = wait_until(lambda: {s["symbol"]: s["ticks"] for s in get_json(f"{base}/api/symbols/")} or None, 10, "ticks")
+
+        def counts() -> dict[str, int]:
+            return {s["symbol"]: s["ticks"] for s in get_json(f"{base}/api/symbols/")}
+
+        first = wait_until(counts, 30, "ticks")  # a busy machine opens the market late
         time.sleep(1.5)
-        second = {s["symbol"]: s["ticks"] for s in get_json(f"{base}/api/symbols/")}
+        second = counts()
         assert set(second) == {"BTCUSDT", "ETHUSDT"}
         assert all(second[s] > first.get(s, 0) for s in second), (first, second)
         assert get_json(f"{base}/api/health/")["status"] == "ok"
