@@ -1,8 +1,10 @@
 """The one way tasks and the ingestion feed push to browsers: the pair's channel group.
 
-Messages carry ``type`` (the consumer handler: ``snapshot.update``,
-``alert.new``, ``prices.update``) and ``payload``. Sync code (tasks, services)
-calls ``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
+A push is encoded to JSON once, here, whatever the number of open pages: the
+group message carries ``type`` (the consumer handler: ``snapshot.update``,
+``series.update``, ``alert.new``, ``prices.update``) and ``text``, the websocket
+frame every page of the pair is sent as is. Sync code (tasks, services) calls
+``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
+#: The ``type`` of the websocket message each group message becomes (CONTRACT.md names).
+PAGE_TYPES = {
+    "snapshot.update": "snapshot",
+    "series.update": "series",
+    "alert.new": "alert",
+    "prices.update": "prices",
+}
+
 
 def pair_group(pair_id: int) -> str:
     return f"pair-{pair_id}"
+
+
+def page_text(message_type: str, payload: dict[str, Any]) -> str:
+    """The websocket frame of a push: ``{"type": ..., **payload}`` as JSON text."""
+    return orjson.dumps({"type": PAGE_TYPES.get(message_type, message_type), **payload}).decode()
 
 
 #: Whether the last push failed: an outage of the channel layer is logged once, not per push.
@@ -31,7 +47,8 @@ async def abroadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -
     if layer is None:
         return
     try:
-        await layer.group_send(pair_group(pair_id), {"type": message_type, "payload": payload})
+        text = page_text(message_type, payload)
+        await layer.group_send(pair_group(pair_id), {"type": message_type, "text": text})
     except Exception as exc:  # a push must never break the analytics cycle or the feed
         if not _failing:
             logger.warning("pushes to the pages failed (%s: %s); going on without them", exc.__class__.__name__, exc)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -22,7 +23,7 @@ from analytics.models import Pair
 from analytics.services import pair_current
 from ingestion.services import buffers, prices_payload
 
-from .broadcast import pair_group
+from .broadcast import PAGE_TYPES, pair_group
 
 CLOSE_UNKNOWN_PAIR = 4404
 #: Seconds between re-joins of the pair's group (cheap and idempotent).
@@ -77,14 +78,22 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The page only listens; anything it sends is ignored."""
 
-    async def snapshot_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "snapshot", **event["payload"]})
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return orjson.dumps(content).decode()
 
-    async def series_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "series", **event["payload"]})
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, on the
+        # one thread Django's sync views share: a hop per push per page, queued
+        # behind the HTTP requests. Relaying a push touches no database.
+        if message["type"] in PAGE_TYPES:
+            await self.relay(message)
+        else:
+            await super().dispatch(message)
 
-    async def alert_new(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "alert", **event["payload"]})
-
-    async def prices_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "prices", **event["payload"]})
+    async def relay(self, event: dict[str, Any]) -> None:
+        """A push of the pair's group, sent as ``broadcast`` encoded it (once for every page)."""
+        if "text" in event:
+            await self.send(text_data=event["text"])
+        else:  # a message built elsewhere, not by ``broadcast``
+            await self.send_json({"type": PAGE_TYPES[event["type"]], **event["payload"]})

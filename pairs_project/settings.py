@@ -209,7 +209,9 @@ RUN_MODE = "distributed" if REDIS_URL else "embedded"
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 # The in-memory layer does NOT cross processes: in embedded mode everything that
 # pushes (ingestion, tasks) lives in the daphne process. Separate ingest and
-# Celery processes can only reach browsers over Redis.
+# Celery processes can only reach browsers over Redis. pairs_project.layers is
+# Channels' in-memory layer without its per-message sweep of every channel (a
+# cost that grows with the square of the open pages).
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -219,7 +221,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "pairs_project.layers.InMemoryChannelLayer"}}
 
 # Cache --------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/cache/

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -130,3 +131,58 @@ async def test_origins_are_checked_against_allowed_hosts():
     await good.disconnect()
     evil = WebsocketCommunicator(application, f"/ws/pairs/{pair.id}/", headers=[(b"origin", b"http://evil.example")])
     assert not (await evil.connect())[0]
+
+
+async def _pages(pair_id: int, count: int) -> list[WebsocketCommunicator]:
+    pages = []
+    for _ in range(count):
+        communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair_id}/")
+        assert (await communicator.connect())[0]
+        await communicator.receive_json_from()
+        await communicator.receive_json_from()
+        pages.append(communicator)
+    return pages
+
+
+async def test_a_push_is_encoded_once_for_all_pages(monkeypatch):
+    """200 pages must not cost 200 JSON encodings of the same push: every page gets the same frame."""
+    from dashboard.consumers import DashboardConsumer
+
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 3)
+    encoded = []
+    original = DashboardConsumer.encode_json
+
+    async def counting(cls, content):
+        encoded.append(content)
+        return await original.__func__(cls, content)
+
+    monkeypatch.setattr(DashboardConsumer, "encode_json", classmethod(counting))
+    await abroadcast(pair.id, "prices.update", {"t": 5, "price_a": 60000.5, "price_b": 3000.25})
+    frames = [await page.receive_from() for page in pages]
+    assert encoded == []
+    assert len(set(frames)) == 1
+    assert orjson.loads(frames[0]) == {"type": "prices", "t": 5, "price_a": 60000.5, "price_b": 3000.25}
+    for page in pages:
+        await page.disconnect()
+
+
+async def test_relayed_pushes_do_not_queue_behind_the_http_views(monkeypatch):
+    """A relayed push touches no database: it must not hop to the one thread Django's sync views share."""
+    import channels.consumer
+
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 2)
+    hops = []
+
+    async def counting() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    for t in range(5):
+        await abroadcast(pair.id, "prices.update", {"t": t, "price_a": 1.0, "price_b": 2.0})
+    for page in pages:
+        assert [(await page.receive_json_from())["t"] for _ in range(5)] == list(range(5))
+    assert hops == []
+    for page in pages:
+        await page.disconnect()
