@@ -81,6 +81,8 @@ def test_staff_create_update_and_delete_pairs(staff_api):
         ({"symbol_a": "BTCUSDT", "symbol_b": "ETHUSDT", "interval": "2m"}, "interval", "not a valid choice"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 5, "min_bars": 5}, "window", "at least 10"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 50}, "min_bars", "cannot exceed the window"),
+        ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9}, "window", "at most 5000 bars"),
+        ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9, "min_bars": 10**9}, "min_bars", "at most 5000"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "entry_z": 0.4}, "entry_z", "greater than exit_z"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "max_adf_pvalue": 1.5}, "max_adf_pvalue", "(0, 1]"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "min_correlation": 2}, "min_correlation", "between -1 and 1"),
