@@ -304,6 +304,10 @@ if DEBUG:
 
 API_THROTTLE_ANON = env_rate("API_THROTTLE_ANON", "600/min")
 API_THROTTLE_USER = env_rate("API_THROTTLE_USER", "1200/min")
+# The dashboard's pages (the overview refreshes its rows every 2 s: 30 a minute a
+# tab) and its CSV downloads (each up to a window of rows), per user or address.
+PAGE_THROTTLE = env_rate("PAGE_THROTTLE", "300/min")
+CSV_THROTTLE = env_rate("CSV_THROTTLE", "30/min")
 # Reverse proxies in front of the app: the client is that many addresses from the end
 # of X-Forwarded-For. 0 ignores the header (a client could forge it).
 API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)

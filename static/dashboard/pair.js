@@ -41,6 +41,11 @@
     tick: "#8b949e",
   };
 
+  var SOURCE_NOTES = {
+    history: "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet",
+    none: "not computed yet: the snapshot cycle has not run for this pair",
+  };
+
   var QUALITY_LABELS = [
     ["stationarity", "Stationarity (ADF p)"],
     ["correlation", "Returns correlation"],
@@ -441,6 +446,7 @@
     if (page.openEntry && page.openEntry.open_direction) {
       return { key: "alerting", label: "alerting: " + page.openEntry.open_direction.replace("_", " ") };
     }
+    if (s.source === "none") return { key: "pending", label: "not computed yet" };
     var stale = s.stale ? (s.stale_legs || []).join(", ") : "";
     if (!s.ready) {
       var w = s.warmup || {};
@@ -503,6 +509,14 @@
     var z = s.zscore;
 
     P.setText("as-of", P.stamp(s.as_of));
+    var source = $("snapshot-source");
+    if (source) {
+      // The server serves its newest recorded snapshot until the cycle publishes one.
+      var note = SOURCE_NOTES[s.source] || "";
+      setData(source, "data-source", s.source || "cycle");
+      P.setText(source, note);
+      source.hidden = !note;
+    }
     P.setText("window-info", (s.n || 0) + "/" + (s.window || cfg.window) + " bars");
     P.setText("metrics-n", "n " + (s.n || 0));
 
@@ -546,7 +560,7 @@
     var w = s.warmup || { bars: 0, required: 0 };
     var warm = $("warmup");
     if (warm) {
-      P.setText(warm, s.ready ? "ready" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
+      P.setText(warm, s.ready ? "ready" : s.source === "none" ? "not computed yet" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
       setData(warm, "data-ready", s.ready ? "true" : "false");
     }
     var pct = w.required ? Math.min(100, (100 * (w.bars || 0)) / w.required) : 0;

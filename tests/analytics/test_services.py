@@ -356,3 +356,28 @@ def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
         assert symbol.tick_count == stored.count()
         assert symbol.first_tick_at == min(stored.values_list("timestamp", flat=True))
     assert services.housekeeping(now=T0 + 150_000) == {"ticks_deleted": 0, "bars_deleted": 0, "snapshots_deleted": 0}
+
+
+def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
+    """Statistics run once per bar and pair: a cycle on an unmoved window, an admin edit, or a forced
+    publish reuses them."""
+    pair = make_pair(window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    calls = []
+    real = services.pair_stats
+    monkeypatch.setattr(services, "pair_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    now = T0 + 150_500
+    first = services.snapshots_compute(now=now)
+    assert len(calls) == 1
+    for _ in range(3):
+        services.snapshots_compute(now=now)
+    pair.entry_z = 3.0
+    pair.save()
+    (edited,) = services.snapshots_compute(now=now)  # the new thresholds are published, on the same numbers
+    services.snapshots_compute(now=now, force=True)
+    assert len(calls) == 1
+    assert edited["thresholds"]["entry_z"] == 3.0
+    assert {k: edited[k] for k in services._STAT_FIELDS} == {k: first[0][k] for k in services._STAT_FIELDS}
+    assert selectors.series_cached(pair.id)["zscore"] == services.pair_snapshot_build(
+        pair=pair, event_time_ms=services.event_time(), now=now
+    )[1]["zscore"]

@@ -116,12 +116,16 @@ def test_snapshot_and_series_of_a_ready_pair(api):
     assert series["zscore"][-1] == pytest.approx(snapshot["zscore"])
 
 
-def test_snapshot_is_computed_when_nothing_is_cached(api):
+def test_with_nothing_cached_the_snapshot_says_it_was_not_computed_yet_then_serves_the_recorded_one(api):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(20))
+    pending = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
+    assert (pending["source"], pending["computed_at"], pending["ready"]) == ("none", None, False)
+    assert pending["warmup"] == {"bars": None, "required": 100}
+    services.snapshots_compute()  # the wall clock has long closed every bar of this old data
+    cache.clear()
     snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
-    assert snapshot["ready"] is False
-    # Computed live: the wall clock has long closed every bar of this old data.
+    assert snapshot["source"] == "history"
     assert snapshot["warmup"] == {"bars": 20, "required": 100}
     assert snapshot["zscore"] is None
 
