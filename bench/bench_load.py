@@ -2,7 +2,7 @@
 
 Starts the system in processes of its own on the offline exchange, on a fresh SQLite
 database, with the default pair on its 300-bar window (ready after 30 bars), then
-loads it from this process (asyncio + websockets + httpx):
+loads it from this process (asyncio, websockets and keep-alive HTTP/1.1 connections):
 
 - pages: each a websocket on ``/ws/pairs/1/`` that reads every message (it decodes
   the ``prices`` ones, whose ``t`` is the trade time of the newest tick they carry)
@@ -21,8 +21,8 @@ figures are also given as ratios to the baseline.
 Modes: ``embedded`` (``runpairs --simulate``, one process) and ``distributed`` (a
 Redis server of its own, ``simulate_binance``, ``ingest_binance``, a Celery worker
 with beat and two daphne processes; pages and requests are split over both).
-The rate limits of the system under test are raised: these clients share one
-address, which real pages do not.
+Each page, and each of 50 API clients, connects from an address of its own in
+127.0.0.0/8, as browsers on different machines would: the default rate limits apply.
 
     python bench/bench_load.py [--mode embedded|distributed|both] [--pages 200] [--rate 50] [--seconds 60]
 """
@@ -34,6 +34,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 import websockets
@@ -58,6 +58,8 @@ API_PATHS = (
     "/api/health/",
 )
 HEALTH_EVERY = 5.0
+#: Client addresses the API requests come from (each well under the per-address limit).
+API_CLIENTS = 50
 #: The demo market, and the default pair on its 300-bar window, ready after 30 bars.
 MARKET = ["--seed", "7", "--rate", "100", "--half-life", "5", "--spread-sigma", "5", "--shock-every", "60", "--shock-size", "3"]
 PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "300", "--min-bars", "30", "--no-warmup"]
@@ -68,6 +70,7 @@ GOALS = {"api_p95": 300.0, "prices_p95": 1000.0}
 class Figures:
     api: list[float] = field(default_factory=list)
     api_errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
     health: list[float] = field(default_factory=list)
     prices: list[float] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=dict)
@@ -91,6 +94,48 @@ def message_type(text: str) -> str:
     return rest[1:].split('"', 1)[0] if rest.startswith('"') else "?"
 
 
+class Http:
+    """A keep-alive HTTP/1.1 GET client on one connection (httpx's pool costs more CPU than the server at this rate)."""
+
+    def __init__(self, port: int, address: str) -> None:
+        self.port = port
+        self.address = address
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.lock = asyncio.Lock()
+
+    async def get(self, path: str, timeout: float = 30.0) -> int:
+        """The answer's status (0 when the connection failed); the body is read whole."""
+        async with self.lock:
+            try:
+                return await asyncio.wait_for(self._get(path), timeout)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                await self.close()
+                return 0
+
+    async def _get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, local_addr=(self.address, 0))
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: application/json\r\n\r\n".encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+        if "content-length" in headers:
+            await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            while size := int((await self.reader.readuntil(b"\r\n")).strip(), 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readuntil(b"\r\n")
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 class System:
     """The system under test, in processes of its own."""
 
@@ -104,10 +149,6 @@ class System:
             "DATABASE_URL": f"sqlite:///{workdir / 'load.sqlite3'}",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
-            # One client address for 200 pages: the per-address limits would refuse them.
-            "API_THROTTLE_ANON": "1000000/min",
-            "PAGE_THROTTLE": "1000000/min",
-            "CSV_THROTTLE": "1000000/min",
         }
 
     def run(self, args: list[str]) -> None:
@@ -158,20 +199,24 @@ class System:
         stop(list(reversed(self.procs)))
 
 
-async def page(port: int, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, http: httpx.AsyncClient, delay: float) -> None:
+def client_address(group: int, k: int) -> str:
+    """The ``k``-th client address of a group, in the loopback range."""
+    return f"127.{group}.{k // 250}.{k % 250 + 1}"
+
+
+async def page(k: int, port: int, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, delay: float) -> None:
     """One open pair page: its websocket, read to the end, and its health polls."""
     await asyncio.sleep(delay)
     url = f"ws://127.0.0.1:{port}/ws/pairs/1/"
+    address = client_address(1, k)
+
+    http = Http(port, address)
 
     async def poll_health() -> None:
         await asyncio.sleep(HEALTH_EVERY * (delay % 1))
         while not done.is_set():
             began = time.perf_counter()
-            try:
-                response = await http.get(f"http://127.0.0.1:{port}/api/health/")
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+            ok = await http.get("/api/health/") == 200
             if measuring.is_set() and ok:
                 figures.health.append((time.perf_counter() - began) * 1000)
             await asyncio.sleep(HEALTH_EVERY)
@@ -180,7 +225,9 @@ async def page(port: int, figures: Figures, measuring: asyncio.Event, done: asyn
     try:
         while not done.is_set():
             try:
-                async with websockets.connect(url, max_size=2**26, origin=f"http://127.0.0.1:{port}", open_timeout=30) as ws:
+                async with websockets.connect(
+                    url, max_size=2**26, origin=f"http://127.0.0.1:{port}", open_timeout=30, local_addr=(address, 0)
+                ) as ws:
                     while not done.is_set():
                         try:
                             text = await asyncio.wait_for(ws.recv(), 1.0)
@@ -200,22 +247,31 @@ async def page(port: int, figures: Figures, measuring: asyncio.Event, done: asyn
                 await asyncio.sleep(1)
     finally:
         poller.cancel()
+        await http.close()
 
 
-async def api_load(ports: list[int], rate: float, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, http: httpx.AsyncClient) -> None:
-    """``rate`` requests a second on a fixed schedule, round-robin over the paths and the web processes."""
+async def api_load(ports: list[int], rate: float, figures: Figures, measuring: asyncio.Event, done: asyncio.Event) -> None:
+    """``rate`` requests a second on a fixed schedule, round-robin over the paths and the web processes.
+
+    Each request takes a free connection of the web process (a new one when all are
+    busy), so a slow answer never delays the next request's start.
+    """
+    if rate <= 0:
+        return
     targets = itertools.cycle([(port, path) for path in API_PATHS for port in ports])
+    addresses = itertools.cycle([client_address(2, k) for k in range(API_CLIENTS)])
     pending: set[asyncio.Task] = set()
+    idle: dict[tuple[int, str], list[Http]] = {}
 
     async def one(port: int, path: str) -> None:
+        key = (port, next(addresses))
+        http = idle[key].pop() if idle.get(key) else Http(*key)
         began = time.perf_counter()
-        try:
-            response = await http.get(f"http://127.0.0.1:{port}{path}")
-            ok = response.status_code == 200
-        except httpx.HTTPError:
-            ok = False
+        status = await http.get(path)
+        idle.setdefault(key, []).append(http)
         if measuring.is_set():
-            if ok:
+            figures.statuses[status] = figures.statuses.get(status, 0) + 1
+            if status == 200:
                 figures.api.append((time.perf_counter() - began) * 1000)
             else:
                 figures.api_errors += 1
@@ -230,23 +286,24 @@ async def api_load(ports: list[int], rate: float, figures: Figures, measuring: a
         next_at += 1 / rate
         await asyncio.sleep(max(0.0, next_at - loop.time()))
     await asyncio.gather(*pending, return_exceptions=True)
+    for connections in idle.values():
+        for http in connections:
+            await http.close()
 
 
 async def measure(ports: list[int], pages: int, rate: float, warmup: float, seconds: float) -> Figures:
     figures = Figures()
     measuring, done = asyncio.Event(), asyncio.Event()
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        tasks = [
-            asyncio.create_task(page(ports[i % len(ports)], figures, measuring, done, http, delay=i * 5.0 / max(pages, 1)))
-            for i in range(pages)
-        ]
-        tasks.append(asyncio.create_task(api_load(ports, rate, figures, measuring, done, http)))
-        await asyncio.sleep(warmup)
-        measuring.set()
-        await asyncio.sleep(seconds)
-        done.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    tasks = [
+        asyncio.create_task(page(i, ports[i % len(ports)], figures, measuring, done, delay=i * 5.0 / max(pages, 1)))
+        for i in range(pages)
+    ]
+    tasks.append(asyncio.create_task(api_load(ports, rate, figures, measuring, done)))
+    await asyncio.sleep(warmup)
+    measuring.set()
+    await asyncio.sleep(seconds)
+    done.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
     return figures
 
 
@@ -256,7 +313,8 @@ def report(mode: str, label: str, figures: Figures, seconds: float, baseline: Fi
     h50, h95 = figures.percentiles(figures.health)
     kinds = ", ".join(f"{k} {v / seconds:.0f}/s" for k, v in sorted(figures.received.items()))
     line = (
-        f"{mode} {label}: API {len(figures.api) / seconds:.1f} req/s ({figures.api_errors} failed) p50 {api50:.0f} ms, "
+        f"{mode} {label}: API {len(figures.api) / seconds:.1f} req/s ({figures.api_errors} failed: "
+        f"{ {k: v for k, v in figures.statuses.items() if k != 200} }) p50 {api50:.0f} ms, "
         f"p95 {api95:.0f} ms; prices lateness p50 {pr50:.0f} ms, p95 {pr95:.0f} ms; "
         f"health polls p50 {h50:.0f} ms, p95 {h95:.0f} ms; received {kinds} "
         f"({figures.bytes_received / seconds / 1e6:.2f} MB/s); reconnects {figures.disconnects}"
@@ -307,6 +365,7 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still stops the system it started
     modes = ["embedded", "distributed"] if args.mode == "both" else [args.mode]
     if "distributed" in modes and shutil.which("redis-server") is None:
         sys.exit("distributed mode needs redis-server (apt-get install redis-server)")
