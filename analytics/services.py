@@ -413,9 +413,10 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         for missed in _snapshots_missed(pair=pair, previous=resumed_from, current=snapshot):
             snapshot_record(snapshot=missed)
             alert_rule_evaluate(pair=pair, snapshot=missed)
+        previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
         snapshot_cache(snapshot=snapshot, series=series)
         # Pages first: the history row and the rule may wait on the database.
-        broadcast_snapshot(pair.id, snapshot, series)
+        broadcast_snapshot(pair.id, snapshot, series, previous_series)
         snapshot_record(snapshot=snapshot)
         alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)

@@ -2,7 +2,7 @@
 
 A push is encoded to JSON once, here, whatever the number of open pages: the
 group message carries ``type`` (the consumer handler: ``snapshot.update``,
-``series.update``, ``alert.new``, ``prices.update``) and ``text``, the websocket
+``series.update``, ``series.delta``, ``alert.new``, ``prices.update``) and ``text``, the websocket
 frame every page of the pair is sent as is. Sync code (tasks, services) calls
 ``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
 """
@@ -16,12 +16,15 @@ import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from .deltas import series_delta
+
 logger = logging.getLogger(__name__)
 
 #: The ``type`` of the websocket message each group message becomes (CONTRACT.md names).
 PAGE_TYPES = {
     "snapshot.update": "snapshot",
     "series.update": "series",
+    "series.delta": "series_delta",
     "alert.new": "alert",
     "prices.update": "prices",
 }
@@ -63,7 +66,14 @@ def broadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
     async_to_sync(abroadcast)(pair_id, message_type, payload)
 
 
-def broadcast_snapshot(pair_id: int, snapshot: dict[str, Any], series: dict[str, Any]) -> None:
-    """A new snapshot, then the window's chart series it belongs to."""
+def broadcast_snapshot(
+    pair_id: int, snapshot: dict[str, Any], series: dict[str, Any], previous_series: dict[str, Any] | None = None
+) -> None:
+    """A new snapshot, then the window's chart series it belongs to: as a delta from
+    ``previous_series`` (the one pages have) when there is an exact one, else whole."""
     broadcast(pair_id, "snapshot.update", snapshot)
-    broadcast(pair_id, "series.update", series)
+    delta = series_delta(previous_series, series, snapshot)
+    if delta is not None:
+        broadcast(pair_id, "series.delta", delta)
+    else:
+        broadcast(pair_id, "series.update", series)

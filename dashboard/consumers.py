@@ -5,7 +5,8 @@ first message), the chart series and the live prices when ticks are flowing (fro
 the shared live buffers, so a page opened on any web process shows them at once).
 Then relay what the group carries (re-joining it now and then: a restarted Redis
 forgets its groups, and channels_redis drops members after a day):
-``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
+``snapshot`` (followed by its ``series_delta``, or its whole ``series`` when no exact
+delta exists), ``prices`` and ``alert`` messages. An unknown pair is closed with 4404.
 """
 
 from __future__ import annotations

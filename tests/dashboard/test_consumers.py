@@ -16,7 +16,7 @@ from analytics import services
 from dashboard.broadcast import abroadcast, pair_group
 from dashboard.routing import websocket_urlpatterns
 from pairs_project.asgi import application
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,3 +186,32 @@ async def test_relayed_pushes_do_not_queue_behind_the_http_views(monkeypatch):
     assert hops == []
     for page in pages:
         await page.disconnect()
+
+
+async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_series():
+    """The whole window goes once, on connect; each snapshot then sends its new points and the
+    window's model, and the page's series is exactly the one the server computed."""
+    from rest_framework.test import APIClient
+
+    from dashboard.deltas import series_delta_apply
+
+    pair = await sync_to_async(make_pair)(window=120, min_bars=60)
+    ticks = cointegrated_ticks(160)
+    await sync_to_async(store_and_resample)([t for t in ticks if t.timestamp < T0 + 150_000])
+    await sync_to_async(services.snapshots_compute)(now=T0 + 150_500)
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    series = await communicator.receive_json_from()
+    assert series["type"] == "series" and len(series["t"]) == 120
+    for second in (151, 152, 155):
+        await sync_to_async(store_and_resample)([t for t in ticks if T0 + (second - 1) * 1000 <= t.timestamp < T0 + second * 1000])
+        await sync_to_async(services.snapshots_compute)(now=T0 + second * 1000 + 500)
+        assert (await communicator.receive_json_from())["type"] == "snapshot"
+        delta = orjson.loads(await communicator.receive_from())
+        assert delta["type"] == "series_delta" and delta["base_as_of"] == series["as_of"]
+        assert len(delta["t"]) < 5  # the new points only, not the window
+        series = series_delta_apply(series, delta)
+        api = await sync_to_async(lambda: APIClient().get(f"/api/pairs/{pair.id}/series/").json())()
+        assert series == api
+    await communicator.disconnect()
