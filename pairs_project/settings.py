@@ -223,6 +223,11 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "pairs_project.layers.InMemoryChannelLayer"}}
 
+# Web server ---------------------------------------------------------------
+# HTTP requests one web process serves at once; the others wait their turn on the
+# event loop (pairs_project/concurrency.py). A few suffice: the GIL runs one at a time.
+WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 4)
+
 # Cache --------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/cache/
 
@@ -352,6 +357,9 @@ INGEST_DEFAULT_SYMBOLS = env_list("INGEST_DEFAULT_SYMBOLS", "BTCUSDT,ETHUSDT")
 
 # A leg whose newest bar is more than this many bars behind the window's end is stale.
 ANALYTICS_STALE_BARS = env_int("ANALYTICS_STALE_BARS", 5)
+# Embedded mode (runpairs) computes the statistics in a child process, so they do
+# not hold the GIL against the web server; 0 computes them in the snapshot cycle's thread.
+EMBEDDED_STATS_PROCESS = env_bool("EMBEDDED_STATS_PROCESS", True)
 SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)

@@ -381,3 +381,21 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
     assert selectors.series_cached(pair.id)["zscore"] == services.pair_snapshot_build(
         pair=pair, event_time_ms=services.event_time(), now=now
     )[1]["zscore"]
+
+
+def test_statistics_computed_in_the_child_process_are_those_computed_in_place(monkeypatch):
+    """Embedded mode's statistics process (off the web server's GIL) gives the very same numbers."""
+    pair = make_pair(window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    in_place, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    services.stats_process_start()
+    try:
+        submitted = []
+        real_submit = services._stats_pool.submit
+        monkeypatch.setattr(services._stats_pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
+        in_child, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    finally:
+        services.stats_process_stop()
+    assert len(submitted) == 1
+    assert {k: in_child[k] for k in services._STAT_FIELDS} == {k: in_place[k] for k in services._STAT_FIELDS}
+    assert in_child["quality"] == in_place["quality"]
