@@ -34,6 +34,21 @@ class InMemoryChannelLayer(StockInMemoryChannelLayer):
         self._swept_at = now
         super()._clean_expired()
 
+    async def receive(self, channel: str) -> dict[str, Any]:
+        # The stock receive builds a new asyncio.Queue on every call to pass to
+        # setdefault, even when the channel has one: 5% of a busy server's loop.
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        try:
+            _, message = await queue.get()
+        finally:
+            if queue.empty():
+                self.channels.pop(channel, None)
+        return message
+
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)

@@ -224,9 +224,11 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "pairs_project.layers.InMemoryChannelLayer"}}
 
 # Web server ---------------------------------------------------------------
-# HTTP requests one web process serves at once; the others wait their turn on the
-# event loop (pairs_project/concurrency.py). A few suffice: the GIL runs one at a time.
-WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 4)
+# HTTP requests one web process serves at once (a thread each); the others wait
+# their turn on the event loop (pairs_project/concurrency.py). A request spends most
+# of its time waiting for the busy event loop between its steps, not computing, so
+# the bound is on threads, not on CPU.
+WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 32)
 
 # Cache --------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/cache/
