@@ -70,8 +70,12 @@ def broadcast_snapshot(
     pair_id: int, snapshot: dict[str, Any], series: dict[str, Any], previous_series: dict[str, Any] | None = None
 ) -> None:
     """A new snapshot, then the window's chart series it belongs to: as a delta from
-    ``previous_series`` (the one pages have) when there is an exact one, else whole."""
+    ``previous_series`` (the one pages have) when there is an exact one, else whole;
+    nothing when it is that very series (the same bar published again: thresholds
+    edited, a leg turning stale)."""
     broadcast(pair_id, "snapshot.update", snapshot)
+    if previous_series == series:
+        return
     delta = series_delta(previous_series, series, snapshot)
     if delta is not None:
         broadcast(pair_id, "series.delta", delta)

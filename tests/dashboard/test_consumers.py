@@ -111,9 +111,7 @@ async def test_a_new_snapshot_reaches_connected_pages():
     await communicator.receive_json_from()
     await sync_to_async(services.snapshots_compute)(force=True)
     snapshot = await communicator.receive_json_from()
-    series = await communicator.receive_json_from()
-    assert (snapshot["type"], series["type"]) == ("snapshot", "series")
-    assert series["as_of"] == snapshot["as_of"]
+    assert snapshot["type"] == "snapshot" and snapshot["pair"] == pair.id
     await communicator.disconnect()
 
 
@@ -215,3 +213,12 @@ async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_seri
         api = await sync_to_async(lambda: APIClient().get(f"/api/pairs/{pair.id}/series/").json())()
         assert series == api
     await communicator.disconnect()
+
+
+async def test_the_same_bar_published_again_sends_the_snapshot_and_no_series():
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 1)
+    await sync_to_async(services.snapshots_compute)(force=True)
+    assert (await pages[0].receive_json_from())["type"] == "snapshot"
+    assert await pages[0].receive_nothing()
+    await pages[0].disconnect()
