@@ -44,8 +44,10 @@ def test_the_migration_clamps_existing_windows_to_the_maximum():
     executor.migrate(before)
     old = executor.loader.project_state(before).apps.get_model("analytics", "Pair")
     old.objects.create(symbol_a="SOLUSDT", symbol_b="ETHUSDT", interval="1s", window=10**9, min_bars=10**8)
+    old.objects.create(symbol_a="XRPUSDT", symbol_b="ETHUSDT", interval="1s", window=300, min_bars=100)
     executor = MigrationExecutor(connection)
     executor.migrate(latest)
     pair = Pair.objects.get(symbol_a="SOLUSDT")
     assert (pair.window, pair.min_bars) == (MAX_WINDOW, MAX_WINDOW)
-    assert Pair.objects.get(symbol_a="BTCUSDT").window == 300  # the others are untouched
+    other = Pair.objects.get(symbol_a="XRPUSDT")
+    assert (other.window, other.min_bars) == (300, 100)  # the others are untouched
