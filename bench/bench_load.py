@@ -24,7 +24,7 @@ with beat and two daphne processes; pages and requests are split over both).
 Each page, and each of 50 API clients, connects from an address of its own in
 127.0.0.0/8, as browsers on different machines would: the default rate limits apply.
 
-    python bench/bench_load.py [--mode embedded|distributed|both] [--pages 200] [--rate 50] [--seconds 60]
+    python bench/bench_load.py [--mode embedded|distributed|both] [--pages 200] [--rate 50] [--seconds 40]
 """
 
 from __future__ import annotations
@@ -360,9 +360,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=["embedded", "distributed", "both"], default="both")
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="API requests a second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="measuring window under load")
-    parser.add_argument("--warmup", type=float, default=15.0, help="seconds of load before measuring")
-    parser.add_argument("--baseline-seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=40.0, help="measuring window under load")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
+    parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still stops the system it started
