@@ -84,9 +84,10 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         return orjson.dumps(content).decode()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections before every handler, on the
-        # one thread Django's sync views share: a hop per push per page, queued
-        # behind the HTTP requests. Relaying a push touches no database.
+        # Channels closes stale database connections before every handler, through
+        # the one thread that all thread-sensitive sync code outside a request shares
+        # (every consumer's database reads, the feed's): a hop per push per page,
+        # queued behind that work. Relaying a push touches no database.
         if message["type"] in PAGE_TYPES:
             await self.relay(message)
         else:
@@ -97,4 +98,4 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if "text" in event:
             await self.send(text_data=event["text"])
         else:  # a message built elsewhere, not by ``broadcast``
-            await self.send_json({"type": PAGE_TYPES[event["type"]], **event["payload"]})
+            await self.send_json({"type": PAGE_TYPES[event["type"]], **(event.get("payload") or {})})
