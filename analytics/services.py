@@ -444,7 +444,6 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
         window = pair_window_load(pair=pair, event_time_ms=clock.event_time(pair), now=clock.wall_clock(pair, now))
-        resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
         unchanged = (
             _same_window(previous, pair, window)
             and previous.get("thresholds") == _snapshot_skeleton(pair)["thresholds"]
@@ -452,6 +451,9 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         )
         if unchanged and not force:
             continue
+        # The bars since the newest *recorded* one get their row and rule step: a worker
+        # killed between caching a snapshot and recording it left a cached bar without.
+        resumed_from = selectors.snapshot_recorded_latest(pair.id) or previous
         same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
         snapshot, series = pair_snapshot_build(
             pair=pair, event_time_ms=None, now=now, window=window, statistics_of=same

@@ -399,3 +399,19 @@ def test_statistics_computed_in_the_child_process_are_those_computed_in_place(mo
     assert len(submitted) == 1
     assert {k: in_child[k] for k in services._STAT_FIELDS} == {k: in_place[k] for k in services._STAT_FIELDS}
     assert in_child["quality"] == in_place["quality"]
+
+
+def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle():
+    """A worker killed between caching a snapshot and recording it: the next cycle resumes from the
+    history, not the cache, so that bar still gets its row (and its alert-rule step)."""
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(60)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
+    services.snapshots_compute(now=T0 + 40_500)
+    store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 41_000])
+    (cached,) = services.snapshots_compute(now=T0 + 41_500)
+    Snapshot.objects.filter(pair=pair, as_of=cached["as_of"]).delete()  # killed before the row was written
+    store_and_resample([t for t in ticks if T0 + 41_000 <= t.timestamp < T0 + 43_000])
+    services.snapshots_compute(now=T0 + 43_500)
+    rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
+    assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]
