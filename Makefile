@@ -4,7 +4,7 @@
 #   make demo           the same, fed by the built-in offline exchange
 #   make test           the whole suite
 #   make test-postgres  the suite again on PostgreSQL (a running server)
-#   make bench          throughput, cost and storage figures (see the README)
+#   make bench          throughput, cost, load and storage figures (see the README)
 #   make drills         fault drills of distributed mode (see the README)
 
 PYTHON ?= python3
@@ -76,6 +76,7 @@ bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
 	$(PY) bench/bench_analytics.py
 	$(PY) bench/bench_dashboard.py
+	$(PY) bench/bench_load.py
 	$(PY) bench/bench_storage.py
 
 # Distributed mode through Redis, worker, daphne and ingestion restarts and 429/418

@@ -9,6 +9,12 @@ from django.db import models
 from pairs_project.common import egress
 
 
+#: The most bars a pair's window (and so ``min_bars``) may hold. A snapshot's cost
+#: grows with the window (ADF and Engle-Granger at 5,000 bars take about 0.2 s),
+#: and one snapshot holds up the whole cycle; a migration clamped larger windows.
+MAX_WINDOW = 5000
+
+
 class Interval(models.TextChoices):
     S1 = "1s", "1 second"
     M1 = "1m", "1 minute"
@@ -35,7 +41,9 @@ class Pair(models.Model):
     symbol_a = models.CharField(max_length=30, help_text="y: the leg regressed on the other, e.g. BTCUSDT")
     symbol_b = models.CharField(max_length=30, help_text="x: the hedge leg, e.g. ETHUSDT")
     interval = models.CharField(max_length=2, choices=Interval.choices, default=Interval.S1)
-    window = models.PositiveIntegerField(default=300, help_text="bars in the statistics window (>= 10)")
+    window = models.PositiveIntegerField(
+        default=300, help_text=f"bars in the statistics window (10 to {MAX_WINDOW})"
+    )
     min_bars = models.PositiveIntegerField(default=100, help_text="bars needed before any statistic is shown")
     entry_z = models.FloatField(default=2.0, help_text="|z| above this (with the other gates) is an entry")
     exit_z = models.FloatField(default=0.5, help_text="|z| below this re-arms the rule and closes an entry")
@@ -54,6 +62,7 @@ class Pair(models.Model):
             models.UniqueConstraint(fields=["symbol_a", "symbol_b", "interval"], name="pair_symbols_interval_uniq"),
             models.CheckConstraint(condition=~models.Q(symbol_a=models.F("symbol_b")), name="pair_two_symbols"),
             models.CheckConstraint(condition=models.Q(window__gte=10), name="pair_window_gte_10"),
+            models.CheckConstraint(condition=models.Q(window__lte=MAX_WINDOW), name="pair_window_lte_max"),
             models.CheckConstraint(condition=models.Q(min_bars__lte=models.F("window")), name="pair_min_bars_lte_window"),
             models.CheckConstraint(
                 condition=models.Q(exit_z__gte=0, entry_z__gt=models.F("exit_z")), name="pair_entry_gt_exit_gte_0"
@@ -98,7 +107,14 @@ class Pair(models.Model):
             errors.update(self._symbol_errors())
         if self.window is not None and self.window < 10:
             errors["window"] = "The window must hold at least 10 bars."
-        if self.min_bars is not None and self.window is not None and self.min_bars > self.window:
+        if self.window is not None and self.window > MAX_WINDOW:
+            errors["window"] = (
+                f"The window can hold at most {MAX_WINDOW} bars: the statistics of a longer one "
+                "would hold up every pair's snapshots."
+            )
+        if self.min_bars is not None and self.min_bars > MAX_WINDOW:
+            errors["min_bars"] = f"min_bars can be at most {MAX_WINDOW}, the largest window."
+        elif self.min_bars is not None and self.window is not None and self.min_bars > self.window:
             errors["min_bars"] = f"min_bars ({self.min_bars}) cannot exceed the window ({self.window})."
         if self.min_bars is not None and self.min_bars < 3:
             errors["min_bars"] = "min_bars must be at least 3."

@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "pairs:snapshot:{pair_id}"
 SERIES_KEY = "pairs:series:{pair_id}"
+#: The series rebuilt from a recorded snapshot (``services.pair_current``), per bar.
+RECORDED_SERIES_KEY = "pairs:series-recorded:{pair_id}:{as_of}"
 
 #: When the newest finished resampling run started (ms): every tick stored before it is in the bars.
 RESAMPLED_AT_WATERMARK = "resample.ran_at"
@@ -69,7 +71,7 @@ def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> list
     return [Close(t, c) for t, c in reversed(rows)]
 
 
-def _cached(key: str) -> Any:
+def cached(key: str) -> Any:
     """A cached value, or None when it is absent or the cache does not answer (it is only a cache)."""
     try:
         return cache.get(key)
@@ -79,11 +81,11 @@ def _cached(key: str) -> Any:
 
 
 def snapshot_cached(pair_id: int) -> dict[str, Any] | None:
-    return _cached(SNAPSHOT_KEY.format(pair_id=pair_id))
+    return cached(SNAPSHOT_KEY.format(pair_id=pair_id))
 
 
 def series_cached(pair_id: int) -> dict[str, list] | None:
-    return _cached(SERIES_KEY.format(pair_id=pair_id))
+    return cached(SERIES_KEY.format(pair_id=pair_id))
 
 
 def snapshot_recorded_latest(pair_id: int) -> dict[str, Any] | None:

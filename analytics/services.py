@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -238,10 +241,6 @@ class EventClock:
             return now
         return min(now, self.resampled_at)
 
-    def snapshot(self, pair: Pair, now: int | None) -> tuple[dict[str, Any], dict]:
-        """The snapshot and series of ``pair`` on the bars this clock closes at ``now``."""
-        return pair_snapshot_at(pair=pair, closed=self.closed(pair, now))
-
 
 # -- snapshots ----------------------------------------------------------------
 
@@ -270,50 +269,104 @@ def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def pair_snapshot_build(*, pair: Pair, event_time_ms: int | None, now: int | None) -> tuple[dict[str, Any], dict]:
-    """``pair_snapshot_at`` the bars closed at event time ``event_time_ms`` or wall clock ``now``."""
-    closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
-    return pair_snapshot_at(pair=pair, closed=closed)
+# -- statistics off the web server's GIL ---------------------------------------------
+
+#: The process the statistics run in, when one is started (embedded mode: ``runpairs``).
+_stats_pool: ProcessPoolExecutor | None = None
 
 
-def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any], dict]:
-    """The snapshot and chart series of ``pair`` on its window of bars up to ``closed`` (an open time).
+def stats_process_start() -> None:
+    """Compute the statistics in a child process from now on (a no-op when one runs).
 
-    Follows ANALYTICS.md: aligned closes (forward fill, leading points dropped),
-    the last ``window`` grid points ending at the newest closed bar, statistics
-    only once ``n >= min_bars``. A leg whose newest own bar is more than
-    ``ANALYTICS_STALE_BARS`` intervals behind ``as_of`` marks the snapshot stale.
+    In embedded mode the snapshot cycle runs in a thread of the web server's
+    process, and ADF + Engle-Granger hold the GIL (about 10 ms a bar at 300 bars,
+    0.2 s at 5,000) against the pages and the API. ``analytics.stats`` is pure
+    (numpy and statsmodels only), so a spawned child computes it; the cycle's thread
+    waits for the answer without the GIL. Distributed mode needs none: the Celery
+    worker is a process of its own.
+    """
+    global _stats_pool
+    if _stats_pool is None:
+        _stats_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def stats_process_stop() -> None:
+    global _stats_pool
+    pool, _stats_pool = _stats_pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _statistics(y: np.ndarray, x: np.ndarray):
+    """``pair_stats(y, x)``, in the statistics process when one is started."""
+    global _stats_pool
+    pool = _stats_pool
+    if pool is None:
+        return pair_stats(y, x)
+    try:
+        return pool.submit(pair_stats, y, x).result()
+    except BrokenProcessPool:
+        logger.warning("the statistics process died; computing in this process and starting a new one")
+        _stats_pool = None
+        stats_process_start()
+        return pair_stats(y, x)
+
+
+class PairWindow(NamedTuple):
+    """A pair's window of aligned closes at a moment: what its snapshot is computed on."""
+
+    aligned: Any  # bars.Aligned, or None before any bar closed
+    closed: int | None
+    n: int
+    as_of: int | None
+    stale_legs: list[str]
+
+
+def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
+    """The window of bars up to ``closed`` (an open time) the snapshot of ``pair`` is computed on.
+
+    Database reads, no statistics. Follows ANALYTICS.md: aligned closes (forward
+    fill, leading points dropped), the last ``window`` grid points ending at the
+    newest closed bar. A leg whose newest own bar is more than
+    ``ANALYTICS_STALE_BARS`` intervals behind marks it stale.
     """
     interval_ms = INTERVALS[pair.interval]
     aligned = None
     if closed is not None:
-        legs = [
-            selectors.closes_window(symbol=symbol, interval=pair.interval, as_of=closed, limit=pair.window)
-            for symbol in pair.symbols
-        ]
-        aligned = align_closes(legs[0], legs[1], as_of=closed, window=pair.window)
+        aligned = _aligned(pair=pair, as_of=closed, window=pair.window)
     n = aligned.n if aligned is not None else 0
-    ready = n >= pair.min_bars
-    as_of = int(aligned.times[-1]) if n else None
     stale_legs = []
     if aligned is not None and closed is not None:
         for symbol, last in ((pair.symbol_a, aligned.last_a), (pair.symbol_b, aligned.last_b)):
             if last is None or (closed - last) // interval_ms > settings.ANALYTICS_STALE_BARS:
                 stale_legs.append(symbol)
-    snapshot: dict[str, Any] = {
+    return PairWindow(aligned, closed, n, int(aligned.times[-1]) if n else None, stale_legs)
+
+
+def _aligned(*, pair: Pair, as_of: int, window: int):
+    legs = [
+        selectors.closes_window(symbol=symbol, interval=pair.interval, as_of=as_of, limit=window)
+        for symbol in pair.symbols
+    ]
+    return align_closes(legs[0], legs[1], as_of=as_of, window=window)
+
+
+def _snapshot_skeleton(pair: Pair) -> dict[str, Any]:
+    """A snapshot of ``pair`` with every statistic null (the fields of CONTRACT.md, always all of them)."""
+    return {
         "pair": pair.id,
         "symbol_a": pair.symbol_a,
         "symbol_b": pair.symbol_b,
-        "as_of": as_of,
+        "as_of": None,
         "interval": pair.interval,
-        "n": n,
+        "n": 0,
         "window": pair.window,
-        "ready": ready,
-        "warmup": {"bars": n, "required": pair.min_bars},
-        "stale": bool(stale_legs),
-        "stale_legs": stale_legs,
-        "price_a": float(aligned.y[-1]) if n else None,
-        "price_b": float(aligned.x[-1]) if n else None,
+        "ready": False,
+        "warmup": {"bars": 0, "required": pair.min_bars},
+        "stale": False,
+        "stale_legs": [],
+        "price_a": None,
+        "price_b": None,
         **dict.fromkeys(_STAT_FIELDS),
         "half_life_seconds": None,
         "quality": None,
@@ -323,19 +376,28 @@ def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any],
             "min_correlation": pair.min_correlation,
             "max_adf_pvalue": pair.max_adf_pvalue,
         },
-        "computed_at": now_ms(),
+        "computed_at": None,
+        "source": SOURCE_NONE,
     }
+
+
+#: Where a served snapshot comes from: the snapshot cycle (live), the newest history
+#: row (the cycle has not published one since the cache was emptied, or the pair is
+#: inactive), or nowhere yet (a placeholder: nothing was ever computed).
+SOURCE_CYCLE, SOURCE_HISTORY, SOURCE_NONE = "cycle", "history", "none"
+
+
+def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: dict[str, Any] | None) -> dict[str, Any]:
+    """The chart series of a window: prices, and the spread and z-score under ``model``'s hedge ratio, mean and std.
+
+    The model is the window's own statistics (or a stored snapshot of the same window):
+    this is arithmetic on it, never an estimation.
+    """
     spread = zscores = None
-    if ready:
-        stats = pair_stats(aligned.y, aligned.x)
-        snapshot.update({name: getattr(stats, name) for name in _STAT_FIELDS})
-        snapshot["quality"] = stats.quality
-        if stats.half_life is not None:
-            snapshot["half_life_seconds"] = stats.half_life * interval_ms / 1000
-        if stats.hedge_ratio is not None:
-            spread = aligned.y - stats.hedge_ratio * aligned.x
-            zscores = zscore_series(spread, stats.spread_mean, stats.spread_std)
-    series = {
+    if model is not None and model.get("hedge_ratio") is not None and n:
+        spread = aligned.y - model["hedge_ratio"] * aligned.x
+        zscores = zscore_series(spread, model["spread_mean"], model["spread_std"])
+    return {
         "pair": pair.id,
         "as_of": as_of,
         "t": aligned.times.tolist() if n else [],
@@ -344,11 +406,78 @@ def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any],
         "spread": _floats(spread, n),
         "zscore": _floats(zscores, n),
     }
-    return snapshot, series
+
+
+def pair_snapshot_build(
+    *,
+    pair: Pair,
+    event_time_ms: int | None = None,
+    now: int | None = None,
+    window: PairWindow | None = None,
+    statistics_of: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict]:
+    """The snapshot and chart series of ``pair`` on its window of closed bars.
+
+    The window is ``window``, or the bars closed at event time ``event_time_ms`` or
+    wall clock ``now`` (``bars.last_closed_open_time``). Statistics only once
+    ``n >= min_bars``. ``statistics_of``: a snapshot of this very window (same bar,
+    same bars) whose statistics are taken instead of computed again: each bar's
+    statistics are computed once.
+    """
+    if window is None:
+        closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
+        window = pair_window_load(pair=pair, closed=closed)
+    aligned, n = window.aligned, window.n
+    ready = n >= pair.min_bars
+    snapshot = _snapshot_skeleton(pair) | {
+        "as_of": window.as_of,
+        "n": n,
+        "ready": ready,
+        "warmup": {"bars": n, "required": pair.min_bars},
+        "stale": bool(window.stale_legs),
+        "stale_legs": window.stale_legs,
+        "price_a": float(aligned.y[-1]) if n else None,
+        "price_b": float(aligned.x[-1]) if n else None,
+        "computed_at": now_ms(),
+        "source": SOURCE_CYCLE,
+    }
+    if ready:
+        if statistics_of is not None:
+            snapshot.update({name: statistics_of[name] for name in (*_STAT_FIELDS, "quality", "half_life_seconds")})
+        else:
+            stats = _statistics(aligned.y, aligned.x)
+            snapshot.update({name: getattr(stats, name) for name in _STAT_FIELDS})
+            snapshot["quality"] = stats.quality
+            if stats.half_life is not None:
+                snapshot["half_life_seconds"] = stats.half_life * INTERVALS[pair.interval] / 1000
+    return snapshot, _series(pair, aligned, n, window.as_of, snapshot if ready else None)
+
+
+def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any], dict]:
+    """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
+    return pair_snapshot_build(pair=pair, window=pair_window_load(pair=pair, closed=closed))
+
+
+def _same_window(previous: dict[str, Any] | None, pair: Pair, window: PairWindow) -> bool:
+    """Whether ``previous`` was computed on this very window (same bar, length and settings)."""
+    return (
+        previous is not None
+        and previous.get("as_of") == window.as_of
+        and previous.get("n") == window.n
+        and previous.get("interval") == pair.interval
+        and previous.get("window") == pair.window
+        and previous.get("ready") == (window.n >= pair.min_bars)
+        and previous.get("source", SOURCE_CYCLE) == SOURCE_CYCLE
+    )
 
 
 def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
-    """Compute, cache, record and publish the snapshot of every active pair whose window moved."""
+    """Compute, cache, record and publish the snapshot of every active pair whose window moved.
+
+    The only place statistics are computed, and once per bar and pair: a cycle on a
+    window that has not moved costs its database reads only, and a new publish of
+    the same bar (thresholds edited, a leg turning stale, ``force``) reuses them.
+    """
     from alerts.services import alert_rule_evaluate
     from dashboard.broadcast import broadcast_snapshot
 
@@ -357,24 +486,27 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
     published = []
     for pair in selectors.pairs_active():
         previous = selectors.snapshot_cached(pair.id)
-        resumed_from = previous or selectors.snapshot_recorded_latest(pair.id)
+        # The bars since the newest *recorded* one get their row and rule step: a worker
+        # killed between caching a snapshot and recording it left a cached bar without.
+        resumed_from = selectors.snapshot_recorded_latest(pair.id) or previous
         after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
-        snapshot, series = pair_snapshot_at(pair=pair, closed=closed)
-        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot):
-            snapshot_record(snapshot=missed)
-            alert_rule_evaluate(pair=pair, snapshot=missed)
+        window = pair_window_load(pair=pair, closed=closed)
         unchanged = (
-            previous is not None
-            and previous.get("as_of") == snapshot["as_of"]
-            and previous.get("n") == snapshot["n"]
-            and previous.get("thresholds") == snapshot["thresholds"]
-            and previous.get("stale") == snapshot["stale"]
+            _same_window(previous, pair, window)
+            and previous.get("thresholds") == _snapshot_skeleton(pair)["thresholds"]
+            and previous.get("stale") == bool(window.stale_legs)
         )
         if unchanged and not force:
             continue
+        same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
+        snapshot, series = pair_snapshot_build(pair=pair, window=window, statistics_of=same)
+        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot):
+            snapshot_record(snapshot=missed)
+            alert_rule_evaluate(pair=pair, snapshot=missed)
+        previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
         snapshot_cache(snapshot=snapshot, series=series)
         # Pages first: the history row and the rule may wait on the database.
-        broadcast_snapshot(pair.id, snapshot, series)
+        broadcast_snapshot(pair.id, snapshot, series, previous_series)
         snapshot_record(snapshot=snapshot)
         alert_rule_evaluate(pair=pair, snapshot=snapshot)
         published.append(snapshot)
@@ -432,12 +564,65 @@ def _snapshots_missed(*, pair: Pair, after: int | None, current: dict) -> list[d
     return snapshots
 
 
+#: How long a series derived from a recorded snapshot is kept (s); it is keyed by
+#: the snapshot's bar, so it never goes out of date, only out of use.
+RECORDED_SERIES_TTL = 600
+
+
+def pair_snapshot_current(*, pair: Pair) -> dict[str, Any]:
+    """The latest snapshot of ``pair``, computing no statistics (only the snapshot cycle does).
+
+    From the cache when the cycle has published one; otherwise (a cache emptied by a
+    restart, an inactive pair, before the first cycle) the newest recorded snapshot,
+    marked ``source: "history"``; with nothing recorded, a snapshot with every
+    statistic null, ``computed_at`` null and ``source: "none"``.
+    """
+    snapshot = selectors.snapshot_cached(pair.id)
+    if snapshot is not None:
+        return snapshot
+    recorded = selectors.snapshot_recorded_latest(pair.id)
+    if recorded is None:
+        return _snapshot_skeleton(pair) | {"warmup": {"bars": None, "required": pair.min_bars}}
+    return {**recorded, "source": SOURCE_HISTORY}
+
+
 def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The latest snapshot and chart series: from the cache, or computed now when none is cached."""
+    """The latest snapshot and chart series, for pages, the API, CSV and new websockets.
+
+    ``pair_snapshot_current``'s snapshot, with the series the cycle cached with it;
+    for a recorded snapshot, its series rebuilt from the bars under the snapshot's own
+    hedge ratio, mean and std (no statistics), cached per bar, so that many requests
+    cost one rebuild.
+    """
     snapshot, series = selectors.snapshot_cached(pair.id), selectors.series_cached(pair.id)
-    if snapshot is None or series is None:
-        snapshot, series = EventClock().snapshot(pair, now_ms())
+    if snapshot is not None and series is not None:
+        return snapshot, series
+    if snapshot is None:
+        snapshot = pair_snapshot_current(pair=pair)
+    if snapshot.get("as_of") is None:
+        empty = {name: [] for name in ("t", "price_a", "price_b", "spread", "zscore")}
+        return snapshot, {"pair": pair.id, "as_of": None, **empty}
+    key = selectors.RECORDED_SERIES_KEY.format(pair_id=pair.id, as_of=snapshot["as_of"])
+    series = selectors.cached(key)
+    if series is None:
+        series = _series_of_recorded(pair=pair, snapshot=snapshot)
+        try:
+            cache.set(key, series, timeout=RECORDED_SERIES_TTL)
+        except Exception as exc:  # served all the same
+            logger.warning("series of pair %s not cached: the cache did not answer (%s)", pair.id, exc)
     return snapshot, series
+
+
+def _series_of_recorded(*, pair: Pair, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The chart series of a recorded snapshot: its window of bars under its own model (no statistics)."""
+    window = snapshot.get("window") or pair.window
+    aligned = _aligned(pair=pair, as_of=snapshot["as_of"], window=window)
+    n = aligned.n
+    if n != snapshot.get("n") or (n and int(aligned.times[-1]) != snapshot["as_of"]):
+        # The bars of that window are gone (retention) or changed: prices only, honestly.
+        logger.info("pair %s: the bars of the snapshot at %s are no longer all stored", pair.id, snapshot["as_of"])
+        return _series(pair, aligned, n, snapshot["as_of"], None)
+    return _series(pair, aligned, n, snapshot["as_of"], snapshot if snapshot.get("ready") else None)
 
 
 def snapshot_cache(*, snapshot: dict[str, Any], series: dict) -> None:

@@ -1,8 +1,10 @@
 """The one way tasks and the ingestion feed push to browsers: the pair's channel group.
 
-Messages carry ``type`` (the consumer handler: ``snapshot.update``,
-``alert.new``, ``prices.update``) and ``payload``. Sync code (tasks, services)
-calls ``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
+A push is encoded to JSON once, here, whatever the number of open pages: the
+group message carries ``type`` (the consumer handler: ``snapshot.update``,
+``series.update``, ``series.delta``, ``alert.new``, ``prices.update``) and ``text``, the websocket
+frame every page of the pair is sent as is. Sync code (tasks, services) calls
+``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,31 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from .deltas import series_delta
+
 logger = logging.getLogger(__name__)
+
+#: The ``type`` of the websocket message each group message becomes (CONTRACT.md names).
+PAGE_TYPES = {
+    "snapshot.update": "snapshot",
+    "series.update": "series",
+    "series.delta": "series_delta",
+    "alert.new": "alert",
+    "prices.update": "prices",
+}
 
 
 def pair_group(pair_id: int) -> str:
     return f"pair-{pair_id}"
+
+
+def page_text(message_type: str, payload: dict[str, Any]) -> str:
+    """The websocket frame of a push: ``{"type": ..., **payload}`` as JSON text."""
+    return orjson.dumps({"type": PAGE_TYPES.get(message_type, message_type), **payload}).decode()
 
 
 #: Whether the last push failed: an outage of the channel layer is logged once, not per push.
@@ -31,7 +50,8 @@ async def abroadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -
     if layer is None:
         return
     try:
-        await layer.group_send(pair_group(pair_id), {"type": message_type, "payload": payload})
+        text = page_text(message_type, payload)
+        await layer.group_send(pair_group(pair_id), {"type": message_type, "text": text})
     except Exception as exc:  # a push must never break the analytics cycle or the feed
         if not _failing:
             logger.warning("pushes to the pages failed (%s: %s); going on without them", exc.__class__.__name__, exc)
@@ -46,7 +66,18 @@ def broadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
     async_to_sync(abroadcast)(pair_id, message_type, payload)
 
 
-def broadcast_snapshot(pair_id: int, snapshot: dict[str, Any], series: dict[str, Any]) -> None:
-    """A new snapshot, then the window's chart series it belongs to."""
+def broadcast_snapshot(
+    pair_id: int, snapshot: dict[str, Any], series: dict[str, Any], previous_series: dict[str, Any] | None = None
+) -> None:
+    """A new snapshot, then the window's chart series it belongs to: as a delta from
+    ``previous_series`` (the one pages have) when there is an exact one, else whole;
+    nothing when it is that very series (the same bar published again: thresholds
+    edited, a leg turning stale)."""
     broadcast(pair_id, "snapshot.update", snapshot)
-    broadcast(pair_id, "series.update", series)
+    if previous_series == series:
+        return
+    delta = series_delta(previous_series, series, snapshot)
+    if delta is not None:
+        broadcast(pair_id, "series.delta", delta)
+    else:
+        broadcast(pair_id, "series.update", series)

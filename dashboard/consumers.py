@@ -5,7 +5,8 @@ first message), the chart series and the live prices when ticks are flowing (fro
 the shared live buffers, so a page opened on any web process shows them at once).
 Then relay what the group carries (re-joining it now and then: a restarted Redis
 forgets its groups, and channels_redis drops members after a day):
-``snapshot`` (followed by its ``series``), ``prices`` and ``alert`` messages.
+``snapshot`` (followed by its ``series_delta``, or its whole ``series`` when no exact
+delta exists), ``prices`` and ``alert`` messages, each encoded once for every page.
 
 An unknown pair, and any path no route matches, is accepted and then closed with
 4404: a close before the accept reaches the browser as an HTTP 403 (or 500), which
@@ -21,6 +22,7 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 from autobahn.exception import Disconnected
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
@@ -30,7 +32,7 @@ from analytics.models import Pair
 from analytics.services import pair_current
 from ingestion.services import buffers, prices_payload
 
-from .broadcast import pair_group
+from .broadcast import PAGE_TYPES, pair_group
 
 CLOSE_UNKNOWN_PAIR = 4404
 #: What a server raises on a send to a socket that is closing or closed: daphne lets
@@ -126,14 +128,23 @@ class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
             except Exception as exc:
                 logger.debug("re-joining %s failed (%s); next try in %.0f s", self.group, exc, GROUP_REFRESH)
 
-    async def snapshot_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "snapshot", **event["payload"]})
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return orjson.dumps(content).decode()
 
-    async def series_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "series", **event["payload"]})
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, through
+        # the one thread that all thread-sensitive sync code outside a request shares
+        # (every consumer's database reads, the feed's): a hop per push per page,
+        # queued behind that work. Relaying a push touches no database.
+        if message["type"] in PAGE_TYPES:
+            await self.relay(message)
+        else:
+            await super().dispatch(message)
 
-    async def alert_new(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "alert", **event["payload"]})
-
-    async def prices_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "prices", **event["payload"]})
+    async def relay(self, event: dict[str, Any]) -> None:
+        """A push of the pair's group, sent as ``broadcast`` encoded it (once for every page)."""
+        if "text" in event:
+            await self.send(text_data=event["text"])
+        else:  # a message built elsewhere, not by ``broadcast``
+            await self.send_json({"type": PAGE_TYPES[event["type"]], **(event.get("payload") or {})})

@@ -25,10 +25,11 @@ from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
 from analytics.models import Pair
-from analytics.services import pair_current
+from analytics.services import SOURCE_HISTORY, SOURCE_NONE, pair_current, pair_snapshot_current
 
 from .api import BarListApi, SeriesFilterSerializer
 from .health import system_health
+from .throttles import CsvRateThrottle, PageRateThrottle, rate_limited
 
 #: Price decimals of the instruments we know (Binance USD-M tick sizes); others by magnitude.
 PRICE_DECIMALS = {"BTCUSDT": 1, "ETHUSDT": 2, "BNBUSDT": 2, "SOLUSDT": 2, "XRPUSDT": 4, "DOGEUSDT": 5}
@@ -70,13 +71,16 @@ def pvalue_text(value: float | None) -> str:
 
 
 def pair_state(pair: Pair, snapshot: dict[str, Any], open_entry: RuleState | None) -> dict[str, Any]:
-    """The state of a pair and its label: inactive, alerting (an entry is open), warming up, stale or ready.
+    """The state of a pair and its label: inactive, not computed yet, alerting (an entry is open),
+    warming up, stale or ready.
 
     A leg that has stopped trading is named in the label ("stale: ETHUSDT"), during warm-up too.
     """
     warmup = snapshot.get("warmup") or {"bars": 0, "required": pair.min_bars}
     if not pair.active:
         return {"key": "inactive", "label": "inactive"}
+    if snapshot.get("source") == SOURCE_NONE:
+        return {"key": "pending", "label": "not computed yet"}
     if open_entry is not None:
         side = (open_entry.open_direction or "").replace("_", " ")
         return {"key": "alerting", "label": f"alerting: {side}"}
@@ -95,10 +99,7 @@ def overview_rows() -> list[dict[str, Any]]:
     alerts = latest_alerts([p.id for p in pairs])
     rows = []
     for pair in pairs:
-        if pair.active:
-            snapshot, _ = pair_current(pair=pair)
-        else:  # not computed any more: its last snapshot, if the cache still has it
-            snapshot = analytics_selectors.snapshot_cached(pair.id) or {}
+        snapshot = pair_snapshot_current(pair=pair)  # an inactive pair's: its last recorded one
         rows.append(
             {
                 "pair": pair,
@@ -115,19 +116,31 @@ def overview_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def source_note(snapshot: dict[str, Any]) -> str:
+    """What the page says when the snapshot it shows is not the cycle's live one."""
+    if snapshot.get("source") == SOURCE_HISTORY:
+        return "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet"
+    if snapshot.get("source") == SOURCE_NONE:
+        return "not computed yet: the snapshot cycle has not run for this pair"
+    return ""
+
+
 @require_GET
+@rate_limited(PageRateThrottle)
 def index(request: HttpRequest) -> HttpResponse:
     """Every pair at a glance."""
     return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": system_health()})
 
 
 @require_GET
+@rate_limited(PageRateThrottle)
 def overview_rows_partial(request: HttpRequest) -> HttpResponse:
     """The overview table's rows, rendered as on the page; the index page refreshes them with it."""
     return render(request, "dashboard/partials/pair_rows.html", {"rows": overview_rows()})
 
 
 @require_GET
+@rate_limited(PageRateThrottle)
 def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     """The live page of one pair."""
     pair = get_object_or_404(Pair, pk=pair_id)
@@ -169,6 +182,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "tick_age_s": (time.time() * 1000 - last_tick_at) / 1000 if last_tick_at else None,
         "config": config,
         "state": pair_state(pair, snapshot, open_entry),
+        "source_note": source_note(snapshot),
         # floatformat arguments: fixed decimals with thousands separators
         "decimals_a_fmt": f"{decimals_a}g",
         "decimals_b_fmt": f"{decimals_b}g",
@@ -220,6 +234,7 @@ def _csv_response(filename: str, header: tuple[str, ...], rows: list[list[Any]])
 
 
 @require_GET
+@rate_limited(CsvRateThrottle)
 def series_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
     """The window's chart series (as ``/api/pairs/{id}/series/``, ``?limit=N`` too), one row per bar."""
     pair = get_object_or_404(Pair, pk=pair_id)
@@ -248,6 +263,7 @@ class BarsCsvFilter(BarListApi.FilterSerializer):
 
 
 @require_GET
+@rate_limited(CsvRateThrottle)
 def bars_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
     """Bars of one leg of the pair, as ``/api/bars/`` gives them: ``?symbol=`` (default leg A),
     ``interval`` (default the pair's), ``start``, ``end``, ``limit`` (default the window)."""

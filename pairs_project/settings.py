@@ -113,7 +113,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pairs_project.staticfiles.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -238,7 +238,9 @@ RUN_MODE = "distributed" if REDIS_URL else "embedded"
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 # The in-memory layer does NOT cross processes: in embedded mode everything that
 # pushes (ingestion, tasks) lives in the daphne process. Separate ingest and
-# Celery processes can only reach browsers over Redis.
+# Celery processes can only reach browsers over Redis. pairs_project.layers is
+# Channels' in-memory layer without its per-message sweep of every channel (a
+# cost that grows with the square of the open pages).
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -248,7 +250,14 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "pairs_project.layers.InMemoryChannelLayer"}}
+
+# Web server ---------------------------------------------------------------
+# HTTP requests one web process serves at once (a thread each); the others wait
+# their turn on the event loop (pairs_project/concurrency.py). A request spends most
+# of its time waiting for the busy event loop between its steps, not computing, so
+# the bound is on threads, not on CPU.
+WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 32)
 
 # Cache --------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/cache/
@@ -337,6 +346,10 @@ if DEBUG:
 
 API_THROTTLE_ANON = env_rate("API_THROTTLE_ANON", "600/min")
 API_THROTTLE_USER = env_rate("API_THROTTLE_USER", "1200/min")
+# The dashboard's pages (the overview refreshes its rows every 2 s: 30 a minute a
+# tab) and its CSV downloads (each up to a window of rows), per user or address.
+PAGE_THROTTLE = env_rate("PAGE_THROTTLE", "300/min")
+CSV_THROTTLE = env_rate("CSV_THROTTLE", "30/min")
 # Reverse proxies in front of the app: the client is that many addresses from the end
 # of X-Forwarded-For. 0 ignores the header (a client could forge it).
 API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)
@@ -386,6 +399,9 @@ INGEST_DEFAULT_SYMBOLS = env_list("INGEST_DEFAULT_SYMBOLS", "BTCUSDT,ETHUSDT")
 
 # A leg whose newest bar is more than this many bars behind the window's end is stale.
 ANALYTICS_STALE_BARS = env_int("ANALYTICS_STALE_BARS", 5)
+# Embedded mode (runpairs) computes the statistics in a child process, so they do
+# not hold the GIL against the web server; 0 computes them in the snapshot cycle's thread.
+EMBEDDED_STATS_PROCESS = env_bool("EMBEDDED_STATS_PROCESS", True)
 SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)

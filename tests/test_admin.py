@@ -41,6 +41,8 @@ def pair_form(**fields) -> dict:
         ({"entry_z": 0.4}, "must be greater than exit_z"),
         ({"window": 5, "min_bars": 5}, "at least 10 bars"),
         ({"min_bars": 400}, "cannot exceed the window"),
+        ({"window": 10**9, "min_bars": 100}, "at most 5000 bars"),
+        ({"window": 10**9, "min_bars": 10**9}, "at most 5000 bars"),
         ({"max_adf_pvalue": 0}, "must be in (0, 1]"),
         ({"min_correlation": 1.5}, "between -1 and 1"),
         ({"symbol_b": "SOLUSDT"}, "two different symbols"),

@@ -3,7 +3,9 @@
  * Renders the server's snapshot, chart series, live prices and alerts; computes no
  * statistic (the ±kσ bands are spread_mean ± k·spread_std of the snapshot, drawn as
  * horizontal lines). Messages arrive on ws(s)://HOST/ws/pairs/<id>/:
- *   snapshot (first on connect), series (after each snapshot), prices, alert.
+ *   snapshot (first on connect), series (the whole window: on connect, and after a
+ *   snapshot when no delta applies), series_delta (after a snapshot: the new points
+ *   and the window's model, see applyDelta), prices, alert.
  *
  * Hooks for tests: #ws-status ("live"/"disconnected"), #zscore-value, #warmup,
  * #alert-feed > li[data-alert-id], canvases #chart-prices/#chart-spread/#chart-zscore
@@ -41,6 +43,11 @@
     tick: "#8b949e",
   };
 
+  var SOURCE_NOTES = {
+    history: "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet",
+    none: "not computed yet: the snapshot cycle has not run for this pair",
+  };
+
   var QUALITY_LABELS = [
     ["stationarity", "Stationarity (ADF p)"],
     ["correlation", "Returns correlation"],
@@ -55,7 +62,7 @@
     openEntry: cfg.open_entry || null,
     tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
     prices: { a: null, b: null, t: null },
-    messages: { snapshot: 0, series: 0, prices: 0, alert: 0 },
+    messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0 },
     connected: false,
     reconnects: 0,
   };
@@ -441,6 +448,7 @@
     if (page.openEntry && page.openEntry.open_direction) {
       return { key: "alerting", label: "alerting: " + page.openEntry.open_direction.replace("_", " ") };
     }
+    if (s.source === "none") return { key: "pending", label: "not computed yet" };
     var stale = s.stale ? (s.stale_legs || []).join(", ") : "";
     if (!s.ready) {
       var w = s.warmup || {};
@@ -503,6 +511,14 @@
     var z = s.zscore;
 
     P.setText("as-of", P.stamp(s.as_of));
+    var source = $("snapshot-source");
+    if (source) {
+      // The server serves its newest recorded snapshot until the cycle publishes one.
+      var note = SOURCE_NOTES[s.source] || "";
+      setData(source, "data-source", s.source || "cycle");
+      P.setText(source, note);
+      source.hidden = !note;
+    }
     P.setText("window-info", (s.n || 0) + "/" + (s.window || cfg.window) + " bars");
     P.setText("metrics-n", "n " + (s.n || 0));
 
@@ -546,7 +562,7 @@
     var w = s.warmup || { bars: 0, required: 0 };
     var warm = $("warmup");
     if (warm) {
-      P.setText(warm, s.ready ? "ready" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
+      P.setText(warm, s.ready ? "ready" : s.source === "none" ? "not computed yet" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
       setData(warm, "data-ready", s.ready ? "true" : "false");
     }
     var pct = w.required ? Math.min(100, (100 * (w.bars || 0)) / w.required) : 0;
@@ -731,9 +747,11 @@
       scheduleDraw();
     } else if (type === "series") {
       page.messages.series++;
-      page.series = msg;
-      trimTail();
-      scheduleDraw();
+      delete msg.type;
+      setSeries(msg);
+    } else if (type === "series_delta") {
+      page.messages.series_delta++;
+      onSeriesDelta(msg);
     } else if (type === "prices") {
       page.messages.prices++;
       onPrices(msg);
@@ -741,6 +759,68 @@
       page.messages.alert++;
       if (msg.pair === undefined || msg.pair === cfg.pair) addAlert(msg, true);
     }
+  }
+
+  /**
+   * The series moved by a delta: drop the oldest points, append the new ones, and
+   * put the spread and z-score of every point under the window's new model (hedge
+   * ratio, mean, std): the same two IEEE operations per point the server makes, so
+   * the arrays equal /api/pairs/{id}/series/ exactly (the server checks before it
+   * sends a delta; the browser test checks the page).
+   */
+  function applyDelta(base, d) {
+    var s = { pair: d.pair, as_of: d.as_of };
+    var keys = ["t", "price_a", "price_b"];
+    for (var k = 0; k < keys.length; k++) s[keys[k]] = (base[keys[k]] || []).slice(d.drop).concat(d[keys[k]] || []);
+    var beta = d.hedge_ratio;
+    var mean = d.spread_mean;
+    var std = d.spread_std;
+    s.spread = [];
+    s.zscore = [];
+    for (var i = 0; i < s.t.length; i++) {
+      var a = s.price_a[i];
+      var b = s.price_b[i];
+      var sp = isNum(beta) && isNum(a) && isNum(b) ? a - beta * b : null;
+      if (!isFinite(sp)) sp = null;
+      var z = sp !== null && isNum(mean) && isNum(std) && std > 0 ? (sp - mean) / std : null;
+      if (!isFinite(z)) z = null;
+      s.spread.push(sp);
+      s.zscore.push(z);
+    }
+    return s;
+  }
+
+  var refetching = false;
+
+  function onSeriesDelta(d) {
+    if (page.series.as_of === d.as_of) return; // the series sent on connect is already this one
+    if (page.series.as_of !== d.base_as_of) {
+      // A push was missed (the page opened between two snapshots): the whole series once more.
+      if (refetching) return;
+      refetching = true;
+      fetch("/api/pairs/" + cfg.pair + "/series/", { headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (r) {
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.json();
+        })
+        .then(function (series) {
+          if (!isNum(page.series.as_of) || series.as_of >= page.series.as_of) setSeries(series);
+        })
+        .catch(function () {
+          /* the next snapshot's delta, or a reconnect, brings it */
+        })
+        .then(function () {
+          refetching = false;
+        });
+      return;
+    }
+    setSeries(applyDelta(page.series, d));
+  }
+
+  function setSeries(series) {
+    page.series = series;
+    trimTail();
+    scheduleDraw();
   }
 
   function scheduleReconnect() {

@@ -7,6 +7,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import orjson
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -138,8 +139,8 @@ def test_an_alert_is_pushed_to_the_pairs_group():
 
     run_pipeline(scenario_ticks("cointegrated", SHOCK_AT + 4, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 4, after_each=drain)
     alerts = [m for m in messages if m["type"] == "alert.new"]
-    assert [m["payload"]["kind"] for m in alerts] == ["entry"]
-    assert alerts[0]["payload"] == alert_services.alert_payload(Alert.objects.get())
+    assert [orjson.loads(m["text"])["kind"] for m in alerts] == ["entry"]
+    assert orjson.loads(alerts[0]["text"]) == {"type": "alert", **alert_services.alert_payload(Alert.objects.get())}
     assert sum(m["type"] == "snapshot.update" for m in messages) > 100
 
 

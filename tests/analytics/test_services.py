@@ -388,3 +388,62 @@ def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch):
     assert [(a - T0) // 1000 for a in as_ofs] == [88, 138, 188, 198]  # 50 bars a cycle, in order
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
+
+
+def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
+    """Statistics run once per bar and pair: a cycle on an unmoved window, an admin edit, or a forced
+    publish reuses them."""
+    pair = make_pair(window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    calls = []
+    real = services.pair_stats
+    monkeypatch.setattr(services, "pair_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    now = T0 + 150_500
+    first = services.snapshots_compute(now=now)
+    assert len(calls) == 1
+    for _ in range(3):
+        services.snapshots_compute(now=now)
+    pair.entry_z = 3.0
+    pair.save()
+    (edited,) = services.snapshots_compute(now=now)  # the new thresholds are published, on the same numbers
+    services.snapshots_compute(now=now, force=True)
+    assert len(calls) == 1
+    assert edited["thresholds"]["entry_z"] == 3.0
+    assert {k: edited[k] for k in services._STAT_FIELDS} == {k: first[0][k] for k in services._STAT_FIELDS}
+    assert selectors.series_cached(pair.id)["zscore"] == services.pair_snapshot_build(
+        pair=pair, event_time_ms=services.event_time(), now=now
+    )[1]["zscore"]
+
+
+def test_statistics_computed_in_the_child_process_are_those_computed_in_place(monkeypatch):
+    """Embedded mode's statistics process (off the web server's GIL) gives the very same numbers."""
+    pair = make_pair(window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    in_place, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    services.stats_process_start()
+    try:
+        submitted = []
+        real_submit = services._stats_pool.submit
+        monkeypatch.setattr(services._stats_pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
+        in_child, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    finally:
+        services.stats_process_stop()
+    assert len(submitted) == 1
+    assert {k: in_child[k] for k in services._STAT_FIELDS} == {k: in_place[k] for k in services._STAT_FIELDS}
+    assert in_child["quality"] == in_place["quality"]
+
+
+def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle():
+    """A worker killed between caching a snapshot and recording it: the next cycle resumes from the
+    history, not the cache, so that bar still gets its row (and its alert-rule step)."""
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(60)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
+    services.snapshots_compute(now=T0 + 40_500)
+    store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 41_000])
+    (cached,) = services.snapshots_compute(now=T0 + 41_500)
+    Snapshot.objects.filter(pair=pair, as_of=cached["as_of"]).delete()  # killed before the row was written
+    store_and_resample([t for t in ticks if T0 + 41_000 <= t.timestamp < T0 + 43_000])
+    services.snapshots_compute(now=T0 + 43_500)
+    rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
+    assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]

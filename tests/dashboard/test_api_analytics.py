@@ -81,6 +81,8 @@ def test_staff_create_update_and_delete_pairs(staff_api):
         ({"symbol_a": "BTCUSDT", "symbol_b": "ETHUSDT", "interval": "2m"}, "interval", "not a valid choice"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 5, "min_bars": 5}, "window", "at least 10"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 50}, "min_bars", "cannot exceed the window"),
+        ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9}, "window", "at most 5000 bars"),
+        ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9, "min_bars": 10**9}, "min_bars", "at most 5000"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "entry_z": 0.4}, "entry_z", "greater than exit_z"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "max_adf_pvalue": 1.5}, "max_adf_pvalue", "(0, 1]"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "min_correlation": 2}, "min_correlation", "between -1 and 1"),
@@ -164,12 +166,16 @@ def test_snapshot_and_series_of_a_ready_pair(api):
     assert series["zscore"][-1] == pytest.approx(snapshot["zscore"])
 
 
-def test_snapshot_is_computed_when_nothing_is_cached(api):
+def test_with_nothing_cached_the_snapshot_says_it_was_not_computed_yet_then_serves_the_recorded_one(api):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(20))
+    pending = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
+    assert (pending["source"], pending["computed_at"], pending["ready"]) == ("none", None, False)
+    assert pending["warmup"] == {"bars": None, "required": 100}
+    services.snapshots_compute()  # the wall clock has long closed every bar of this old data
+    cache.clear()
     snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
-    assert snapshot["ready"] is False
-    # Computed live: the wall clock has long closed every bar of this old data.
+    assert snapshot["source"] == "history"
     assert snapshot["warmup"] == {"bars": 20, "required": 100}
     assert snapshot["zscore"] is None
 

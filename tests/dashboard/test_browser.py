@@ -99,6 +99,24 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             page.wait_for_function(
                 "(z) => document.querySelector('#zscore-value').textContent !== z", arg=first, timeout=10_000
             )
+            # After the whole series on connect, each snapshot's series comes as a delta the page
+            # applies: its series is then exactly the server's (the page computes no statistic).
+            page.wait_for_function("window.pairsPage.messages.series_delta >= 3", timeout=15_000)
+            for _ in range(5):  # between two snapshots, so page and API show the same bar
+                shown = page.evaluate(
+                    "() => { const s = window.pairsPage.series;"
+                    " return {as_of: s.as_of, t: s.t, price_a: s.price_a, price_b: s.price_b,"
+                    " spread: s.spread, zscore: s.zscore}; }"
+                )
+                served = get_json(f"{system}/api/pairs/1/series/")
+                if served["as_of"] == shown["as_of"]:
+                    break
+                time.sleep(0.2)
+            assert {k: served[k] for k in shown} == shown
+            # The whole window on connect, and again only when no exact delta exists (the first
+            # snapshot after the page opened on an empty cache, a leg turning stale on the same bar).
+            counts = page.evaluate("window.pairsPage.messages")
+            assert counts["series_delta"] > counts["series"], counts
             # A shock (every minute) or a natural excursion becomes an entry alert in the feed.
             page.wait_for_selector("#alert-feed [data-alert-id]", timeout=180_000)
             seen_at = time.time() * 1000

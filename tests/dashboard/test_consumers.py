@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -16,7 +17,7 @@ from analytics import services
 from dashboard.broadcast import abroadcast, pair_group
 from dashboard.routing import websocket_urlpatterns
 from pairs_project.asgi import application
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,9 +112,7 @@ async def test_a_new_snapshot_reaches_connected_pages():
     await communicator.receive_json_from()
     await sync_to_async(services.snapshots_compute)(force=True)
     snapshot = await communicator.receive_json_from()
-    series = await communicator.receive_json_from()
-    assert (snapshot["type"], series["type"]) == ("snapshot", "series")
-    assert series["as_of"] == snapshot["as_of"]
+    assert snapshot["type"] == "snapshot" and snapshot["pair"] == pair.id
     await communicator.disconnect()
 
 
@@ -216,3 +215,97 @@ async def test_origins_are_checked_against_allowed_hosts():
     await good.disconnect()
     evil = WebsocketCommunicator(application, f"/ws/pairs/{pair.id}/", headers=[(b"origin", b"http://evil.example")])
     assert not (await evil.connect())[0]
+
+
+async def _pages(pair_id: int, count: int) -> list[WebsocketCommunicator]:
+    pages = []
+    for _ in range(count):
+        communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair_id}/")
+        assert (await communicator.connect())[0]
+        await communicator.receive_json_from()
+        await communicator.receive_json_from()
+        pages.append(communicator)
+    return pages
+
+
+async def test_a_push_is_encoded_once_for_all_pages(monkeypatch):
+    """200 pages must not cost 200 JSON encodings of the same push: every page gets the same frame."""
+    from dashboard.consumers import DashboardConsumer
+
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 3)
+    encoded = []
+    original = DashboardConsumer.encode_json
+
+    async def counting(cls, content):
+        encoded.append(content)
+        return await original.__func__(cls, content)
+
+    monkeypatch.setattr(DashboardConsumer, "encode_json", classmethod(counting))
+    await abroadcast(pair.id, "prices.update", {"t": 5, "price_a": 60000.5, "price_b": 3000.25})
+    frames = [await page.receive_from() for page in pages]
+    assert encoded == []
+    assert len(set(frames)) == 1
+    assert orjson.loads(frames[0]) == {"type": "prices", "t": 5, "price_a": 60000.5, "price_b": 3000.25}
+    for page in pages:
+        await page.disconnect()
+
+
+async def test_relayed_pushes_do_not_wait_for_the_shared_sync_thread(monkeypatch):
+    """A relayed push touches no database: it must not hop to the one thread all thread-sensitive
+    sync code outside a request shares (200 pages: 200 hops a push, queued behind that work)."""
+    import channels.consumer
+
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 2)
+    hops = []
+
+    async def counting() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    for t in range(5):
+        await abroadcast(pair.id, "prices.update", {"t": t, "price_a": 1.0, "price_b": 2.0})
+    for page in pages:
+        assert [(await page.receive_json_from())["t"] for _ in range(5)] == list(range(5))
+    assert hops == []
+    for page in pages:
+        await page.disconnect()
+
+
+async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_series():
+    """The whole window goes once, on connect; each snapshot then sends its new points and the
+    window's model, and the page's series is exactly the one the server computed."""
+    from rest_framework.test import APIClient
+
+    from dashboard.deltas import series_delta_apply
+
+    pair = await sync_to_async(make_pair)(window=120, min_bars=60)
+    ticks = cointegrated_ticks(160)
+    await sync_to_async(store_and_resample)([t for t in ticks if t.timestamp < T0 + 150_000])
+    await sync_to_async(services.snapshots_compute)(now=T0 + 150_500)
+    communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
+    await communicator.connect()
+    await communicator.receive_json_from()
+    series = await communicator.receive_json_from()
+    assert series["type"] == "series" and len(series["t"]) == 120
+    for second in (151, 152, 155):
+        await sync_to_async(store_and_resample)([t for t in ticks if T0 + (second - 1) * 1000 <= t.timestamp < T0 + second * 1000])
+        await sync_to_async(services.snapshots_compute)(now=T0 + second * 1000 + 500)
+        assert (await communicator.receive_json_from())["type"] == "snapshot"
+        delta = orjson.loads(await communicator.receive_from())
+        assert delta["type"] == "series_delta" and delta["base_as_of"] == series["as_of"]
+        assert len(delta["t"]) < 5  # the new points only, not the window
+        series = series_delta_apply(series, delta)
+        api = await sync_to_async(lambda: APIClient().get(f"/api/pairs/{pair.id}/series/").json())()
+        assert series == api
+    await communicator.disconnect()
+
+
+async def test_the_same_bar_published_again_sends_the_snapshot_and_no_series():
+    pair = await ready_pair()
+    pages = await _pages(pair.id, 1)
+    await sync_to_async(services.snapshots_compute)(force=True)
+    assert (await pages[0].receive_json_from())["type"] == "snapshot"
+    assert await pages[0].receive_nothing()
+    await pages[0].disconnect()

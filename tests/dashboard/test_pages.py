@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from alerts.models import Alert, AlertState
 from analytics import services
-from analytics.models import Pair
+from analytics.models import Pair, Snapshot
 from dashboard.views import price_decimals
 from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
@@ -97,7 +97,7 @@ def test_the_overview_lists_the_default_pair_with_links(client):
     assert "BTCUSDT" in html and "ETHUSDT" in html
     assert 'href="/admin/"' in html
     assert f'data-pair-id="{pair.id}"' in html
-    assert "warming up 0/100" in html  # no bars yet
+    assert "not computed yet" in html  # no cycle has run yet
     assert embedded(response, "initial-health")["status"] in ("ok", "degraded")
 
 
@@ -136,6 +136,7 @@ def test_the_overview_says_stale_and_inactive(client, ready_pair):
 
 def test_a_pair_without_data_is_warming_up_and_says_which_legs_are_silent(client):
     pair = make_pair()
+    services.snapshots_compute()
     html = client.get("/pairs/overview/").content.decode()
     assert re.search(rf'data-pair-id="{pair.id}" data-state="warming"', html)
     assert "warming up 0/100 · stale: BTCUSDT, ETHUSDT" in html
@@ -180,6 +181,7 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
 def test_the_pair_page_during_warm_up(client):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(42))
+    services.snapshots_compute()
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
     assert element_text(response, "warmup") == "warming up: 42/100"
@@ -192,6 +194,9 @@ def test_the_pair_page_with_no_data_at_all(client):
     pair = make_pair()
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
+    assert element_text(response, "warmup") == "not computed yet"
+    services.snapshots_compute()
+    response = client.get(f"/pairs/{pair.id}/")
     assert element_text(response, "warmup") == "warming up: 0/100"
     assert embedded(response, "initial-series")["t"] == []
 
@@ -253,6 +258,7 @@ def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
 def test_the_series_csv_during_warm_up_has_empty_statistics(client):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(10))
+    services.snapshots_compute()
     rows = parse_csv(client.get(f"/pairs/{pair.id}/series.csv"))
     assert len(rows) == 11
     assert all(row[3] == "" and row[4] == "" for row in rows[1:])
@@ -311,3 +317,101 @@ def test_price_decimals(symbol, price, decimals):
 
 def api_snapshot(pair: Pair) -> dict:
     return APIClient().get(f"/api/pairs/{pair.id}/snapshot/").json()
+
+
+# -- bounded work per request -----------------------------------------------------
+
+
+@pytest.fixture
+def no_statistics(monkeypatch):
+    """Fails the test if anything runs the statistics (only the snapshot cycle may)."""
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise AssertionError("statistics computed outside the snapshot cycle")
+
+    monkeypatch.setattr(services, "pair_stats", refuse)
+    return calls
+
+
+def every_get(client: Client, api: APIClient, pair: Pair) -> list[int]:
+    return [
+        client.get("/").status_code,
+        client.get("/pairs/overview/").status_code,
+        client.get(f"/pairs/{pair.id}/").status_code,
+        client.get(f"/pairs/{pair.id}/series.csv").status_code,
+        api.get(f"/api/pairs/{pair.id}/snapshot/").status_code,
+        api.get(f"/api/pairs/{pair.id}/series/").status_code,
+    ]
+
+
+def test_gets_on_a_cache_miss_serve_the_recorded_snapshot_and_compute_nothing(client, api, ready_pair, no_statistics):
+    recorded = services.snapshots_compute(now=T0 + 250_500, force=True)[0]
+    series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
+    cache.clear()  # a restarted cache, or a pair the cycle no longer computes
+    for _ in range(3):
+        assert every_get(client, api, ready_pair) == [HTTPStatus.OK] * 6
+    assert no_statistics == []
+    served = api.get(f"/api/pairs/{ready_pair.id}/snapshot/").json()
+    assert {k: served[k] for k in services._STAT_FIELDS} == {k: recorded[k] for k in services._STAT_FIELDS}
+    assert served["as_of"] == recorded["as_of"] and served["source"] == "history"
+    assert api.get(f"/api/pairs/{ready_pair.id}/series/").json() == series  # the same numbers, from the bars
+    page = client.get(f"/pairs/{ready_pair.id}/")
+    assert "last recorded snapshot" in page.content.decode()
+
+
+def test_an_inactive_pair_shows_its_last_recorded_snapshot(client, api, ready_pair, no_statistics):
+    recorded = Snapshot.objects.filter(pair=ready_pair).order_by("-as_of").first()
+    Pair.objects.filter(pk=ready_pair.pk).update(active=False)
+    cache.clear()
+    served = api.get(f"/api/pairs/{ready_pair.id}/snapshot/").json()
+    assert served["as_of"] == recorded.as_of and served["zscore"] == recorded.zscore
+    html = client.get("/").content.decode()
+    assert f"{recorded.zscore:.2f}" in html
+    assert no_statistics == []
+
+
+def test_a_pair_never_computed_says_so_and_computes_nothing(client, api, no_statistics):
+    pair = make_pair()
+    store_and_resample(cointegrated_ticks(120))
+    assert every_get(client, api, pair) == [HTTPStatus.OK] * 6
+    snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
+    assert snapshot["computed_at"] is None and snapshot["ready"] is False and snapshot["source"] == "none"
+    assert api.get(f"/api/pairs/{pair.id}/series/").json()["t"] == []
+    assert "not computed yet" in client.get(f"/pairs/{pair.id}/").content.decode()
+    assert no_statistics == []
+
+
+def test_a_recorded_series_is_derived_once_for_many_gets(client, api, ready_pair, monkeypatch):
+    cache.clear()
+    loads = []
+    real = services.selectors.closes_window
+    monkeypatch.setattr(services.selectors, "closes_window", lambda **kw: loads.append(1) or real(**kw))
+    for _ in range(5):
+        api.get(f"/api/pairs/{ready_pair.id}/series/")
+        client.get(f"/pairs/{ready_pair.id}/series.csv")
+    assert len(loads) == 2  # one window per leg, once
+
+
+@pytest.mark.parametrize("path", ["/", "/pairs/overview/", "/pairs/{id}/"])
+def test_pages_answer_429_with_retry_after_over_their_limit(client, settings, path):
+    settings.PAGE_THROTTLE = "3/min"
+    settings.CSV_THROTTLE = "1/min"
+    url = path.format(id=make_pair().id)
+    assert [client.get(url).status_code for _ in range(3)] == [HTTPStatus.OK] * 3
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert int(response["Retry-After"]) > 0
+    assert response["Content-Type"].startswith("text/plain")
+    assert "Too many requests" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/pairs/{id}/series.csv", "/pairs/{id}/bars.csv"])
+def test_csv_downloads_have_a_tighter_limit_than_pages(client, settings, path):
+    settings.PAGE_THROTTLE = "100/min"
+    settings.CSV_THROTTLE = "2/min"
+    pair = make_pair()
+    url = path.format(id=pair.id)
+    assert [client.get(url).status_code for _ in range(3)] == [HTTPStatus.OK, HTTPStatus.OK, HTTPStatus.TOO_MANY_REQUESTS]
+    assert client.get(f"/pairs/{pair.id}/").status_code == HTTPStatus.OK  # pages have their own allowance

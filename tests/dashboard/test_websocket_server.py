@@ -8,6 +8,7 @@ daphne does when a push meets a socket whose close handshake has begun.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -65,7 +66,7 @@ async def types_after_junk(port: int) -> list[str]:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(1.5):
                 while True:
-                    types.append((await ws.recv())[:20])
+                    types.append(json.loads(await ws.recv())["type"])
         return types
 
 
@@ -99,7 +100,7 @@ def test_a_refused_socket_is_a_close_code_and_junk_or_departing_pages_leave_no_t
     port, log = server
     for path in ("/ws/pairs/abc/", "/ws/pairs/999999/", "/ws/elsewhere/"):
         assert asyncio.run(close_code(port, path)) == 4404, path  # not an HTTP 500 / 403 on the handshake
-    assert any(t.startswith('{"type": "prices"') for t in asyncio.run(types_after_junk(port)))
+    assert "prices" in asyncio.run(types_after_junk(port))  # the page's stream goes on
     opened = asyncio.run(open_and_close_pages(port, PAGES))
     assert opened >= PAGES // 2
     assert get_json(f"http://127.0.0.1:{port}/api/health/")["status"] == "ok"

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from twisted.internet import defer, reactor
 
+from analytics.services import stats_process_start, stats_process_stop
 from ingestion.management.commands.simulate_binance import symbol_list
 from ingestion.services import Feed, simulation_resume_options
 from pairs_project.beat import EmbeddedBeat
@@ -93,6 +94,8 @@ class Command(BaseCommand):
             logger.info("simulated exchange at %s", self.simulator.ws_url)
         self.feed = Feed()
         self.feed_task = asyncio.ensure_future(self.feed.run())
+        if settings.EMBEDDED_STATS_PROCESS:
+            stats_process_start()
         self.beat = EmbeddedBeat()
         self.beat_task = asyncio.ensure_future(self.beat.run())
 
@@ -111,6 +114,7 @@ class Command(BaseCommand):
             self.beat_task.cancel()
             await asyncio.gather(self.beat_task, return_exceptions=True)
             await asyncio.get_running_loop().run_in_executor(None, self.beat.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, stats_process_stop)
         if self.feed is not None and self.feed_task is not None:
             self.feed.stop()
             await asyncio.gather(self.feed_task, return_exceptions=True)

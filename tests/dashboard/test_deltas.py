@@ -1,0 +1,70 @@
+"""Chart series as deltas: exact, or not sent (the page then gets the whole series)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.stats import zscore_series
+from dashboard.deltas import series_delta, series_delta_apply
+
+
+def window_series(prices_a: np.ndarray, prices_b: np.ndarray, start: int, n: int, model: dict) -> dict:
+    """The series the snapshot cycle makes of the window [start, start + n) under ``model``."""
+    y, x = prices_a[start : start + n], prices_b[start : start + n]
+    spread = y - model["hedge_ratio"] * x
+    z = zscore_series(spread, model["spread_mean"], model["spread_std"])
+    return {
+        "pair": 1,
+        "as_of": 1000 * (start + n - 1),
+        "t": [1000 * k for k in range(start, start + n)],
+        "price_a": y.tolist(),
+        "price_b": x.tolist(),
+        "spread": [float(v) for v in spread],
+        "zscore": [float(v) for v in z],
+    }
+
+
+@pytest.fixture
+def market():
+    rng = np.random.default_rng(3)
+    b = 3000 + np.cumsum(rng.normal(0, 5, 400))
+    a = 500 + 20 * b + rng.normal(0, 40, 400)
+    return a, b
+
+
+@pytest.mark.parametrize("moved", [1, 2, 7, 299])
+def test_a_delta_applied_gives_exactly_the_new_series(market, moved):
+    first = {"ready": True, "hedge_ratio": 19.98, "spread_mean": 512.3, "spread_std": 41.7}
+    second = {"ready": True, "hedge_ratio": 20.013, "spread_mean": 498.1, "spread_std": 39.2}
+    previous = window_series(*market, 0, 300, first)
+    current = window_series(*market, moved, 300, second)
+    delta = series_delta(previous, current, second)
+    assert delta is not None
+    assert delta["drop"] == moved and len(delta["t"]) == moved
+    assert series_delta_apply(previous, delta) == current  # bit for bit, every point rescaled
+
+
+def test_a_delta_while_the_window_fills_drops_nothing(market):
+    warm = {"ready": False, "hedge_ratio": None, "spread_mean": None, "spread_std": None}
+    previous = window_series(*market, 0, 40, {"hedge_ratio": 1.0, "spread_mean": 0.0, "spread_std": 1.0})
+    previous["spread"] = previous["zscore"] = [None] * 40
+    current = {**window_series(*market, 0, 41, {"hedge_ratio": 1.0, "spread_mean": 0.0, "spread_std": 1.0})}
+    current["spread"] = current["zscore"] = [None] * 41
+    delta = series_delta(previous, current, warm)
+    assert delta["drop"] == 0 and len(delta["t"]) == 1
+    assert series_delta_apply(previous, delta) == current
+
+
+def test_no_delta_without_an_older_window_of_the_same_pair_or_when_it_would_not_be_exact(market):
+    model = {"ready": True, "hedge_ratio": 20.0, "spread_mean": 500.0, "spread_std": 40.0}
+    current = window_series(*market, 5, 300, model)
+    assert series_delta(None, current, model) is None
+    assert series_delta({**current, "pair": 2}, current, model) is None
+    assert series_delta(current, current, model) is None  # the same bar: nothing moved
+    previous = window_series(*market, 0, 300, model)
+    previous["price_a"] = previous["price_a"][:-1] + [previous["price_a"][-1] + 1.0]  # a bar rebuilt since
+    assert series_delta(previous, current, model) is None
+    too_old = window_series(*market, 0, 300, model)
+    far = window_series(*market, 100, 300, model)
+    assert series_delta_apply(too_old, series_delta(too_old, far, model)) == far
