@@ -6,7 +6,8 @@ loads it from this process (asyncio, websockets and keep-alive HTTP/1.1 connecti
 
 - pages: each a websocket on ``/ws/pairs/1/`` that reads every message (it decodes
   the ``prices`` ones, whose ``t`` is the trade time of the newest tick they carry)
-  and polls ``/api/health/`` every 5 s, as the page script does;
+  and, as the page script does, polls ``/api/health/`` every 5 s while its socket
+  has not told it the health (a ``health`` message) for 10 s;
 - API: requests sent on a fixed schedule (open loop: a slow answer does not slow the
   schedule), round-robin over ``/api/pairs/1/snapshot/``, ``/api/pairs/1/series/``,
   ``/api/alerts/?pair=1``, ``/api/bars/?symbol=BTCUSDT&interval=1s&limit=300`` and
@@ -205,16 +206,20 @@ def client_address(group: int, k: int) -> str:
 
 
 async def page(k: int, port: int, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, delay: float) -> None:
-    """One open pair page: its websocket, read to the end, and its health polls."""
+    """One open pair page: its websocket, read to the end, and its health polls while the socket is silent on it."""
     await asyncio.sleep(delay)
     url = f"ws://127.0.0.1:{port}/ws/pairs/1/"
     address = client_address(1, k)
 
     http = Http(port, address)
+    told_at = -1e9  # when the socket last told the health (monotonic)
 
     async def poll_health() -> None:
         await asyncio.sleep(HEALTH_EVERY * (delay % 1))
         while not done.is_set():
+            if time.monotonic() - told_at < 2 * HEALTH_EVERY:
+                await asyncio.sleep(HEALTH_EVERY)
+                continue
             began = time.perf_counter()
             ok = await http.get("/api/health/") == 200
             if measuring.is_set() and ok:
@@ -234,10 +239,12 @@ async def page(k: int, port: int, figures: Figures, measuring: asyncio.Event, do
                         except TimeoutError:
                             continue
                         arrived = time.time() * 1000
+                        kind = message_type(text)
+                        if kind == "health":
+                            told_at = time.monotonic()
                         if not measuring.is_set():
                             continue
                         figures.bytes_received += len(text)
-                        kind = message_type(text)
                         figures.received[kind] = figures.received.get(kind, 0) + 1
                         if kind == "prices":
                             figures.prices.append(arrived - orjson.loads(text)["t"])
@@ -316,7 +323,7 @@ def report(mode: str, label: str, figures: Figures, seconds: float, baseline: Fi
         f"{mode} {label}: API {len(figures.api) / seconds:.1f} req/s ({figures.api_errors} failed: "
         f"{ {k: v for k, v in figures.statuses.items() if k != 200} }) p50 {api50:.0f} ms, "
         f"p95 {api95:.0f} ms; prices lateness p50 {pr50:.0f} ms, p95 {pr95:.0f} ms; "
-        f"health polls p50 {h50:.0f} ms, p95 {h95:.0f} ms; received {kinds} "
+        f"{f'health polls p50 {h50:.0f} ms, p95 {h95:.0f} ms' if figures.health else 'no health polls'}; received {kinds} "
         f"({figures.bytes_received / seconds / 1e6:.2f} MB/s); reconnects {figures.disconnects}"
     )
     print(line, flush=True)

@@ -7,6 +7,8 @@ Then relay what the group carries (re-joining it now and then: a restarted Redis
 forgets its groups, and channels_redis drops members after a day):
 ``snapshot`` (followed by its ``series_delta``, or its whole ``series`` when no exact
 delta exists), ``prices`` and ``alert`` messages, each encoded once for every page.
+Every ``HEALTH_EVERY`` seconds the page is also told the system's health (a
+``health`` message: the ``/api/health/`` record), so open pages need not poll it.
 
 An unknown pair, and any path no route matches, is accepted and then closed with
 4404: a close before the accept reaches the browser as an HTTP 403 (or 500), which
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Any
 
 import orjson
@@ -33,6 +36,7 @@ from analytics.services import pair_current
 from ingestion.services import buffers, prices_payload
 
 from .broadcast import PAGE_TYPES, pair_group
+from .health import health_frame
 
 CLOSE_UNKNOWN_PAIR = 4404
 #: What a server raises on a send to a socket that is closing or closed: daphne lets
@@ -40,6 +44,8 @@ CLOSE_UNKNOWN_PAIR = 4404
 CLIENT_GONE = (Disconnected, OSError)
 #: Seconds between re-joins of the pair's group (cheap and idempotent).
 GROUP_REFRESH = 10.0
+#: Seconds between health messages, as often as a page without them polls ``/api/health/``.
+HEALTH_EVERY = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +109,7 @@ class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
         self.group = pair_group(self.pair_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        self.refresher = asyncio.create_task(self._stay_in_group())
+        self.chores = [asyncio.create_task(self._stay_in_group()), asyncio.create_task(self._tell_health())]
         pair, snapshot, series = state
         await self.send_json({"type": "snapshot", **snapshot})
         await self.send_json({"type": "series", **series})
@@ -112,10 +118,10 @@ class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
             await self.send_json({"type": "prices", **prices_payload(last[pair.symbol_a], last[pair.symbol_b])})
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "refresher"):
-            self.refresher.cancel()
+        for chore in getattr(self, "chores", ()):
+            chore.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.refresher
+                await chore
         if hasattr(self, "group"):
             with contextlib.suppress(Exception):  # the layer may be the thing that is down
                 await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -127,6 +133,17 @@ class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
                 await self.channel_layer.group_add(self.group, self.channel_name)
             except Exception as exc:
                 logger.debug("re-joining %s failed (%s); next try in %.0f s", self.group, exc, GROUP_REFRESH)
+
+    async def _tell_health(self) -> None:
+        # The page has the health it was rendered with; open pages are spread over
+        # the period rather than all told at once.
+        await asyncio.sleep(HEALTH_EVERY * random.uniform(0.5, 1.0))
+        while True:
+            try:
+                await self.send(text_data=await health_frame())
+            except Exception as exc:  # the page polls /api/health/ instead, which says why
+                logger.debug("could not tell a page the health (%s: %s)", exc.__class__.__name__, exc)
+            await asyncio.sleep(HEALTH_EVERY)
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:

@@ -9,10 +9,14 @@ layer, the cache and the broker).
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from analytics import selectors as analytics_selectors
@@ -22,8 +26,54 @@ from pairs_project.security import url_credentials_masked
 #: How long the Redis probe may take (seconds): a health check must answer fast.
 REDIS_TIMEOUT = 1.0
 
+@dataclass(frozen=True)
+class Record:
+    """A health record, when it was made (monotonic) and its ``health`` websocket frame."""
+
+    made_at: float
+    health: dict[str, Any]
+    frame: str
+
+
+#: The newest record: every open page is told the health every few seconds, and a
+#: record at most ``HEALTH_CACHE_SECONDS`` old serves them all.
+_latest: Record | None = None
+_making = threading.Lock()
+
+
+def _fresh() -> Record | None:
+    latest = _latest
+    if latest is not None and time.monotonic() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
+        return latest
+    return None
+
+
+def _latest_record() -> Record:
+    """The newest record, made now when it is not fresh: by one thread while the others wait for it."""
+    global _latest
+    with _making:
+        latest = _fresh()
+        if latest is None:
+            made_at = time.monotonic()
+            health = system_health_now()
+            latest = _latest = Record(made_at, health, orjson.dumps({"type": "health", **health}).decode())
+        return latest
+
 
 def system_health() -> dict[str, Any]:
+    """The health record, made at most once every ``HEALTH_CACHE_SECONDS`` per process (do not modify it)."""
+    return (_fresh() or _latest_record()).health
+
+
+async def health_frame() -> str:
+    """The pages' ``health`` websocket frame, encoded once per record (no thread hop while it is fresh)."""
+    latest = _fresh()
+    if latest is None:
+        latest = await database_sync_to_async(_latest_record)()
+    return latest.frame
+
+
+def system_health_now() -> dict[str, Any]:
     """The feed record of ``ingestion.selectors.health`` plus the pipeline and Redis."""
     record = ingestion_selectors.health()
     problems = record["problems"]

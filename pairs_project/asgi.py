@@ -2,11 +2,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pairs_project.settings")
-# Initialise Django (apps, settings) before anything imports models.
-django_asgi_app = get_asgi_application()
+# Initialise Django (apps, settings) before anything imports models, as
+# ``django.core.asgi.get_asgi_application`` does.
+django.setup(set_prefix=False)
+
+from pairs_project.http import OneHopASGIHandler  # noqa: E402
+
+django_asgi_app = OneHopASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -395,6 +395,12 @@ INGEST_FEED_NAME = env_str("INGEST_FEED_NAME", "default")
 # Symbols watched when no pair exists yet (the analytics app adds the pairs' own).
 INGEST_DEFAULT_SYMBOLS = env_list("INGEST_DEFAULT_SYMBOLS", "BTCUSDT,ETHUSDT")
 
+# Health -------------------------------------------------------------------
+
+# Seconds one health record serves every request of a web process (each open page
+# polls it every 5 s); 0 makes a record per request.
+HEALTH_CACHE_SECONDS = env_float("HEALTH_CACHE_SECONDS", 1.0)
+
 # Analytics ----------------------------------------------------------------
 
 # A leg whose newest bar is more than this many bars behind the window's end is stale.

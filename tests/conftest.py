@@ -182,3 +182,9 @@ def fresh_api_throttles():
     from django.core.cache import caches
 
     caches["throttle"].clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_health(settings):
+    """A test sees the health of the state it made, not a record made a moment before."""
+    settings.HEALTH_CACHE_SECONDS = 0

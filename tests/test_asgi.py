@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pairs_project.concurrency import HttpConcurrencyLimit
 
 
@@ -46,3 +48,43 @@ def test_the_application_is_limited(settings):
 
     assert isinstance(application, HttpConcurrencyLimit)
     assert application.limit == settings.WEB_CONCURRENT_REQUESTS
+
+
+def hops_per_request(handler, path: str) -> tuple[int, int]:
+    """The status of a GET of ``path`` through ``handler`` and how many times it hopped to a thread."""
+    from unittest import mock
+
+    from asgiref.sync import SyncToAsync
+    from channels.testing import HttpCommunicator
+
+    hops = 0
+    real = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await real(self, *args, **kwargs)
+
+    async def get() -> int:
+        with mock.patch.object(SyncToAsync, "__call__", counted):
+            response = await HttpCommunicator(handler, "GET", path).get_response(timeout=10)
+        return response["status"]
+
+    return asyncio.run(get()), hops
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_runs_its_middleware_and_view_in_one_hop_to_a_thread(settings):
+    """Every middleware of the site is sync: Django's own ASGI handler hops to a thread and back for
+    each of their hooks (about eighteen times a request), each hop waiting its turn on a loop busy
+    with the pages' websockets. Ours runs the chain and the view in one."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    from pairs_project.http import OneHopASGIHandler
+
+    settings.ALLOWED_HOSTS = ["*"]  # the test client comes from "unknown:0"
+    status, hops = hops_per_request(OneHopASGIHandler(), "/api/health/")
+    assert status == 200
+    django_status, django_hops = hops_per_request(ASGIHandler(), "/api/health/")
+    assert django_status == 200
+    assert hops <= 3 < django_hops, (hops, django_hops)

@@ -1,4 +1,4 @@
-/* pairs dashboard: shared helpers (formatting, embedded JSON, feed health polling).
+/* pairs dashboard: shared helpers (formatting, embedded JSON, feed health: polled, or told by the page's websocket).
  *
  * The page computes no statistic: every number comes from the server and is only
  * formatted here. Times are shown in UTC.
@@ -86,6 +86,7 @@
   var STALE_TICK_S = 10;
   var health = null;
   var healthReceivedAt = 0;
+  var healthPushedAt = 0; // when the page's websocket last told the health
   var listeners = [];
 
   function onHealth(fn) {
@@ -135,7 +136,14 @@
     }
   }
 
+  /** A health record the page's websocket brought: polling waits while they come. */
+  function pushedHealth(h) {
+    healthPushedAt = Date.now();
+    publish(h);
+  }
+
   function pollHealth() {
+    if (Date.now() - healthPushedAt < 2 * HEALTH_EVERY_MS) return;
     var pill = document.getElementById("feed-pill");
     var url = pill && pill.getAttribute("data-health-url");
     if (!url) return;
@@ -171,6 +179,7 @@
     readJSON: readJSON,
     setText: setText,
     onHealth: onHealth,
+    pushedHealth: pushedHealth,
     tickAge: tickAge,
   };
 

@@ -5,7 +5,8 @@
  * horizontal lines). Messages arrive on ws(s)://HOST/ws/pairs/<id>/:
  *   snapshot (first on connect), series (the whole window: on connect, and after a
  *   snapshot when no delta applies), series_delta (after a snapshot: the new points
- *   and the window's model, see applyDelta), prices, alert.
+ *   and the window's model, see applyDelta), prices, alert, health (the
+ *   /api/health/ record every 5 s: the page polls it only while these do not come).
  *
  * Hooks for tests: #ws-status ("live"/"disconnected"), #zscore-value, #warmup,
  * #alert-feed > li[data-alert-id], canvases #chart-prices/#chart-spread/#chart-zscore
@@ -62,7 +63,7 @@
     openEntry: cfg.open_entry || null,
     tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
     prices: { a: null, b: null, t: null },
-    messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0 },
+    messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0, health: 0 },
     connected: false,
     reconnects: 0,
   };
@@ -758,6 +759,10 @@
     } else if (type === "alert") {
       page.messages.alert++;
       if (msg.pair === undefined || msg.pair === cfg.pair) addAlert(msg, true);
+    } else if (type === "health") {
+      page.messages.health++;
+      delete msg.type;
+      P.pushedHealth(msg);
     }
   }
 

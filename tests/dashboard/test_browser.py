@@ -85,7 +85,10 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        health_polls: list[str] = []
+        page.on("request", lambda r: health_polls.append(r.url) if "/api/health/" in r.url else None)
         try:
+            opened_at = time.monotonic()
             page.goto(f"{system}/pairs/1/")
             page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
             page.wait_for_function(
@@ -125,6 +128,10 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             assert shown in alerts
             # Pushed, not polled: on the page within 3 s of its row being saved.
             assert seen_at - alerts[shown]["created_at"] < 3000
+            # The health comes over the websocket every 5 s: an open page does not poll it.
+            page.wait_for_function("window.pairsPage.messages.health >= 2", timeout=15_000)
+            assert time.monotonic() - opened_at > 25
+            assert len(health_polls) <= 1, health_polls
         finally:
             page.screenshot(path=str(ARTIFACTS / "pair-page.png"), full_page=True)
             browser.close()

@@ -309,3 +309,28 @@ async def test_the_same_bar_published_again_sends_the_snapshot_and_no_series():
     assert (await pages[0].receive_json_from())["type"] == "snapshot"
     assert await pages[0].receive_nothing()
     await pages[0].disconnect()
+
+
+async def test_open_pages_are_told_the_health_made_once_for_all(monkeypatch, settings):
+    """Pages need not poll /api/health/: their socket brings it, one record for every page."""
+    from dashboard import consumers, health
+
+    monkeypatch.setattr(consumers, "HEALTH_EVERY", 0.1)
+    settings.HEALTH_CACHE_SECONDS = 60
+    monkeypatch.setattr(health, "_latest", None)
+    made = []
+    real = health.system_health_now
+    monkeypatch.setattr(health, "system_health_now", lambda: made.append(1) or real())
+    pair = await ready_pair()
+    pages = [WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/") for _ in range(5)]
+    for communicator in pages:
+        await communicator.connect()
+        assert [(await communicator.receive_json_from())["type"] for _ in range(2)] == ["snapshot", "series"]
+    for communicator in pages:
+        for _ in range(2):
+            told = await communicator.receive_json_from(timeout=2)
+            assert told["type"] == "health"
+            assert told["status"] in ("ok", "degraded") and "feed" in told and "pipeline" in told
+    assert len(made) == 1
+    for communicator in pages:
+        await communicator.disconnect()
