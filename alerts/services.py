@@ -18,7 +18,7 @@ from analytics.models import Pair, webhook_target
 from dashboard.broadcast import broadcast
 from pairs_project.common import egress
 from pairs_project.common.egress import Target
-from pairs_project.security import url_redacted, urls_redacted
+from pairs_project.common.masking import url_redacted, urls_redacted
 
 from .models import Alert, AlertState
 from .rules import RuleState, Thresholds, evaluate

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
-from pairs_project.admin import ReadOnlyAdmin
+from pairs_project.common.admin import ReadOnlyAdmin
 
 from .models import Bar, Pair, Snapshot
 

@@ -20,7 +20,7 @@ from django.db.models import F
 
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 from . import selectors
 from .bars import (

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from analytics import selectors as analytics_selectors
 from ingestion import selectors as ingestion_selectors
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 #: How long the Redis probe may take (seconds): a health check must answer fast.
 REDIS_TIMEOUT = 1.0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from pairs_project.admin import ReadOnlyAdmin
+from pairs_project.common.admin import ReadOnlyAdmin
 
 from .models import FeedStatus, Symbol, Tick
 

@@ -39,7 +39,7 @@ import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 from .binance import (
     AGG_TRADES_LIMIT,

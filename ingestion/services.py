@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, FloatField, Q, Value, When
 from django.utils import timezone
 
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 from .binance import Tick
 from .buffers import RedisBuffers, RollingBuffers

@@ -20,7 +20,7 @@ from django.test import Client
 
 from alerts import services as alert_services
 from alerts.models import Alert
-from pairs_project.security import MASK, url_password_masked, url_redacted
+from pairs_project.common.masking import MASK, url_password_masked, url_redacted
 from pairs_project.settings import env_rate
 from tests.analytics.test_services import make_pair
 
@@ -242,7 +242,7 @@ def test_webhook_urls_are_redacted_to_their_host(url, redacted):
 
 
 def test_every_url_in_a_message_is_redacted_to_its_host():
-    from pairs_project.security import urls_redacted
+    from pairs_project.common.masking import urls_redacted
 
     text = "POST 'https://93.184.216.34:8443/services/T0/B0/XYZ?k=1' failed; see http://[::1]:9000/hook/abc"
     assert urls_redacted(text) == "POST 'https://93.184.216.34:8443/…' failed; see http://[::1]:9000/…"

@@ -1,1 +1,1 @@
-"""Helpers every app may use: no Django, no import of any app."""
+"""Helpers every app may use: they import no app of the project (pure, or Django only)."""

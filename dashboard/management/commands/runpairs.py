@@ -24,7 +24,7 @@ from analytics.services import stats_process_start, stats_process_stop
 from ingestion.management.commands.simulate_binance import symbol_list
 from ingestion.services import Feed, simulation_resume_options
 from pairs_project.beat import EmbeddedBeat
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 logger = logging.getLogger("pairs")
 

@@ -12,7 +12,7 @@ from ingestion.binance import normalize_symbol
 from ingestion.listing import symbols_tradable
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
-from pairs_project.security import url_credentials_masked
+from pairs_project.common.masking import url_credentials_masked
 
 
 class Command(BaseCommand):

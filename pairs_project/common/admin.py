@@ -1,4 +1,4 @@
-"""Admin helpers shared by the apps."""
+"""The admin base of records the system writes, shared by the apps."""
 
 from __future__ import annotations
 
