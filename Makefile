@@ -60,6 +60,7 @@ redis: setup
 		{ echo "distributed mode needs Redis at $(REDIS_URL): start it, or set REDIS_URL." >&2; exit 1; }
 
 test: setup-dev browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The suite on PostgreSQL: Django's test runner creates test_<name> from the URL's

@@ -1,4 +1,4 @@
-"""Alert work that touches the database: evaluate the rule, record, push, deliver webhooks."""
+"""Alert work that touches the database: evaluate the rule, record, deliver webhooks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,7 +16,6 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from analytics.models import Pair, webhook_target
-from dashboard.broadcast import broadcast
 from pairs_project.common import egress
 from pairs_project.common.egress import Target
 from pairs_project.common.masking import url_redacted, urls_redacted
@@ -44,8 +44,10 @@ def thresholds_of(pair: Pair) -> Thresholds:
     )
 
 
-def alert_rule_evaluate(*, pair: Pair, snapshot: dict[str, Any]) -> list[Alert]:
-    """Run the pair's rule on ``snapshot``; record, push and deliver what fires.
+def alert_rule_evaluate(
+    *, pair: Pair, snapshot: dict[str, Any], on_alert: Callable[[Alert], None] | None = None
+) -> list[Alert]:
+    """Run the pair's rule on ``snapshot``; record what fires, and tell ``on_alert`` once it is committed.
 
     The rule state is read and written under a row lock in the same transaction
     as the alerts, so two workers (or a restart that replays a snapshot) cannot
@@ -80,7 +82,8 @@ def alert_rule_evaluate(*, pair: Pair, snapshot: dict[str, Any]) -> list[Alert]:
             if created:
                 alerts.append(alert)
                 logger.info("alert %s: %s", alert.id, alert.message)
-                transaction.on_commit(lambda alert=alert: alert_publish(alert=alert))
+                if on_alert is not None:
+                    transaction.on_commit(functools.partial(on_alert, alert))
     return alerts
 
 
@@ -102,9 +105,8 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     }
 
 
-def alert_publish(*, alert: Alert) -> None:
-    """Push to the pair's dashboards and hand the webhook to its own worker (never this cycle)."""
-    broadcast(alert.pair_id, "alert.new", alert_payload(alert))
+def alert_webhook_dispatch(*, alert: Alert) -> None:
+    """Hand the alert's webhook, if it has one to send, to its own worker (never the snapshot cycle)."""
     if alert.webhook_status != Alert.WebhookStatus.PENDING:
         return
     if settings.RUN_MODE == "distributed":

@@ -44,6 +44,11 @@ def pair_symbols_active() -> set[str]:
     return symbols
 
 
+def pairs_legs_active() -> list[tuple[int, str, str]]:
+    """(id, symbol_a, symbol_b) of every active pair."""
+    return list(Pair.objects.filter(active=True).values_list("id", "symbol_a", "symbol_b"))
+
+
 def bars_for_symbol(
     *, symbol: str, interval: str, start: int | None = None, end: int | None = None, limit: int | None = None
 ) -> QuerySet[Bar]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -471,16 +472,28 @@ def _same_window(previous: dict[str, Any] | None, pair: Pair, window: PairWindow
     )
 
 
-def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
+#: Told each new snapshot once it is cached: (pair id, snapshot, its series, the series cached before).
+Publish = Callable[[int, dict[str, Any], dict[str, Any], dict[str, Any] | None], None]
+#: Told each bar's snapshot once it is recorded, in bar order (bars caught up on included).
+Recorded = Callable[[Pair, dict[str, Any]], None]
+
+
+def _nothing(*args: Any) -> None:
+    return None
+
+
+def snapshots_compute(
+    *, now: int | None = None, force: bool = False, publish: Publish = _nothing, recorded: Recorded = _nothing
+) -> list[dict[str, Any]]:
     """Compute, cache, record and publish the snapshot of every active pair whose window moved.
 
     The only place statistics are computed, and once per bar and pair: a cycle on a
     window that has not moved costs its database reads only, and a new publish of
     the same bar (thresholds edited, a leg turning stale, ``force``) reuses them.
+    What follows a snapshot (the pages, the alert rule) is handed in by the
+    pipeline: ``publish`` right after the cache (pages first: the history row and
+    the rule may wait on the database), ``recorded`` after each history row.
     """
-    from alerts.services import alert_rule_evaluate
-    from dashboard.broadcast import broadcast_snapshot
-
     now = now_ms() if now is None else now
     clock = EventClock()
     published = []
@@ -502,13 +515,12 @@ def snapshots_compute(*, now: int | None = None, force: bool = False) -> list[di
         snapshot, series = pair_snapshot_build(pair=pair, window=window, statistics_of=same)
         for missed in _snapshots_missed(pair=pair, after=after, current=snapshot):
             snapshot_record(snapshot=missed)
-            alert_rule_evaluate(pair=pair, snapshot=missed)
+            recorded(pair, missed)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
         snapshot_cache(snapshot=snapshot, series=series)
-        # Pages first: the history row and the rule may wait on the database.
-        broadcast_snapshot(pair.id, snapshot, series, previous_series)
+        publish(pair.id, snapshot, series, previous_series)
         snapshot_record(snapshot=snapshot)
-        alert_rule_evaluate(pair=pair, snapshot=snapshot)
+        recorded(pair, snapshot)
         published.append(snapshot)
     _watermark_raise(selectors.SNAPSHOTS_RAN_AT_WATERMARK, now_ms())  # health: the cycle is alive
     return published

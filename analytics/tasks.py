@@ -58,12 +58,6 @@ def resample_bars_task() -> int:
 
 
 @shared_task(ignore_result=True)
-@single_flight
-def compute_snapshots_task() -> int:
-    return len(services.snapshots_compute())
-
-
-@shared_task(ignore_result=True)
 def warmup_pairs_task() -> int:
     return services.pairs_warmup()
 

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
@@ -237,17 +237,9 @@ def simulation_resume_options() -> dict[str, object]:
     }
 
 
-def pairs_legs() -> list[tuple[int, str, str]]:
-    from analytics.models import Pair
-
-    return list(Pair.objects.filter(active=True).values_list("id", "symbol_a", "symbol_b"))
-
-
-def feed_symbols() -> list[str]:
-    """The symbols the feed follows: those of the active pairs, else the defaults."""
-    from analytics.selectors import pair_symbols_active
-
-    return sorted(pair_symbols_active() or set(settings.INGEST_DEFAULT_SYMBOLS))
+def default_symbols() -> list[str]:
+    """The symbols a feed follows when it is told nothing else (``INGEST_DEFAULT_SYMBOLS``)."""
+    return sorted(set(settings.INGEST_DEFAULT_SYMBOLS))
 
 
 def _as_datetime(epoch_seconds: float | None) -> datetime | None:
@@ -307,11 +299,20 @@ def feed_status_publish(status: FeedStatus) -> None:
         logger.debug("feed status not published: %s", exc)
 
 
+#: Which symbols a feed follows, asked again every few seconds (sync: it may read the database).
+Follow = Callable[[], Iterable[str]]
+#: Called every ``PRICES_INTERVAL`` once the live ticks are shared, with the feed's own symbols.
+OnShared = Callable[[frozenset[str]], Awaitable[None]]
+
+
 class Feed:
     """The ingestion of one process: stream client + batched writer + status, run as one task.
 
     ``runpairs`` runs it inside daphne's event loop; ``ingest_binance`` alone.
     ``stop`` ends the stream, flushes every pending tick and writes the final status.
+    The feed knows nothing of pairs: ``follow`` says which symbols to follow (unless
+    ``symbols`` fixes them), and ``on_shared`` hears when the newest ticks are shared
+    (the live prices of the pages are pushed from there).
     """
 
     def __init__(
@@ -322,8 +323,12 @@ class Feed:
         ws_url: str | None = None,
         rest_url: str | None = None,
         status_interval: float = 1.0,
+        follow: Follow = default_symbols,
+        on_shared: OnShared | None = None,
     ) -> None:
         self.symbols = sorted({s.upper() for s in symbols}) if symbols else None
+        self.follow = follow
+        self.on_shared = on_shared
         self.name = name or settings.INGEST_FEED_NAME
         self.ws_url = ws_url or settings.BINANCE_WS_URL
         self.rest_url = rest_url or settings.BINANCE_REST_URL
@@ -338,11 +343,10 @@ class Feed:
         self.client: FeedClient | None = None
         self.started_at = timezone.now()
         self._stop_requested = False
-        self.pairs: list[tuple[int, str, str]] = []  # (id, symbol_a, symbol_b) of the active pairs
 
     async def run(self) -> None:
         """Run until ``stop``; returns after the final flush."""
-        symbols = await self._tradable(self.symbols or await sync_to_async(feed_symbols)())
+        symbols = await self._tradable(self.symbols or await self._followed())
         open_gaps = await sync_to_async(gaps_open)(symbols=symbols, feed=self.name)
         last_ids = await sync_to_async(last_trade_ids)({*symbols, *(gap[0] for gap in open_gaps)})
         self.client = FeedClient(
@@ -366,7 +370,7 @@ class Feed:
             self.client.stop()
         writer_task = asyncio.create_task(self.writer.run(), name="tick-writer")
         status_task = asyncio.create_task(self._status_loop(), name="feed-status")
-        prices_task = asyncio.create_task(self._push_prices(), name="feed-prices")
+        prices_task = asyncio.create_task(self._share_ticks(), name="feed-share")
         try:
             await self.client.run()
         finally:
@@ -428,13 +432,15 @@ class Feed:
             if saving is not None:
                 saving.cancel()
 
+    async def _followed(self) -> list[str]:
+        return sorted({s.upper() for s in await sync_to_async(self.follow)()})
+
     async def _follow_pairs(self) -> None:
-        """A pair added or activated in the admin is subscribed without a restart."""
+        """A symbol added to ``follow`` (a pair added or activated in the admin) is subscribed without a restart."""
         try:
-            symbols = self.symbols or await sync_to_async(feed_symbols)()
-            self.pairs = await sync_to_async(pairs_legs)()
+            symbols = self.symbols or await self._followed()
         except Exception:
-            logger.exception("could not read the active pairs' symbols")
+            logger.exception("could not read the symbols to follow")
             return
         symbols = await self._tradable(symbols)
         if self.client is not None:
@@ -464,33 +470,27 @@ class Feed:
         )
         return dropped
 
-    async def _push_prices(self) -> None:
-        """Share the live ticks, then push each pair's prices to its dashboards.
+    async def _share_ticks(self) -> None:
+        """Every ``PRICES_INTERVAL``: share the newest ticks (``buffers``), then tell ``on_shared``.
 
-        Every ``PRICES_INTERVAL`` while ticks flow. A pair is pushed by the feed
-        that saw one of its legs move, with the other leg from the shared buffers,
-        so ingestion split by symbol over processes still pushes both prices.
+        Shared, every process sees both legs of a pair, whichever feed follows them.
+        A failing ``on_shared`` is logged once, until it works again.
         """
-        from dashboard.broadcast import abroadcast
-
-        sent: dict[int, tuple] = {}
+        failing = False
         while True:
             await asyncio.sleep(PRICES_INTERVAL)
             await buffers.publish()
-            own = set(self.client.symbols) if self.client is not None else set()
-            moved: list[tuple[int, str, str]] = []
-            for pair_id, symbol_a, symbol_b in self.pairs:
-                seen = tuple(buffers.last(s) for s in (symbol_a, symbol_b) if s in own)
-                if any(seen) and sent.get(pair_id) != seen:
-                    sent[pair_id] = seen
-                    moved.append((pair_id, symbol_a, symbol_b))
-            if not moved:
+            if self.on_shared is None:
                 continue
-            last = await buffers.alast_many({s for _, a, b in moved for s in (a, b)})
-            for pair_id, symbol_a, symbol_b in moved:
-                a, b = last.get(symbol_a), last.get(symbol_b)
-                if a is not None and b is not None:
-                    await abroadcast(pair_id, "prices.update", prices_payload(a, b))
+            own = frozenset(self.client.symbols) if self.client is not None else frozenset()
+            try:
+                await self.on_shared(own)
+            except Exception:
+                if not failing:
+                    logger.exception("the live ticks were shared, but what follows them failed")
+                failing = True
+            else:
+                failing = False
 
 
 def prices_payload(a: Tick, b: Tick) -> dict:

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "analytics",
     "alerts",
     "dashboard",
+    "pairs_project",  # the pipeline that wires the apps, and the commands that run it
 ]
 
 MIDDLEWARE = [
@@ -292,7 +293,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every second, right after resampling: a snapshot per active pair whose window moved.
     "compute-snapshots": {
-        "task": "analytics.tasks.compute_snapshots_task",
+        "task": "pairs_project.tasks.compute_snapshots_task",
         "schedule": phased(1.0, SNAPSHOT_PHASE),
         "options": {"expires": 2.0},
     },

@@ -23,6 +23,7 @@ from analytics.models import Pair
 from ingestion.binance import Tick
 from ingestion.services import ticks_store
 from ingestion.simulator import make_scenario
+from pairs_project import pipeline
 from tests.analytics.test_services import make_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,7 +60,7 @@ def run_pipeline(ticks: list[Tick], seconds: int, *, after_each=None) -> None:
         if by_second.get(k):
             ticks_store(by_second[k])
         services.bars_resample()
-        services.snapshots_compute(now=T0 + (k + 1) * 1000)
+        pipeline.snapshots(now=T0 + (k + 1) * 1000)
         if after_each:
             after_each(k)
 
@@ -122,7 +123,7 @@ def test_a_restart_in_the_middle_of_an_excursion_does_not_fire_it_again():
     run_pipeline([t for t in ticks if t.timestamp < cut], SHOCK_AT + 4)
     assert Alert.objects.filter(kind="entry").count() == 1
     cache.clear()  # a restart loses the cache; the rule state is in the database
-    services.snapshots_compute(now=cut)  # the same bar once more (replayed)
+    pipeline.snapshots(now=cut)  # the same bar once more (replayed)
     run_pipeline([t for t in ticks if t.timestamp >= cut], 200)
     assert [(a.kind) for a in Alert.objects.filter(pair=pair).order_by("bar_time")] == ["entry", "exit"]
 

@@ -24,6 +24,7 @@ from analytics.models import Snapshot
 from ingestion.models import FeedStatus, Symbol
 from ingestion.services import Feed, ticks_store
 from ingestion.simulator import Simulator
+from pairs_project import pipeline
 from tests.ingestion.test_client import SYMBOLS, exchange_last_ids, wait_for
 
 from .test_services import T0, cointegrated_ticks, make_pair, store_and_resample
@@ -40,7 +41,7 @@ async def run_cycles(stop: asyncio.Event) -> int:
     cycles = 0
     while not stop.is_set():
         await sync_to_async(services.bars_resample, thread_sensitive=False)()
-        await sync_to_async(services.snapshots_compute, thread_sensitive=False)()
+        await sync_to_async(pipeline.snapshots, thread_sensitive=False)()
         cycles += 1
         await asyncio.sleep(0.2)
     return cycles
@@ -113,13 +114,13 @@ def test_bars_close_on_what_the_feed_states_not_on_the_wall_clock():
     store_and_resample([t for t in ticks if t not in in_flight])
     ticks_store([], closed_through={"BTCUSDT": T0 + 40_000, "ETHUSDT": T0 + 33_000})
     services.bars_resample()
-    services.snapshots_compute(now=T0 + 60_000)
+    pipeline.snapshots(now=T0 + 60_000)
     assert services.selectors.snapshot_cached(pair.id)["as_of"] == T0 + 32_000
     ticks_store(in_flight, closed_through={"ETHUSDT": T0 + 39_500})
-    services.snapshots_compute(now=T0 + 60_000)  # stated and stored, but not resampled yet
+    pipeline.snapshots(now=T0 + 60_000)  # stated and stored, but not resampled yet
     assert services.selectors.snapshot_cached(pair.id)["as_of"] == T0 + 32_000
     services.bars_resample()
-    services.snapshots_compute(now=T0 + 60_000)
+    pipeline.snapshots(now=T0 + 60_000)
     assert services.selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000
 
 

@@ -16,6 +16,7 @@ from analytics import selectors, services
 from analytics.models import Bar, Pair, Snapshot, Watermark
 from ingestion.binance import Tick, parse_frame
 from ingestion.services import ticks_store
+from pairs_project import pipeline
 
 pytestmark = pytest.mark.django_db
 
@@ -172,13 +173,13 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < eth_until])
 
     now = eth_until + 1_000  # the wall clock alone closes nothing after second 37
-    services.snapshots_compute(now=now)
+    pipeline.snapshots(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 48_000  # one feed: BTC's ticks close ETH's bars
 
     FeedStatus.objects.create(name="btc", symbols="BTCUSDT")
     FeedStatus.objects.create(name="eth", symbols="ETHUSDT")
     cache.clear()
-    services.snapshots_compute(now=now)
+    pipeline.snapshots(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
@@ -213,15 +214,15 @@ def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling()
     store_and_resample(cointegrated_ticks(40))
     now = T0 + 60_000  # 20 s after the last trade: the wall clock would close everything
     status = FeedStatus.objects.create(name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now())
-    services.snapshots_compute(now=now)
+    pipeline.snapshots(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # event time only
     status.connected, status.gaps_detected, status.gaps_filled = True, 2, 1  # reconnected, one gap still open
     status.save()
-    services.snapshots_compute(now=now)
+    pipeline.snapshots(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000
     status.gaps_filled = 2  # caught up: a quiet market closes its bars on the wall clock
     status.save()
-    services.snapshots_compute(now=now)
+    pipeline.snapshots(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000  # the last bar closes too
 
 
@@ -232,10 +233,10 @@ def test_the_wall_clock_does_not_close_bars_whose_ticks_are_not_resampled_yet():
     store_and_resample([t for t in ticks if t.timestamp < T0 + 35_000])
     Watermark.objects.filter(name=services.RESAMPLED_AT_WATERMARK).update(value=T0 + 37_000)
     ticks_store([t for t in ticks if t.timestamp >= T0 + 35_000])  # stored, not resampled
-    services.snapshots_compute(now=T0 + 60_000)
+    pipeline.snapshots(now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 34_000  # not 35..39 with their bars missing
     services.bars_resample()
-    services.snapshots_compute(now=T0 + 60_000)
+    pipeline.snapshots(now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000
 
 
@@ -244,11 +245,11 @@ def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cac
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    services.snapshots_compute(now=T0 + 40_500)
+    pipeline.snapshots(now=T0 + 40_500)
     if cache_lost:  # the cycle resumes from the recorded history
         cache.clear()
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 50_000])  # a late cycle: 10 bars at once
-    services.snapshots_compute(now=T0 + 50_500)
+    pipeline.snapshots(now=T0 + 50_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 49))  # each bar, in order, none twice
     # Each caught-up row is the snapshot a cycle on time would have made.
@@ -308,13 +309,13 @@ def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(150))
     now = T0 + 150_000
-    published = services.snapshots_compute(now=now)
+    published = pipeline.snapshots(now=now)
     assert [s["pair"] for s in published] == [pair.id]
     assert selectors.snapshot_cached(pair.id) == published[0]
-    assert services.snapshots_compute(now=now) == []  # nothing moved
+    assert pipeline.snapshots(now=now) == []  # nothing moved
     pair.entry_z = 3.0
     pair.save()
-    assert len(services.snapshots_compute(now=now)) == 1  # an admin edit applies on the next cycle
+    assert len(pipeline.snapshots(now=now)) == 1  # an admin edit applies on the next cycle
     assert Snapshot.objects.filter(pair=pair).count() == 1  # one history row per bar
     assert selectors.snapshot_cached(pair.id)["thresholds"]["entry_z"] == 3.0
 
@@ -322,7 +323,7 @@ def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves
 def test_an_inactive_pair_is_not_computed():
     make_pair(active=False)
     store_and_resample(cointegrated_ticks(30))
-    assert services.snapshots_compute(now=T0 + 30_000) == []
+    assert pipeline.snapshots(now=T0 + 30_000) == []
 
 
 def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
@@ -342,7 +343,7 @@ def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
     make_pair(window=300, min_bars=10)
     store_and_resample(cointegrated_ticks(150))
     for k in range(20, 150, 10):
-        services.snapshots_compute(now=T0 + k * 1000)
+        pipeline.snapshots(now=T0 + k * 1000)
     from ingestion.models import Symbol, Tick
 
     result = services.housekeeping(batch=50, now=T0 + 150_000)
@@ -382,9 +383,9 @@ def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch):
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(200)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    services.snapshots_compute(now=T0 + 40_500)
+    pipeline.snapshots(now=T0 + 40_500)
     store_and_resample([t for t in ticks if t.timestamp >= T0 + 40_000])  # 160 bars close at once
-    as_ofs = [services.snapshots_compute(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
+    as_ofs = [pipeline.snapshots(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
     assert [(a - T0) // 1000 for a in as_ofs] == [88, 138, 188, 198]  # 50 bars a cycle, in order
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
@@ -399,14 +400,14 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
     real = services.pair_stats
     monkeypatch.setattr(services, "pair_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     now = T0 + 150_500
-    first = services.snapshots_compute(now=now)
+    first = pipeline.snapshots(now=now)
     assert len(calls) == 1
     for _ in range(3):
-        services.snapshots_compute(now=now)
+        pipeline.snapshots(now=now)
     pair.entry_z = 3.0
     pair.save()
-    (edited,) = services.snapshots_compute(now=now)  # the new thresholds are published, on the same numbers
-    services.snapshots_compute(now=now, force=True)
+    (edited,) = pipeline.snapshots(now=now)  # the new thresholds are published, on the same numbers
+    pipeline.snapshots(now=now, force=True)
     assert len(calls) == 1
     assert edited["thresholds"]["entry_z"] == 3.0
     assert {k: edited[k] for k in services._STAT_FIELDS} == {k: first[0][k] for k in services._STAT_FIELDS}
@@ -439,11 +440,11 @@ def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cy
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    services.snapshots_compute(now=T0 + 40_500)
+    pipeline.snapshots(now=T0 + 40_500)
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 41_000])
-    (cached,) = services.snapshots_compute(now=T0 + 41_500)
+    (cached,) = pipeline.snapshots(now=T0 + 41_500)
     Snapshot.objects.filter(pair=pair, as_of=cached["as_of"]).delete()  # killed before the row was written
     store_and_resample([t for t in ticks if T0 + 41_000 <= t.timestamp < T0 + 43_000])
-    services.snapshots_compute(now=T0 + 43_500)
+    pipeline.snapshots(now=T0 + 43_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]

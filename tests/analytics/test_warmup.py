@@ -9,6 +9,7 @@ from django.core.cache import cache
 from analytics import services
 from analytics.models import Bar, Pair
 from ingestion.simulator import Simulator
+from pairs_project import pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,7 +19,7 @@ def add_and_warm_up(rest_url: str, interval: str, window: int) -> tuple[int, dic
     cache.clear()
     pair, _ = services.pair_upsert(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval=interval, window=window, min_bars=window // 2)
     stored = services.pair_warmup_from_klines(pair=pair, rest_url=rest_url)
-    services.snapshots_compute()  # the next cycle
+    pipeline.snapshots()  # the next cycle
     snapshot, _ = services.pair_current(pair=pair)
     again = services.pair_warmup_from_klines(pair=pair, rest_url=rest_url)
     return stored, snapshot, again

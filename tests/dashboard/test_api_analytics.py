@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from analytics import services
 from analytics.models import Pair
+from pairs_project import pipeline
 from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -150,7 +150,7 @@ def test_with_the_exchange_unreachable_known_pairs_are_edited_and_unseen_symbols
 def test_snapshot_and_series_of_a_ready_pair(api):
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))
-    services.snapshots_compute()
+    pipeline.snapshots()
     snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
     assert snapshot["ready"] is True
     assert snapshot["n"] == 200
@@ -172,7 +172,7 @@ def test_with_nothing_cached_the_snapshot_says_it_was_not_computed_yet_then_serv
     pending = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
     assert (pending["source"], pending["computed_at"], pending["ready"]) == ("none", None, False)
     assert pending["warmup"] == {"bars": None, "required": 100}
-    services.snapshots_compute()  # the wall clock has long closed every bar of this old data
+    pipeline.snapshots()  # the wall clock has long closed every bar of this old data
     cache.clear()
     snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
     assert snapshot["source"] == "history"

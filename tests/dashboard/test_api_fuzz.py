@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from analytics import services
 from analytics.models import Pair
+from pairs_project import pipeline
 from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
 from tests.dashboard.test_pages import make_alert
 
@@ -132,7 +132,7 @@ def data() -> Iterator[int]:
     KNOWN["id"][:] = KNOWN["pair"][:] = [pair.id]
     ticks = cointegrated_ticks(70)
     store_and_resample(ticks)
-    snapshots = services.snapshots_compute(now=ticks[-1].timestamp + 10_000, force=True)
+    snapshots = pipeline.snapshots(now=ticks[-1].timestamp + 10_000, force=True)
     assert snapshots and snapshots[0]["ready"]
     make_alert(pair, bar_time=snapshots[0]["as_of"])
     yield pair.id

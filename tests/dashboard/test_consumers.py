@@ -13,9 +13,9 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 
-from analytics import services
 from dashboard.broadcast import abroadcast, pair_group
 from dashboard.routing import websocket_urlpatterns
+from pairs_project import pipeline
 from pairs_project.asgi import application
 from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
@@ -34,7 +34,7 @@ def in_memory_layer(settings):
 def ready_pair():
     pair = make_pair(window=120, min_bars=60)
     store_and_resample(cointegrated_ticks(150))
-    services.snapshots_compute()
+    pipeline.snapshots()
     return pair
 
 
@@ -110,7 +110,7 @@ async def test_a_new_snapshot_reaches_connected_pages():
     await communicator.connect()
     await communicator.receive_json_from()
     await communicator.receive_json_from()
-    await sync_to_async(services.snapshots_compute)(force=True)
+    await sync_to_async(pipeline.snapshots)(force=True)
     snapshot = await communicator.receive_json_from()
     assert snapshot["type"] == "snapshot" and snapshot["pair"] == pair.id
     await communicator.disconnect()
@@ -283,7 +283,7 @@ async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_seri
     pair = await sync_to_async(make_pair)(window=120, min_bars=60)
     ticks = cointegrated_ticks(160)
     await sync_to_async(store_and_resample)([t for t in ticks if t.timestamp < T0 + 150_000])
-    await sync_to_async(services.snapshots_compute)(now=T0 + 150_500)
+    await sync_to_async(pipeline.snapshots)(now=T0 + 150_500)
     communicator = WebsocketCommunicator(app, f"/ws/pairs/{pair.id}/")
     await communicator.connect()
     await communicator.receive_json_from()
@@ -291,7 +291,7 @@ async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_seri
     assert series["type"] == "series" and len(series["t"]) == 120
     for second in (151, 152, 155):
         await sync_to_async(store_and_resample)([t for t in ticks if T0 + (second - 1) * 1000 <= t.timestamp < T0 + second * 1000])
-        await sync_to_async(services.snapshots_compute)(now=T0 + second * 1000 + 500)
+        await sync_to_async(pipeline.snapshots)(now=T0 + second * 1000 + 500)
         assert (await communicator.receive_json_from())["type"] == "snapshot"
         delta = orjson.loads(await communicator.receive_from())
         assert delta["type"] == "series_delta" and delta["base_as_of"] == series["as_of"]
@@ -305,7 +305,7 @@ async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_seri
 async def test_the_same_bar_published_again_sends_the_snapshot_and_no_series():
     pair = await ready_pair()
     pages = await _pages(pair.id, 1)
-    await sync_to_async(services.snapshots_compute)(force=True)
+    await sync_to_async(pipeline.snapshots)(force=True)
     assert (await pages[0].receive_json_from())["type"] == "snapshot"
     assert await pages[0].receive_nothing()
     await pages[0].disconnect()

@@ -17,6 +17,7 @@ from alerts.models import Alert, AlertState
 from analytics import services
 from analytics.models import Pair, Snapshot
 from dashboard.views import price_decimals
+from pairs_project import pipeline
 from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,7 @@ def api() -> APIClient:
 def ready_pair() -> Pair:
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))
-    services.snapshots_compute(now=T0 + 250_500)  # on the data's clock: live, not stale
+    pipeline.snapshots(now=T0 + 250_500)  # on the data's clock: live, not stale
     return pair
 
 
@@ -136,7 +137,7 @@ def test_the_overview_says_stale_and_inactive(client, ready_pair):
 
 def test_a_pair_without_data_is_warming_up_and_says_which_legs_are_silent(client):
     pair = make_pair()
-    services.snapshots_compute()
+    pipeline.snapshots()
     html = client.get("/pairs/overview/").content.decode()
     assert re.search(rf'data-pair-id="{pair.id}" data-state="warming"', html)
     assert "warming up 0/100 · stale: BTCUSDT, ETHUSDT" in html
@@ -181,7 +182,7 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
 def test_the_pair_page_during_warm_up(client):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(42))
-    services.snapshots_compute()
+    pipeline.snapshots()
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
     assert element_text(response, "warmup") == "warming up: 42/100"
@@ -195,7 +196,7 @@ def test_the_pair_page_with_no_data_at_all(client):
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
     assert element_text(response, "warmup") == "not computed yet"
-    services.snapshots_compute()
+    pipeline.snapshots()
     response = client.get(f"/pairs/{pair.id}/")
     assert element_text(response, "warmup") == "warming up: 0/100"
     assert embedded(response, "initial-series")["t"] == []
@@ -258,7 +259,7 @@ def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
 def test_the_series_csv_during_warm_up_has_empty_statistics(client):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(10))
-    services.snapshots_compute()
+    pipeline.snapshots()
     rows = parse_csv(client.get(f"/pairs/{pair.id}/series.csv"))
     assert len(rows) == 11
     assert all(row[3] == "" and row[4] == "" for row in rows[1:])
@@ -347,7 +348,7 @@ def every_get(client: Client, api: APIClient, pair: Pair) -> list[int]:
 
 
 def test_gets_on_a_cache_miss_serve_the_recorded_snapshot_and_compute_nothing(client, api, ready_pair, no_statistics):
-    recorded = services.snapshots_compute(now=T0 + 250_500, force=True)[0]
+    recorded = pipeline.snapshots(now=T0 + 250_500, force=True)[0]
     series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
     cache.clear()  # a restarted cache, or a pair the cycle no longer computes
     for _ in range(3):

@@ -20,6 +20,7 @@ from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
 from ingestion.simulator import Simulator
 from ingestion.writer import Batch, TickWriter
+from pairs_project import pipeline
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
@@ -429,7 +430,7 @@ async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_
     settings.INGEST_SILENCE_TIMEOUT = 0.5
     await sync_to_async(only_pair)("BTCUSDT", "XRPUSDT")
     async with Simulator(port=0, scenario="cointegrated", rate=200, seed=12, silent=["XRPUSDT"]) as sim:
-        feed = Feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
+        feed = pipeline.feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
         task = asyncio.create_task(feed.run())
         await wait_for(lambda: feed.client is not None and feed.state.ticks_received > 0, what="first ticks")
         await asyncio.sleep(4 * settings.INGEST_SILENCE_TIMEOUT)
@@ -452,7 +453,7 @@ async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(s
     settings.INGEST_SILENCE_TIMEOUT = 0.5
     await sync_to_async(only_pair)("BTCUSDT", "LUNAUSDT")
     async with Simulator(port=0, scenario="cointegrated", rate=200, seed=13, delisted=["LUNAUSDT"]) as sim:
-        feed = Feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
+        feed = pipeline.feed(ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
         task = asyncio.create_task(feed.run())
         await wait_for(lambda: feed.client is not None and feed.state.ticks_received > 0, what="first ticks")
         await asyncio.sleep(4 * settings.INGEST_SILENCE_TIMEOUT)

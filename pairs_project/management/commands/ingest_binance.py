@@ -12,6 +12,7 @@ from ingestion.binance import normalize_symbol
 from ingestion.listing import symbols_tradable
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
+from pairs_project import pipeline
 from pairs_project.common.masking import url_credentials_masked
 
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         longest = FeedStatus._meta.get_field("name").max_length
         if name is not None and not 0 < len(name) <= longest:
             raise CommandError(f"--name must be 1 to {longest} characters, not {len(name)}")
-        feed = Feed(symbols=wanted or None, name=name)
+        feed = pipeline.feed(symbols=wanted or None, name=name)
         self.shutdown = False
         asyncio.run(self.run(feed, max_seconds))
         self.stdout.write(f"stopped; {feed.writer.stored} ticks stored this run")

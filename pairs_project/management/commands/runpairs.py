@@ -23,6 +23,7 @@ from twisted.internet import defer, reactor
 from analytics.services import stats_process_start, stats_process_stop
 from ingestion.management.commands.simulate_binance import symbol_list
 from ingestion.services import Feed, simulation_resume_options
+from pairs_project import pipeline
 from pairs_project.beat import EmbeddedBeat
 from pairs_project.common.masking import url_credentials_masked
 
@@ -92,7 +93,7 @@ class Command(BaseCommand):
             # Everything in this process that talks to "Binance" talks to the simulator.
             settings.BINANCE_WS_URL, settings.BINANCE_REST_URL = self.simulator.ws_url, self.simulator.rest_url
             logger.info("simulated exchange at %s", self.simulator.ws_url)
-        self.feed = Feed()
+        self.feed = pipeline.feed()
         self.feed_task = asyncio.ensure_future(self.feed.run())
         if settings.EMBEDDED_STATS_PROCESS:
             stats_process_start()

@@ -1,0 +1,105 @@
+"""The data path, top to bottom: the one place where the apps meet.
+
+Each app knows only those below it (ingestion < analytics < alerts < dashboard);
+what crosses them is wired here and handed down as callbacks::
+
+    the active pairs ---------------------------> the symbols the feed follows
+    the feed's ticks, stored (ingestion) -------> 1s/1m/5m bars (analytics, ``resample``)
+    the bars closed -----------------------------> each moved pair's snapshot (analytics, ``snapshots``)
+        the snapshot, cached --------------------> the pair's pages (dashboard)
+        the snapshot, recorded ------------------> the alert rule (alerts)
+            an alert, committed -----------------> the pair's pages, its webhook
+    the feed's newest ticks, shared -------------> each moved pair's live prices, to its pages
+
+Embedded mode runs it all in one process (``runpairs``); distributed mode runs the
+feed in ``ingest_binance`` and the periodic steps in Celery (``pairs_project.tasks``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from alerts import services as alerts_services
+from alerts.models import Alert
+from analytics import selectors as analytics_selectors
+from analytics import services as analytics_services
+from analytics.models import Pair
+from dashboard.broadcast import abroadcast, broadcast, broadcast_snapshot
+from ingestion import services as ingestion_services
+from ingestion.binance import Tick
+from ingestion.services import Feed, buffers, prices_payload
+
+#: Seconds between looks at which pairs are active, for the live prices.
+PAIRS_REFRESH = 5.0
+
+
+# -- the periodic steps ------------------------------------------------------
+
+
+def resample() -> int:
+    """New ticks -> 1s/1m/5m bars; returns the bars written."""
+    return analytics_services.bars_resample()
+
+
+def snapshots(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
+    """Each active pair whose window moved -> its snapshot -> the pages, its history and the alert rule."""
+    return analytics_services.snapshots_compute(now=now, force=force, publish=broadcast_snapshot, recorded=alert_step)
+
+
+def alert_step(pair: Pair, snapshot: dict[str, Any]) -> None:
+    """A bar's recorded snapshot -> the pair's alert rule."""
+    alerts_services.alert_rule_evaluate(pair=pair, snapshot=snapshot, on_alert=alert_fired)
+
+
+def alert_fired(alert: Alert) -> None:
+    """A committed alert -> the pair's pages, then its webhook (delivered off the cycle)."""
+    broadcast(alert.pair_id, "alert.new", alerts_services.alert_payload(alert))
+    alerts_services.alert_webhook_dispatch(alert=alert)
+
+
+# -- the feed ----------------------------------------------------------------
+
+
+def feed_symbols() -> list[str]:
+    """The symbols the feed follows: those of the active pairs, else the defaults."""
+    return sorted(analytics_selectors.pair_symbols_active()) or ingestion_services.default_symbols()
+
+
+class LivePrices:
+    """The feed's newest ticks -> the live prices of each pair whose leg moved, to its pages.
+
+    A pair is pushed by the feed that saw one of its legs move, with the other leg
+    from the shared buffers, so ingestion split by symbol over processes still
+    pushes both prices.
+    """
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[int, str, str]] = []
+        self.pairs_read_at = -PAIRS_REFRESH
+        self.sent: dict[int, tuple[Tick | None, ...]] = {}
+
+    async def __call__(self, own: frozenset[str]) -> None:
+        if time.monotonic() - self.pairs_read_at >= PAIRS_REFRESH:
+            self.pairs_read_at = time.monotonic()
+            self.pairs = await sync_to_async(analytics_selectors.pairs_legs_active)()
+        moved: list[tuple[int, str, str]] = []
+        for pair_id, symbol_a, symbol_b in self.pairs:
+            seen = tuple(buffers.last(s) for s in (symbol_a, symbol_b) if s in own)
+            if any(seen) and self.sent.get(pair_id) != seen:
+                self.sent[pair_id] = seen
+                moved.append((pair_id, symbol_a, symbol_b))
+        if not moved:
+            return
+        last = await buffers.alast_many({s for _, a, b in moved for s in (a, b)})
+        for pair_id, symbol_a, symbol_b in moved:
+            a, b = last.get(symbol_a), last.get(symbol_b)
+            if a is not None and b is not None:
+                await abroadcast(pair_id, "prices.update", prices_payload(a, b))
+
+
+def feed(**options: Any) -> Feed:
+    """The ingestion feed of this process, following the active pairs and pushing their live prices."""
+    return Feed(follow=feed_symbols, on_shared=LivePrices(), **options)
