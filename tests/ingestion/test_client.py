@@ -347,9 +347,14 @@ async def test_a_gap_is_stored_with_the_trade_that_revealed_it_and_resolved_with
         client, writer, store = memory_feed(sim)
         tasks = await run_client(client, writer)
         await wait_for(lambda: client.state.ticks_received > 100, what="first ticks")
-        sim.fault_slow(3.0, 0.3)  # the backfill takes a few pages' time
+        # Each REST page takes 1.5 s: the catch-up that follows the reconnect is still on its
+        # first page when the stream's first trade reveals the hole (on a busy machine, a
+        # faster catch-up could fill it before any live trade showed it).
+        sim.fault_slow(5.0, 1.5)
         sim.fault_refuse(1.0)
         await wait_for(lambda: client.state.reconnects >= 1 and client.state.connected, timeout=10, what="reconnect")
+        # The market goes on until a live trade has shown the hole (drain stops it).
+        await wait_for(lambda: client.state.gaps_detected >= 1, timeout=10, what="a trade above the hole")
         last = await drain(sim, client, writer, store)
         await stop_client(client, writer, tasks)
     assert_each_trade_once(store, last)
