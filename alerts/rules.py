@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from analytics.snapshot import PairSnapshot
+
 Kind = Literal["entry", "exit"]
 Direction = Literal["long_spread", "short_spread"]
 
@@ -70,24 +72,26 @@ def direction_of(zscore: float) -> Direction:
     return "short_spread" if zscore > 0 else "long_spread"
 
 
-def entry_condition(snapshot: dict[str, Any], t: Thresholds) -> bool:
+def entry_condition(snapshot: PairSnapshot, t: Thresholds) -> bool:
     """Whether every entry gate holds on ``snapshot`` (False when a value is missing)."""
-    z, p, r = snapshot.get("zscore"), snapshot.get("adf_pvalue"), snapshot.get("correlation")
+    stats = snapshot.statistics
+    z, p, r = stats.zscore, stats.adf_pvalue, stats.correlation
     if z is None or p is None or r is None:
         return False
     return p < t.max_adf_pvalue and abs(z) > t.entry_z and r >= t.min_correlation
 
 
-def evaluate(state: RuleState, snapshot: dict[str, Any], thresholds: Thresholds) -> tuple[RuleState, list[Event]]:
+def evaluate(state: RuleState, snapshot: PairSnapshot, thresholds: Thresholds) -> tuple[RuleState, list[Event]]:
     """Advance the rule by one snapshot; return the new state and the alerts it fires."""
-    as_of = snapshot.get("as_of")
+    as_of = snapshot.as_of
     if as_of is None or (state.last_as_of is not None and as_of <= state.last_as_of):
         return state, []  # nothing new (a replay, or no bar yet)
     # Warm-up and stale legs: nothing fires and nothing changes but the clock.
-    z = snapshot.get("zscore")
-    if not snapshot.get("ready") or snapshot.get("stale") or z is None:
+    stats = snapshot.statistics
+    z = stats.zscore
+    if not snapshot.ready or snapshot.stale or z is None:
         return dataclasses.replace(state, last_as_of=as_of), []
-    pair = f"{snapshot.get('symbol_a', 'A')}/{snapshot.get('symbol_b', 'B')}"
+    pair = f"{snapshot.symbol_a}/{snapshot.symbol_b}"
     events: list[Event] = []
     armed, open_direction, open_since, breaks = state.armed, state.open_direction, state.open_since, state.breaks
 
@@ -98,7 +102,7 @@ def evaluate(state: RuleState, snapshot: dict[str, Any], thresholds: Thresholds)
             )
         armed, open_direction, open_since, breaks = True, None, None, 0
     elif open_direction is not None:
-        p = snapshot.get("adf_pvalue")
+        p = stats.adf_pvalue
         breaks = breaks + 1 if p is None or p >= thresholds.max_adf_pvalue else 0
         if breaks >= thresholds.break_after:
             events.append(
@@ -120,8 +124,8 @@ def evaluate(state: RuleState, snapshot: dict[str, Any], thresholds: Thresholds)
                 "entry",
                 direction,
                 "entry",
-                f"{pair}: z {z:+.2f} beyond ±{thresholds.entry_z:g} with ADF p {snapshot['adf_pvalue']:.3f} "
-                f"and correlation {snapshot['correlation']:.2f}: {direction.replace('_', ' ')} ({legs})",
+                f"{pair}: z {z:+.2f} beyond ±{thresholds.entry_z:g} with ADF p {stats.adf_pvalue:.3f} "
+                f"and correlation {stats.correlation:.2f}: {direction.replace('_', ' ')} ({legs})",
             )
         )
         armed, open_direction, open_since, breaks = False, direction, as_of, 0

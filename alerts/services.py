@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from analytics.models import Pair, webhook_target
+from analytics.snapshot import PairSnapshot, snapshot_json
 from pairs_project.common import egress
 from pairs_project.common.egress import Target
 from pairs_project.common.masking import url_redacted, urls_redacted
@@ -45,7 +46,7 @@ def thresholds_of(pair: Pair) -> Thresholds:
 
 
 def alert_rule_evaluate(
-    *, pair: Pair, snapshot: dict[str, Any], on_alert: Callable[[Alert], None] | None = None
+    *, pair: Pair, snapshot: PairSnapshot, on_alert: Callable[[Alert], None] | None = None
 ) -> list[Alert]:
     """Run the pair's rule on ``snapshot``; record what fires, and tell ``on_alert`` once it is committed.
 
@@ -66,16 +67,16 @@ def alert_rule_evaluate(
             alert, created = Alert.objects.get_or_create(
                 pair=pair,
                 kind=event.kind,
-                bar_time=snapshot["as_of"],
+                bar_time=snapshot.as_of,
                 defaults={
                     "direction": event.direction,
                     "reason": event.reason,
-                    "zscore": snapshot["zscore"],
-                    "adf_pvalue": snapshot.get("adf_pvalue"),
-                    "correlation": snapshot.get("correlation"),
-                    "hedge_ratio": snapshot.get("hedge_ratio"),
+                    "zscore": snapshot.statistics.zscore,
+                    "adf_pvalue": snapshot.statistics.adf_pvalue,
+                    "correlation": snapshot.statistics.correlation,
+                    "hedge_ratio": snapshot.statistics.hedge_ratio,
                     "message": event.message,
-                    "snapshot": snapshot,
+                    "snapshot": snapshot_json(snapshot),
                     "webhook_status": Alert.WebhookStatus.PENDING if pair.webhook_url else Alert.WebhookStatus.NONE,
                 },
             )

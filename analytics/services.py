@@ -35,7 +35,19 @@ from .bars import (
     last_closed_open_time,
 )
 from .models import Bar, Pair, Snapshot, Watermark
-from .stats import pair_stats, zscore_series
+from .snapshot import (
+    SOURCE_CYCLE,
+    SOURCE_HISTORY,
+    STAT_FIELDS,
+    PairSnapshot,
+    Statistics,
+    Thresholds,
+    snapshot_build,
+    snapshot_from_json,
+    snapshot_json,
+    snapshot_placeholder,
+)
+from .stats import PairStats, pair_stats, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -245,25 +257,6 @@ class EventClock:
 
 # -- snapshots ----------------------------------------------------------------
 
-_STAT_FIELDS = (
-    "hedge_ratio",
-    "intercept",
-    "r_squared",
-    "spread",
-    "spread_mean",
-    "spread_std",
-    "zscore",
-    "correlation",
-    "price_correlation",
-    "adf_stat",
-    "adf_pvalue",
-    "adf_lag",
-    "coint_pvalue",
-    "half_life",
-    "quality_score",
-)
-
-
 def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
     if values is None:
         return [None] * n
@@ -298,7 +291,7 @@ def stats_process_stop() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _statistics(y: np.ndarray, x: np.ndarray):
+def _pair_stats(y: np.ndarray, x: np.ndarray) -> PairStats:
     """``pair_stats(y, x)``, in the statistics process when one is started."""
     global _stats_pool
     pool = _stats_pool
@@ -311,6 +304,17 @@ def _statistics(y: np.ndarray, x: np.ndarray):
         _stats_pool = None
         stats_process_start()
         return pair_stats(y, x)
+
+
+def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int) -> Statistics:
+    """The statistics of an aligned window, half-life also in seconds."""
+    stats = _pair_stats(y, x)
+    half_life_seconds = stats.half_life * interval_ms / 1000 if stats.half_life is not None else None
+    return Statistics(
+        **{name: getattr(stats, name) for name in STAT_FIELDS},
+        half_life_seconds=half_life_seconds,
+        quality=stats.quality,
+    )
 
 
 class PairWindow(NamedTuple):
@@ -352,52 +356,38 @@ def _aligned(*, pair: Pair, as_of: int, window: int):
     return align_closes(legs[0], legs[1], as_of=as_of, window=window)
 
 
-def _snapshot_skeleton(pair: Pair) -> dict[str, Any]:
-    """A snapshot of ``pair`` with every statistic null (the fields of CONTRACT.md, always all of them)."""
-    return {
-        "pair": pair.id,
-        "symbol_a": pair.symbol_a,
-        "symbol_b": pair.symbol_b,
-        "as_of": None,
-        "interval": pair.interval,
-        "n": 0,
-        "window": pair.window,
-        "ready": False,
-        "warmup": {"bars": 0, "required": pair.min_bars},
-        "stale": False,
-        "stale_legs": [],
-        "price_a": None,
-        "price_b": None,
-        **dict.fromkeys(_STAT_FIELDS),
-        "half_life_seconds": None,
-        "quality": None,
-        "thresholds": {
-            "entry_z": pair.entry_z,
-            "exit_z": pair.exit_z,
-            "min_correlation": pair.min_correlation,
-            "max_adf_pvalue": pair.max_adf_pvalue,
-        },
-        "computed_at": None,
-        "source": SOURCE_NONE,
-    }
+def thresholds_of(pair: Pair) -> Thresholds:
+    """The alert thresholds ``pair``'s snapshots are computed under."""
+    return Thresholds(
+        entry_z=pair.entry_z,
+        exit_z=pair.exit_z,
+        min_correlation=pair.min_correlation,
+        max_adf_pvalue=pair.max_adf_pvalue,
+    )
 
 
-#: Where a served snapshot comes from: the snapshot cycle (live), the newest history
-#: row (the cycle has not published one since the cache was emptied, or the pair is
-#: inactive), or nowhere yet (a placeholder: nothing was ever computed).
-SOURCE_CYCLE, SOURCE_HISTORY, SOURCE_NONE = "cycle", "history", "none"
+def snapshot_placeholder_of(pair: Pair) -> PairSnapshot:
+    """``pair``'s snapshot before anything was computed: every number null."""
+    return snapshot_placeholder(
+        pair=pair.id,
+        symbols=(pair.symbol_a, pair.symbol_b),
+        interval=pair.interval,
+        window=pair.window,
+        min_bars=pair.min_bars,
+        thresholds=thresholds_of(pair),
+    )
 
 
-def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: dict[str, Any] | None) -> dict[str, Any]:
+def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: Statistics | None) -> dict[str, Any]:
     """The chart series of a window: prices, and the spread and z-score under ``model``'s hedge ratio, mean and std.
 
     The model is the window's own statistics (or a stored snapshot of the same window):
     this is arithmetic on it, never an estimation.
     """
     spread = zscores = None
-    if model is not None and model.get("hedge_ratio") is not None and n:
-        spread = aligned.y - model["hedge_ratio"] * aligned.x
-        zscores = zscore_series(spread, model["spread_mean"], model["spread_std"])
+    if model is not None and model.hedge_ratio is not None and n:
+        spread = aligned.y - model.hedge_ratio * aligned.x
+        zscores = zscore_series(spread, model.spread_mean, model.spread_std)
     return {
         "pair": pair.id,
         "as_of": as_of,
@@ -415,8 +405,8 @@ def pair_snapshot_build(
     event_time_ms: int | None = None,
     now: int | None = None,
     window: PairWindow | None = None,
-    statistics_of: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict]:
+    statistics_of: PairSnapshot | None = None,
+) -> tuple[PairSnapshot, dict]:
     """The snapshot and chart series of ``pair`` on its window of closed bars.
 
     The window is ``window``, or the bars closed at event time ``event_time_ms`` or
@@ -429,53 +419,51 @@ def pair_snapshot_build(
         closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
         window = pair_window_load(pair=pair, closed=closed)
     aligned, n = window.aligned, window.n
-    ready = n >= pair.min_bars
-    snapshot = _snapshot_skeleton(pair) | {
-        "as_of": window.as_of,
-        "n": n,
-        "ready": ready,
-        "warmup": {"bars": n, "required": pair.min_bars},
-        "stale": bool(window.stale_legs),
-        "stale_legs": window.stale_legs,
-        "price_a": float(aligned.y[-1]) if n else None,
-        "price_b": float(aligned.x[-1]) if n else None,
-        "computed_at": now_ms(),
-        "source": SOURCE_CYCLE,
-    }
-    if ready:
+    statistics = None
+    if n >= pair.min_bars:
         if statistics_of is not None:
-            snapshot.update({name: statistics_of[name] for name in (*_STAT_FIELDS, "quality", "half_life_seconds")})
+            statistics = statistics_of.statistics
         else:
-            stats = _statistics(aligned.y, aligned.x)
-            snapshot.update({name: getattr(stats, name) for name in _STAT_FIELDS})
-            snapshot["quality"] = stats.quality
-            if stats.half_life is not None:
-                snapshot["half_life_seconds"] = stats.half_life * INTERVALS[pair.interval] / 1000
-    return snapshot, _series(pair, aligned, n, window.as_of, snapshot if ready else None)
+            statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval])
+    snapshot = snapshot_build(
+        pair=pair.id,
+        symbols=(pair.symbol_a, pair.symbol_b),
+        interval=pair.interval,
+        window=pair.window,
+        min_bars=pair.min_bars,
+        thresholds=thresholds_of(pair),
+        as_of=window.as_of,
+        n=n,
+        last_prices=(float(aligned.y[-1]), float(aligned.x[-1])) if n else None,
+        stale_legs=window.stale_legs,
+        statistics=statistics,
+        computed_at=now_ms(),
+    )
+    return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None)
 
 
-def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[dict[str, Any], dict]:
+def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
     return pair_snapshot_build(pair=pair, window=pair_window_load(pair=pair, closed=closed))
 
 
-def _same_window(previous: dict[str, Any] | None, pair: Pair, window: PairWindow) -> bool:
+def _same_window(previous: PairSnapshot | None, pair: Pair, window: PairWindow) -> bool:
     """Whether ``previous`` was computed on this very window (same bar, length and settings)."""
     return (
         previous is not None
-        and previous.get("as_of") == window.as_of
-        and previous.get("n") == window.n
-        and previous.get("interval") == pair.interval
-        and previous.get("window") == pair.window
-        and previous.get("ready") == (window.n >= pair.min_bars)
-        and previous.get("source", SOURCE_CYCLE) == SOURCE_CYCLE
+        and previous.as_of == window.as_of
+        and previous.n == window.n
+        and previous.interval == pair.interval
+        and previous.window == pair.window
+        and previous.ready == (window.n >= pair.min_bars)
+        and previous.source == SOURCE_CYCLE
     )
 
 
-#: Told each new snapshot once it is cached: (pair id, snapshot, its series, the series cached before).
-Publish = Callable[[int, dict[str, Any], dict[str, Any], dict[str, Any] | None], None]
+#: Told each new snapshot once it is cached: (the snapshot, its series, the series cached before).
+Publish = Callable[[PairSnapshot, dict[str, Any], dict[str, Any] | None], None]
 #: Told each bar's snapshot once it is recorded, in bar order (bars caught up on included).
-Recorded = Callable[[Pair, dict[str, Any]], None]
+Recorded = Callable[[Pair, PairSnapshot], None]
 
 
 def _nothing(*args: Any) -> None:
@@ -484,7 +472,7 @@ def _nothing(*args: Any) -> None:
 
 def snapshots_compute(
     *, now: int | None = None, force: bool = False, publish: Publish = _nothing, recorded: Recorded = _nothing
-) -> list[dict[str, Any]]:
+) -> list[PairSnapshot]:
     """Compute, cache, record and publish the snapshot of every active pair whose window moved.
 
     The only place statistics are computed, and once per bar and pair: a cycle on a
@@ -498,16 +486,16 @@ def snapshots_compute(
     clock = EventClock()
     published = []
     for pair in selectors.pairs_active():
-        previous = selectors.snapshot_cached(pair.id)
+        previous = _typed(selectors.snapshot_cached(pair.id))
         # The bars since the newest *recorded* one get their row and rule step: a worker
         # killed between caching a snapshot and recording it left a cached bar without.
-        resumed_from = selectors.snapshot_recorded_latest(pair.id) or previous
+        resumed_from = _typed(selectors.snapshot_recorded_latest(pair.id)) or previous
         after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
         window = pair_window_load(pair=pair, closed=closed)
         unchanged = (
             _same_window(previous, pair, window)
-            and previous.get("thresholds") == _snapshot_skeleton(pair)["thresholds"]
-            and previous.get("stale") == bool(window.stale_legs)
+            and previous.thresholds == thresholds_of(pair)
+            and previous.stale == bool(window.stale_legs)
         )
         if unchanged and not force:
             continue
@@ -518,7 +506,7 @@ def snapshots_compute(
             recorded(pair, missed)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
         snapshot_cache(snapshot=snapshot, series=series)
-        publish(pair.id, snapshot, series, previous_series)
+        publish(snapshot, series, previous_series)
         snapshot_record(snapshot=snapshot)
         recorded(pair, snapshot)
         published.append(snapshot)
@@ -532,7 +520,18 @@ CATCH_UP_PER_CYCLE = 120
 CATCH_UP_MAX = 3600
 
 
-def _catch_up(*, pair: Pair, previous: dict | None, closed: int | None) -> tuple[int | None, int | None]:
+def _typed(data: dict[str, Any] | None) -> PairSnapshot | None:
+    """A cached or recorded snapshot's JSON, read back (None when there is none, or it cannot be read)."""
+    if data is None:
+        return None
+    try:
+        return snapshot_from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:  # computed again, as if there were none
+        logger.warning("a stored snapshot of pair %s could not be read (%s); computing it again", data.get("pair"), exc)
+        return None
+
+
+def _catch_up(*, pair: Pair, previous: PairSnapshot | None, closed: int | None) -> tuple[int | None, int | None]:
     """The bars this cycle computes: those after the first value, up to the second (open times).
 
     After an outage (a worker down, a long backfill holding the bars) every bar
@@ -541,12 +540,12 @@ def _catch_up(*, pair: Pair, previous: dict | None, closed: int | None) -> tuple
     ``CATCH_UP_MAX`` bars only. ``after`` is None when there is nothing to catch up
     (no previous snapshot, or one of other settings).
     """
-    if previous is None or previous.get("as_of") is None or closed is None:
+    if previous is None or previous.as_of is None or closed is None:
         return None, closed
-    if previous.get("interval") != pair.interval or previous.get("window") != pair.window:
+    if previous.interval != pair.interval or previous.window != pair.window:
         return None, closed
     interval_ms = INTERVALS[pair.interval]
-    after = previous["as_of"]
+    after = previous.as_of
     behind = (closed - after) // interval_ms
     if behind > CATCH_UP_MAX:
         logger.warning("%s: %d bars without a snapshot; catching up on the last %d only", pair, behind, CATCH_UP_MAX)
@@ -557,7 +556,7 @@ def _catch_up(*, pair: Pair, previous: dict | None, closed: int | None) -> tuple
     return after, closed
 
 
-def _snapshots_missed(*, pair: Pair, after: int | None, current: dict) -> list[dict[str, Any]]:
+def _snapshots_missed(*, pair: Pair, after: int | None, current: PairSnapshot) -> list[PairSnapshot]:
     """Snapshots of the bars that closed after ``after`` and before ``current``.
 
     Cycles are a second apart but not in step with the bars (a busy machine, Celery
@@ -565,13 +564,13 @@ def _snapshots_missed(*, pair: Pair, after: int | None, current: dict) -> list[d
     several bars close between cycles. Every bar still gets its history row and
     its alert-rule step, in order (``_catch_up`` keeps their number bounded).
     """
-    if after is None or current["as_of"] is None:
+    if after is None or current.as_of is None:
         return []
     interval_ms = INTERVALS[pair.interval]
     snapshots = []
-    for open_time in range(after + interval_ms, current["as_of"], interval_ms):
+    for open_time in range(after + interval_ms, current.as_of, interval_ms):
         snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time)
-        if snapshot["as_of"] == open_time:
+        if snapshot.as_of == open_time:
             snapshots.append(snapshot)
     return snapshots
 
@@ -592,10 +591,10 @@ def pair_snapshot_current(*, pair: Pair) -> dict[str, Any]:
     snapshot = selectors.snapshot_cached(pair.id)
     if snapshot is not None:
         return snapshot
-    recorded = selectors.snapshot_recorded_latest(pair.id)
+    recorded = _typed(selectors.snapshot_recorded_latest(pair.id))
     if recorded is None:
-        return _snapshot_skeleton(pair) | {"warmup": {"bars": None, "required": pair.min_bars}}
-    return {**recorded, "source": SOURCE_HISTORY}
+        return snapshot_json(snapshot_placeholder_of(pair))
+    return snapshot_json(recorded.with_source(SOURCE_HISTORY))
 
 
 def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -617,7 +616,7 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     key = selectors.RECORDED_SERIES_KEY.format(pair_id=pair.id, as_of=snapshot["as_of"])
     series = selectors.cached(key)
     if series is None:
-        series = _series_of_recorded(pair=pair, snapshot=snapshot)
+        series = _series_of_recorded(pair=pair, snapshot=snapshot_from_json(snapshot))
         try:
             cache.set(key, series, timeout=RECORDED_SERIES_TTL)
         except Exception as exc:  # served all the same
@@ -625,40 +624,42 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     return snapshot, series
 
 
-def _series_of_recorded(*, pair: Pair, snapshot: dict[str, Any]) -> dict[str, Any]:
+def _series_of_recorded(*, pair: Pair, snapshot: PairSnapshot) -> dict[str, Any]:
     """The chart series of a recorded snapshot: its window of bars under its own model (no statistics)."""
-    window = snapshot.get("window") or pair.window
-    aligned = _aligned(pair=pair, as_of=snapshot["as_of"], window=window)
+    as_of = snapshot.as_of
+    assert as_of is not None, "only a snapshot of a bar has a series"
+    window = snapshot.window or pair.window
+    aligned = _aligned(pair=pair, as_of=as_of, window=window)
     n = aligned.n
-    if n != snapshot.get("n") or (n and int(aligned.times[-1]) != snapshot["as_of"]):
+    if n != snapshot.n or (n and int(aligned.times[-1]) != as_of):
         # The bars of that window are gone (retention) or changed: prices only, honestly.
-        logger.info("pair %s: the bars of the snapshot at %s are no longer all stored", pair.id, snapshot["as_of"])
-        return _series(pair, aligned, n, snapshot["as_of"], None)
-    return _series(pair, aligned, n, snapshot["as_of"], snapshot if snapshot.get("ready") else None)
+        logger.info("pair %s: the bars of the snapshot at %s are no longer all stored", pair.id, as_of)
+        return _series(pair, aligned, n, as_of, None)
+    return _series(pair, aligned, n, as_of, snapshot.statistics if snapshot.ready else None)
 
 
-def snapshot_cache(*, snapshot: dict[str, Any], series: dict) -> None:
+def snapshot_cache(*, snapshot: PairSnapshot, series: dict) -> None:
     """The latest snapshot and series, where the API and new pages read them."""
-    pair_id = snapshot["pair"]
+    pair_id = snapshot.pair
     try:
-        cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot, timeout=None)
+        cache.set(selectors.SNAPSHOT_KEY.format(pair_id=pair_id), snapshot_json(snapshot), timeout=None)
         cache.set(selectors.SERIES_KEY.format(pair_id=pair_id), series, timeout=None)
     except Exception as exc:  # the history row, the alert rule and the pushes go on without it
         logger.warning("snapshot of pair %s not cached: the cache did not answer (%s)", pair_id, exc)
 
 
-def snapshot_record(*, snapshot: dict[str, Any]) -> None:
+def snapshot_record(*, snapshot: PairSnapshot) -> None:
     """The snapshot's history row (one per pair and bar)."""
-    if snapshot["as_of"] is None:
+    if snapshot.as_of is None:
         return
     Snapshot.objects.bulk_create(
         [
             Snapshot(
-                pair_id=snapshot["pair"],
-                as_of=snapshot["as_of"],
-                ready=snapshot["ready"],
-                zscore=snapshot["zscore"],
-                data=snapshot,
+                pair_id=snapshot.pair,
+                as_of=snapshot.as_of,
+                ready=snapshot.ready,
+                zscore=snapshot.statistics.zscore,
+                data=snapshot_json(snapshot),
             )
         ],
         ignore_conflicts=True,  # another worker already recorded this bar

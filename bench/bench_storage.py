@@ -25,6 +25,8 @@ sizes are PostgreSQL's (``pg_total_relation_size``, ``pg_database_size``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import gzip
 import heapq
@@ -150,8 +152,8 @@ def snapshots_record(pair: Pair, start: int, end: int, template: dict | None) ->
                 snapshot = template
                 real += 1
             else:
-                moved = second - template["as_of"]
-                snapshot = {**template, "as_of": second, "computed_at": template["computed_at"] + moved}
+                moved = second - template.as_of
+                snapshot = dataclasses.replace(template, as_of=second, computed_at=template.computed_at + moved)
             snapshot_record(snapshot=snapshot)
     return len(grid), real, template
 

@@ -155,6 +155,69 @@ class PairSerializer(serializers.ModelSerializer):
         return {f: getattr(self.instance, f) for f in self.Meta.fields if f != "id"}
 
 
+class WarmupSerializer(serializers.Serializer):
+    bars = serializers.IntegerField(allow_null=True, help_text="bars in the window (null: nothing computed yet)")
+    required = serializers.IntegerField(help_text="bars needed before statistics (min_bars)")
+
+
+class ThresholdsSerializer(serializers.Serializer):
+    entry_z = serializers.FloatField()
+    exit_z = serializers.FloatField()
+    min_correlation = serializers.FloatField()
+    max_adf_pvalue = serializers.FloatField()
+
+
+def _statistic(help_text: str) -> serializers.FloatField:
+    return serializers.FloatField(allow_null=True, help_text=help_text)
+
+
+@extend_schema_serializer(component_name="Snapshot")
+class SnapshotSerializer(serializers.Serializer):
+    """A pair's snapshot, as the API, the websocket and the history carry it (``analytics.snapshot``).
+
+    Declared for the schema: the values are ``snapshot_json``'s. Every statistic is
+    null until the window is ready, and when its definition does not apply.
+    """
+
+    version = serializers.IntegerField(help_text="version of this JSON form")
+    pair = serializers.IntegerField()
+    symbol_a = serializers.CharField(help_text="leg A, the y of the regression")
+    symbol_b = serializers.CharField(help_text="leg B, the x of the regression")
+    as_of = serializers.IntegerField(allow_null=True, help_text="open time of the newest closed bar, ms")
+    interval = serializers.ChoiceField(choices=list(INTERVALS))
+    n = serializers.IntegerField(help_text="aligned bars in the window")
+    window = serializers.IntegerField(help_text="the pair's window, bars")
+    ready = serializers.BooleanField(help_text="n >= min_bars: statistics computed")
+    warmup = WarmupSerializer()
+    stale = serializers.BooleanField(help_text="a leg's newest bar lags the window's end")
+    stale_legs = serializers.ListField(child=serializers.CharField())
+    price_a = _statistic("close of leg A at as_of")
+    price_b = _statistic("close of leg B at as_of")
+    hedge_ratio = _statistic("OLS beta of A on B")
+    intercept = _statistic("OLS intercept")
+    r_squared = _statistic("OLS R squared")
+    spread = _statistic("A - hedge_ratio * B at as_of, quote currency")
+    spread_mean = _statistic("mean of the spread over the window")
+    spread_std = _statistic("standard deviation of the spread over the window (ddof 1)")
+    zscore = _statistic("(spread - spread_mean) / spread_std at as_of")
+    correlation = _statistic("correlation of the legs' log returns")
+    price_correlation = _statistic("correlation of the legs' prices")
+    adf_stat = _statistic("augmented Dickey-Fuller statistic of the spread")
+    adf_pvalue = _statistic("its MacKinnon p-value")
+    adf_lag = serializers.IntegerField(allow_null=True, help_text="lags the ADF AIC search chose")
+    coint_pvalue = _statistic("Engle-Granger cointegration p-value")
+    half_life = _statistic("mean-reversion half-life, bars")
+    quality_score = _statistic("0..100")
+    half_life_seconds = _statistic("the half-life in seconds")
+    quality = serializers.DictField(allow_null=True, help_text="the quality score's parts")
+    thresholds = ThresholdsSerializer(help_text="the pair's alert thresholds it was computed under")
+    computed_at = serializers.IntegerField(allow_null=True, help_text="when it was computed, ms")
+    source = serializers.ChoiceField(
+        choices=["cycle", "history", "none"],
+        help_text="the snapshot cycle, the newest history row, or nothing computed yet",
+    )
+
+
 class SeriesFilterSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, required=False, help_text="the newest N points only")
 
@@ -166,7 +229,7 @@ class PairViewSet(viewsets.ModelViewSet):
     serializer_class = PairSerializer
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, description="The latest analytics snapshot (CONTRACT.md).")
+    @extend_schema(responses=SnapshotSerializer, description="The latest analytics snapshot.")
     @action(detail=True, methods=["get"])
     def snapshot(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()

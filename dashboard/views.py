@@ -19,13 +19,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from rest_framework import serializers
 
-from alerts.selectors import alerts_newest, latest_alerts, open_entries
 from alerts.rules import RuleState
+from alerts.selectors import alerts_newest, latest_alerts, open_entries
 from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
 from analytics.models import Pair
-from analytics.services import SOURCE_HISTORY, SOURCE_NONE, pair_current, pair_snapshot_current
+from analytics.services import pair_current, pair_snapshot_current
+from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE
 
 from .api import BarListApi, SeriesFilterSerializer
 from .health import system_health

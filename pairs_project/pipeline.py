@@ -27,6 +27,7 @@ from alerts.models import Alert
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.models import Pair
+from analytics.snapshot import PairSnapshot, snapshot_json
 from dashboard.broadcast import abroadcast, broadcast, broadcast_snapshot
 from ingestion import services as ingestion_services
 from ingestion.binance import Tick
@@ -44,12 +45,17 @@ def resample() -> int:
     return analytics_services.bars_resample()
 
 
-def snapshots(*, now: int | None = None, force: bool = False) -> list[dict[str, Any]]:
+def snapshots(*, now: int | None = None, force: bool = False) -> list[PairSnapshot]:
     """Each active pair whose window moved -> its snapshot -> the pages, its history and the alert rule."""
-    return analytics_services.snapshots_compute(now=now, force=force, publish=broadcast_snapshot, recorded=alert_step)
+    return analytics_services.snapshots_compute(now=now, force=force, publish=snapshot_published, recorded=alert_step)
 
 
-def alert_step(pair: Pair, snapshot: dict[str, Any]) -> None:
+def snapshot_published(snapshot: PairSnapshot, series: dict[str, Any], previous_series: dict[str, Any] | None) -> None:
+    """A new snapshot, cached -> the pair's pages (its series as a delta from the one they have)."""
+    broadcast_snapshot(snapshot.pair, snapshot_json(snapshot), series, previous_series)
+
+
+def alert_step(pair: Pair, snapshot: PairSnapshot) -> None:
     """A bar's recorded snapshot -> the pair's alert rule."""
     alerts_services.alert_rule_evaluate(pair=pair, snapshot=snapshot, on_alert=alert_fired)
 

@@ -5,21 +5,28 @@ from __future__ import annotations
 import pytest
 
 from alerts.rules import RuleState, Thresholds, evaluate
+from analytics import snapshot as snapshots
 
 T = Thresholds(entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05)
 
 
-def snap(as_of: int, z: float | None, *, p: float = 0.01, r: float = 0.9, ready: bool = True, stale: bool = False) -> dict:
-    return {"as_of": as_of, "zscore": z, "adf_pvalue": p, "correlation": r, "ready": ready, "stale": stale,
-            "symbol_a": "BTCUSDT", "symbol_b": "ETHUSDT"}
+def snap(
+    as_of: int, z: float | None, *, p: float = 0.01, r: float | None = 0.9, ready: bool = True, stale: bool = False
+) -> snapshots.PairSnapshot:
+    return snapshots.PairSnapshot(
+        pair=1, symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s", window=300,
+        thresholds=snapshots.Thresholds(entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05),
+        as_of=as_of, ready=ready, stale=stale,
+        statistics=snapshots.Statistics(zscore=z, adf_pvalue=p, correlation=r),
+    )
 
 
-def run(snapshots: list[dict], state: RuleState | None = None) -> tuple[RuleState, list]:
+def run(sequence: list[snapshots.PairSnapshot], state: RuleState | None = None) -> tuple[RuleState, list]:
     state = state or RuleState()
     fired = []
-    for s in snapshots:
+    for s in sequence:
         state, events = evaluate(state, s, T)
-        fired.extend((s["as_of"], e.kind, e.direction, e.reason) for e in events)
+        fired.extend((s.as_of, e.kind, e.direction, e.reason) for e in events)
     return state, fired
 
 
@@ -41,7 +48,7 @@ def test_it_creates_an_entry_when_every_gate_holds():
         snap(2, 3.0, ready=False),  # warming up
         snap(2, 3.0, stale=True),  # a stale leg
         snap(2, None),  # no z-score
-        {**snap(2, 3.0), "correlation": None},
+        snap(2, 3.0, r=None),  # no correlation
     ],
 )
 def test_each_gate_alone_blocks_the_entry(snapshot):

@@ -20,6 +20,7 @@ from alerts.rules import entry_condition
 from alerts.services import thresholds_of
 from analytics import services
 from analytics.models import Pair
+from analytics.snapshot import snapshot_from_json
 from ingestion.binance import Tick
 from ingestion.services import ticks_store
 from ingestion.simulator import make_scenario
@@ -80,7 +81,7 @@ def test_a_shock_on_a_cointegrated_pair_alerts_once_in_its_direction_then_exits(
     entry, exit_ = alerts
     # Within two snapshots of the condition first holding after the shock.
     after_shock = [s for s in snapshots if s and s["as_of"] is not None and s["as_of"] >= T0 + SHOCK_AT * 1000]
-    holds = [s["as_of"] for s in after_shock if entry_condition(s, thresholds_of(pair))]
+    holds = [s["as_of"] for s in after_shock if entry_condition(snapshot_from_json(s), thresholds_of(pair))]
     assert holds, "the shock never met every gate"
     assert holds[0] <= entry.bar_time <= holds[0] + 2000
     assert abs(entry.zscore) > 2.0 and entry.adf_pvalue < 0.05 and entry.correlation >= 0.6

@@ -14,6 +14,7 @@ from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics import selectors, services
 from analytics.models import Bar, Pair, Snapshot, Watermark
+from analytics.snapshot import STAT_FIELDS, snapshot_json
 from ingestion.binance import Tick, parse_frame
 from ingestion.services import ticks_store
 from pairs_project import pipeline
@@ -28,6 +29,17 @@ def clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+def build_snapshot(**kwargs):
+    """``pair_snapshot_build``, the snapshot in its JSON form (as the API and the cache have it)."""
+    snapshot, series = services.pair_snapshot_build(**kwargs)
+    return snapshot_json(snapshot), series
+
+
+def snapshot_cycle(**kwargs):
+    """One snapshot cycle of the pipeline; the snapshots it published, in their JSON form."""
+    return [snapshot_json(s) for s in pipeline.snapshots(**kwargs)]
 
 
 def make_pair(**fields) -> Pair:
@@ -173,13 +185,13 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < eth_until])
 
     now = eth_until + 1_000  # the wall clock alone closes nothing after second 37
-    pipeline.snapshots(now=now)
+    snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 48_000  # one feed: BTC's ticks close ETH's bars
 
     FeedStatus.objects.create(name="btc", symbols="BTCUSDT")
     FeedStatus.objects.create(name="eth", symbols="ETHUSDT")
     cache.clear()
-    pipeline.snapshots(now=now)
+    snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
@@ -214,15 +226,15 @@ def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling()
     store_and_resample(cointegrated_ticks(40))
     now = T0 + 60_000  # 20 s after the last trade: the wall clock would close everything
     status = FeedStatus.objects.create(name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now())
-    pipeline.snapshots(now=now)
+    snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # event time only
     status.connected, status.gaps_detected, status.gaps_filled = True, 2, 1  # reconnected, one gap still open
     status.save()
-    pipeline.snapshots(now=now)
+    snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000
     status.gaps_filled = 2  # caught up: a quiet market closes its bars on the wall clock
     status.save()
-    pipeline.snapshots(now=now)
+    snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000  # the last bar closes too
 
 
@@ -233,10 +245,10 @@ def test_the_wall_clock_does_not_close_bars_whose_ticks_are_not_resampled_yet():
     store_and_resample([t for t in ticks if t.timestamp < T0 + 35_000])
     Watermark.objects.filter(name=services.RESAMPLED_AT_WATERMARK).update(value=T0 + 37_000)
     ticks_store([t for t in ticks if t.timestamp >= T0 + 35_000])  # stored, not resampled
-    pipeline.snapshots(now=T0 + 60_000)
+    snapshot_cycle(now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 34_000  # not 35..39 with their bars missing
     services.bars_resample()
-    pipeline.snapshots(now=T0 + 60_000)
+    snapshot_cycle(now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000
 
 
@@ -245,15 +257,15 @@ def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cac
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    pipeline.snapshots(now=T0 + 40_500)
+    snapshot_cycle(now=T0 + 40_500)
     if cache_lost:  # the cycle resumes from the recorded history
         cache.clear()
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 50_000])  # a late cycle: 10 bars at once
-    pipeline.snapshots(now=T0 + 50_500)
+    snapshot_cycle(now=T0 + 50_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 49))  # each bar, in order, none twice
     # Each caught-up row is the snapshot a cycle on time would have made.
-    on_time, _ = services.pair_snapshot_build(pair=pair, event_time_ms=T0 + 45_000, now=None)
+    on_time, _ = build_snapshot(pair=pair, event_time_ms=T0 + 45_000, now=None)
     assert Snapshot.objects.get(pair=pair, as_of=T0 + 44_000).data["zscore"] == pytest.approx(on_time["zscore"], rel=1e-12)
 
 
@@ -261,7 +273,7 @@ def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(400))
     event = services.event_time()
-    snapshot, series = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=None)
+    snapshot, series = build_snapshot(pair=pair, event_time_ms=event, now=None)
     expected = independent_snapshot(pair, as_of=event // 1000 * 1000 - 1000)
     assert snapshot["ready"] is True
     assert snapshot["n"] == expected["n"] == 300
@@ -283,11 +295,11 @@ def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
 def test_every_statistic_is_null_during_warm_up():
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(60))
-    snapshot, series = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    snapshot, series = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
     assert snapshot["ready"] is False
     assert snapshot["warmup"] == {"bars": 59, "required": 100}  # the newest second is not closed yet
     assert snapshot["price_a"] is not None
-    for name in services._STAT_FIELDS:
+    for name in STAT_FIELDS:
         assert snapshot[name] is None, name
     assert series["zscore"] == [None] * 59
     json.dumps(snapshot, allow_nan=False)
@@ -300,7 +312,7 @@ def test_a_silent_leg_makes_the_snapshot_stale(settings):
     # ETH goes silent for the last 20 seconds while BTC trades on.
     last_eth = T0 + 100 * 1000
     store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < last_eth])
-    snapshot, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    snapshot, _ = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
     assert snapshot["stale"] is True
     assert snapshot["stale_legs"] == ["ETHUSDT"]
 
@@ -309,13 +321,13 @@ def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(150))
     now = T0 + 150_000
-    published = pipeline.snapshots(now=now)
+    published = snapshot_cycle(now=now)
     assert [s["pair"] for s in published] == [pair.id]
     assert selectors.snapshot_cached(pair.id) == published[0]
-    assert pipeline.snapshots(now=now) == []  # nothing moved
+    assert snapshot_cycle(now=now) == []  # nothing moved
     pair.entry_z = 3.0
     pair.save()
-    assert len(pipeline.snapshots(now=now)) == 1  # an admin edit applies on the next cycle
+    assert len(snapshot_cycle(now=now)) == 1  # an admin edit applies on the next cycle
     assert Snapshot.objects.filter(pair=pair).count() == 1  # one history row per bar
     assert selectors.snapshot_cached(pair.id)["thresholds"]["entry_z"] == 3.0
 
@@ -323,15 +335,15 @@ def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves
 def test_an_inactive_pair_is_not_computed():
     make_pair(active=False)
     store_and_resample(cointegrated_ticks(30))
-    assert pipeline.snapshots(now=T0 + 30_000) == []
+    assert snapshot_cycle(now=T0 + 30_000) == []
 
 
 def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
     pair = make_pair(window=300, min_bars=10)
     store_and_resample(cointegrated_ticks(30))
     event = services.event_time()
-    by_event, _ = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=None)
-    by_clock, _ = services.pair_snapshot_build(pair=pair, event_time_ms=event, now=event + 10_000)
+    by_event, _ = build_snapshot(pair=pair, event_time_ms=event, now=None)
+    by_clock, _ = build_snapshot(pair=pair, event_time_ms=event, now=event + 10_000)
     assert by_clock["as_of"] == by_event["as_of"] + 1000  # the last second closed by the clock
     assert by_clock["n"] == by_event["n"] + 1
 
@@ -343,7 +355,7 @@ def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
     make_pair(window=300, min_bars=10)
     store_and_resample(cointegrated_ticks(150))
     for k in range(20, 150, 10):
-        pipeline.snapshots(now=T0 + k * 1000)
+        snapshot_cycle(now=T0 + k * 1000)
     from ingestion.models import Symbol, Tick
 
     result = services.housekeeping(batch=50, now=T0 + 150_000)
@@ -383,9 +395,9 @@ def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch):
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(200)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    pipeline.snapshots(now=T0 + 40_500)
+    snapshot_cycle(now=T0 + 40_500)
     store_and_resample([t for t in ticks if t.timestamp >= T0 + 40_000])  # 160 bars close at once
-    as_ofs = [pipeline.snapshots(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
+    as_ofs = [snapshot_cycle(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
     assert [(a - T0) // 1000 for a in as_ofs] == [88, 138, 188, 198]  # 50 bars a cycle, in order
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
@@ -400,18 +412,18 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
     real = services.pair_stats
     monkeypatch.setattr(services, "pair_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     now = T0 + 150_500
-    first = pipeline.snapshots(now=now)
+    first = snapshot_cycle(now=now)
     assert len(calls) == 1
     for _ in range(3):
-        pipeline.snapshots(now=now)
+        snapshot_cycle(now=now)
     pair.entry_z = 3.0
     pair.save()
-    (edited,) = pipeline.snapshots(now=now)  # the new thresholds are published, on the same numbers
-    pipeline.snapshots(now=now, force=True)
+    (edited,) = snapshot_cycle(now=now)  # the new thresholds are published, on the same numbers
+    snapshot_cycle(now=now, force=True)
     assert len(calls) == 1
     assert edited["thresholds"]["entry_z"] == 3.0
-    assert {k: edited[k] for k in services._STAT_FIELDS} == {k: first[0][k] for k in services._STAT_FIELDS}
-    assert selectors.series_cached(pair.id)["zscore"] == services.pair_snapshot_build(
+    assert {k: edited[k] for k in STAT_FIELDS} == {k: first[0][k] for k in STAT_FIELDS}
+    assert selectors.series_cached(pair.id)["zscore"] == build_snapshot(
         pair=pair, event_time_ms=services.event_time(), now=now
     )[1]["zscore"]
 
@@ -420,17 +432,17 @@ def test_statistics_computed_in_the_child_process_are_those_computed_in_place(mo
     """Embedded mode's statistics process (off the web server's GIL) gives the very same numbers."""
     pair = make_pair(window=120, min_bars=60)
     store_and_resample(cointegrated_ticks(150))
-    in_place, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+    in_place, _ = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
     services.stats_process_start()
     try:
         submitted = []
         real_submit = services._stats_pool.submit
         monkeypatch.setattr(services._stats_pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
-        in_child, _ = services.pair_snapshot_build(pair=pair, event_time_ms=services.event_time(), now=None)
+        in_child, _ = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
     finally:
         services.stats_process_stop()
     assert len(submitted) == 1
-    assert {k: in_child[k] for k in services._STAT_FIELDS} == {k: in_place[k] for k in services._STAT_FIELDS}
+    assert {k: in_child[k] for k in STAT_FIELDS} == {k: in_place[k] for k in STAT_FIELDS}
     assert in_child["quality"] == in_place["quality"]
 
 
@@ -440,11 +452,11 @@ def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cy
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    pipeline.snapshots(now=T0 + 40_500)
+    snapshot_cycle(now=T0 + 40_500)
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 41_000])
-    (cached,) = pipeline.snapshots(now=T0 + 41_500)
+    (cached,) = snapshot_cycle(now=T0 + 41_500)
     Snapshot.objects.filter(pair=pair, as_of=cached["as_of"]).delete()  # killed before the row was written
     store_and_resample([t for t in ticks if T0 + 41_000 <= t.timestamp < T0 + 43_000])
-    pipeline.snapshots(now=T0 + 43_500)
+    snapshot_cycle(now=T0 + 43_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]

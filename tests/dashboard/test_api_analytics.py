@@ -221,3 +221,19 @@ def test_bad_bar_parameters_are_a_400(api, params, field):
     response = api.get("/api/bars/", params)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert field in response.json()
+
+
+def test_the_schema_documents_every_field_of_the_snapshot(api):
+    from analytics.snapshot import Thresholds, snapshot_json, snapshot_placeholder
+
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    component = schema["components"]["schemas"]["Snapshot"]
+    placeholder = snapshot_placeholder(
+        pair=1, symbols=("BTCUSDT", "ETHUSDT"), interval="1s", window=300, min_bars=30,
+        thresholds=Thresholds(entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05),
+    )
+    assert set(component["properties"]) == set(snapshot_json(placeholder))
+    assert component["properties"]["zscore"] == {"type": "number", "format": "double", "nullable": True,
+                                                 "description": "(spread - spread_mean) / spread_std at as_of"}
+    operation = schema["paths"]["/api/pairs/{id}/snapshot/"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Snapshot"}

@@ -133,8 +133,8 @@ def data() -> Iterator[int]:
     ticks = cointegrated_ticks(70)
     store_and_resample(ticks)
     snapshots = pipeline.snapshots(now=ticks[-1].timestamp + 10_000, force=True)
-    assert snapshots and snapshots[0]["ready"]
-    make_alert(pair, bar_time=snapshots[0]["as_of"])
+    assert snapshots and snapshots[0].ready
+    make_alert(pair, bar_time=snapshots[0].as_of)
     yield pair.id
     cache.clear()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 import time
@@ -17,7 +18,7 @@ from rest_framework.test import APIClient
 
 from analytics import selectors as analytics_selectors
 from analytics.models import Pair, Watermark
-from analytics.services import snapshot_cache
+from analytics.services import snapshot_cache, snapshot_placeholder_of
 from ingestion import selectors as ingestion_selectors
 from ingestion.client import FeedState
 from ingestion.models import FeedStatus, Gap
@@ -100,13 +101,14 @@ def test_late_periodic_tasks_are_degraded_and_name_the_worker_in_distributed_mod
 def test_a_pair_whose_snapshots_stopped_advancing_is_degraded(live_feed):
     pair = Pair.objects.get(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s")
     as_of = int(time.time() * 1000) // 1000 * 1000 - 60_000
-    snapshot_cache(snapshot={"pair": pair.id, "as_of": as_of}, series={})
+    placeholder = snapshot_placeholder_of(pair)
+    snapshot_cache(snapshot=dataclasses.replace(placeholder, as_of=as_of), series={})
     body = health()
     assert body["status"] == "degraded"
     assert len(body["problems"]) == 1
     assert re.fullmatch(rf"pair {pair}: no new snapshot for (59|60)s \(its newest bar ended then\)", body["problems"][0])
     assert body["pipeline"]["pairs"] == [{"pair": pair.id, "as_of": as_of, "lag_ms": pytest.approx(59_000, abs=1_000)}]
-    snapshot_cache(snapshot={"pair": pair.id, "as_of": as_of + 59_000}, series={})
+    snapshot_cache(snapshot=dataclasses.replace(placeholder, as_of=as_of + 59_000), series={})
     assert health()["status"] == "ok"
 
 

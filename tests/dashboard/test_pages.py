@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from alerts.models import Alert, AlertState
 from analytics import services
 from analytics.models import Pair, Snapshot
+from analytics.snapshot import STAT_FIELDS, snapshot_json
 from dashboard.views import price_decimals
 from pairs_project import pipeline
 from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
@@ -348,14 +349,14 @@ def every_get(client: Client, api: APIClient, pair: Pair) -> list[int]:
 
 
 def test_gets_on_a_cache_miss_serve_the_recorded_snapshot_and_compute_nothing(client, api, ready_pair, no_statistics):
-    recorded = pipeline.snapshots(now=T0 + 250_500, force=True)[0]
+    recorded = snapshot_json(pipeline.snapshots(now=T0 + 250_500, force=True)[0])
     series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
     cache.clear()  # a restarted cache, or a pair the cycle no longer computes
     for _ in range(3):
         assert every_get(client, api, ready_pair) == [HTTPStatus.OK] * 6
     assert no_statistics == []
     served = api.get(f"/api/pairs/{ready_pair.id}/snapshot/").json()
-    assert {k: served[k] for k in services._STAT_FIELDS} == {k: recorded[k] for k in services._STAT_FIELDS}
+    assert {k: served[k] for k in STAT_FIELDS} == {k: recorded[k] for k in STAT_FIELDS}
     assert served["as_of"] == recorded["as_of"] and served["source"] == "history"
     assert api.get(f"/api/pairs/{ready_pair.id}/series/").json() == series  # the same numbers, from the bars
     page = client.get(f"/pairs/{ready_pair.id}/")
