@@ -335,7 +335,11 @@ def _kline_from_row(row: Any) -> Kline:
     try:
         kline = Kline(
             _integer(row[0]),
-            *(_number(value) for value in row[1:6]),
+            _number(row[1]),
+            _number(row[2]),
+            _number(row[3]),
+            _number(row[4]),
+            _number(row[5]),
             _integer(row[6]),
             _number(row[7]),
             _integer(row[8]),
