@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -13,12 +14,14 @@ from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
-import orjson
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 
+from ingestion.binance import KLINES_LIMIT, Kline
+from ingestion.client import RateLimited, klines_fetch
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
 from pairs_project.common.masking import url_credentials_masked
@@ -688,60 +691,108 @@ def pair_upsert(*, symbol_a: str, symbol_b: str, interval: str = "1s", **fields:
 # -- warm-up from REST klines ---------------------------------------------------
 
 
-def pair_warmup_from_klines(*, pair: Pair, rest_url: str | None = None, now: int | None = None) -> int:
+#: Longest a warm-up waits out 429/418 answers (their ``Retry-After``, summed)
+#: before leaving the fetch to a later run: well inside the task's time limit.
+WARMUP_MAX_WAIT = 30.0
+#: Cache key: until when (epoch s) the exchange asked for no more requests, after
+#: a ``Retry-After`` longer than a warm-up waits; the periodic warm-up skips until then.
+WARMUP_NOT_BEFORE = "pairs:warmup:not_before"
+
+
+def pair_warmup_from_klines(
+    *, pair: Pair, rest_url: str | None = None, now: int | None = None, max_wait: float = WARMUP_MAX_WAIT
+) -> int:
     """Fetch the closed klines a 1m/5m pair's window still lacks; return the bars stored.
 
     Binance serves history as klines, so a 1m or 5m pair is ready at once
     instead of after hours. The in-progress kline is dropped. Kline bars never
     replace bars built from stored ticks (those are the truth once we have them).
+    The klines come through the feed's REST client (``ingestion.client``), so a
+    429/418 is honoured as for the backfill: its ``Retry-After`` is waited out,
+    up to ``max_wait`` seconds in all, beyond which ``RateLimited`` is raised.
     """
     if pair.interval == "1s":
         return 0
     rest_url = rest_url or settings.BINANCE_REST_URL
-    interval_ms = INTERVALS[pair.interval]
     now = now_ms() if now is None else now
+    deadline = time.monotonic() + max_wait
     stored = 0
-    with httpx.Client(timeout=10.0) as http:
-        for symbol in pair.symbols:
-            have = Bar.objects.filter(symbol=symbol, interval=pair.interval, open_time__gte=now - interval_ms * (pair.window + 1)).count()
-            if have >= pair.window:
-                continue
-            response = http.get(
-                f"{rest_url.rstrip('/')}/fapi/v1/klines",
-                params={"symbol": symbol, "interval": pair.interval, "limit": min(pair.window + 1, 1500)},
-            )
-            response.raise_for_status()
-            rows = orjson.loads(response.content)
-            bars = [
-                Bar(
-                    symbol=symbol,
-                    interval=pair.interval,
-                    open_time=int(row[0]),
-                    open=float(row[1]),
-                    high=float(row[2]),
-                    low=float(row[3]),
-                    close=float(row[4]),
-                    volume=float(row[5]),
-                    trades=int(row[8]),
-                )
-                for row in rows
-                if int(row[0]) + interval_ms <= now  # drop the kline still in progress
-            ]
-            Bar.objects.bulk_create(bars, ignore_conflicts=True, batch_size=2000)
-            stored += len(bars)
-            logger.info("%s: warmed up %s %s with %d klines", pair, symbol, pair.interval, len(bars))
+    for symbol in pair.symbols:
+        if _bars_recent(symbol, pair, now) >= pair.window:
+            continue
+        wait = max(0.0, deadline - time.monotonic())
+        limit = min(pair.window + 1, KLINES_LIMIT)
+        klines = async_to_sync(klines_fetch)(rest_url, symbol, pair.interval, limit=limit, max_wait=wait)
+        closed = _bars_store_klines(symbol, pair.interval, klines, now)
+        stored += closed
+        logger.info("%s: warmed up %s %s with %d klines", pair, symbol, pair.interval, closed)
     return stored
 
 
+def _bars_recent(symbol: str, pair: Pair, now: int) -> int:
+    """How many bars of ``symbol`` at the pair's interval the window's span (and one more) holds."""
+    since = now - INTERVALS[pair.interval] * (pair.window + 1)
+    return Bar.objects.filter(symbol=symbol, interval=pair.interval, open_time__gte=since).count()
+
+
+def _bars_store_klines(symbol: str, interval: str, klines: list[Kline], now: int) -> int:
+    """Store the closed ``klines`` as bars where none is yet; return how many were offered."""
+    interval_ms = INTERVALS[interval]
+    bars = [
+        Bar(
+            symbol=symbol,
+            interval=interval,
+            open_time=k.open_time,
+            open=k.open,
+            high=k.high,
+            low=k.low,
+            close=k.close,
+            volume=k.volume,
+            trades=k.trades,
+        )
+        for k in klines
+        if k.open_time + interval_ms <= now  # drop the kline still in progress
+    ]
+    Bar.objects.bulk_create(bars, ignore_conflicts=True, batch_size=2000)
+    return len(bars)
+
+
 def pairs_warmup(*, rest_url: str | None = None) -> int:
-    """Warm up every active 1m/5m pair from klines (idempotent; cheap when nothing is missing)."""
+    """Warm up every active 1m/5m pair from klines (idempotent; cheap when nothing is missing).
+
+    After a 429/418 whose ``Retry-After`` is longer than a warm-up waits, no run
+    asks the exchange again before it has passed (``WARMUP_NOT_BEFORE``).
+    """
+    if time.time() < _warmup_not_before():
+        return 0
     total = 0
     for pair in selectors.pairs_active():
         try:
             total += pair_warmup_from_klines(pair=pair, rest_url=rest_url)
+        except RateLimited as exc:
+            _warmup_hold_back(exc.retry_after)
+            logger.warning("klines warm-up rate limited (%s); not asking again for %.0fs", exc, exc.retry_after)
+            break
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("%s: klines warm-up failed (%s); will retry", pair, url_credentials_masked(str(exc)))
     return total
+
+
+def _warmup_not_before() -> float:
+    """Epoch seconds before which the exchange wants no klines request (0: ask now)."""
+    try:
+        return float(cache.get(WARMUP_NOT_BEFORE) or 0.0)
+    except Exception as exc:  # the cache away: ask, the exchange's answer says the rest
+        logger.warning("warm-up hold-back unknown (%s)", exc)
+        return 0.0
+
+
+def _warmup_hold_back(seconds: float) -> None:
+    """Let no warm-up run (in any process) ask the exchange for ``seconds``."""
+    try:
+        cache.set(WARMUP_NOT_BEFORE, time.time() + seconds, timeout=math.ceil(seconds) + 1)
+    except Exception as exc:
+        logger.warning("warm-up hold-back not recorded (%s)", exc)
 
 
 # -- housekeeping -------------------------------------------------------------

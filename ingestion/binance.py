@@ -1,12 +1,15 @@
 """The Binance USD-M futures market-data protocol, pure (no Django, no I/O).
 
-Everything here is a function of its arguments: URLs, frame parsing, REST rows.
-The async client (``ingestion.client``) and the offline exchange
-(``ingestion.simulator``) both build on it.
+Everything here is a function of its arguments: URLs, frame parsing, REST rows
+(aggregate trades, klines, the symbol list) and their serialisation. The async
+client (``ingestion.client``), the klines warm-up and the offline exchange
+(``ingestion.simulator``) all build on it, so what the exchange sends and what
+the app reads are written down once.
 
 References:
 - aggTrade stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Aggregate-Trade-Streams
 - aggTrades REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Compressed-Aggregate-Trades-List
+- klines REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
 - markPrice stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream
 - exchangeInfo REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
 """
@@ -23,6 +26,9 @@ import orjson
 
 #: Largest page the aggTrades REST endpoint serves.
 AGG_TRADES_LIMIT = 1000
+
+#: Largest page the klines REST endpoint serves.
+KLINES_LIMIT = 1500
 
 #: Largest trade time or id a tick may carry (the Tick table's 64-bit columns).
 INT64_MAX = 2**63 - 1
@@ -104,6 +110,12 @@ def agg_trades_url(base: str, symbol: str, from_id: int, limit: int = AGG_TRADES
     """REST URL of up to ``limit`` aggregate trades of ``symbol`` from id ``from_id``."""
     query = urlencode({"symbol": symbol, "fromId": from_id, "limit": limit})
     return f"{base.rstrip('/')}/fapi/v1/aggTrades?{query}"
+
+
+def klines_url(base: str, symbol: str, interval: str, limit: int) -> str:
+    """REST URL of the newest ``limit`` klines of ``symbol`` at ``interval`` (the last one in progress)."""
+    query = urlencode({"symbol": symbol, "interval": interval, "limit": limit})
+    return f"{base.rstrip('/')}/fapi/v1/klines?{query}"
 
 
 # Event type -> key of its id. The live client subscribes to aggTrade only; the
@@ -273,6 +285,97 @@ def format_decimal(value: float) -> str:
     if "e" in text or "E" in text:
         text = format(Decimal(text), "f")
     return text
+
+
+# -- klines ------------------------------------------------------------------------
+
+
+class Kline(NamedTuple):
+    """One candle of ``GET /fapi/v1/klines``, normalised.
+
+    Times are ms since the epoch (``close_time`` is the candle's last ms);
+    volumes are in the base asset, ``quote_volume`` in the quote asset; the
+    taker-buy share is kept so a row serialises back to what was read.
+    """
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: int
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+
+
+#: Fields of a kline row, in Binance's order (a 12th, ignored, follows).
+_KLINE_FIELDS = len(Kline._fields)
+
+
+def parse_rest_klines(rows: Any) -> list[Kline]:
+    """Klines from the JSON body of ``GET /fapi/v1/klines`` (a list of rows, oldest first).
+
+    A row is ``[openTime, "open", "high", "low", "close", "volume", closeTime,
+    "quoteVolume", trades, "takerBuyBase", "takerBuyQuote", "0"]``. Raises
+    ``MalformedFrame`` for anything else, and for a candle no market makes
+    (a price that is not positive and finite, a negative volume): such a row
+    must not become a bar.
+    """
+    if not isinstance(rows, list):
+        raise MalformedFrame(f"klines answer is not a list: {str(rows)[:200]}")
+    return [_kline_from_row(row) for row in rows]
+
+
+def _kline_from_row(row: Any) -> Kline:
+    if not isinstance(row, list) or len(row) < _KLINE_FIELDS:
+        raise MalformedFrame(f"klines row is not a list of {_KLINE_FIELDS}+ fields: {str(row)[:200]}")
+    try:
+        kline = Kline(
+            _integer(row[0]),
+            _number(row[1]),
+            _number(row[2]),
+            _number(row[3]),
+            _number(row[4]),
+            _number(row[5]),
+            _integer(row[6]),
+            _number(row[7]),
+            _integer(row[8]),
+            _number(row[9]),
+            _number(row[10]),
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MalformedFrame(f"bad klines row ({exc.__class__.__name__}: {exc})") from None
+    prices = (kline.open, kline.high, kline.low, kline.close)
+    volumes = (kline.volume, kline.quote_volume, kline.taker_buy_volume, kline.taker_buy_quote_volume)
+    if not all(0.0 < p < float("inf") for p in prices) or not all(0.0 <= v < float("inf") for v in volumes):
+        raise MalformedFrame(f"impossible kline prices/volumes: {str(row)[:200]}")
+    return kline
+
+
+def kline_row(kline: Kline, *, price_precision: int, quantity_precision: int) -> list[Any]:
+    """Serialise ``kline`` as Binance's klines REST row (used by the simulator and the tests).
+
+    Prices print with the symbol's price precision, base volumes with its
+    quantity precision, quote volumes with both (a price times a quantity).
+    """
+    pp, qp = price_precision, quantity_precision
+    return [
+        kline.open_time,
+        f"{kline.open:.{pp}f}",
+        f"{kline.high:.{pp}f}",
+        f"{kline.low:.{pp}f}",
+        f"{kline.close:.{pp}f}",
+        f"{kline.volume:.{qp}f}",
+        kline.close_time,
+        f"{kline.quote_volume:.{pp + qp}f}",
+        kline.trades,
+        f"{kline.taker_buy_volume:.{qp}f}",
+        f"{kline.taker_buy_quote_volume:.{pp + qp}f}",
+        "0",
+    ]
 
 
 # -- the exchange's symbol list ----------------------------------------------------

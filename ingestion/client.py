@@ -16,7 +16,8 @@ Behaviour:
   re-subscribed and checked against the exchange's symbol list with backoff,
   and the others are never dropped for it;
 - gaps in aggregate ids, and the time spent disconnected, are filled from REST
-  ``/fapi/v1/aggTrades``; what REST no longer has is recorded as unfilled. A gap
+  ``/fapi/v1/aggTrades`` through ``RestClient`` (which the klines warm-up
+  shares: ``klines_fetch``); what REST no longer has is recorded as unfilled. A gap
   goes to the writer with the tick that revealed it and its repair with the last
   trade the backfill brought, so the database always knows which gaps are open
   (a restart resumes them: ``open_gaps``);
@@ -33,6 +34,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import httpx
 import orjson
@@ -43,13 +45,17 @@ from pairs_project.common.masking import url_credentials_masked
 
 from .binance import (
     AGG_TRADES_LIMIT,
-    MalformedFrame,
+    KLINES_LIMIT,
     STREAMS,
+    Kline,
+    MalformedFrame,
     MarkPrice,
     Tick,
     agg_trades_url,
+    klines_url,
     parse_frame,
     parse_rest_agg_trades,
+    parse_rest_klines,
     stream_url,
 )
 from .buffers import RollingBuffers
@@ -119,6 +125,8 @@ class FeedState:
 
 
 class RateLimited(Exception):
+    """The exchange answered 429 (too many requests) or 418 (IP banned): ask again after ``retry_after`` s."""
+
     def __init__(self, status: int, retry_after: float) -> None:
         super().__init__(f"HTTP {status}, retry after {retry_after:.0f}s")
         self.status = status
@@ -126,7 +134,12 @@ class RateLimited(Exception):
 
 
 class RestClient:
-    """The few REST market-data calls the feed needs, honouring 429/418 and ``Retry-After``."""
+    """The REST market-data calls of the app, honouring 429/418 and ``Retry-After``.
+
+    The feed's backfill pages aggregate trades through it, the klines warm-up
+    fetches candles through it: every request goes the same way (``_get_json``),
+    so a rate limit is recognised and reported alike for both.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, state: FeedState | None = None) -> None:
         self.base_url = base_url
@@ -137,7 +150,16 @@ class RestClient:
         await self._http.aclose()
 
     async def agg_trades(self, symbol: str, from_id: int, limit: int = AGG_TRADES_LIMIT) -> list[Tick]:
-        response = await self._http.get(agg_trades_url(self.base_url, symbol, from_id, limit))
+        rows = await self._get_json(agg_trades_url(self.base_url, symbol, from_id, limit), "aggTrades")
+        return parse_rest_agg_trades(symbol, rows)
+
+    async def klines(self, symbol: str, interval: str, limit: int = KLINES_LIMIT) -> list[Kline]:
+        """The newest ``limit`` klines of ``symbol``, oldest first (the last one still in progress)."""
+        return parse_rest_klines(await self._get_json(klines_url(self.base_url, symbol, interval, limit), "klines"))
+
+    async def _get_json(self, url: str, what: str) -> Any:
+        """GET ``url`` and decode its JSON; raise ``RateLimited`` on 429/418, ``httpx.HTTPError`` on other errors."""
+        response = await self._http.get(url)
         if response.status_code in (418, 429):
             # 429: too many requests; 418: the IP is banned for Retry-After seconds.
             retry_after = float(response.headers.get("Retry-After") or 60)
@@ -145,10 +167,34 @@ class RestClient:
             raise RateLimited(response.status_code, retry_after)
         response.raise_for_status()
         try:
-            rows = orjson.loads(response.content)
+            return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:  # e.g. a proxy's HTML error page with a 200
-            raise MalformedFrame(f"aggTrades answer is not JSON: {exc}") from None
-        return parse_rest_agg_trades(symbol, rows)
+            raise MalformedFrame(f"{what} answer is not JSON: {exc}") from None
+
+
+async def klines_fetch(rest_url: str, symbol: str, interval: str, *, limit: int, max_wait: float) -> list[Kline]:
+    """The newest ``limit`` klines of ``symbol`` at ``interval``, through ``RestClient``.
+
+    A 429/418 is honoured as the backfill honours it: no request before its
+    ``Retry-After`` has passed, then the same request again. A wait that would
+    take the total past ``max_wait`` seconds is not made: ``RateLimited`` goes
+    to the caller, which leaves the fetch to a later run (a periodic task must
+    not sleep through a ban of hours). Other errors propagate at once.
+    """
+    rest = RestClient(rest_url)
+    waited = 0.0
+    try:
+        while True:
+            try:
+                return await rest.klines(symbol, interval, limit)
+            except RateLimited as exc:
+                if waited + exc.retry_after > max_wait:
+                    raise
+                logger.warning("REST klines of %s: %s; waiting %.0fs", symbol, exc, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+                waited += exc.retry_after
+    finally:
+        await rest.close()
 
 
 #: ``check(symbols)``: for those the exchange does not trade, why (a message naming each).

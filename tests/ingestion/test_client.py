@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ingestion.binance import MalformedFrame, Tick
-from ingestion.client import Backoff, FeedClient, RestClient
+from ingestion.client import Backoff, FeedClient, RateLimited, RestClient, klines_fetch
 from ingestion.models import FeedStatus, Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
@@ -188,6 +188,27 @@ async def test_rate_limits_on_backfill_are_honoured(memory_feed, status):
         await stop_client(client, writer, tasks)
     assert_each_trade_once(store, last)
     assert elapsed >= 2.0  # waited Retry-After (1 s) twice before asking again
+
+
+async def test_klines_go_through_the_rest_client_and_their_rate_limits_are_waited_out():
+    async with Simulator(port=0, scenario="cointegrated", rate=50, seed=5) as sim:
+        rest = RestClient(sim.rest_url)
+        sim.fault_rate_limit(1, status=429, retry_after=2)
+        with pytest.raises(RateLimited) as raised:
+            await rest.klines("BTCUSDT", "1m", 10)
+        await rest.close()
+        assert (raised.value.status, raised.value.retry_after, rest.state.rate_limited) == (429, 2, 1)
+        sim.fault_rate_limit(1, status=418, retry_after=1)
+        started = time.monotonic()
+        klines = await klines_fetch(sim.rest_url, "BTCUSDT", "1m", limit=10, max_wait=5)
+        elapsed = time.monotonic() - started
+        sim.fault_rate_limit(1, status=418, retry_after=60)
+        with pytest.raises(RateLimited):  # longer than the caller waits: the caller decides
+            await klines_fetch(sim.rest_url, "BTCUSDT", "1m", limit=10, max_wait=5)
+    assert elapsed >= 1.0
+    assert len(klines) == 10
+    first = klines[0].open_time
+    assert [k.open_time for k in klines] == list(range(first, first + 10 * 60_000, 60_000))
 
 
 async def test_a_gap_older_than_rest_history_is_recorded_not_hidden(memory_feed):

@@ -6,16 +6,20 @@ import orjson
 import pytest
 
 from ingestion.binance import (
+    Kline,
     MalformedFrame,
     MarkPrice,
     Tick,
     agg_trade_frame,
     agg_trade_payload,
     agg_trades_url,
+    kline_row,
+    klines_url,
     mark_price_frame,
     normalize_symbol,
     parse_frame,
     parse_rest_agg_trades,
+    parse_rest_klines,
     stream_url,
 )
 
@@ -168,6 +172,81 @@ def test_it_parses_rest_agg_trade_rows():
     for bad in ({"a": 1.0}, {"a": 2**63}, {"T": True}, {"p": None}):
         with pytest.raises(MalformedFrame):
             parse_rest_agg_trades("BTCUSDT", [{**rows[0], **bad}])
+
+
+# The example row of Binance's klines documentation.
+KLINE_ROW = [
+    1499040000000,
+    "0.01634790",
+    "0.80000000",
+    "0.01575800",
+    "0.01577100",
+    "148976.11427815",
+    1499644799999,
+    "2434.19055334",
+    308,
+    "1756.87402397",
+    "28.46694368",
+    "17928899.62484339",
+]
+
+
+def test_it_builds_the_klines_url():
+    url = klines_url("http://127.0.0.1:9100/", "BTCUSDT", "1m", 301)
+    assert url == "http://127.0.0.1:9100/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=301"
+
+
+def test_it_parses_rest_kline_rows_and_serialises_them_back():
+    kline = Kline(
+        1499040000000, 0.0163479, 0.8, 0.015758, 0.015771, 148976.11427815, 1499644799999, 2434.19055334, 308,
+        1756.87402397, 28.46694368,
+    )  # fmt: skip
+    assert parse_rest_klines([KLINE_ROW]) == [kline]
+    assert parse_rest_klines([]) == []
+    # Prices on the symbol's price grid, base volumes on its lot grid, quote volumes on both.
+    assert kline_row(kline, price_precision=8, quantity_precision=3) == [
+        1499040000000,
+        "0.01634790",
+        "0.80000000",
+        "0.01575800",
+        "0.01577100",
+        "148976.114",
+        1499644799999,
+        "2434.19055334000",
+        308,
+        "1756.874",
+        "28.46694368000",
+        "0",
+    ]
+    assert parse_rest_klines([kline_row(kline, price_precision=8, quantity_precision=8)]) == [kline]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {0: "1499040000000"},  # times are integers
+        {0: 1.5},
+        {8: True},
+        {8: -1},
+        {1: "abc"},
+        {1: None},
+        {2: "nan"},
+        {3: "0"},  # no market trades at a price of zero
+        {4: "-1"},
+        {5: "-0.5"},
+        {7: "inf"},
+    ],
+)
+def test_a_kline_row_no_market_makes_is_malformed(change):
+    row = [change.get(i, value) for i, value in enumerate(KLINE_ROW)]
+    with pytest.raises(MalformedFrame):
+        parse_rest_klines([row])
+
+
+@pytest.mark.parametrize("body", [{"code": -1121, "msg": "Invalid symbol."}, [KLINE_ROW[:8]], [{"t": 1}], [None]])
+def test_a_klines_answer_that_is_not_a_list_of_rows_is_malformed(body):
+    with pytest.raises(MalformedFrame):
+        parse_rest_klines(body)
 
 
 @pytest.mark.parametrize("raw,expected", [("btcusdt", "BTCUSDT"), (" ETHUSDT ", "ETHUSDT"), ("1000PEPEUSDT", "1000PEPEUSDT")])
