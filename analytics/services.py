@@ -325,10 +325,11 @@ class PairWindow(NamedTuple):
 def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
     """The window of bars up to ``closed`` (an open time) the snapshot of ``pair`` is computed on.
 
-    Database reads, no statistics. Follows ANALYTICS.md: aligned closes (forward
-    fill, leading points dropped), the last ``window`` grid points ending at the
-    newest closed bar. A leg whose newest own bar is more than
-    ``ANALYTICS_STALE_BARS`` intervals behind marks it stale.
+    Database reads, no statistics. Follows docs/analytics.md ("The pair's aligned
+    series", "Staleness"): aligned closes (forward fill, leading points dropped),
+    the last ``window`` grid points ending at the newest closed bar. A leg whose
+    newest own bar is more than ``ANALYTICS_STALE_BARS`` intervals behind marks it
+    stale.
     """
     interval_ms = INTERVALS[pair.interval]
     aligned = None
@@ -352,7 +353,7 @@ def _aligned(*, pair: Pair, as_of: int, window: int):
 
 
 def _snapshot_skeleton(pair: Pair) -> dict[str, Any]:
-    """A snapshot of ``pair`` with every statistic null (the fields of CONTRACT.md, always all of them)."""
+    """A snapshot of ``pair`` with every statistic null (docs/analytics.md "Fields": always all of them)."""
     return {
         "pair": pair.id,
         "symbol_a": pair.symbol_a,

@@ -166,7 +166,10 @@ class PairViewSet(viewsets.ModelViewSet):
     serializer_class = PairSerializer
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, description="The latest analytics snapshot (CONTRACT.md).")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description='The latest analytics snapshot (its fields: docs/analytics.md, "Snapshots").',
+    )
     @action(detail=True, methods=["get"])
     def snapshot(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()

@@ -128,7 +128,7 @@ def test_resampling_reads_only_new_ticks():
 
 
 def independent_snapshot(pair: Pair, as_of: int) -> dict:
-    """ANALYTICS.md computed with pandas and statsmodels from the stored bars."""
+    """docs/analytics.md (aligned series, statistics) computed with pandas and statsmodels from the stored bars."""
     rows = pd.DataFrame(list(Bar.objects.filter(interval=pair.interval).values("symbol", "open_time", "close")))
     closes = rows.pivot(index="open_time", columns="symbol", values="close").sort_index()
     closes = closes[closes.index <= as_of].ffill().dropna().iloc[-pair.window :]
