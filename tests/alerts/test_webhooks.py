@@ -26,7 +26,7 @@ from alerts import services as alert_services
 from alerts.models import Alert
 from analytics.models import Pair
 from pairs_project.common import egress
-from tests.analytics.test_services import make_pair
+from tests.support import make_pair
 
 pytestmark = pytest.mark.django_db
 

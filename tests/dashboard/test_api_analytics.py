@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from analytics import services
 from analytics.models import Pair
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.support import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
