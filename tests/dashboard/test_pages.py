@@ -35,11 +35,6 @@ def client() -> Client:
 
 
 @pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
 def ready_pair() -> Pair:
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))
