@@ -1,7 +1,7 @@
 """The alert rule as a pure state machine (no Django).
 
 ``evaluate(state, snapshot, thresholds) -> (new_state, events)``. The rule of
-ANALYTICS.md: an entry fires on the transition into
+docs/analytics.md ("Alert rule"): an entry fires on the transition into
 
     adf_pvalue < max_adf_pvalue  and  |zscore| > entry_z  and  correlation >= min_correlation
 

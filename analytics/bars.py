@@ -2,8 +2,9 @@
 
 Pure numerics (numpy only, no Django): the resampling service loads ticks, calls
 these functions and stores the rows. The definitions are the binding ones of
-``ANALYTICS.md`` ("Bars", "The pair's aligned series"); the tests check them
-against pandas ``resample`` on a real Binance recording.
+``docs/analytics.md`` ("Bars", "When a bar is closed", "The pair's aligned
+series"); the tests check them against pandas ``resample`` on a real Binance
+recording.
 
 Times are integer milliseconds since the epoch (UTC) throughout, as in
 ``ingestion.binance.Tick`` and the ``Tick`` table. A tick is any 5-tuple in
@@ -256,11 +257,11 @@ def last_closed_open_time(
 
     Notes
     -----
-    The rule (ANALYTICS.md "Bars"): the bar at ``t`` is closed once a tick with
-    timestamp >= ``t + D`` has been seen for any symbol, or once
-    ``now_ms >= t + D + grace_ms``. Event time lets a quiet symbol's bars close on
-    another symbol's ticks; the wall clock closes bars when the whole feed is
-    quiet. Closing is not final: a late tick (backfill) re-opens and rebuilds its
+    The rule (docs/analytics.md, "Without a statement"): the bar at ``t`` is
+    closed once a tick with timestamp >= ``t + D`` has been seen for any symbol,
+    or once ``now_ms >= t + D + grace_ms``. Event time lets a quiet symbol's bars
+    close on another symbol's ticks; the wall clock closes bars when the whole
+    feed is quiet. Closing is not final: a late tick (backfill) re-opens and rebuilds its
     bar (``affected_open_times``).
     """
     candidates = []

@@ -32,7 +32,7 @@ def webhook_target(url: str) -> egress.Target:
 
 
 class Pair(models.Model):
-    """Two symbols watched together; y = symbol_a, x = symbol_b (ANALYTICS.md).
+    """Two symbols watched together; y = symbol_a, x = symbol_b (docs/analytics.md).
 
     Thresholds are read on every analytics cycle, so an edit in the admin applies
     within a second, without a restart.

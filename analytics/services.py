@@ -333,10 +333,11 @@ class PairWindow(NamedTuple):
 def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
     """The window of bars up to ``closed`` (an open time) the snapshot of ``pair`` is computed on.
 
-    Database reads, no statistics. Follows ANALYTICS.md: aligned closes (forward
-    fill, leading points dropped), the last ``window`` grid points ending at the
-    newest closed bar. A leg whose newest own bar is more than
-    ``ANALYTICS_STALE_BARS`` intervals behind marks it stale.
+    Database reads, no statistics. Follows docs/analytics.md ("The pair's aligned
+    series", "Staleness"): aligned closes (forward fill, leading points dropped),
+    the last ``window`` grid points ending at the newest closed bar. A leg whose
+    newest own bar is more than ``ANALYTICS_STALE_BARS`` intervals behind marks it
+    stale.
     """
     interval_ms = INTERVALS[pair.interval]
     aligned = None

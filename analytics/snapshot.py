@@ -4,6 +4,7 @@ Pure (no Django, no numpy). ``snapshot_build`` makes a snapshot from a window's
 facts and its statistics; ``snapshot_json`` is the one serializer (the API, the
 cache, the websocket and the stored history and alerts all carry that JSON), and
 ``snapshot_from_json`` reads it back, from any version stored since versions began.
+The fields and their definitions: docs/analytics.md, "Snapshots".
 """
 
 from __future__ import annotations

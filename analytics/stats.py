@@ -1,10 +1,11 @@
 """Pair statistics on one window of aligned prices (pure numpy/statsmodels, no Django).
 
-Every number here follows the definitions in ANALYTICS.md exactly, so a reader with
-pandas and statsmodels can reproduce it from the same bars. The cheap parts (OLS,
-correlations, half-life) are closed-form numpy; the two unit-root tests are the
-statsmodels functions themselves (``adfuller`` and ``coint``, once each), because
-they dominate the cost and their p-values are the definition.
+Every number here follows the definitions in docs/analytics.md ("Statistics on the
+window") exactly, so a reader with pandas and statsmodels can reproduce it from the
+same bars. The cheap parts (OLS, correlations, half-life) are closed-form numpy; the
+two unit-root tests are the statsmodels functions themselves (``adfuller`` and
+``coint``, once each), because they dominate the cost and their p-values are the
+definition.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _LN2 = math.log(2.0)
 class PairStats:
     """Statistics of one pair on one window; every value is a plain float/int or None.
 
-    Field meanings are those of ANALYTICS.md ("Statistics on the window"). None means
+    Field meanings are those of docs/analytics.md ("Statistics on the window"). None means
     "not computable on this window" (too short, non-finite input, a constant series,
     a degenerate regression); never NaN or inf, so ``as_dict()`` is strict-JSON safe.
     ``quality`` is the breakdown returned by :func:`quality_score`.
@@ -116,7 +117,7 @@ def spread_series(y: npt.ArrayLike, x: npt.ArrayLike, hedge_ratio: float) -> np.
     Returns
     -------
     numpy.ndarray, shape (n,)
-        ``s[k] = y[k] - hedge_ratio * x[k]`` in quote currency. Per ANALYTICS.md the
+        ``s[k] = y[k] - hedge_ratio * x[k]`` in quote currency. Per docs/analytics.md the
         intercept is *not* subtracted, so the spread is centred on ``intercept``
         (mathematically ``spread_mean == intercept``). This is the exact array
         :func:`pair_stats` derives ``spread``, ``spread_mean`` and ``spread_std`` from.
@@ -241,7 +242,7 @@ def _clip01(v: float) -> float:
 
 
 def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
-    """All statistics of ANALYTICS.md for one pair on one window.
+    """All statistics of docs/analytics.md ("Statistics on the window") for one pair on one window.
 
     Parameters
     ----------
@@ -337,7 +338,7 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
 
     correlation = None
     if (y > 0).all() and (x > 0).all():
-        # ln(p[k] / p[k-1]) as ANALYTICS.md writes it (more accurate than diff(log(p))
+        # ln(p[k] / p[k-1]) as docs/analytics.md writes it (more accurate than diff(log(p))
         # for small returns).
         correlation = _pearson(np.log(y[1:] / y[:-1]), np.log(x[1:] / x[:-1]))
     price_correlation = _pearson(y, x)

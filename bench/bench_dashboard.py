@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import tempfile
-import socket
 import subprocess
 import sys
 import time
@@ -28,13 +27,7 @@ import websockets
 
 from common import ROOT
 
-
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import free_port
 
 
 def start_system(workdir: str) -> tuple[subprocess.Popen, int]:

@@ -29,13 +29,9 @@ import websockets
 
 from common import ROOT, django_on_fresh_database, remove
 
+from tests.processes import free_port
+
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Exchange:

@@ -28,7 +28,6 @@ from .health import system_health
 from .pagination import LinkHeaderPagination, next_page_headers
 from .permissions import IsStaffOrReadOnly
 
-
 #: The response headers of the paged lists (``pagination``), for the schema.
 NEXT_PAGE_HEADER = OpenApiParameter(
     "Link",
@@ -229,7 +228,10 @@ class PairViewSet(viewsets.ModelViewSet):
     serializer_class = PairSerializer
     permission_classes = [IsStaffOrReadOnly]
 
-    @extend_schema(responses=SnapshotSerializer, description="The latest analytics snapshot.")
+    @extend_schema(
+        responses=SnapshotSerializer,
+        description='The latest analytics snapshot (the definitions: docs/analytics.md, "Snapshots").',
+    )
     @action(detail=True, methods=["get"])
     def snapshot(self, request: Request, pk: str | None = None) -> Response:
         pair = self.get_object()

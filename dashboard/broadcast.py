@@ -20,7 +20,7 @@ from .deltas import series_delta
 
 logger = logging.getLogger(__name__)
 
-#: The ``type`` of the websocket message each group message becomes (CONTRACT.md names).
+#: The ``type`` of the websocket message each group message becomes (the names of the README's "WebSocket").
 PAGE_TYPES = {
     "snapshot.update": "snapshot",
     "series.update": "series",

@@ -29,8 +29,8 @@ from .writer import Batch, GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between live price pushes to the dashboards: twice a second, as CONTRACT.md
-#: asks. Each push is a websocket frame to every open page, the bulk of a web
+#: Seconds between live price pushes to the dashboards: twice a second (the README's
+#: "WebSocket"). Each push is a websocket frame to every open page, the bulk of a web
 #: server's work with many pages open (4 a second cost 200 open pages a third more).
 PRICES_INTERVAL = 0.5
 #: Seconds the feed's helper tasks get to finish when it stops.

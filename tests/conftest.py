@@ -176,6 +176,25 @@ def fake_binance(monkeypatch) -> Iterator[FakeBinance]:
     fake.forget()
 
 
+@pytest.fixture
+def api():
+    """The JSON API's test client, anonymous (``rest_framework.test.APIClient``)."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def staff_api():
+    """The JSON API's test client, authenticated as a new staff user ``desk``."""
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(User.objects.create_user("desk", is_staff=True))
+    return client
+
+
 @pytest.fixture(autouse=True)
 def fresh_api_throttles():
     """Every test client is 127.0.0.1: each test starts with empty API rate counters."""

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.support import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ import sys
 from http import HTTPStatus
 from pathlib import Path
 
-import httpx
 import pytest
 from django.test import Client
 
@@ -22,7 +21,7 @@ from alerts import services as alert_services
 from alerts.models import Alert
 from pairs_project.common.masking import MASK, url_password_masked, url_redacted
 from pairs_project.settings import env_rate
-from tests.analytics.test_services import make_pair
+from tests.support import make_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_PASSWORD = "db-pw-7f3a9c"

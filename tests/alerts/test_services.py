@@ -25,11 +25,10 @@ from ingestion.binance import Tick
 from ingestion.services import ticks_store
 from ingestion.simulator import make_scenario
 from pairs_project import pipeline
-from tests.analytics.test_services import make_pair
+from tests.support import T0, make_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-T0 = 1_767_225_600_000
 SHOCK_AT = 150  # seconds
 
 

@@ -9,7 +9,6 @@ to the checked address, gives the receiver a name only the test's resolver knows
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -26,7 +25,8 @@ from alerts import services as alert_services
 from alerts.models import Alert
 from analytics.models import Pair
 from pairs_project.common import egress
-from tests.analytics.test_services import make_pair
+from tests.processes import free_port
+from tests.support import make_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -207,12 +207,6 @@ def test_a_redirect_is_not_followed(dns, receiver, loopback_receivers):
     assert [path for path, _, _ in Receiver.requests] == ["/hook"]
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     "answer,error",
     [
@@ -226,7 +220,7 @@ def test_only_a_generic_error_is_stored_on_the_alert(dns, receiver, loopback_rec
     """The stored error never tells a closed port from a filtered one by its text (a port-scan oracle):
     one class per failure; the log keeps the detail, with the host only."""
     Receiver.answer = answer
-    port = closed_port() if answer == "closed port" else receiver
+    port = free_port() if answer == "closed port" else receiver  # free: nothing listens there
     with caplog.at_level(logging.WARNING, logger="alerts"):
         alert = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{port}/hook/{SECRET}")))
     assert alert.webhook_status == "failed"

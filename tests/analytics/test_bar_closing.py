@@ -26,9 +26,7 @@ from ingestion.models import FeedStatus, Symbol
 from ingestion.services import Feed, ticks_store
 from ingestion.simulator import Simulator
 from pairs_project import pipeline
-from tests.ingestion.test_client import SYMBOLS, exchange_last_ids, wait_for
-
-from .test_services import T0, cointegrated_ticks, make_pair, store_and_resample
+from tests.support import SYMBOLS, T0, cointegrated_ticks, exchange_last_ids, make_pair, store_and_resample, wait_for
 
 NUMBERS = ("price_a", "price_b", "hedge_ratio", "spread", "zscore", "correlation", "adf_pvalue", "coint_pvalue", "n")
 

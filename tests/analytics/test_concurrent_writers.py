@@ -17,6 +17,7 @@ from analytics import services
 from analytics.models import Bar
 from ingestion.binance import Tick
 from ingestion.services import ticks_store
+from tests.support import T0
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -25,8 +26,6 @@ pytestmark = [
         reason="PostgreSQL only: SQLite has one writer at a time, so ids always commit in order",
     ),
 ]
-
-T0 = 1_767_225_600_000
 
 
 def make_ticks(symbol: str, n: int) -> list[Tick]:

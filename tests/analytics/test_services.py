@@ -18,10 +18,9 @@ from analytics.snapshot import STAT_FIELDS, snapshot_json
 from ingestion.binance import Tick, parse_frame
 from ingestion.services import ticks_store
 from pairs_project import pipeline
+from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
-
-T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 
 
 @pytest.fixture(autouse=True)
@@ -40,36 +39,6 @@ def build_snapshot(**kwargs):
 def snapshot_cycle(**kwargs):
     """One snapshot cycle of the pipeline; the snapshots it published, in their JSON form."""
     return [snapshot_json(s) for s in pipeline.snapshots(**kwargs)]
-
-
-def make_pair(**fields) -> Pair:
-    """The BTCUSDT/ETHUSDT 1s pair (the default pair exists after migrating) with these settings."""
-    pair, _ = Pair.objects.update_or_create(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s", defaults=fields)
-    return pair
-
-
-def cointegrated_ticks(seconds: int, *, seed: int = 1, hedge_ratio: float = 20.0, half_life: float = 10.0) -> list[Tick]:
-    """Two ticks a second per symbol: BTC = 500 + hedge_ratio * ETH + OU spread (half-life in seconds)."""
-    rng = np.random.default_rng(seed)
-    phi = 0.5 ** (1 / half_life)
-    x = 3000 + np.cumsum(rng.normal(0, 6.0, seconds))
-    s = np.zeros(seconds)
-    for k in range(1, seconds):
-        s[k] = phi * s[k - 1] + rng.normal(0, 4.0)
-    y = 500 + hedge_ratio * x + s
-    ticks = []
-    for k in range(seconds):
-        for j, offset in enumerate((150, 700)):
-            ts = T0 + k * 1000 + offset
-            ticks.append(Tick(ts, "ETHUSDT", round(float(x[k]) + j * 0.01, 2), 0.5, 4_000_000 + 2 * k + j))
-            ticks.append(Tick(ts + 20, "BTCUSDT", round(float(y[k]) + j * 0.1, 1), 0.01, 5_000_000 + 2 * k + j))
-    return ticks
-
-
-def store_and_resample(ticks: list[Tick], batch: int = 5000) -> None:
-    for i in range(0, len(ticks), batch):
-        ticks_store(ticks[i : i + batch])
-        services.bars_resample()
 
 
 def stored_bars(interval: str) -> pd.DataFrame:
@@ -141,7 +110,7 @@ def test_resampling_reads_only_new_ticks():
 
 
 def independent_snapshot(pair: Pair, as_of: int) -> dict:
-    """ANALYTICS.md computed with pandas and statsmodels from the stored bars."""
+    """docs/analytics.md (aligned series, statistics) computed with pandas and statsmodels from the stored bars."""
     rows = pd.DataFrame(list(Bar.objects.filter(interval=pair.interval).values("symbol", "open_time", "close")))
     closes = rows.pivot(index="open_time", columns="symbol", values="close").sort_index()
     closes = closes[closes.index <= as_of].ffill().dropna().iloc[-pair.window :]

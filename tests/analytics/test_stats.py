@@ -36,7 +36,7 @@ def make_pair(seed, n, *, alpha=500.0, beta=20.0, phi=HALF_LIFE_10, x0=3000.0, x
 
 
 def reference(y, x):
-    """Every statistic of ANALYTICS.md computed the obvious way with statsmodels and pandas."""
+    """Every statistic of docs/analytics.md ("Statistics on the window"), the obvious way: statsmodels, pandas."""
     ols = sm.OLS(y, sm.add_constant(x)).fit()
     alpha, beta = ols.params
     s = pd.Series(y - beta * x)
@@ -235,7 +235,7 @@ def test_it_gives_window_series_consistent_with_the_snapshot():
     np.testing.assert_allclose([s[-1], s.mean(), s.std(ddof=1)], [st.spread, st.spread_mean, st.spread_std], rtol=1e-12)
     np.testing.assert_allclose(z[-1], st.zscore, rtol=1e-12)
     np.testing.assert_allclose([z.mean(), z.std(ddof=1)], [0.0, 1.0], rtol=1e-9, atol=1e-9)
-    # Without the intercept (ANALYTICS.md) the spread is centred on it.
+    # Without the intercept (docs/analytics.md, "Statistics on the window") the spread is centred on it.
     np.testing.assert_allclose(st.spread_mean, st.intercept, rtol=1e-9)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from analytics.models import Pair
 from pairs_project import pipeline
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.support import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
@@ -19,18 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def clear_cache():
     cache.clear()
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
-def staff_api() -> APIClient:
-    client = APIClient()
-    client.force_authenticate(User.objects.create_user("desk", is_staff=True))
-    return client
 
 
 def test_pairs_list_has_the_contract_fields(api):

@@ -14,7 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
+from tests.support import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 

@@ -30,8 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from analytics.models import Pair
 from pairs_project import pipeline
-from tests.analytics.test_services import cointegrated_ticks, make_pair, store_and_resample
-from tests.dashboard.test_pages import make_alert
+from tests.support import cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 

@@ -8,18 +8,12 @@ from http import HTTPStatus
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from ingestion.binance import Tick, stream_url
 from ingestion.client import FeedState
 from ingestion.services import feed_status_save, ticks_store
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from analytics.models import Pair
 from dashboard import throttles
-from tests.analytics.test_services import make_pair
+from tests.support import make_pair
 
 pytestmark = pytest.mark.django_db
 

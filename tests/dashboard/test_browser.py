@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.test_commands import ROOT, free_port, get_json, wait_until
+from tests.processes import ROOT, free_port, get_json, wait_until
 
 pytestmark = pytest.mark.slow
 

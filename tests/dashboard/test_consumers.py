@@ -17,7 +17,7 @@ from dashboard.broadcast import abroadcast, pair_group
 from dashboard.routing import websocket_urlpatterns
 from pairs_project import pipeline
 from pairs_project.asgi import application
-from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
+from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,7 +24,7 @@ from ingestion.client import FeedState
 from ingestion.models import FeedStatus, Gap
 from ingestion.services import Feed, feed_status_save
 from ingestion.simulator import Simulator
-from tests.ingestion.test_client import SYMBOLS, wait_for
+from tests.support import SYMBOLS, wait_for
 
 pytestmark = pytest.mark.django_db
 

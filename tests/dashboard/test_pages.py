@@ -13,13 +13,13 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from alerts.models import Alert, AlertState
+from alerts.models import AlertState
 from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
 from dashboard.views import price_decimals
 from pairs_project import pipeline
-from tests.analytics.test_services import T0, cointegrated_ticks, make_pair, store_and_resample
+from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +34,6 @@ def clear_cache():
 @pytest.fixture
 def client() -> Client:
     return Client()
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
 
 
 @pytest.fixture
@@ -69,22 +64,6 @@ def parse_csv(response) -> list[list[str]]:
 def cell(value) -> str:
     """How a value of the API's JSON appears in the CSV."""
     return "" if value is None else str(value)
-
-
-def make_alert(pair: Pair, *, kind: str = "entry", direction: str = "short_spread", bar_time: int, zscore: float = 2.4):
-    return Alert.objects.create(
-        pair=pair,
-        kind=kind,
-        direction=direction,
-        reason="entry" if kind == "entry" else "reverted",
-        bar_time=bar_time,
-        zscore=zscore,
-        adf_pvalue=0.01,
-        correlation=0.8,
-        hedge_ratio=20.0,
-        message=f"{kind} {direction} <b>z={zscore}</b>",
-        snapshot={},
-    )
 
 
 # -- overview ------------------------------------------------------------------

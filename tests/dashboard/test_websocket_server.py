@@ -18,7 +18,7 @@ import sys
 import pytest
 import websockets
 
-from tests.processes import ROOT, PAIR, free_port, get_json, spawn, wait_until
+from tests.processes import PAIR, ROOT, free_port, get_json, spawn, wait_until
 
 pytestmark = pytest.mark.slow
 

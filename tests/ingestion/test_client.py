@@ -21,8 +21,7 @@ from ingestion.services import Feed
 from ingestion.simulator import Simulator
 from ingestion.writer import Batch, TickWriter
 from pairs_project import pipeline
-
-SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+from tests.support import SYMBOLS, exchange_last_ids, wait_for
 
 
 class MemoryStore:
@@ -39,19 +38,6 @@ class MemoryStore:
 
     def ids(self, symbol: str) -> list[int]:
         return [t.trade_id for t in self.ticks if t.symbol == symbol]
-
-
-async def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def exchange_last_ids(sim: Simulator) -> dict[str, int]:
-    stats = sim.exchange.stats()
-    return {s: stats[s]["last_id"] for s in SYMBOLS}
 
 
 async def drain(sim: Simulator, client: FeedClient, writer: TickWriter, store: MemoryStore) -> dict[str, int]:

@@ -1,0 +1,93 @@
+"""Builders and helpers the test modules share.
+
+Test modules import what they share from here (and the process helpers from
+``tests/processes.py``, fixtures from ``tests/conftest.py``), never from one
+another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from alerts.models import Alert
+from analytics import services
+from analytics.models import Pair
+from ingestion.binance import Tick
+from ingestion.services import ticks_store
+
+if TYPE_CHECKING:
+    from ingestion.simulator import Simulator
+
+T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
+
+#: The symbols of the feed tests: the default pair's two legs.
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+# -- pairs, ticks, bars, alerts ------------------------------------------------------
+
+
+def make_pair(**fields) -> Pair:
+    """The BTCUSDT/ETHUSDT 1s pair (the default pair exists after migrating) with these settings."""
+    pair, _ = Pair.objects.update_or_create(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s", defaults=fields)
+    return pair
+
+
+def cointegrated_ticks(seconds: int, *, seed: int = 1, hedge_ratio: float = 20.0, half_life: float = 10.0) -> list[Tick]:
+    """Two ticks a second per symbol: BTC = 500 + hedge_ratio * ETH + OU spread (half-life in seconds)."""
+    rng = np.random.default_rng(seed)
+    phi = 0.5 ** (1 / half_life)
+    x = 3000 + np.cumsum(rng.normal(0, 6.0, seconds))
+    s = np.zeros(seconds)
+    for k in range(1, seconds):
+        s[k] = phi * s[k - 1] + rng.normal(0, 4.0)
+    y = 500 + hedge_ratio * x + s
+    ticks = []
+    for k in range(seconds):
+        for j, offset in enumerate((150, 700)):
+            ts = T0 + k * 1000 + offset
+            ticks.append(Tick(ts, "ETHUSDT", round(float(x[k]) + j * 0.01, 2), 0.5, 4_000_000 + 2 * k + j))
+            ticks.append(Tick(ts + 20, "BTCUSDT", round(float(y[k]) + j * 0.1, 1), 0.01, 5_000_000 + 2 * k + j))
+    return ticks
+
+
+def store_and_resample(ticks: list[Tick], batch: int = 5000) -> None:
+    for i in range(0, len(ticks), batch):
+        ticks_store(ticks[i : i + batch])
+        services.bars_resample()
+
+
+def make_alert(pair: Pair, *, kind: str = "entry", direction: str = "short_spread", bar_time: int, zscore: float = 2.4):
+    return Alert.objects.create(
+        pair=pair,
+        kind=kind,
+        direction=direction,
+        reason="entry" if kind == "entry" else "reverted",
+        bar_time=bar_time,
+        zscore=zscore,
+        adf_pvalue=0.01,
+        correlation=0.8,
+        hedge_ratio=20.0,
+        message=f"{kind} {direction} <b>z={zscore}</b>",
+        snapshot={},
+    )
+
+
+# -- the feed against the offline exchange --------------------------------------------
+
+
+async def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def exchange_last_ids(sim: Simulator) -> dict[str, int]:
+    stats = sim.exchange.stats()
+    return {s: stats[s]["last_id"] for s in SYMBOLS}
