@@ -11,7 +11,17 @@ from .models import Alert, AlertState
 class AlertAdmin(ReadOnlyAdmin):
     """Read-only: alerts are records of what the rule saw."""
 
-    list_display = ["created_at", "pair", "kind", "direction", "reason", "zscore", "adf_pvalue", "correlation", "webhook_status"]
+    list_display = [
+        "created_at",
+        "pair",
+        "kind",
+        "direction",
+        "reason",
+        "zscore",
+        "adf_pvalue",
+        "correlation",
+        "webhook_status",
+    ]
     list_filter = ["pair", "kind", "direction", "reason", "webhook_status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["message"]
     date_hierarchy = "created_at"

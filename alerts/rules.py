@@ -98,7 +98,13 @@ def evaluate(state: RuleState, snapshot: PairSnapshot, thresholds: Thresholds) -
     if abs(z) < thresholds.exit_z:
         if open_direction is not None:
             events.append(
-                Event("exit", open_direction, "reverted", f"{pair}: z {z:+.2f} back inside ±{thresholds.exit_z:g}; close the {open_direction.replace('_', ' ')}")
+                Event(
+                    "exit",
+                    open_direction,
+                    "reverted",
+                    f"{pair}: z {z:+.2f} back inside ±{thresholds.exit_z:g}; "
+                    f"close the {open_direction.replace('_', ' ')}",
+                )
             )
         armed, open_direction, open_since, breaks = True, None, None, 0
     elif open_direction is not None:
@@ -110,7 +116,8 @@ def evaluate(state: RuleState, snapshot: PairSnapshot, thresholds: Thresholds) -
                     "exit",
                     open_direction,
                     "relationship_broken",
-                    f"{pair}: spread no longer stationary (ADF p {p if p is None else f'{p:.3f}'} >= {thresholds.max_adf_pvalue:g} "
+                    f"{pair}: spread no longer stationary "
+                    f"(ADF p {p if p is None else f'{p:.3f}'} >= {thresholds.max_adf_pvalue:g} "
                     f"for {breaks} snapshots); close the {open_direction.replace('_', ' ')}",
                 )
             )

@@ -7,8 +7,8 @@ import functools
 import logging
 import ssl
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -133,7 +133,9 @@ class WebhookError:
     INVALID = "invalid response"
 
 
-def webhook_post(target: Target, payload: dict[str, Any], *, timeout: float, verify: ssl.SSLContext | bool = True) -> int:
+def webhook_post(
+    target: Target, payload: dict[str, Any], *, timeout: float, verify: ssl.SSLContext | bool = True
+) -> int:
     """POST ``payload`` as JSON to ``target``'s checked address; return the answer's status.
 
     The connection goes to the address the policy checked (no second resolution),
@@ -148,14 +150,19 @@ def webhook_post(target: Target, payload: dict[str, Any], *, timeout: float, ver
     context = _tls_context() if verify is True else verify
 
     async def post() -> int:
-        async with httpx.AsyncClient(timeout=timeout, verify=context, trust_env=False, follow_redirects=False) as client:
-            async with asyncio.timeout(timeout), client.stream(
-                "POST",
-                target.pinned_url,
-                json=payload,
-                headers={"Host": target.netloc, "User-Agent": "pairs-webhook"},
-                extensions=extensions,
-            ) as response:
+        async with httpx.AsyncClient(
+            timeout=timeout, verify=context, trust_env=False, follow_redirects=False
+        ) as client:
+            async with (
+                asyncio.timeout(timeout),
+                client.stream(
+                    "POST",
+                    target.pinned_url,
+                    json=payload,
+                    headers={"Host": target.netloc, "User-Agent": "pairs-webhook"},
+                    extensions=extensions,
+                ) as response,
+            ):
                 return response.status_code
 
     return asyncio.run(post())

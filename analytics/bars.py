@@ -187,6 +187,7 @@ def _build(
             prices[ends - 1].tolist(),
             np.add.reduceat(quantities, starts).tolist(),
             (ends - starts).tolist(),
+            strict=True,
         )
     ]
 
@@ -286,9 +287,7 @@ def bar_is_closed(
     return now_ms is not None and now_ms >= open_time + interval_ms + grace_ms
 
 
-def feed_event_time(
-    legs: Iterable[str], newest: dict[str, int], feeds: Iterable[Iterable[str]] = ()
-) -> int | None:
+def feed_event_time(legs: Iterable[str], newest: dict[str, int], feeds: Iterable[Iterable[str]] = ()) -> int | None:
     """The event time that closes the bars of ``legs``: each leg's feed's, the earliest of them.
 
     Parameters

@@ -8,7 +8,6 @@ from django.db import models
 
 from pairs_project.common import egress
 
-
 #: The most bars a pair's window (and so ``min_bars``) may hold. A snapshot's cost
 #: grows with the window (ADF and Engle-Granger at 5,000 bars take about 0.2 s),
 #: and one snapshot holds up the whole cycle; a migration clamped larger windows.
@@ -41,9 +40,7 @@ class Pair(models.Model):
     symbol_a = models.CharField(max_length=30, help_text="y: the leg regressed on the other, e.g. BTCUSDT")
     symbol_b = models.CharField(max_length=30, help_text="x: the hedge leg, e.g. ETHUSDT")
     interval = models.CharField(max_length=2, choices=Interval.choices, default=Interval.S1)
-    window = models.PositiveIntegerField(
-        default=300, help_text=f"bars in the statistics window (10 to {MAX_WINDOW})"
-    )
+    window = models.PositiveIntegerField(default=300, help_text=f"bars in the statistics window (10 to {MAX_WINDOW})")
     min_bars = models.PositiveIntegerField(default=100, help_text="bars needed before any statistic is shown")
     entry_z = models.FloatField(default=2.0, help_text="|z| above this (with the other gates) is an entry")
     exit_z = models.FloatField(default=0.5, help_text="|z| below this re-arms the rule and closes an entry")
@@ -63,7 +60,9 @@ class Pair(models.Model):
             models.CheckConstraint(condition=~models.Q(symbol_a=models.F("symbol_b")), name="pair_two_symbols"),
             models.CheckConstraint(condition=models.Q(window__gte=10), name="pair_window_gte_10"),
             models.CheckConstraint(condition=models.Q(window__lte=MAX_WINDOW), name="pair_window_lte_max"),
-            models.CheckConstraint(condition=models.Q(min_bars__lte=models.F("window")), name="pair_min_bars_lte_window"),
+            models.CheckConstraint(
+                condition=models.Q(min_bars__lte=models.F("window")), name="pair_min_bars_lte_window"
+            ),
             models.CheckConstraint(
                 condition=models.Q(exit_z__gte=0, entry_z__gt=models.F("exit_z")), name="pair_entry_gt_exit_gte_0"
             ),
@@ -130,7 +129,6 @@ class Pair(models.Model):
             errors["min_correlation"] = "min_correlation must be between -1 and 1."
         if errors:
             raise ValidationError(errors)
-
 
     def _symbol_errors(self) -> dict[str, str]:
         """The exchange's word on the symbols, when the pair is new, changes a symbol or is activated.

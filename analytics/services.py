@@ -114,7 +114,7 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
         watermark.value = rows[-1][0]
         watermark.save(update_fields=["value", "updated_at"])
         first_ids: dict[str, int] = {}
-        for _, timestamp, symbol, _price, _quantity, trade_id in rows:
+        for _, _timestamp, symbol, _price, _quantity, trade_id in rows:
             first_ids[symbol] = min(trade_id, first_ids.get(symbol, trade_id))
         for symbol, first_id in first_ids.items():
             complete = _complete_through(symbol, first_id)
@@ -259,6 +259,7 @@ class EventClock:
 
 
 # -- snapshots ----------------------------------------------------------------
+
 
 def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
     if values is None:
@@ -820,7 +821,9 @@ def housekeeping(*, batch: int = 5000, now: int | None = None) -> dict[str, int]
     ticks_deleted = 0
     for symbol in Symbol.objects.filter(first_tick_at__lt=tick_cutoff):
         gone = _delete_in_batches(Tick.objects.filter(symbol=symbol.name, timestamp__lt=tick_cutoff), batch)
-        oldest = Tick.objects.filter(symbol=symbol.name).order_by("timestamp").values_list("timestamp", flat=True).first()
+        oldest = (
+            Tick.objects.filter(symbol=symbol.name).order_by("timestamp").values_list("timestamp", flat=True).first()
+        )
         Symbol.objects.filter(pk=symbol.pk).update(tick_count=F("tick_count") - gone, first_tick_at=oldest)
         ticks_deleted += gone
     # Gaps are kept while the ticks around them are: a resolved one past that says nothing.

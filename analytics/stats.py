@@ -224,8 +224,7 @@ def quality_score(
         "fit": 0.0 if r2 is None else _clip01(r2),
     }
     breakdown = {
-        name: {"value": v, "weight": _WEIGHTS[name], "points": 100.0 * _WEIGHTS[name] * v}
-        for name, v in values.items()
+        name: {"value": v, "weight": _WEIGHTS[name], "points": 100.0 * _WEIGHTS[name] * v} for name, v in values.items()
     }
     # min(): the float sum of 40 + 25 + 20 + 15 may land a rounding step above 100.
     score = min(100.0, sum(comp["points"] for comp in breakdown.values()))

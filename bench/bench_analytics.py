@@ -17,7 +17,6 @@ import asyncio
 import math
 
 import numpy as np
-
 from common import best_of, django_on_fresh_database, remove
 
 WINDOWS = (300, 1000, 5000)
@@ -39,7 +38,19 @@ def seed_bars(n: int) -> None:
     for k in range(n):
         for symbol, price in (("BTCUSDT", y[k]), ("ETHUSDT", x[k])):
             p = float(price)
-            bars.append(Bar(symbol=symbol, interval="1s", open_time=t0 + 1000 * k, open=p, high=p, low=p, close=p, volume=1.0, trades=1))
+            bars.append(
+                Bar(
+                    symbol=symbol,
+                    interval="1s",
+                    open_time=t0 + 1000 * k,
+                    open=p,
+                    high=p,
+                    low=p,
+                    close=p,
+                    volume=1.0,
+                    trades=1,
+                )
+            )
     Bar.objects.bulk_create(bars, batch_size=5000)
 
 
@@ -80,21 +91,25 @@ def cost() -> None:
         legs = [closes_window(symbol=s, interval="1s", as_of=event, limit=window) for s in pair.symbols]
         aligned = align_closes(legs[0], legs[1], as_of=None, window=window)
         full = best_of(snapshot)
-        bare = best_of(lambda: bare_calls(aligned.y, aligned.x))
-        print(f"  W={window:>5}: snapshot {full * 1e3:7.2f} ms, bare calls {bare * 1e3:7.2f} ms, ratio {full / bare:5.2f}")
+        bare = best_of(lambda aligned=aligned: bare_calls(aligned.y, aligned.x))
+        print(
+            f"  W={window:>5}: snapshot {full * 1e3:7.2f} ms, bare calls {bare * 1e3:7.2f} ms, ratio {full / bare:5.2f}"
+        )
         if window == 300:
-            print(f"  pairs per second per core at W=300: {1 / full:,.0f} (a 1 s cadence fits {math.floor(1 / full)} pairs)")
+            print(
+                f"  pairs per second per core at W=300: {1 / full:,.0f} "
+                f"(a 1 s cadence fits {math.floor(1 / full)} pairs)"
+            )
 
 
 async def freshness(seconds: float) -> list[float]:
+    from asgiref.sync import sync_to_async
     from django.db import close_old_connections
 
     from analytics.models import Pair, Snapshot
     from ingestion.services import Feed
     from ingestion.simulator import Simulator
     from pairs_project.beat import EmbeddedBeat
-
-    from asgiref.sync import sync_to_async
 
     def prepare() -> int:
         Pair.objects.update_or_create(

@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
 import numpy as np
 import orjson
 import websockets
-
 from common import ROOT
 
 from tests.processes import free_port
@@ -37,7 +36,10 @@ def start_system(workdir: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runpairs", "--simulate", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -54,7 +56,9 @@ def start_system(workdir: str) -> tuple[subprocess.Popen, int]:
 
 async def prices_latency(port: int, seconds: float) -> np.ndarray:
     latencies = []
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/pairs/1/", max_size=2**24, origin=f"http://127.0.0.1:{port}") as ws:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/pairs/1/", max_size=2**24, origin=f"http://127.0.0.1:{port}"
+    ) as ws:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             message = orjson.loads(await ws.recv())
@@ -68,7 +72,9 @@ async def fan_out(port: int, clients: int, snapshots: int) -> np.ndarray:
     computed: dict[int, int] = {}
 
     async def page() -> None:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/pairs/1/", max_size=2**24, origin=f"http://127.0.0.1:{port}") as ws:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/pairs/1/", max_size=2**24, origin=f"http://127.0.0.1:{port}"
+        ) as ws:
             # The snapshot sent on connect is old news: only pushes of new ones count.
             first = orjson.loads(await ws.recv())
             await ready.wait()
@@ -111,8 +117,9 @@ def main() -> None:
             spread = asyncio.run(fan_out(port, args.clients, snapshots=30))
             if len(spread):
                 print(
-                    f"fan-out: {len(spread)} snapshots each pushed to {args.clients} pages: computed -> last page has it "
-                    f"p50 {np.median(spread):.0f} ms, p95 {np.percentile(spread, 95):.0f} ms, max {spread.max():.0f} ms "
+                    f"fan-out: {len(spread)} snapshots each pushed to {args.clients} pages: "
+                    f"computed -> last page has it p50 {np.median(spread):.0f} ms, "
+                    f"p95 {np.percentile(spread, 95):.0f} ms, max {spread.max():.0f} ms "
                     "(goal: within 1,000 ms)"
                 )
             else:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import orjson
 import websockets
-
 from common import ROOT, django_on_fresh_database, remove
 
 from tests.processes import free_port

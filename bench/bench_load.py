@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 import orjson
 import websockets
-
 from common import ROOT
 
 from tests.processes import free_port, get_json, port_open, spawn, stop, wait_until
@@ -62,7 +61,20 @@ HEALTH_EVERY = 5.0
 #: Client addresses the API requests come from (each well under the per-address limit).
 API_CLIENTS = 50
 #: The demo market, and the default pair on its 300-bar window, ready after 30 bars.
-MARKET = ["--seed", "7", "--rate", "100", "--half-life", "5", "--spread-sigma", "5", "--shock-every", "60", "--shock-size", "3"]
+MARKET = [
+    "--seed",
+    "7",
+    "--rate",
+    "100",
+    "--half-life",
+    "5",
+    "--spread-sigma",
+    "5",
+    "--shock-every",
+    "60",
+    "--shock-size",
+    "3",
+]
 PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "300", "--min-bars", "30", "--no-warmup"]
 GOALS = {"api_p95": 300.0, "prices_p95": 1000.0}
 
@@ -116,8 +128,12 @@ class Http:
 
     async def _get(self, path: str) -> int:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, local_addr=(self.address, 0))
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: application/json\r\n\r\n".encode())
+            self.reader, self.writer = await asyncio.open_connection(
+                "127.0.0.1", self.port, local_addr=(self.address, 0)
+            )
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: application/json\r\n\r\n".encode()
+        )
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         status = int(head[0].split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
@@ -180,7 +196,9 @@ class System:
             self.ports = [port]
         else:
             exchange_port = int(self.env["BINANCE_REST_URL"].rsplit(":", 1)[1])
-            self.procs.append(spawn(["simulate_binance", "--port", str(exchange_port), *MARKET], self.env, log("exchange")))
+            self.procs.append(
+                spawn(["simulate_binance", "--port", str(exchange_port), *MARKET], self.env, log("exchange"))
+            )
             self.procs.append(spawn(["ingest_binance"], self.env, log("ingest")))
             worker = ["-A", "pairs_project", "worker", "-B", "--concurrency=2", "--loglevel=WARNING",
                       f"--schedule={self.workdir / 'beat'}"]  # fmt: skip
@@ -190,7 +208,9 @@ class System:
                 daphne = ["-b", "127.0.0.1", "-p", str(port), "pairs_project.asgi:application"]
                 self.procs.append(spawn(daphne, self.env, log(f"daphne-{i}"), module="daphne"))
         for port in self.ports:
-            wait_until(lambda: get_json(f"http://127.0.0.1:{port}/api/health/")["feed"]["connected"], 60, "the feed")
+            wait_until(
+                lambda port=port: get_json(f"http://127.0.0.1:{port}/api/health/")["feed"]["connected"], 60, "the feed"
+            )
 
     def wait_ready(self) -> None:
         port = self.ports[0]
@@ -205,7 +225,9 @@ def client_address(group: int, k: int) -> str:
     return f"127.{group}.{k // 250}.{k % 250 + 1}"
 
 
-async def page(k: int, port: int, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, delay: float) -> None:
+async def page(
+    k: int, port: int, figures: Figures, measuring: asyncio.Event, done: asyncio.Event, delay: float
+) -> None:
     """One open pair page: its websocket, read to the end, and its health polls while the socket is silent on it."""
     await asyncio.sleep(delay)
     url = f"ws://127.0.0.1:{port}/ws/pairs/1/"
@@ -257,7 +279,9 @@ async def page(k: int, port: int, figures: Figures, measuring: asyncio.Event, do
         await http.close()
 
 
-async def api_load(ports: list[int], rate: float, figures: Figures, measuring: asyncio.Event, done: asyncio.Event) -> None:
+async def api_load(
+    ports: list[int], rate: float, figures: Figures, measuring: asyncio.Event, done: asyncio.Event
+) -> None:
     """``rate`` requests a second on a fixed schedule, round-robin over the paths and the web processes.
 
     Each request takes a free connection of the web process (a new one when all are
@@ -323,7 +347,8 @@ def report(mode: str, label: str, figures: Figures, seconds: float, baseline: Fi
         f"{mode} {label}: API {len(figures.api) / seconds:.1f} req/s ({figures.api_errors} failed: "
         f"{ {k: v for k, v in figures.statuses.items() if k != 200} }) p50 {api50:.0f} ms, "
         f"p95 {api95:.0f} ms; prices lateness p50 {pr50:.0f} ms, p95 {pr95:.0f} ms; "
-        f"{f'health polls p50 {h50:.0f} ms, p95 {h95:.0f} ms' if figures.health else 'no health polls'}; received {kinds} "
+        f"{f'health polls p50 {h50:.0f} ms, p95 {h95:.0f} ms' if figures.health else 'no health polls'}; "
+        f"received {kinds} "
         f"({figures.bytes_received / seconds / 1e6:.2f} MB/s); reconnects {figures.disconnects}"
     )
     print(line, flush=True)

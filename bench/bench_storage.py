@@ -25,9 +25,8 @@ sizes are PostgreSQL's (``pg_total_relation_size``, ``pg_database_size``).
 
 from __future__ import annotations
 
-import dataclasses
-
 import argparse
+import dataclasses
 import gzip
 import heapq
 import itertools
@@ -41,7 +40,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import orjson
-
 from common import ROOT, django_on_fresh_database, remove
 
 if TYPE_CHECKING:
@@ -140,8 +138,9 @@ def snapshots_record(pair: Pair, start: int, end: int, template: dict | None) ->
 
     grid = sorted(
         set(
-            Bar.objects.filter(symbol__in=pair.symbols, interval="1s", open_time__gte=start, open_time__lt=end)
-            .values_list("open_time", flat=True)
+            Bar.objects.filter(
+                symbol__in=pair.symbols, interval="1s", open_time__gte=start, open_time__lt=end
+            ).values_list("open_time", flat=True)
         )
     )
     real = 0

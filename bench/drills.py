@@ -99,7 +99,11 @@ class Drill:
             "ingest-eth": (["ingest_binance", "--symbols", "ETHUSDT", "--name", "eth"], None, self.env),
             "worker": (["-A", "pairs_project", "worker", "-B", "--concurrency=2", "--loglevel=WARNING",
                         f"--schedule={self.workdir / 'beat'}"], "celery", self.env),
-            "web": (["-b", "127.0.0.1", "-p", str(self.web_port), "pairs_project.asgi:application"], "daphne", self.env),
+            "web": (
+                ["-b", "127.0.0.1", "-p", str(self.web_port), "pairs_project.asgi:application"],
+                "daphne",
+                self.env,
+            ),
         }  # fmt: skip
         args, module, env = commands[name]
         self.procs[name] = spawn(args, env, log, module=module)
@@ -237,9 +241,7 @@ def run(seconds_between: float) -> int:
         d.sim("/sim/fault?kind=drop")
         wait_until(lambda: d.feed("rate_limited") >= limited + 4, 60, "two 418s")
         wait_until(lambda: d.feed("gaps_detected") <= d.feed("gaps_filled") + d.feed("gaps_unfilled"), 60, "backfills")
-        backoffs = sum(
-            log.read_text().count("backing off") for log in workdir.glob("ingest-*.log")
-        )
+        backoffs = sum(log.read_text().count("backing off") for log in workdir.glob("ingest-*.log"))
         d.note(
             "429 x2 (Retry-After 1 s), then 418 x2 (Retry-After 2 s), to the backfills after two drops",
             f"{d.feed('rate_limited') - limited} rate-limited answers, {backoffs} waits of the asked length logged; "

@@ -20,7 +20,9 @@ PRICE_KEYS = ("t", "price_a", "price_b")
 SERIES_KEYS = ("t", "price_a", "price_b", "spread", "zscore")
 
 
-def series_delta(previous: dict[str, Any] | None, current: dict[str, Any], model: dict[str, Any]) -> dict[str, Any] | None:
+def series_delta(
+    previous: dict[str, Any] | None, current: dict[str, Any], model: dict[str, Any]
+) -> dict[str, Any] | None:
     """The delta turning ``previous`` into ``current`` under ``model`` (a snapshot), or None when there is none.
 
     Returns

@@ -26,6 +26,7 @@ from pairs_project.common.masking import url_credentials_masked
 #: How long the Redis probe may take (seconds): a health check must answer fast.
 REDIS_TIMEOUT = 1.0
 
+
 @dataclass(frozen=True)
 class Record:
     """A health record, when it was made (monotonic) and its ``health`` websocket frame."""

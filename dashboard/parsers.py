@@ -21,7 +21,6 @@ from django.conf import settings
 from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
 
-
 #: Nesting levels a body may have: far above what any endpoint takes (at most 2), far
 #: below what recursion in the fields could fail on.
 MAX_DEPTH = 32

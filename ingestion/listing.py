@@ -111,7 +111,10 @@ def listing_get(*, max_age: float | None = None, rest_url: str | None = None) ->
         if copy is not None:
             logger.warning(
                 "exchangeInfo from %s failed (%s); using the copy of %.0f s ago, next try in %.0f s",
-                url, error, now - copy[0], wait,
+                url,
+                error,
+                now - copy[0],
+                wait,
             )
             return Listing(_unpack(copy[1]), copy[0], error)
         logger.warning(

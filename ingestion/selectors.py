@@ -99,7 +99,9 @@ def health() -> dict[str, Any]:
     for feed in feeds:
         age = now - feed.updated_at.timestamp() if feed.updated_at else None
         if age is None or age > STATUS_STALE_AFTER:
-            problems.append(f"feed {feed.name} has not reported for {age:.0f}s" if age else f"feed {feed.name} never reported")
+            problems.append(
+                f"feed {feed.name} has not reported for {age:.0f}s" if age else f"feed {feed.name} never reported"
+            )
             continue
         if not feed.connected:
             problems.append(f"feed {feed.name} is disconnected: {feed.last_error or 'connecting'}")
@@ -128,7 +130,9 @@ def health() -> dict[str, Any]:
             "gaps_unfilled": gaps.pop("unfilled"),
             "trades_unavailable": gaps.pop("trades_unavailable"),
             "malformed": sum(f.malformed for f in feeds),
-            "last_error": max(feeds, key=lambda f: f.last_error_at or f.started_at or f.updated_at).last_error if feeds else "",
+            "last_error": max(feeds, key=lambda f: f.last_error_at or f.started_at or f.updated_at).last_error
+            if feeds
+            else "",
         },
         "gaps": gaps,
         "feeds": [_feed_dict(f) for f in feeds],

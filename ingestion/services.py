@@ -218,7 +218,9 @@ def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
 
 def last_trade_ids(symbols: Iterable[str]) -> dict[str, int]:
     """The highest stored aggregate id per symbol: where gap repair resumes after a restart."""
-    return dict(Symbol.objects.filter(name__in=list(symbols), last_trade_id__isnull=False).values_list("name", "last_trade_id"))
+    return dict(
+        Symbol.objects.filter(name__in=list(symbols), last_trade_id__isnull=False).values_list("name", "last_trade_id")
+    )
 
 
 def simulation_resume_options() -> dict[str, object]:
@@ -364,7 +366,11 @@ class Feed:
         )
         logger.info(
             "feed %s (pid %d): %s via %s, resuming after ids %s",
-            self.name, os.getpid(), ",".join(symbols), url_credentials_masked(self.ws_url), last_ids or "(none stored)",
+            self.name,
+            os.getpid(),
+            ",".join(symbols),
+            url_credentials_masked(self.ws_url),
+            last_ids or "(none stored)",
         )
         if self._stop_requested:  # stopped while starting up
             self.client.stop()

@@ -54,7 +54,9 @@ class EmbeddedBeat:
             self.groups.setdefault(_seconds(entry["schedule"]), []).append((name, _resolve(entry["task"])))
         self.runs: dict[str, int] = {}
         self.failures: dict[str, int] = {}
-        self._executors = {period: ThreadPoolExecutor(1, thread_name_prefix=f"beat-{period:g}s") for period in self.groups}
+        self._executors = {
+            period: ThreadPoolExecutor(1, thread_name_prefix=f"beat-{period:g}s") for period in self.groups
+        }
 
     async def run(self) -> None:
         await asyncio.gather(*(self._every(period, entries) for period, entries in self.groups.items()))

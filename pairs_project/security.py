@@ -33,7 +33,9 @@ def client_address(request: HttpRequest) -> str | None:
     return BaseThrottle().get_ident(request)
 
 
-def login_lockout_response(request: HttpRequest, response: HttpResponse | None = None, credentials: dict | None = None) -> HttpResponse:
+def login_lockout_response(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
     """The page a locked-out admin login gets: 429, and when to come back (``Retry-After``)."""
     seconds = settings.ADMIN_LOGIN_COOLOFF_SECONDS
     minutes = max(1, round(seconds / 60))

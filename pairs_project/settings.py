@@ -264,9 +264,7 @@ WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 32)
 # https://docs.djangoproject.com/en/5.2/topics/cache/
 
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -329,7 +327,9 @@ REST_FRAMEWORK = {
 # OpenAPI schema at /api/schema/, docs at /api/docs/ (https://drf-spectacular.readthedocs.io/)
 SPECTACULAR_SETTINGS = {
     "TITLE": "pairs API",
-    "DESCRIPTION": "Real-time pairs-trading analytics for Binance USD-M perpetuals. Times are ms since the epoch (UTC).",
+    "DESCRIPTION": (
+        "Real-time pairs-trading analytics for Binance USD-M perpetuals. Times are ms since the epoch (UTC)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -31,6 +31,7 @@ def hypothesis_prints_failing_examples():
 
     core.RepresentationPrinter = pretty.RepresentationPrinter
 
+
 #: Tests use their own Redis database, flushed as they need.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RECORDINGS = Path(__file__).resolve().parent.parent / "ingestion" / "recordings"

@@ -37,7 +37,9 @@ def make_pair(**fields) -> Pair:
     return pair
 
 
-def cointegrated_ticks(seconds: int, *, seed: int = 1, hedge_ratio: float = 20.0, half_life: float = 10.0) -> list[Tick]:
+def cointegrated_ticks(
+    seconds: int, *, seed: int = 1, hedge_ratio: float = 20.0, half_life: float = 10.0
+) -> list[Tick]:
     """Two ticks a second per symbol: BTC = 500 + hedge_ratio * ETH + OU spread (half-life in seconds)."""
     rng = np.random.default_rng(seed)
     phi = 0.5 ** (1 / half_life)

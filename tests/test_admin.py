@@ -29,9 +29,19 @@ def test_every_changelist_renders(staff):
 
 
 def pair_form(**fields) -> dict:
-    data = {"symbol_a": "SOLUSDT", "symbol_b": "ETHUSDT", "interval": "1s", "window": 300, "min_bars": 100,
-            "entry_z": 2.0, "exit_z": 0.5, "min_correlation": 0.6, "max_adf_pvalue": 0.05, "active": "on",
-            "webhook_url": ""}
+    data = {
+        "symbol_a": "SOLUSDT",
+        "symbol_b": "ETHUSDT",
+        "interval": "1s",
+        "window": 300,
+        "min_bars": 100,
+        "entry_z": 2.0,
+        "exit_z": 0.5,
+        "min_correlation": 0.6,
+        "max_adf_pvalue": 0.05,
+        "active": "on",
+        "webhook_url": "",
+    }
     return {**data, **fields}
 
 

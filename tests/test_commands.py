@@ -144,7 +144,11 @@ def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path
     """
     port = free_port()
     sim = spawn(["simulate_binance", "--port", str(port), "--rate", "2000", "--seed", "5"], env, tmp_path / "sim.log")
-    feed_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market", "BINANCE_REST_URL": f"http://127.0.0.1:{port}"}
+    feed_env = {
+        **env,
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market",
+        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
+    }
     db = env["DATABASE_URL"]
     ingest = None
     try:

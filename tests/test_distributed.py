@@ -69,7 +69,9 @@ async def messages_until_alert(url: str, origin: str, timeout: float) -> list[di
     return received
 
 
-def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_modes_numbers(redis_db, databases, tmp_path):
+def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_modes_numbers(
+    redis_db, databases, tmp_path
+):
     base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     base["PYTHONUNBUFFERED"] = "1"
 
@@ -88,7 +90,9 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
             embedded_env,
             log("embedded.log"),
         ),
-        "exchange": spawn(["simulate_binance", "--port", str(exchange), *market_args()], distributed_env, log("exchange.log")),
+        "exchange": spawn(
+            ["simulate_binance", "--port", str(exchange), *market_args()], distributed_env, log("exchange.log")
+        ),
         "ingest-btc": spawn(
             ["ingest_binance", "--symbols", "BTCUSDT", "--name", "btc"], distributed_env, log("ingest-btc.log")
         ),
@@ -142,7 +146,10 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
     distributed, distributed_alerts = by_second(distributed_db)
     common = sorted(embedded.keys() & distributed.keys())
     # Every bar from the end of warm-up on has its snapshot, in both modes.
-    assert common == list(range(common[0], common[-1] + 1)) and len(common) >= 15, (sorted(embedded), sorted(distributed))
+    assert common == list(range(common[0], common[-1] + 1)) and len(common) >= 15, (
+        sorted(embedded),
+        sorted(distributed),
+    )
     for second in common:
         for name in NUMBERS:
             assert distributed[second][name] == pytest.approx(embedded[second][name], rel=1e-9, abs=1e-12), (

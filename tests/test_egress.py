@@ -53,7 +53,10 @@ DNS = resolver(
         ("http://0.0.0.0:8000/", "an unspecified address"),
         ("http://[::]/", "an unspecified address"),
         ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
-        ("http://metadata.google.internal/computeMetadata/v1/", "resolves to 169.254.169.254, a cloud metadata address"),
+        (
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "resolves to 169.254.169.254, a cloud metadata address",
+        ),
         ("http://[fd00:ec2::254]/latest/meta-data/", "a cloud metadata address"),
         ("http://100.100.100.200/latest/meta-data/", "a cloud metadata address"),
         ("http://168.63.129.16/", "a cloud metadata address"),
@@ -107,12 +110,25 @@ def test_the_policy_refuses_with_a_message_naming_the_problem(url, problem):
 @pytest.mark.parametrize(
     "url,host,port,addresses",
     [
-        ("https://hooks.example.com/services/T0/B0/x", "hooks.example.com", 443,
-         ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")),
-        ("http://hooks.example.com:8080/x?token=1", "hooks.example.com", 8080, ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")),
+        (
+            "https://hooks.example.com/services/T0/B0/x",
+            "hooks.example.com",
+            443,
+            ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"),
+        ),
+        (
+            "http://hooks.example.com:8080/x?token=1",
+            "hooks.example.com",
+            8080,
+            ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"),
+        ),
         ("https://93.184.216.34/x", "93.184.216.34", 443, ("93.184.216.34",)),
-        ("https://[2606:2800:220:1:248:1893:25c8:1946]/x", "2606:2800:220:1:248:1893:25c8:1946", 443,
-         ("2606:2800:220:1:248:1893:25c8:1946",)),
+        (
+            "https://[2606:2800:220:1:248:1893:25c8:1946]/x",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            443,
+            ("2606:2800:220:1:248:1893:25c8:1946",),
+        ),
         ("http://[::ffff:93.184.216.34]/", "::ffff:93.184.216.34", 80, ("::ffff:5db8:d822",)),
     ],
 )
@@ -132,8 +148,14 @@ def test_a_target_connects_to_the_checked_address_and_keeps_the_name_for_host_an
 def test_allow_private_lets_private_ranges_through_and_nothing_else():
     assert check_url("http://internal.example.com/hook", allow_private=True, resolver=DNS).address == "10.0.0.5"
     assert check_url("http://[fd12:3456::1]/", allow_private=True, resolver=DNS).address == "fd12:3456::1"
-    for url in ("http://127.0.0.1:6379/", "http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.64.0.1/",
-                "http://0.0.0.0/", "http://[fe80::1]/"):
+    for url in (
+        "http://127.0.0.1:6379/",
+        "http://169.254.169.254/",
+        "http://[fd00:ec2::254]/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://[fe80::1]/",
+    ):
         with pytest.raises(EgressRefused):
             check_url(url, allow_private=True, resolver=DNS)
 

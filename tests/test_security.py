@@ -34,7 +34,11 @@ def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
     clean["DATABASE_URL"] = f"sqlite:///{tmp_path / 'check.sqlite3'}"
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -197,8 +201,17 @@ def test_a_failing_webhook_is_logged_without_its_secret_path(monkeypatch, caplog
 
     url = "https://hooks.example.com/services/T000/B000/s3cr3t-h00k-t0ken"
     pair = make_pair(webhook_url=url)
-    alert = Alert.objects.create(pair=pair, kind="entry", direction="long_spread", reason="entry", bar_time=1,
-                                 zscore=-2.5, message="m", snapshot={}, webhook_status=Alert.WebhookStatus.PENDING)
+    alert = Alert.objects.create(
+        pair=pair,
+        kind="entry",
+        direction="long_spread",
+        reason="entry",
+        bar_time=1,
+        zscore=-2.5,
+        message="m",
+        snapshot={},
+        webhook_status=Alert.WebhookStatus.PENDING,
+    )
     monkeypatch.setattr(egress, "system_resolver", lambda host, port: ["93.184.216.34"])
     monkeypatch.setattr(alert_services, "webhook_post", lambda target, payload, **kwargs: 404)
     with caplog.at_level(logging.WARNING, logger="alerts"), pytest.raises(alert_services.WebhookFailed):

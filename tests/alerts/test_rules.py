@@ -14,9 +14,15 @@ def snap(
     as_of: int, z: float | None, *, p: float = 0.01, r: float | None = 0.9, ready: bool = True, stale: bool = False
 ) -> snapshots.PairSnapshot:
     return snapshots.PairSnapshot(
-        pair=1, symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s", window=300,
+        pair=1,
+        symbol_a="BTCUSDT",
+        symbol_b="ETHUSDT",
+        interval="1s",
+        window=300,
         thresholds=snapshots.Thresholds(entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05),
-        as_of=as_of, ready=ready, stale=stale,
+        as_of=as_of,
+        ready=ready,
+        stale=stale,
         statistics=snapshots.Statistics(zscore=z, adf_pvalue=p, correlation=r),
     )
 
@@ -71,16 +77,30 @@ def test_it_rearms_only_below_exit_z():
 
 def test_crossing_to_the_other_side_without_reverting_does_not_enter_again():
     _, fired = run([snap(1, 2.5), snap(2, -2.5), snap(3, 0.2), snap(4, -2.5)])
-    assert fired == [(1, "entry", "short_spread", "entry"), (3, "exit", "short_spread", "reverted"),
-                     (4, "entry", "long_spread", "entry")]
+    assert fired == [
+        (1, "entry", "short_spread", "entry"),
+        (3, "exit", "short_spread", "reverted"),
+        (4, "entry", "long_spread", "entry"),
+    ]
 
 
 def test_a_broken_relationship_closes_the_entry_and_does_not_reenter_the_same_excursion():
-    snapshots = [snap(1, -2.5), snap(2, -2.4, p=0.2), snap(3, -2.6, p=0.3), snap(4, -2.7, p=0.3),
-                 snap(5, -2.8), snap(6, -2.2), snap(7, -0.3), snap(8, -2.1)]
+    snapshots = [
+        snap(1, -2.5),
+        snap(2, -2.4, p=0.2),
+        snap(3, -2.6, p=0.3),
+        snap(4, -2.7, p=0.3),
+        snap(5, -2.8),
+        snap(6, -2.2),
+        snap(7, -0.3),
+        snap(8, -2.1),
+    ]
     _, fired = run(snapshots)
-    assert fired == [(1, "entry", "long_spread", "entry"), (4, "exit", "long_spread", "relationship_broken"),
-                     (8, "entry", "long_spread", "entry")]
+    assert fired == [
+        (1, "entry", "long_spread", "entry"),
+        (4, "exit", "long_spread", "relationship_broken"),
+        (8, "entry", "long_spread", "entry"),
+    ]
 
 
 def test_a_single_non_stationary_snapshot_does_not_close_the_entry():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from http import HTTPStatus
@@ -45,7 +46,9 @@ def scenario_ticks(name: str, seconds: int, *, seed: int, **options) -> list[Tic
     batch = scenario.take(float(seconds), 10**7)
     next_id = {spec.symbol: spec.first_id for spec in scenario.specs}
     ticks = []
-    for symbol, offset, price, quantity in zip(batch.symbols, batch.offsets, batch.prices, batch.quantities, strict=True):
+    for symbol, offset, price, quantity in zip(
+        batch.symbols, batch.offsets, batch.prices, batch.quantities, strict=True
+    ):
         ticks.append(Tick(T0 + int(offset * 1000), symbol, price, quantity, next_id[symbol]))
         next_id[symbol] += 1
     return ticks
@@ -66,7 +69,9 @@ def run_pipeline(ticks: list[Tick], seconds: int, *, after_each=None) -> None:
 
 
 def excursion_pair(**fields) -> Pair:
-    return make_pair(window=120, min_bars=60, entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05, **fields)
+    return make_pair(
+        window=120, min_bars=60, entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05, **fields
+    )
 
 
 @pytest.mark.parametrize("size,direction", [(4.5, "short_spread"), (-4.5, "long_spread")])
@@ -100,7 +105,11 @@ def test_a_random_walk_spread_with_correlated_returns_does_not_alert():
     """
     pair = make_pair(window=300, min_bars=100)
     snapshots: list[dict] = []
-    run_pipeline(scenario_ticks("random_walk", 600, seed=3), 600, after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")))
+    run_pipeline(
+        scenario_ticks("random_walk", 600, seed=3),
+        600,
+        after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")),
+    )
     ready = [s for s in snapshots if s and s["ready"]]
     assert len(ready) > 450
     assert max(s["correlation"] for s in ready) > 0.6  # the returns gate alone would pass
@@ -138,7 +147,9 @@ def test_an_alert_is_pushed_to_the_pairs_group():
     def drain(k: int) -> None:  # as a dashboard would, so the channel never fills up
         messages.extend(async_to_sync(_receive_all)(layer, channel))
 
-    run_pipeline(scenario_ticks("cointegrated", SHOCK_AT + 4, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 4, after_each=drain)
+    run_pipeline(
+        scenario_ticks("cointegrated", SHOCK_AT + 4, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 4, after_each=drain
+    )
     alerts = [m for m in messages if m["type"] == "alert.new"]
     assert [orjson.loads(m["text"])["kind"] for m in alerts] == ["entry"]
     assert orjson.loads(alerts[0]["text"]) == {"type": "alert", **alert_services.alert_payload(Alert.objects.get())}
@@ -222,27 +233,56 @@ def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook
         durations.append(time.monotonic())
 
     run_pipeline(ticks, SHOCK_AT + 6, after_each=timed)
-    steps = [b - a for a, b in zip(durations, durations[1:])]
+    steps = [b - a for a, b in itertools.pairwise(durations)]
     entry = Alert.objects.get(pair=pair)
     assert max(steps) < 1.5
     alert = wait_for_status(entry.id, "failed")
     assert alert.webhook_attempts == 3
-    assert alert.webhook_error == ("attempt 3: HTTP 500 from the receiver" if mode == "error" else "attempt 3: timed out")
+    assert alert.webhook_error == (
+        "attempt 3: HTTP 500 from the receiver" if mode == "error" else "attempt 3: timed out"
+    )
 
 
 def test_alerts_api_is_newest_first_filtered_and_paginated():
     pair = excursion_pair()
     other, _ = Pair.objects.update_or_create(symbol_a="SOLUSDT", symbol_b="ETHUSDT", interval="1s")
     for k in range(5):
-        Alert.objects.create(pair=pair, kind="entry", direction="long_spread", reason="entry", bar_time=k,
-                             zscore=-2.5, message=f"m{k}", snapshot={})
-    Alert.objects.create(pair=other, kind="exit", direction="short_spread", reason="reverted", bar_time=1,
-                         zscore=0.1, message="other", snapshot={})
+        Alert.objects.create(
+            pair=pair,
+            kind="entry",
+            direction="long_spread",
+            reason="entry",
+            bar_time=k,
+            zscore=-2.5,
+            message=f"m{k}",
+            snapshot={},
+        )
+    Alert.objects.create(
+        pair=other,
+        kind="exit",
+        direction="short_spread",
+        reason="reverted",
+        bar_time=1,
+        zscore=0.1,
+        message="other",
+        snapshot={},
+    )
     api = APIClient()
     body = api.get("/api/alerts/").json()
     assert [a["message"] for a in body] == ["other", "m4", "m3", "m2", "m1", "m0"]
-    assert set(body[0]) >= {"id", "pair", "kind", "direction", "created_at", "bar_time", "zscore", "adf_pvalue",
-                            "correlation", "hedge_ratio", "message"}
+    assert set(body[0]) >= {
+        "id",
+        "pair",
+        "kind",
+        "direction",
+        "created_at",
+        "bar_time",
+        "zscore",
+        "adf_pvalue",
+        "correlation",
+        "hedge_ratio",
+        "message",
+    }
     page = api.get("/api/alerts/", {"pair": pair.id, "page_size": 2})
     assert [a["message"] for a in page.json()] == ["m4", "m3"]
     assert page["X-Total-Count"] == "5"

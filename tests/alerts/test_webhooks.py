@@ -102,8 +102,17 @@ def loopback_receivers(settings):
 
 
 def pending_alert(pair: Pair) -> Alert:
-    return Alert.objects.create(pair=pair, kind="entry", direction="long_spread", reason="entry", bar_time=1,
-                                zscore=-2.5, message="m", snapshot={}, webhook_status=Alert.WebhookStatus.PENDING)
+    return Alert.objects.create(
+        pair=pair,
+        kind="entry",
+        direction="long_spread",
+        reason="entry",
+        bar_time=1,
+        zscore=-2.5,
+        message="m",
+        snapshot={},
+        webhook_status=Alert.WebhookStatus.PENDING,
+    )
 
 
 def deliver(alert: Alert, *, final: bool = True) -> Alert:
@@ -119,9 +128,19 @@ def deliver(alert: Alert, *, final: bool = True) -> Alert:
 
 
 def pair_form(**fields) -> dict:
-    data = {"symbol_a": "SOLUSDT", "symbol_b": "ETHUSDT", "interval": "1s", "window": 300, "min_bars": 100,
-            "entry_z": 2.0, "exit_z": 0.5, "min_correlation": 0.6, "max_adf_pvalue": 0.05, "active": "on",
-            "webhook_url": ""}
+    data = {
+        "symbol_a": "SOLUSDT",
+        "symbol_b": "ETHUSDT",
+        "interval": "1s",
+        "window": 300,
+        "min_bars": 100,
+        "entry_z": 2.0,
+        "exit_z": 0.5,
+        "min_correlation": 0.6,
+        "max_adf_pvalue": 0.05,
+        "active": "on",
+        "webhook_url": "",
+    }
     return {**data, **fields}
 
 
@@ -133,8 +152,11 @@ def pair_form(**fields) -> dict:
         ("http://127.0.0.1:8000/admin/", "127.0.0.1 is a loopback address"),  # this app's admin
         ("http://localhost:8000/admin/", "localhost is this site itself"),
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
-        ("http://10.0.0.5/hook", "10.0.0.5 is a private address: webhooks only go to public receivers; "
-                                 "set ALERT_WEBHOOK_ALLOW_PRIVATE=1 to allow private receivers"),
+        (
+            "http://10.0.0.5/hook",
+            "10.0.0.5 is a private address: webhooks only go to public receivers; "
+            "set ALERT_WEBHOOK_ALLOW_PRIVATE=1 to allow private receivers",
+        ),
         ("http://internal.example.com/hook", "internal.example.com resolves to 10.1.2.3, a private address"),
         ("https://user:pass@hooks.example.com/hook", "may not carry a user name or password"),
         ("http://nowhere.example.com/hook", "nowhere.example.com does not resolve"),
@@ -191,7 +213,9 @@ def test_dns_rebinding_is_refused_at_send(dns, receiver, caplog):
     pair.full_clean(validate_unique=False, validate_constraints=False)
     dns.table["rebind.example.com"] = ["127.0.0.1"]
     with caplog.at_level(logging.WARNING, logger="alerts"):
-        alert_services.alert_webhook_deliver(alert_id=(alert := pending_alert(pair)).id, final=False)  # no raise: no retry
+        alert_services.alert_webhook_deliver(
+            alert_id=(alert := pending_alert(pair)).id, final=False
+        )  # no raise: no retry
     alert.refresh_from_db()
     assert alert.webhook_status == "failed"
     assert alert.webhook_error == "attempt 1: refused by the egress policy"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +75,7 @@ def pandas_bars(ticks: list[Tick], interval: str) -> list[Bar]:
         out["trades"] = resampler["price"].count()
         out = out[out["trades"] > 0]  # empty bins are not bars
         open_times = (out.index - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
-        for open_time, row in zip(open_times, out.itertuples(index=False)):
+        for open_time, row in zip(open_times, out.itertuples(index=False), strict=True):
             ohlc = (row.open, row.high, row.low, row.close)
             bars.append(Bar(str(symbol), interval, int(open_time), *ohlc, row.volume, int(row.trades)))
     return bars
@@ -82,6 +83,7 @@ def pandas_bars(ticks: list[Tick], interval: str) -> list[Bar]:
 
 def assert_same_bars(actual: list[Bar], expected: list[Bar]) -> None:
     assert len(actual) == len(expected)
+
     def keys(bars: list[Bar]) -> list[tuple[str, str, int]]:
         return [(b.symbol, b.interval, b.open_time) for b in bars]
 
@@ -141,7 +143,7 @@ def test_it_equals_pandas_resample_bar_for_bar_on_the_real_recording(recorded_ti
 
 
 def test_it_equals_pandas_on_out_of_order_ticks_without_trade_ids(stale_ticks):
-    assert any(a.timestamp > b.timestamp for a, b in zip(stale_ticks, stale_ticks[1:]))  # really out of order
+    assert any(a.timestamp > b.timestamp for a, b in itertools.pairwise(stale_ticks))  # really out of order
     for interval in INTERVALS:
         assert_same_bars(build_bars(stale_ticks, interval), pandas_bars(stale_ticks, interval))
 
@@ -199,11 +201,14 @@ def test_it_accepts_plain_rows_and_columns(recorded_ticks):
     expected = build_bars(ticks, "1s")
     assert build_bars((tuple(t) for t in ticks), "1s") == expected  # values_list rows, a generator
     assert build_bars([list(t) for t in ticks], "1s") == expected
-    timestamps, symbols, prices, quantities, trade_ids = zip(*ticks)
+    timestamps, symbols, prices, quantities, trade_ids = zip(*ticks, strict=True)
     assert build_bars_from_columns(timestamps, symbols, prices, quantities, trade_ids, "1s") == expected
-    assert build_bars_from_columns(
-        np.array(timestamps), np.array(symbols), np.array(prices), np.array(quantities), np.array(trade_ids), "1s"
-    ) == expected
+    assert (
+        build_bars_from_columns(
+            np.array(timestamps), np.array(symbols), np.array(prices), np.array(quantities), np.array(trade_ids), "1s"
+        )
+        == expected
+    )
     bar = expected[0]
     assert type(bar.open_time) is int and type(bar.close) is float and type(bar.trades) is int
 
@@ -240,9 +245,7 @@ def test_it_rebuilds_affected_bars_from_stored_ticks_to_the_same_rows(recorded_t
         spans = affected_spans(batch, interval)
         assert {(s, t) for s, runs in spans.items() for a, b in runs for t in range(a, b, interval_ms)} == affected
         reread = [
-            t
-            for t in stored.values()
-            if any(start <= t.timestamp < end for start, end in spans.get(t.symbol, ()))
+            t for t in stored.values() if any(start <= t.timestamp < end for start, end in spans.get(t.symbol, ()))
         ]
         rebuilt = build_bars(reread, interval)
         assert {(b.symbol, b.open_time) for b in rebuilt} == affected
@@ -470,5 +473,8 @@ def test_it_needs_only_the_last_window_bars_of_each_leg(recorded_ticks, stale_ti
             np.testing.assert_array_equal(cut.y, full.y)
             np.testing.assert_array_equal(cut.x, full.x)
             assert (cut.filled_a, cut.filled_b, cut.last_a, cut.last_b) == (
-                full.filled_a, full.filled_b, full.last_a, full.last_b
+                full.filled_a,
+                full.filled_b,
+                full.last_a,
+                full.last_b,
             )

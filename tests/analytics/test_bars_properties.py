@@ -46,9 +46,7 @@ quantities = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infi
 @st.composite
 def tick_lists(draw: st.DrawFn, max_size: int = 60) -> list[Tick]:
     """Distinct trades (one per symbol and id, as the Tick table holds them), in no particular order."""
-    keys = draw(
-        st.lists(st.tuples(st.sampled_from(SYMBOLS), st.integers(0, 10**6)), unique=True, max_size=max_size)
-    )
+    keys = draw(st.lists(st.tuples(st.sampled_from(SYMBOLS), st.integers(0, 10**6)), unique=True, max_size=max_size))
     return [Tick(draw(timestamps), symbol, draw(prices), draw(quantities), trade_id) for symbol, trade_id in keys]
 
 
@@ -65,7 +63,7 @@ def pandas_bars(ticks: list[Tick], interval: str) -> list[Bar]:
     out["volume"] = frame.groupby(["symbol", "open_time"], sort=True)["quantity"].sum()
     return [
         Bar(symbol, interval, int(open_time), row.first, row.max, row.min, row.last, row.volume, int(row.size))
-        for (symbol, open_time), row in zip(out.index, out.itertuples(index=False))
+        for (symbol, open_time), row in zip(out.index, out.itertuples(index=False), strict=True)
     ]
 
 
@@ -86,7 +84,7 @@ def test_bars_equal_a_pandas_groupby_of_the_floored_timestamps(ticks, interval):
     for bar in bars:
         assert bar.open_time % INTERVALS[interval] == 0
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
-    columns = list(zip(*ticks)) or [[]] * 5
+    columns = list(zip(*ticks, strict=True)) or [[]] * 5
     assert build_bars_from_columns(*columns, interval) == bars
 
 
@@ -105,7 +103,7 @@ def arrivals(draw: st.DrawFn) -> tuple[list[Tick], list[list[Tick]]]:
     ticks = draw(tick_lists(max_size=50))
     order = draw(st.permutations(ticks))
     cuts = sorted(draw(st.lists(st.integers(0, len(order)), max_size=6)))
-    batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)])]
+    batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
     for batch in batches[1:]:
         if ticks:
             batch.extend(draw(st.lists(st.sampled_from(ticks), max_size=3)))  # a reconnect resends

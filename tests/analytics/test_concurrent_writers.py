@@ -75,5 +75,7 @@ def test_a_tick_committed_after_a_later_writer_and_a_resample_still_reaches_its_
     assert not a.is_alive() and not b.is_alive()
     assert errors == []
     services.bars_resample()
-    trades = dict(Bar.objects.filter(interval="1s").values("symbol").annotate(n=Sum("trades")).values_list("symbol", "n"))
+    trades = dict(
+        Bar.objects.filter(interval="1s").values("symbol").annotate(n=Sum("trades")).values_list("symbol", "n")
+    )
     assert trades == {"BTCUSDT": len(slow), "ETHUSDT": len(fast)}

@@ -170,7 +170,10 @@ def test_a_hole_in_the_ids_holds_its_symbols_bars_open_until_the_backfill_fills_
     hole = [t for t in ticks if t.symbol == "ETHUSDT" and T0 + 10_000 <= t.timestamp < T0 + 12_000]
     store_and_resample([t for t in ticks if t not in hole])
     before_hole = max(t.timestamp for t in ticks if t.symbol == "ETHUSDT" and t.timestamp < T0 + 10_000)
-    assert services.event_times() == {"ETHUSDT": before_hole, "BTCUSDT": max(t.timestamp for t in ticks if t.symbol == "BTCUSDT")}
+    assert services.event_times() == {
+        "ETHUSDT": before_hole,
+        "BTCUSDT": max(t.timestamp for t in ticks if t.symbol == "BTCUSDT"),
+    }
     store_and_resample(hole)  # the backfill arrives
     assert services.event_times()["ETHUSDT"] == max(t.timestamp for t in ticks if t.symbol == "ETHUSDT")
 
@@ -194,7 +197,9 @@ def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling()
     pair = make_pair(window=60, min_bars=30)
     store_and_resample(cointegrated_ticks(40))
     now = T0 + 60_000  # 20 s after the last trade: the wall clock would close everything
-    status = FeedStatus.objects.create(name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now())
+    status = FeedStatus.objects.create(
+        name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now()
+    )
     snapshot_cycle(now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # event time only
     status.connected, status.gaps_detected, status.gaps_filled = True, 2, 1  # reconnected, one gap still open
@@ -235,7 +240,9 @@ def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cac
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 49))  # each bar, in order, none twice
     # Each caught-up row is the snapshot a cycle on time would have made.
     on_time, _ = build_snapshot(pair=pair, event_time_ms=T0 + 45_000, now=None)
-    assert Snapshot.objects.get(pair=pair, as_of=T0 + 44_000).data["zscore"] == pytest.approx(on_time["zscore"], rel=1e-12)
+    assert Snapshot.objects.get(pair=pair, as_of=T0 + 44_000).data["zscore"] == pytest.approx(
+        on_time["zscore"], rel=1e-12
+    )
 
 
 def test_a_snapshot_equals_an_independent_pandas_statsmodels_computation():
@@ -392,9 +399,10 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
     assert len(calls) == 1
     assert edited["thresholds"]["entry_z"] == 3.0
     assert {k: edited[k] for k in STAT_FIELDS} == {k: first[0][k] for k in STAT_FIELDS}
-    assert selectors.series_cached(pair.id)["zscore"] == build_snapshot(
-        pair=pair, event_time_ms=services.event_time(), now=now
-    )[1]["zscore"]
+    assert (
+        selectors.series_cached(pair.id)["zscore"]
+        == build_snapshot(pair=pair, event_time_ms=services.event_time(), now=now)[1]["zscore"]
+    )
 
 
 def test_statistics_computed_in_the_child_process_are_those_computed_in_place(monkeypatch):

@@ -30,9 +30,18 @@ STATS = Statistics(
 
 def build(n: int, min_bars: int = 30, stale_legs: tuple[str, ...] = ()) -> PairSnapshot:
     return snapshot_build(
-        pair=4, symbols=("BTCUSDT", "ETHUSDT"), interval="1s", window=300, min_bars=min_bars,
-        thresholds=THRESHOLDS, as_of=1_700_000_000_000, n=n, last_prices=(60_000.5, 3_000.25),
-        stale_legs=stale_legs, statistics=STATS, computed_at=1_700_000_000_400,
+        pair=4,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        interval="1s",
+        window=300,
+        min_bars=min_bars,
+        thresholds=THRESHOLDS,
+        as_of=1_700_000_000_000,
+        n=n,
+        last_prices=(60_000.5, 3_000.25),
+        stale_legs=stale_legs,
+        statistics=STATS,
+        computed_at=1_700_000_000_400,
     )
 
 

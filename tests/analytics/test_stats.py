@@ -162,8 +162,14 @@ def test_it_keeps_pair_quality_score_in_range_for_random_pairs():
     rng = np.random.default_rng(4)
     for seed in range(15):
         phi = float(rng.choice([0.0, 0.5, HALF_LIFE_10, 0.99, 1.0]))
-        y, x = make_pair(seed=seed, n=int(rng.integers(MIN_OBS, 400)), phi=phi, beta=float(rng.uniform(-3, 30)),
-                         alpha=70000.0, noise=float(rng.uniform(0.1, 50)))
+        y, x = make_pair(
+            seed=seed,
+            n=int(rng.integers(MIN_OBS, 400)),
+            phi=phi,
+            beta=float(rng.uniform(-3, 30)),
+            alpha=70000.0,
+            noise=float(rng.uniform(0.1, 50)),
+        )
         st = pair_stats(y, x)
         assert st.quality_score is not None
         assert 0.0 <= st.quality_score <= 100.0
@@ -173,7 +179,10 @@ def test_it_weights_and_bounds_the_score_as_documented():
     score, breakdown = quality_score(adf_pvalue=0.0, correlation=0.9, half_life=5.0, r_squared=1.0, window=300)
     assert score == 100.0
     assert {k: v["weight"] for k, v in breakdown.items()} == {
-        "stationarity": 0.40, "correlation": 0.25, "mean_reversion": 0.20, "fit": 0.15,
+        "stationarity": 0.40,
+        "correlation": 0.25,
+        "mean_reversion": 0.20,
+        "fit": 0.15,
     }
     assert quality_score(adf_pvalue=None, correlation=None, half_life=None, r_squared=None, window=300)[0] == 0.0
     # Documented anchor points of each component.
@@ -260,9 +269,23 @@ def test_it_gives_no_zscore_series_for_a_constant_spread():
 
 def test_it_exposes_exactly_the_documented_fields():
     assert [f.name for f in dataclasses.fields(PairStats)] == [
-        "n", "hedge_ratio", "intercept", "r_squared", "spread", "spread_mean", "spread_std", "zscore",
-        "correlation", "price_correlation", "adf_stat", "adf_pvalue", "adf_lag", "coint_pvalue", "half_life",
-        "quality_score", "quality",
+        "n",
+        "hedge_ratio",
+        "intercept",
+        "r_squared",
+        "spread",
+        "spread_mean",
+        "spread_std",
+        "zscore",
+        "correlation",
+        "price_correlation",
+        "adf_stat",
+        "adf_pvalue",
+        "adf_lag",
+        "coint_pvalue",
+        "half_life",
+        "quality_score",
+        "quality",
     ]
 
 
@@ -317,27 +340,32 @@ DEGENERATE = {
     "inf_in_x": (2 * _walk(), _with(_walk(seed=52), 10, np.inf), ALL_STATS, ()),
     "constant_x": (_walk(), np.full(60, 3000.0), ALL_STATS, ()),
     "constant_y": (
-        np.full(60, 70000.0), _walk(),
+        np.full(60, 70000.0),
+        _walk(),
         ("r_squared", "zscore", "correlation", "price_correlation", *TESTS_AND_SCORE, "quality_score", "quality"),
         ("hedge_ratio", "intercept", "spread", "spread_mean", "spread_std"),
     ),
     "zero_variance_spread": (
-        5.0 + 2.0 * _walk(), _walk(),
+        5.0 + 2.0 * _walk(),
+        _walk(),
         ("zscore", *TESTS_AND_SCORE),
         ("hedge_ratio", "r_squared", "spread_std", "correlation", "price_correlation", "quality_score"),
     ),
     "all_equal_returns": (
-        100.0 * 1.001 ** np.arange(60), 50.0 * 1.002 ** np.arange(60),
+        100.0 * 1.001 ** np.arange(60),
+        50.0 * 1.002 ** np.arange(60),
         ("correlation",),
         ("hedge_ratio", "r_squared", "price_correlation", "spread_std"),
     ),
     "flat_then_moving_x_returns_zero": (
-        2 * _walk(), np.r_[np.full(30, 100.0), np.full(30, 101.0)],
+        2 * _walk(),
+        np.r_[np.full(30, 100.0), np.full(30, 101.0)],
         (),
         ("hedge_ratio", "correlation", "price_correlation"),
     ),
     "non_positive_price": (
-        _walk(x0=20.0), _walk(x0=0.0, seed=52),
+        _walk(x0=20.0),
+        _walk(x0=0.0, seed=52),
         ("correlation",),
         ("hedge_ratio", "zscore", "price_correlation", "adf_pvalue", "coint_pvalue", "quality_score"),
     ),

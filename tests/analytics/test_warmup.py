@@ -23,7 +23,9 @@ def add_and_warm_up(rest_url: str, interval: str, window: int) -> tuple[int, dic
     if time.time() % 60 > 50:
         time.sleep(61 - time.time() % 60)
     cache.clear()
-    pair, _ = services.pair_upsert(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval=interval, window=window, min_bars=window // 2)
+    pair, _ = services.pair_upsert(
+        symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval=interval, window=window, min_bars=window // 2
+    )
     stored = services.pair_warmup_from_klines(pair=pair, rest_url=rest_url)
     pipeline.snapshots()  # the next cycle
     snapshot, _ = services.pair_current(pair=pair)
@@ -53,7 +55,9 @@ async def test_the_kline_still_in_progress_is_dropped():
 
 
 async def test_one_second_pairs_are_not_warmed_up_from_klines():
-    pair = await sync_to_async(lambda: Pair.objects.update_or_create(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s")[0])()
+    pair = await sync_to_async(
+        lambda: Pair.objects.update_or_create(symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1s")[0]
+    )()
     assert await sync_to_async(services.pair_warmup_from_klines)(pair=pair, rest_url="http://127.0.0.1:9") == 0
 
 

@@ -49,7 +49,9 @@ def test_anonymous_users_cannot_write(api):
 
 def test_staff_create_update_and_delete_pairs(staff_api):
     response = staff_api.post(
-        "/api/pairs/", {"symbol_a": "solusdt", "symbol_b": "ETHUSDT", "interval": "1m", "window": 120, "min_bars": 60}, format="json"
+        "/api/pairs/",
+        {"symbol_a": "solusdt", "symbol_b": "ETHUSDT", "interval": "1m", "window": 120, "min_bars": 60},
+        format="json",
     )
     assert response.status_code == HTTPStatus.CREATED, response.json()
     pair_id = response.json()["id"]
@@ -68,7 +70,11 @@ def test_staff_create_update_and_delete_pairs(staff_api):
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 5, "min_bars": 5}, "window", "at least 10"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 50}, "min_bars", "cannot exceed the window"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9}, "window", "at most 5000 bars"),
-        ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9, "min_bars": 10**9}, "min_bars", "at most 5000"),
+        (
+            {"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "window": 10**9, "min_bars": 10**9},
+            "min_bars",
+            "at most 5000",
+        ),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "entry_z": 0.4}, "entry_z", "greater than exit_z"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "max_adf_pvalue": 1.5}, "max_adf_pvalue", "(0, 1]"),
         ({"symbol_a": "BTCUSDT", "symbol_b": "SOLUSDT", "min_correlation": 2}, "min_correlation", "between -1 and 1"),
@@ -141,9 +147,29 @@ def test_snapshot_and_series_of_a_ready_pair(api):
     assert snapshot["ready"] is True
     assert snapshot["n"] == 200
     for field in (
-        "pair", "as_of", "interval", "n", "ready", "warmup", "price_a", "price_b", "hedge_ratio", "intercept",
-        "r_squared", "spread", "spread_mean", "spread_std", "zscore", "correlation", "price_correlation",
-        "adf_stat", "adf_pvalue", "adf_lag", "coint_pvalue", "half_life", "quality_score",
+        "pair",
+        "as_of",
+        "interval",
+        "n",
+        "ready",
+        "warmup",
+        "price_a",
+        "price_b",
+        "hedge_ratio",
+        "intercept",
+        "r_squared",
+        "spread",
+        "spread_mean",
+        "spread_std",
+        "zscore",
+        "correlation",
+        "price_correlation",
+        "adf_stat",
+        "adf_pvalue",
+        "adf_lag",
+        "coint_pvalue",
+        "half_life",
+        "quality_score",
     ):
         assert field in snapshot, field
     series = api.get(f"/api/pairs/{pair.id}/series/", {"limit": 50}).json()
@@ -215,11 +241,21 @@ def test_the_schema_documents_every_field_of_the_snapshot(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     component = schema["components"]["schemas"]["Snapshot"]
     placeholder = snapshot_placeholder(
-        pair=1, symbols=("BTCUSDT", "ETHUSDT"), interval="1s", window=300, min_bars=30,
+        pair=1,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        interval="1s",
+        window=300,
+        min_bars=30,
         thresholds=Thresholds(entry_z=2.0, exit_z=0.5, min_correlation=0.6, max_adf_pvalue=0.05),
     )
     assert set(component["properties"]) == set(snapshot_json(placeholder))
-    assert component["properties"]["zscore"] == {"type": "number", "format": "double", "nullable": True,
-                                                 "description": "(spread - spread_mean) / spread_std at as_of"}
+    assert component["properties"]["zscore"] == {
+        "type": "number",
+        "format": "double",
+        "nullable": True,
+        "description": "(spread - spread_mean) / spread_std at as_of",
+    }
     operation = schema["paths"]["/api/pairs/{id}/snapshot/"]["get"]
-    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Snapshot"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Snapshot"
+    }

@@ -41,8 +41,15 @@ def data() -> int:
 def test_the_schema_covers_every_endpoint_of_the_contract():
     paths = {path for _, path, _ in endpoints()}
     assert paths >= {
-        "/api/health/", "/api/symbols/", "/api/ticks/", "/api/bars/", "/api/alerts/", "/api/pairs/",
-        "/api/pairs/{id}/", "/api/pairs/{id}/snapshot/", "/api/pairs/{id}/series/",
+        "/api/health/",
+        "/api/symbols/",
+        "/api/ticks/",
+        "/api/bars/",
+        "/api/alerts/",
+        "/api/pairs/",
+        "/api/pairs/{id}/",
+        "/api/pairs/{id}/snapshot/",
+        "/api/pairs/{id}/series/",
     }
 
 
@@ -84,8 +91,18 @@ def test_staff_writes_answer_junk_bodies_with_400s(data):
     staff = User.objects.create_user("desk", is_staff=True)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
-    bodies = [{}, {"symbol_a": None}, {"window": "x"}, {"entry_z": "nan"}, {"interval": 5}, {"active": "maybe"},
-              {"symbol_a": "A" * 100, "symbol_b": "ETHUSDT"}, {"min_correlation": "1e309"}, {"max_adf_pvalue": "inf"}, {"exit_z": "-inf"}]
+    bodies = [
+        {},
+        {"symbol_a": None},
+        {"window": "x"},
+        {"entry_z": "nan"},
+        {"interval": 5},
+        {"active": "maybe"},
+        {"symbol_a": "A" * 100, "symbol_b": "ETHUSDT"},
+        {"min_correlation": "1e309"},
+        {"max_adf_pvalue": "inf"},
+        {"exit_z": "-inf"},
+    ]
     for body in bodies:
         created = api.post("/api/pairs/", body, format="json")
         assert created.status_code == HTTPStatus.BAD_REQUEST, (body, created.status_code)

@@ -26,8 +26,22 @@ def test_symbols_lists_counts_times_and_last_price(api, stored_ticks):
     response = api.get("/api/symbols/", format="json")
     assert response.status_code == HTTPStatus.OK
     assert response.json() == [
-        {"symbol": "BTCUSDT", "ticks": 5, "first_tick_at": 1_000, "last_tick_at": 1_004, "last_price": 60_004.0, "last_trade_id": 504},
-        {"symbol": "ETHUSDT", "ticks": 1, "first_tick_at": 1_002, "last_tick_at": 1_002, "last_price": 3_000.5, "last_trade_id": 90},
+        {
+            "symbol": "BTCUSDT",
+            "ticks": 5,
+            "first_tick_at": 1_000,
+            "last_tick_at": 1_004,
+            "last_price": 60_004.0,
+            "last_trade_id": 504,
+        },
+        {
+            "symbol": "ETHUSDT",
+            "ticks": 1,
+            "first_tick_at": 1_002,
+            "last_tick_at": 1_002,
+            "last_price": 3_000.5,
+            "last_trade_id": 90,
+        },
     ]
 
 
@@ -66,7 +80,9 @@ def test_health_is_degraded_before_any_feed_reports(api):
 
 
 def test_health_reports_a_connected_feed(api, stored_ticks):
-    state = FeedState(url="ws://x/stream", symbols=["BTCUSDT", "ETHUSDT"], connected=True, last_tick_at=1_004, reconnects=2)
+    state = FeedState(
+        url="ws://x/stream", symbols=["BTCUSDT", "ETHUSDT"], connected=True, last_tick_at=1_004, reconnects=2
+    )
     feed_status_save(name="default", state=state, started_at=timezone.now())
     body = api.get("/api/health/").json()
     assert body["status"] == "ok"

@@ -56,14 +56,35 @@ def system(tmp_path, database_url):
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
         [*manage, "add_pair", "BTCUSDT", "ETHUSDT", "--window", "120", "--min-bars", "30"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     port = free_port()
     log = (tmp_path / "runpairs.log").open("w")
     proc = subprocess.Popen(
-        [*manage, "runpairs", "--simulate", "--port", str(port), "--sim-rate", "100", "--sim-half-life", "5",
-         "--sim-spread-sigma", "5", "--sim-shock-every", "60", "--sim-shock-size", "3"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            *manage,
+            "runpairs",
+            "--simulate",
+            "--port",
+            str(port),
+            "--sim-rate",
+            "100",
+            "--sim-half-life",
+            "5",
+            "--sim-spread-sigma",
+            "5",
+            "--sim-shock-every",
+            "60",
+            "--sim-shock-size",
+            "3",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -96,7 +117,9 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             )
             # The charts hold the window's points.
             for chart in ("chart-prices", "chart-spread", "chart-zscore"):
-                page.wait_for_function(f"Number(document.querySelector('#{chart}').dataset.points) > 10", timeout=10_000)
+                page.wait_for_function(
+                    f"Number(document.querySelector('#{chart}').dataset.points) > 10", timeout=10_000
+                )
             # The z-score moves by itself, without a reload.
             first = page.text_content("#zscore-value")
             page.wait_for_function(

@@ -64,7 +64,10 @@ async def test_a_page_opened_while_ticks_flow_gets_the_live_prices_at_once():
     await communicator.connect()
     assert [(await communicator.receive_json_from())["type"] for _ in range(2)] == ["snapshot", "series"]
     assert await communicator.receive_json_from() == {
-        "type": "prices", "t": 1_700_000_000_250, "price_a": 60_000.5, "price_b": 3_000.25,
+        "type": "prices",
+        "t": 1_700_000_000_250,
+        "price_a": 60_000.5,
+        "price_b": 3_000.25,
     }
     await communicator.disconnect()
 
@@ -97,7 +100,9 @@ async def test_group_messages_are_relayed_with_their_type():
     assert await communicator.receive_json_from() == {"type": "prices", "t": 1, "price_a": 60000.5, "price_b": 3000.25}
     await abroadcast(pair.id, "alert.new", {"id": 7, "kind": "entry"})
     assert await communicator.receive_json_from() == {"type": "alert", "id": 7, "kind": "entry"}
-    await get_channel_layer().group_send(pair_group(pair.id), {"type": "snapshot.update", "payload": {"pair": pair.id, "n": 1}})
+    await get_channel_layer().group_send(
+        pair_group(pair.id), {"type": "snapshot.update", "payload": {"pair": pair.id, "n": 1}}
+    )
     assert (await communicator.receive_json_from())["type"] == "snapshot"
     await abroadcast(pair.id + 1, "alert.new", {"id": 8})  # another pair's group
     assert await communicator.receive_nothing()
@@ -189,7 +194,10 @@ async def test_pushes_to_a_page_that_is_closing_are_dropped_quietly(caplog):
         sent.append(message)
 
     scope = {
-        "type": "websocket", "path": f"/ws/pairs/{pair.id}/", "headers": [], "subprotocols": [],
+        "type": "websocket",
+        "path": f"/ws/pairs/{pair.id}/",
+        "headers": [],
+        "subprotocols": [],
         "url_route": {"args": (), "kwargs": {"pair_id": pair.id}},
     }
     consumer = asyncio.create_task(DashboardConsumer.as_asgi()(scope, inbox.get, send))
@@ -290,7 +298,9 @@ async def test_after_the_first_series_a_page_gets_deltas_that_give_the_apis_seri
     series = await communicator.receive_json_from()
     assert series["type"] == "series" and len(series["t"]) == 120
     for second in (151, 152, 155):
-        await sync_to_async(store_and_resample)([t for t in ticks if T0 + (second - 1) * 1000 <= t.timestamp < T0 + second * 1000])
+        await sync_to_async(store_and_resample)(
+            [t for t in ticks if T0 + (second - 1) * 1000 <= t.timestamp < T0 + second * 1000]
+        )
         await sync_to_async(pipeline.snapshots)(now=T0 + second * 1000 + 500)
         assert (await communicator.receive_json_from())["type"] == "snapshot"
         delta = orjson.loads(await communicator.receive_from())

@@ -106,7 +106,9 @@ def test_a_pair_whose_snapshots_stopped_advancing_is_degraded(live_feed):
     body = health()
     assert body["status"] == "degraded"
     assert len(body["problems"]) == 1
-    assert re.fullmatch(rf"pair {pair}: no new snapshot for (59|60)s \(its newest bar ended then\)", body["problems"][0])
+    assert re.fullmatch(
+        rf"pair {pair}: no new snapshot for (59|60)s \(its newest bar ended then\)", body["problems"][0]
+    )
     assert body["pipeline"]["pairs"] == [{"pair": pair.id, "as_of": as_of, "lag_ms": pytest.approx(59_000, abs=1_000)}]
     snapshot_cache(snapshot=dataclasses.replace(placeholder, as_of=as_of + 59_000), series={})
     assert health()["status"] == "ok"

@@ -46,7 +46,9 @@ def ready_pair() -> Pair:
 
 def embedded(response, element_id: str):
     """The JSON a page embedded with ``json_script``."""
-    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    match = re.search(
+        rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S
+    )
     assert match, f"no #{element_id} in the page"
     return json.loads(match.group(1))
 
@@ -263,7 +265,9 @@ def test_the_bars_csv_defaults_to_leg_a_over_the_window_and_takes_a_range(client
     bars = api.get("/api/bars/", {"symbol": "BTCUSDT", "interval": "1s", "limit": ready_pair.window}).json()
     assert rows[1:] == [[cell(bar[c]) for c in rows[0]] for bar in bars]
     start = bars[10]["t"]
-    ranged = parse_csv(client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": "ethusdt", "interval": "1m", "start": start}))
+    ranged = parse_csv(
+        client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": "ethusdt", "interval": "1m", "start": start})
+    )
     assert rows[0] == ranged[0]
     api_ranged = api.get("/api/bars/", {"symbol": "ETHUSDT", "interval": "1m", "start": start}).json()
     assert ranged[1:] == [[cell(bar[c]) for c in ranged[0]] for bar in api_ranged]
@@ -290,7 +294,13 @@ def test_bad_bars_csv_parameters_are_a_400_with_a_message(client, ready_pair, pa
 
 @pytest.mark.parametrize(
     "symbol,price,decimals",
-    [("BTCUSDT", 97123.4, 1), ("ETHUSDT", 3012.55, 2), ("LINKUSDT", 14.123, 3), ("ADAUSDT", 0.4512, 5), ("NEWUSDT", None, 2)],
+    [
+        ("BTCUSDT", 97123.4, 1),
+        ("ETHUSDT", 3012.55, 2),
+        ("LINKUSDT", 14.123, 3),
+        ("ADAUSDT", 0.4512, 5),
+        ("NEWUSDT", None, 2),
+    ],
 )
 def test_price_decimals(symbol, price, decimals):
     assert price_decimals(symbol, price) == decimals
@@ -394,5 +404,9 @@ def test_csv_downloads_have_a_tighter_limit_than_pages(client, settings, path):
     settings.CSV_THROTTLE = "2/min"
     pair = make_pair()
     url = path.format(id=pair.id)
-    assert [client.get(url).status_code for _ in range(3)] == [HTTPStatus.OK, HTTPStatus.OK, HTTPStatus.TOO_MANY_REQUESTS]
+    assert [client.get(url).status_code for _ in range(3)] == [
+        HTTPStatus.OK,
+        HTTPStatus.OK,
+        HTTPStatus.TOO_MANY_REQUESTS,
+    ]
     assert client.get(f"/pairs/{pair.id}/").status_code == HTTPStatus.OK  # pages have their own allowance

@@ -37,7 +37,9 @@ def server(database_url, tmp_path):
     log = tmp_path / "runpairs.log"
     proc = spawn(["runpairs", "--simulate", "--port", str(port), "--sim-rate", "200"], env, log)
     try:
-        wait_until(lambda: get_json(f"http://127.0.0.1:{port}/api/health/")["feed"]["connected"], 30, "a connected feed")
+        wait_until(
+            lambda: get_json(f"http://127.0.0.1:{port}/api/health/")["feed"]["connected"], 30, "a connected feed"
+        )
         yield port, log
     finally:
         proc.send_signal(signal.SIGTERM)

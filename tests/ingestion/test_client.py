@@ -332,7 +332,9 @@ async def test_through_drop_refusal_and_malformed_frame_every_trade_is_stored_ex
     for symbol in SYMBOLS:
         row = rows[symbol]
         assert row["hi"] == last[symbol]
-        assert row["n"] == last[symbol] - row["lo"] + 1, f"{symbol}: stored {row['n']} of {last[symbol] - row['lo'] + 1}"
+        assert row["n"] == last[symbol] - row["lo"] + 1, (
+            f"{symbol}: stored {row['n']} of {last[symbol] - row['lo'] + 1}"
+        )
         assert row["lo"] <= sim.exchange.stats()[symbol]["first_id"] + 10_000  # sanity: same exchange
     status = await sync_to_async(FeedStatus.objects.get)(name=feed.name)
     assert status.reconnects == 2

@@ -163,7 +163,7 @@ async def test_a_rate_limited_fetch_waits_as_long_as_the_exchange_asks(status):
 
 async def test_the_offline_exchange_lists_what_never_trades():
     async with Simulator(port=0, rate=50, seed=1, delisted=["LUNAUSDT"], silent=["XRPUSDT"]) as sim:
-        symbols = (await asyncio.to_thread(listing.exchange_info_fetch, sim.rest_url))
+        symbols = await asyncio.to_thread(listing.exchange_info_fetch, sim.rest_url)
     assert symbols["LUNAUSDT"] == ListedSymbol("LUNAUSDT", "SETTLING", "PERPETUAL")
     assert symbols["XRPUSDT"] == ListedSymbol("XRPUSDT", "TRADING", "PERPETUAL")
     assert [s for s, entry in symbols.items() if entry.tradable] == ["BTCUSDT", "ETHUSDT", "XRPUSDT"]

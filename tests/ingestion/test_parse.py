@@ -249,7 +249,9 @@ def test_a_klines_answer_that_is_not_a_list_of_rows_is_malformed(body):
         parse_rest_klines(body)
 
 
-@pytest.mark.parametrize("raw,expected", [("btcusdt", "BTCUSDT"), (" ETHUSDT ", "ETHUSDT"), ("1000PEPEUSDT", "1000PEPEUSDT")])
+@pytest.mark.parametrize(
+    "raw,expected", [("btcusdt", "BTCUSDT"), (" ETHUSDT ", "ETHUSDT"), ("1000PEPEUSDT", "1000PEPEUSDT")]
+)
 def test_it_normalizes_symbols(raw, expected):
     assert normalize_symbol(raw) == expected
 

@@ -34,8 +34,10 @@ ticks = st.builds(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(TRADE_KEYS) | st.text(max_size=3), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(TRADE_KEYS) | st.text(max_size=3), children, max_size=6)
+    ),
     max_leaves=16,
 )
 

@@ -255,7 +255,12 @@ async def test_klines_are_the_ohlcv_of_the_trades():
         bucket = expected.get(open_time)
         if bucket is None:  # no trade in this second: the previous close, no volume
             assert (float(o), float(h), float(lo), float(c), float(volume), count) == (
-                previous_close, previous_close, previous_close, previous_close, 0.0, 0
+                previous_close,
+                previous_close,
+                previous_close,
+                previous_close,
+                0.0,
+                0,
             )
             continue
         prices = [t.price for t in bucket]
@@ -503,7 +508,7 @@ def bars(scenario: PairScenario, seconds: int) -> tuple[np.ndarray, np.ndarray]:
     batch = scenario.take(float(seconds), 10**7)
     last: dict[str, np.ndarray] = {}
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        rows = [(off, p) for s, off, p in zip(batch.symbols, batch.offsets, batch.prices) if s == symbol]
+        rows = [(off, p) for s, off, p in zip(batch.symbols, batch.offsets, batch.prices, strict=True) if s == symbol]
         secs = np.array([int(off) for off, _ in rows])
         prices = np.array([p for _, p in rows])
         closes = np.full(seconds, np.nan)
@@ -543,7 +548,7 @@ def test_a_shock_jumps_the_spread_and_decays():
     batch = scenario.take(200.0, 10**6)
     spread: dict[int, list[float]] = defaultdict(list)
     eth = None
-    for symbol, offset, price in zip(batch.symbols, batch.offsets, batch.prices):
+    for symbol, offset, price in zip(batch.symbols, batch.offsets, batch.prices, strict=True):
         if symbol == "ETHUSDT":
             eth = price
         elif eth is not None:

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-adf-pvalue", type=float)
         parser.add_argument("--no-warmup", action="store_true", help="do not fetch klines now")
 
-    def handle(self, *args: object, symbol_a: str, symbol_b: str, interval: str, no_warmup: bool, **options: object) -> None:
+    def handle(
+        self, *args: object, symbol_a: str, symbol_b: str, interval: str, no_warmup: bool, **options: object
+    ) -> None:
         fields = {
             name: options[name]
             for name in ("window", "min_bars", "entry_z", "exit_z", "min_correlation", "max_adf_pvalue")

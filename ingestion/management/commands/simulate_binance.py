@@ -128,7 +128,8 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         async with simulator:
             self.stdout.write(
-                f"simulated Binance USD-M ({simulator.scenario_name}): ws {simulator.ws_url}  rest {simulator.rest_url}\n"
+                f"simulated Binance USD-M ({simulator.scenario_name}): "
+                f"ws {simulator.ws_url}  rest {simulator.rest_url}\n"
                 f"point the app at it: BINANCE_WS_URL={simulator.ws_url} BINANCE_REST_URL={simulator.rest_url}"
             )
             if simulator.blast:

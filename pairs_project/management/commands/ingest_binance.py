@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None, help="feed name in the health record (one per process)")
         parser.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
 
-    def handle(self, *args: object, symbols: str, name: str | None, max_seconds: float | None, **options: object) -> None:
+    def handle(
+        self, *args: object, symbols: str, name: str | None, max_seconds: float | None, **options: object
+    ) -> None:
         try:
             wanted = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
         except ValueError as exc:

@@ -66,7 +66,9 @@ class Command(BaseCommand):
             verbosity=0,
         )
         reactor.callWhenRunning(lambda: asyncio.ensure_future(self.start()))
-        reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(self.stop())))
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(self.stop()))
+        )
         self.stdout.write(
             f"pairs on http://{host}:{port}/ (embedded mode, "
             f"{'simulated exchange' if simulate else url_credentials_masked(settings.BINANCE_WS_URL)})"
