@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -88,6 +89,15 @@ def feeds_reported() -> list[FeedStatus]:
     return [feeds[name] for name in sorted(feeds)]
 
 
+#: What a feed row that has recorded no time at all sorts as (a row made by hand).
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _error_time(feed: FeedStatus) -> datetime:
+    """When a feed's last error was, or failing that when it last started or reported."""
+    return feed.last_error_at or feed.started_at or feed.updated_at or _NEVER
+
+
 def health() -> dict[str, Any]:
     """Feed health as ``/api/health/`` reports it (all feeds of the system, merged, and the gaps)."""
     feeds = feeds_reported()
@@ -130,9 +140,7 @@ def health() -> dict[str, Any]:
             "gaps_unfilled": gaps.pop("unfilled"),
             "trades_unavailable": gaps.pop("trades_unavailable"),
             "malformed": sum(f.malformed for f in feeds),
-            "last_error": max(feeds, key=lambda f: f.last_error_at or f.started_at or f.updated_at).last_error
-            if feeds
-            else "",
+            "last_error": max(feeds, key=_error_time).last_error if feeds else "",
         },
         "gaps": gaps,
         "feeds": [_feed_dict(f) for f in feeds],

@@ -180,3 +180,12 @@ async def test_a_feed_that_cannot_store_its_ticks_says_why(settings, monkeypatch
     assert "has not reported" not in problems
     stored = await sync_to_async(FeedStatus.objects.get)(name="default")
     assert stored.writer_error == "" and stored.pending == 0  # recovered: everything stored at the stop
+
+
+def test_a_feed_row_that_recorded_no_time_does_not_break_health():
+    """The newest error is picked by time; a row with none of its times (made by hand) sorts first, not as an error."""
+    FeedStatus.objects.create(name="by-hand", connected=False)
+    FeedStatus.objects.create(
+        name="other", connected=False, last_error="database is locked", last_error_at=timezone.now()
+    )
+    assert health()["feed"]["last_error"] == "database is locked"
