@@ -59,12 +59,14 @@ redis: setup
 	@$(PY) -c 'import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()' "$(REDIS_URL)" 2>/dev/null || \
 		{ echo "distributed mode needs Redis at $(REDIS_URL): start it, or set REDIS_URL." >&2; exit 1; }
 
-# First the habits: lint and format (ruff), the layers (import-linter; both
-# configured in pyproject.toml) and no model change without its migration; then the suite.
+# First the habits: lint and format (ruff), the layers (import-linter), types (mypy,
+# strict on the pure modules; all three configured in pyproject.toml) and no model
+# change without its migration; then the suite.
 test: setup-dev browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 #: Bar intervals by name, in ms.
 INTERVALS: dict[str, int] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
@@ -147,12 +148,12 @@ def build_bars_from_columns(
 
 
 def _build(
-    ts: np.ndarray,
-    codes: np.ndarray,
+    ts: npt.NDArray[np.int64],
+    codes: npt.NDArray[np.intp],
     names: list[str],
-    prices: np.ndarray,
-    quantities: np.ndarray,
-    ids: np.ndarray,
+    prices: npt.NDArray[np.float64],
+    quantities: npt.NDArray[np.float64],
+    ids: npt.NDArray[np.int64],
     interval: str,
     interval_ms: int,
 ) -> list[Bar]:
@@ -331,9 +332,9 @@ def feed_event_time(legs: Iterable[str], newest: dict[str, int], feeds: Iterable
 class Aligned:
     """A pair's aligned close series on the window (see ``align_closes``)."""
 
-    times: np.ndarray  # int64 open times, ms, ascending
-    y: np.ndarray  # float64 closes of A (forward-filled)
-    x: np.ndarray  # float64 closes of B (forward-filled)
+    times: npt.NDArray[np.int64]  # open times, ms, ascending
+    y: npt.NDArray[np.float64]  # closes of A (forward-filled)
+    x: npt.NDArray[np.float64]  # closes of B (forward-filled)
     filled_a: int  # trailing window points where A has no bar of its own
     filled_b: int  # the same for B
     last_a: int | None  # open time of A's newest own bar <= as_of
@@ -345,7 +346,7 @@ class Aligned:
         return len(self.times)
 
 
-def _leg(bars: Iterable[Any], as_of: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _leg(bars: Iterable[Any], as_of: int | None, name: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Sorted open times and closes of one leg's bars up to ``as_of``."""
     rows = [(bar.open_time, bar.close) for bar in bars]
     times = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -439,7 +440,7 @@ def align_closes(
     )
 
 
-def _trailing_false(own: np.ndarray) -> int:
+def _trailing_false(own: npt.NDArray[np.bool_]) -> int:
     """Number of False values at the end of ``own``."""
     hits = np.flatnonzero(own)
     return len(own) - 1 - int(hits[-1]) if len(hits) else len(own)

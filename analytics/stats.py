@@ -87,14 +87,14 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _is_flat(a: np.ndarray, scale: float | None = None) -> bool:
+def _is_flat(a: npt.NDArray[np.float64], scale: float | None = None) -> bool:
     """True when ``a`` is constant up to rounding (range <= _FLAT_RTOL * scale)."""
     if scale is None:
         scale = float(np.max(np.abs(a)))
     return float(np.ptp(a)) <= _FLAT_RTOL * scale
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+def _pearson(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float | None:
     """Pearson correlation, None when either side is (numerically) constant."""
     if _is_flat(a) or _is_flat(b):
         return None
@@ -104,7 +104,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     return _finite(min(1.0, max(-1.0, r)))
 
 
-def spread_series(y: npt.ArrayLike, x: npt.ArrayLike, hedge_ratio: float) -> np.ndarray:
+def spread_series(y: npt.ArrayLike, x: npt.ArrayLike, hedge_ratio: float) -> npt.NDArray[np.float64]:
     """Spread of the window, point by point.
 
     Parameters
@@ -125,7 +125,9 @@ def spread_series(y: npt.ArrayLike, x: npt.ArrayLike, hedge_ratio: float) -> np.
     return np.asarray(y, dtype=float) - hedge_ratio * np.asarray(x, dtype=float)
 
 
-def zscore_series(spread: np.ndarray, spread_mean: float | None, spread_std: float | None) -> np.ndarray | None:
+def zscore_series(
+    spread: npt.NDArray[np.float64], spread_mean: float | None, spread_std: float | None
+) -> npt.NDArray[np.float64] | None:
     """Z-score of every point of the window against the window's own mean and std.
 
     Parameters
@@ -381,7 +383,7 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     )
 
 
-def _adf(s: np.ndarray) -> tuple[float | None, float | None, int | None]:
+def _adf(s: npt.NDArray[np.float64]) -> tuple[float | None, float | None, int | None]:
     """``adfuller(s, regression="c", autolag="AIC")`` -> (stat, pvalue, usedlag), Nones on failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -395,7 +397,7 @@ def _adf(s: np.ndarray) -> tuple[float | None, float | None, int | None]:
     return stat, pvalue, int(res.lags)
 
 
-def _coint_pvalue(y: np.ndarray, x: np.ndarray) -> float | None:
+def _coint_pvalue(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> float | None:
     """``coint(y, x).pvalue``; None on failure or when statsmodels flags collinearity.
 
     Calling coint itself (not re-deriving it from our OLS residuals) costs ~0.3 ms
@@ -412,7 +414,7 @@ def _coint_pvalue(y: np.ndarray, x: np.ndarray) -> float | None:
             return None
 
 
-def _half_life(s: np.ndarray, scale: float) -> float | None:
+def _half_life(s: npt.NDArray[np.float64], scale: float) -> float | None:
     """-ln2 / lambda from OLS of diff(s) = c + lambda * s[:-1] (closed form), None unless lambda < 0."""
     lagged = s[:-1]
     if _is_flat(lagged, scale):

@@ -11,6 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -264,7 +265,9 @@ WEB_CONCURRENT_REQUESTS = env_int("WEB_CONCURRENT_REQUESTS", 32)
 # https://docs.djangoproject.com/en/5.2/topics/cache/
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES: dict[str, dict[str, Any]] = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -305,7 +308,7 @@ CELERY_BEAT_SCHEDULE = {
 # REST framework -----------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON bodies through orjson: nesting, encoding and size problems are a 400/413, never a 500.
     "DEFAULT_PARSER_CLASSES": [

@@ -172,7 +172,9 @@ def address_problem(address: Address, *, allow_private: bool = False, allow_loop
 def system_resolver(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (A and AAAA), in the system's preferred order."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    # An IPv4 or IPv6 sockaddr starts with the address as text (the stubs also allow
+    # the integer of families a host name never resolves to).
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _own_host(host: str, own_hosts: Iterable[str]) -> bool:
