@@ -26,7 +26,7 @@ from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
 from analytics.models import Pair
 from analytics.services import pair_current, pair_snapshot_current
-from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE
+from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE, PairSnapshot, snapshot_from_json
 
 from .api import BarListApi, SeriesFilterSerializer
 from .health import system_health
@@ -71,23 +71,22 @@ def pvalue_text(value: float | None) -> str:
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
-def pair_state(pair: Pair, snapshot: dict[str, Any], open_entry: RuleState | None) -> dict[str, Any]:
+def pair_state(pair: Pair, snapshot: PairSnapshot, open_entry: RuleState | None) -> dict[str, Any]:
     """The state of a pair and its label: inactive, not computed yet, alerting (an entry is open),
     warming up, stale or ready.
 
     A leg that has stopped trading is named in the label ("stale: ETHUSDT"), during warm-up too.
     """
-    warmup = snapshot.get("warmup") or {"bars": 0, "required": pair.min_bars}
     if not pair.active:
         return {"key": "inactive", "label": "inactive"}
-    if snapshot.get("source") == SOURCE_NONE:
+    if snapshot.source == SOURCE_NONE:
         return {"key": "pending", "label": "not computed yet"}
     if open_entry is not None:
         side = (open_entry.open_direction or "").replace("_", " ")
         return {"key": "alerting", "label": f"alerting: {side}"}
-    stale = ", ".join(snapshot.get("stale_legs") or []) if snapshot.get("stale") else ""
-    if not snapshot.get("ready"):
-        label = f"warming up {warmup['bars']}/{warmup['required']}"
+    stale = ", ".join(snapshot.stale_legs) if snapshot.stale else ""
+    if not snapshot.ready:
+        label = f"warming up {snapshot.warmup.bars or 0}/{snapshot.warmup.required}"
         return {"key": "warming", "label": f"{label} · stale: {stale}" if stale else label}
     if stale:
         return {"key": "stale", "label": f"stale: {stale}"}
@@ -100,28 +99,30 @@ def overview_rows() -> list[dict[str, Any]]:
     alerts = latest_alerts([p.id for p in pairs])
     rows = []
     for pair in pairs:
-        snapshot = pair_snapshot_current(pair=pair)  # an inactive pair's: its last recorded one
+        shown = pair_snapshot_current(pair=pair)  # an inactive pair's: its last recorded one
+        snapshot = snapshot_from_json(shown)
+        zscore = snapshot.statistics.zscore
         rows.append(
             {
                 "pair": pair,
-                "snapshot": snapshot,
+                "snapshot": shown,
                 "state": pair_state(pair, snapshot, entries.get(pair.id)),
                 "alert": alerts.get(pair.id),
-                "decimals_a_fmt": f"{price_decimals(pair.symbol_a, snapshot.get('price_a'))}g",
-                "decimals_b_fmt": f"{price_decimals(pair.symbol_b, snapshot.get('price_b'))}g",
+                "decimals_a_fmt": f"{price_decimals(pair.symbol_a, snapshot.price_a)}g",
+                "decimals_b_fmt": f"{price_decimals(pair.symbol_b, snapshot.price_b)}g",
                 "entry_z": pair.entry_z,
-                "hot": snapshot.get("zscore") is not None and abs(snapshot["zscore"]) > pair.entry_z,
-                "adf_pvalue_text": pvalue_text(snapshot.get("adf_pvalue")),
+                "hot": zscore is not None and abs(zscore) > pair.entry_z,
+                "adf_pvalue_text": pvalue_text(snapshot.statistics.adf_pvalue),
             }
         )
     return rows
 
 
-def source_note(snapshot: dict[str, Any]) -> str:
+def source_note(snapshot: PairSnapshot) -> str:
     """What the page says when the snapshot it shows is not the cycle's live one."""
-    if snapshot.get("source") == SOURCE_HISTORY:
+    if snapshot.source == SOURCE_HISTORY:
         return "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet"
-    if snapshot.get("source") == SOURCE_NONE:
+    if snapshot.source == SOURCE_NONE:
         return "not computed yet: the snapshot cycle has not run for this pair"
     return ""
 
@@ -145,12 +146,13 @@ def overview_rows_partial(request: HttpRequest) -> HttpResponse:
 def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     """The live page of one pair."""
     pair = get_object_or_404(Pair, pk=pair_id)
-    snapshot, series = pair_current(pair=pair)
+    shown, series = pair_current(pair=pair)
+    snapshot = snapshot_from_json(shown)
     alerts = [alert_payload(a) for a in alerts_newest(pair_id=pair.id)[:ALERTS_SHOWN]]
     health = system_health()
     open_entry = open_entries().get(pair.id)
-    decimals_a = price_decimals(pair.symbol_a, snapshot.get("price_a"))
-    decimals_b = price_decimals(pair.symbol_b, snapshot.get("price_b"))
+    decimals_a = price_decimals(pair.symbol_a, snapshot.price_a)
+    decimals_b = price_decimals(pair.symbol_b, snapshot.price_b)
     config = {
         "pair": pair.id,
         "symbol_a": pair.symbol_a,
@@ -167,7 +169,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "open_entry": open_entry.as_dict() if open_entry else None,
         "alerts_shown": ALERTS_SHOWN,
     }
-    quality = snapshot.get("quality") or {}
+    quality = snapshot.statistics.quality or {}
     last_tick_at = health["feed"].get("last_tick_at")
     alerts_display = [
         {**a, "time_text": _stamp(a["created_at"]), "direction_text": a["direction"].replace("_", " ")} for a in alerts
@@ -175,8 +177,8 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     context = {
         "pair": pair,
         "alerts_display": alerts_display,
-        "as_of_text": _stamp(snapshot.get("as_of")),
-        "snapshot": snapshot,
+        "as_of_text": _stamp(snapshot.as_of),
+        "snapshot": shown,
         "series": series,
         "alerts": alerts,
         "health": health,
@@ -188,7 +190,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "decimals_a_fmt": f"{decimals_a}g",
         "decimals_b_fmt": f"{decimals_b}g",
         "decimals_spread_fmt": f"{decimals_a + 1}g",
-        "half_life_s": snapshot.get("half_life_seconds"),
+        "half_life_s": snapshot.statistics.half_life_seconds,
         "warmup_pct": _warmup_pct(snapshot),
         "quality_rows": [
             {"key": key, "label": label, **quality[key], "max_points": 100 * quality[key]["weight"]}
@@ -207,12 +209,11 @@ def _stamp(ms: int | None) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
-def _warmup_pct(snapshot: dict[str, Any]) -> float:
-    warmup = snapshot.get("warmup") or {}
-    required = warmup.get("required") or 0
+def _warmup_pct(snapshot: PairSnapshot) -> float:
+    required = snapshot.warmup.required
     if not required:
         return 0.0
-    return min(100.0, 100.0 * (warmup.get("bars") or 0) / required)
+    return min(100.0, 100.0 * (snapshot.warmup.bars or 0) / required)
 
 
 # -- CSV downloads --------------------------------------------------------------
