@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import ssl
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
@@ -26,10 +28,38 @@ from .rules import RuleState, Thresholds, evaluate
 
 logger = logging.getLogger(__name__)
 
-#: Webhook delivery: attempts in all, and the backoff between them (seconds).
-WEBHOOK_ATTEMPTS = 5
-WEBHOOK_BACKOFF = 2.0
-WEBHOOK_BACKOFF_MAX = 60.0
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts in all, and exponential backoff between them with full jitter.
+
+    The one definition both modes run: Celery's task options (``celery_options``,
+    distributed mode) and the embedded runner's waits (``countdown``, Celery's own
+    formula), so a webhook is retried the same way in either.
+    """
+
+    attempts: int
+    backoff: float  # seconds before the first retry, at most (full jitter; whole seconds, as Celery)
+    backoff_max: float
+
+    def countdown(self, retries: int) -> float:
+        """Seconds to wait before retry number ``retries + 1``, as Celery's ``retry_backoff`` waits."""
+        # Celery's autoretry takes the factor as whole seconds, at least 1, and so does this.
+        factor = int(max(1.0, self.backoff))
+        return float(get_exponential_backoff_interval(factor, retries, int(self.backoff_max), full_jitter=True))
+
+    def celery_options(self, retry_on: tuple[type[Exception], ...]) -> dict[str, Any]:
+        return {
+            "autoretry_for": retry_on,
+            "retry_backoff": self.backoff,
+            "retry_backoff_max": self.backoff_max,
+            "retry_jitter": True,
+            "max_retries": self.attempts - 1,
+        }
+
+
+#: Webhook delivery.
+WEBHOOK_RETRY = RetryPolicy(attempts=5, backoff=2.0, backoff_max=60.0)
 
 
 class WebhookFailed(Exception):
@@ -228,11 +258,6 @@ def alert_webhook_deliver(*, alert_id: int, final: bool = True) -> None:
     alert.save(update_fields=["webhook_attempts", "webhook_error", "webhook_status"])
 
 
-def webhook_backoff(attempt: int) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-    return min(WEBHOOK_BACKOFF_MAX, WEBHOOK_BACKOFF * 2 ** (attempt - 1))
-
-
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -245,14 +270,16 @@ def _embedded_webhooks() -> ThreadPoolExecutor:
 
 
 def _deliver_with_retries(alert_id: int) -> None:
+    """Embedded mode's webhook worker: ``WEBHOOK_RETRY``, as the Celery task runs it."""
+    policy = WEBHOOK_RETRY
     try:
-        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+        for retries in range(policy.attempts):
             try:
-                alert_webhook_deliver(alert_id=alert_id, final=attempt == WEBHOOK_ATTEMPTS)
+                alert_webhook_deliver(alert_id=alert_id, final=retries == policy.attempts - 1)
                 return
             except WebhookFailed:
-                if attempt < WEBHOOK_ATTEMPTS:
-                    time.sleep(webhook_backoff(attempt))
+                if retries < policy.attempts - 1:
+                    time.sleep(policy.countdown(retries))
     except Exception:
         logger.exception("webhook delivery of alert %s crashed", alert_id)
     finally:

@@ -189,8 +189,8 @@ def webhook(monkeypatch, settings):
     """A receiver on 127.0.0.1: loopback is refused by the egress policy, except where tests allow it."""
     settings.ALERT_WEBHOOK_ALLOW_LOOPBACK = True
     settings.ALERT_WEBHOOK_TIMEOUT = 0.5
-    monkeypatch.setattr(alert_services, "WEBHOOK_BACKOFF", 0.05)
-    monkeypatch.setattr(alert_services, "WEBHOOK_ATTEMPTS", 3)
+    monkeypatch.setattr(alert_services, "WEBHOOK_RETRY", alert_services.RetryPolicy(3, backoff=1, backoff_max=1))
+    monkeypatch.setattr(alert_services.RetryPolicy, "countdown", lambda self, retries: 0.05)  # fast retries
     Hook.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()

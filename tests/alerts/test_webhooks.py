@@ -293,3 +293,18 @@ def test_tls_to_the_pinned_address_verifies_the_certificate_against_the_name(tls
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             alert_services.webhook_post(target(url), {"a": 1}, timeout=5, verify=trusted)
     assert len(Receiver.requests) == 1
+
+
+def test_both_modes_retry_a_webhook_by_the_one_policy():
+    """Celery (distributed) and the embedded runner read the same RetryPolicy, with Celery's backoff formula."""
+    from alerts import services, tasks
+
+    policy = services.WEBHOOK_RETRY
+    task = tasks.alert_webhook_task
+    assert task.max_retries == policy.attempts - 1
+    assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter) == (policy.backoff, policy.backoff_max, True)
+    assert task.autoretry_for == (services.WebhookFailed,)
+    for retries in range(6):
+        ceiling = min(policy.backoff_max, int(max(1, policy.backoff)) * 2**retries)
+        waits = [policy.countdown(retries) for _ in range(200)]
+        assert all(0 <= w <= ceiling for w in waits)  # full jitter: anywhere up to the exponential ceiling
