@@ -17,6 +17,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from analytics import services as analytics_services
 from analytics.models import Pair, webhook_target
 from analytics.snapshot import PairSnapshot, snapshot_json
 from pairs_project.common import egress
@@ -67,12 +68,8 @@ class WebhookFailed(Exception):
 
 
 def thresholds_of(pair: Pair) -> Thresholds:
-    return Thresholds(
-        entry_z=pair.entry_z,
-        exit_z=pair.exit_z,
-        min_correlation=pair.min_correlation,
-        max_adf_pvalue=pair.max_adf_pvalue,
-    )
+    """The rule's thresholds: the pair's, as its snapshots carry them (and the rule's own ``break_after``)."""
+    return Thresholds(**dataclasses.asdict(analytics_services.thresholds_of(pair)))
 
 
 def alert_rule_evaluate(

@@ -371,16 +371,21 @@ def thresholds_of(pair: Pair) -> Thresholds:
     )
 
 
+def _settings_of(pair: Pair) -> dict[str, Any]:
+    """What a snapshot takes from its pair (the ``snapshot_build``/``snapshot_placeholder`` arguments)."""
+    return {
+        "pair": pair.id,
+        "symbols": (pair.symbol_a, pair.symbol_b),
+        "interval": pair.interval,
+        "window": pair.window,
+        "min_bars": pair.min_bars,
+        "thresholds": thresholds_of(pair),
+    }
+
+
 def snapshot_placeholder_of(pair: Pair) -> PairSnapshot:
     """``pair``'s snapshot before anything was computed: every number null."""
-    return snapshot_placeholder(
-        pair=pair.id,
-        symbols=(pair.symbol_a, pair.symbol_b),
-        interval=pair.interval,
-        window=pair.window,
-        min_bars=pair.min_bars,
-        thresholds=thresholds_of(pair),
-    )
+    return snapshot_placeholder(**_settings_of(pair))
 
 
 def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: Statistics | None) -> dict[str, Any]:
@@ -431,12 +436,7 @@ def pair_snapshot_build(
         else:
             statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval])
     snapshot = snapshot_build(
-        pair=pair.id,
-        symbols=(pair.symbol_a, pair.symbol_b),
-        interval=pair.interval,
-        window=pair.window,
-        min_bars=pair.min_bars,
-        thresholds=thresholds_of(pair),
+        **_settings_of(pair),
         as_of=window.as_of,
         n=n,
         last_prices=(float(aligned.y[-1]), float(aligned.x[-1])) if n else None,

@@ -25,25 +25,6 @@ SOURCE_CYCLE: Source = "cycle"
 SOURCE_HISTORY: Source = "history"
 SOURCE_NONE: Source = "none"
 
-#: The statistics of a ready window (``analytics.stats.PairStats``' fields), null before.
-STAT_FIELDS = (
-    "hedge_ratio",
-    "intercept",
-    "r_squared",
-    "spread",
-    "spread_mean",
-    "spread_std",
-    "zscore",
-    "correlation",
-    "price_correlation",
-    "adf_stat",
-    "adf_pvalue",
-    "adf_lag",
-    "coint_pvalue",
-    "half_life",
-    "quality_score",
-)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Warmup:
@@ -87,6 +68,10 @@ class Statistics:
 
 
 NO_STATISTICS = Statistics()
+
+#: The statistics ``analytics.stats.PairStats`` computes (a field each of both), in order;
+#: the snapshot adds ``half_life_seconds`` and the score's parts, ``quality``.
+STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Statistics) if f.name not in ("half_life_seconds", "quality"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,7 +159,6 @@ def snapshot_placeholder(
 
 def snapshot_json(snapshot: PairSnapshot) -> dict[str, Any]:
     """The JSON form: flat, every field always present (null when unknown), with its ``version``."""
-    statistics = snapshot.statistics
     return {
         "version": VERSION,
         "pair": snapshot.pair,
@@ -190,9 +174,7 @@ def snapshot_json(snapshot: PairSnapshot) -> dict[str, Any]:
         "stale_legs": list(snapshot.stale_legs),
         "price_a": snapshot.price_a,
         "price_b": snapshot.price_b,
-        **{name: getattr(statistics, name) for name in STAT_FIELDS},
-        "half_life_seconds": statistics.half_life_seconds,
-        "quality": statistics.quality,
+        **dataclasses.asdict(snapshot.statistics),
         "thresholds": dataclasses.asdict(snapshot.thresholds),
         "computed_at": snapshot.computed_at,
         "source": snapshot.source,

@@ -85,3 +85,10 @@ def test_a_snapshot_of_a_newer_version_is_refused_not_misread():
     data = snapshot_json(build(40)) | {"version": VERSION + 1}
     with pytest.raises(ValueError, match="newer"):
         snapshot_from_json(data)
+
+
+def test_the_snapshot_carries_every_statistic_the_statistics_compute():
+    from analytics.stats import PairStats
+
+    computed = [f.name for f in dataclasses.fields(PairStats) if f.name not in ("n", "quality")]
+    assert list(STAT_FIELDS) == computed
