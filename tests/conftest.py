@@ -197,6 +197,16 @@ def staff_api():
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Every test starts and ends with an empty cache: the snapshots, series and lists it reads, it made."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fresh_api_throttles():
     """Every test client is 127.0.0.1: each test starts with empty API rate counters."""
     from django.core.cache import caches

@@ -79,6 +79,39 @@ def make_alert(pair: Pair, *, kind: str = "entry", direction: str = "short_sprea
     )
 
 
+def pending_alert(pair: Pair) -> Alert:
+    """An entry alert whose webhook is still to be delivered."""
+    return Alert.objects.create(
+        pair=pair,
+        kind="entry",
+        direction="long_spread",
+        reason="entry",
+        bar_time=1,
+        zscore=-2.5,
+        message="m",
+        snapshot={},
+        webhook_status=Alert.WebhookStatus.PENDING,
+    )
+
+
+def pair_form(**fields) -> dict:
+    """The admin's pair form, filled in (SOLUSDT/ETHUSDT, the defaults), with ``fields`` over it."""
+    data = {
+        "symbol_a": "SOLUSDT",
+        "symbol_b": "ETHUSDT",
+        "interval": "1s",
+        "window": 300,
+        "min_bars": 100,
+        "entry_z": 2.0,
+        "exit_z": 0.5,
+        "min_correlation": 0.6,
+        "max_adf_pvalue": 0.05,
+        "active": "on",
+        "webhook_url": "",
+    }
+    return {**data, **fields}
+
+
 # -- the feed against the offline exchange --------------------------------------------
 
 

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from tests.support import cointegrated_ticks, make_pair, store_and_resample
+from tests.support import cointegrated_ticks, make_pair, pair_form, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
@@ -26,23 +26,6 @@ def test_every_changelist_renders(staff):
     for model in admin.site._registry:
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         assert staff.get(url).status_code == HTTPStatus.OK, url
-
-
-def pair_form(**fields) -> dict:
-    data = {
-        "symbol_a": "SOLUSDT",
-        "symbol_b": "ETHUSDT",
-        "interval": "1s",
-        "window": 300,
-        "min_bars": 100,
-        "entry_z": 2.0,
-        "exit_z": 0.5,
-        "min_correlation": 0.6,
-        "max_adf_pvalue": 0.05,
-        "active": "on",
-        "webhook_url": "",
-    }
-    return {**data, **fields}
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,9 @@ import pytest
 from django.test import Client
 
 from alerts import services as alert_services
-from alerts.models import Alert
 from pairs_project.common.masking import MASK, url_password_masked, url_redacted
 from pairs_project.settings import env_rate
-from tests.support import make_pair
+from tests.support import make_pair, pending_alert
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_PASSWORD = "db-pw-7f3a9c"
@@ -201,17 +200,7 @@ def test_a_failing_webhook_is_logged_without_its_secret_path(monkeypatch, caplog
 
     url = "https://hooks.example.com/services/T000/B000/s3cr3t-h00k-t0ken"
     pair = make_pair(webhook_url=url)
-    alert = Alert.objects.create(
-        pair=pair,
-        kind="entry",
-        direction="long_spread",
-        reason="entry",
-        bar_time=1,
-        zscore=-2.5,
-        message="m",
-        snapshot={},
-        webhook_status=Alert.WebhookStatus.PENDING,
-    )
+    alert = pending_alert(pair)
     monkeypatch.setattr(egress, "system_resolver", lambda host, port: ["93.184.216.34"])
     monkeypatch.setattr(alert_services, "webhook_post", lambda target, payload, **kwargs: 404)
     with caplog.at_level(logging.WARNING, logger="alerts"), pytest.raises(alert_services.WebhookFailed):

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SHOCK_AT = 150  # seconds
 
 
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def scenario_ticks(name: str, seconds: int, *, seed: int, **options) -> list[Tick]:
     """The simulator's own scenario, generated offline (no clock), as ticks."""
     scenario = make_scenario(name, rate=40, seed=seed, half_life=5, spread_sigma=10, **options)

@@ -26,7 +26,7 @@ from alerts.models import Alert
 from analytics.models import Pair
 from pairs_project.common import egress
 from tests.processes import free_port
-from tests.support import make_pair
+from tests.support import make_pair, pair_form, pending_alert
 
 pytestmark = pytest.mark.django_db
 
@@ -101,20 +101,6 @@ def loopback_receivers(settings):
     settings.ALERT_WEBHOOK_TIMEOUT = 1.0
 
 
-def pending_alert(pair: Pair) -> Alert:
-    return Alert.objects.create(
-        pair=pair,
-        kind="entry",
-        direction="long_spread",
-        reason="entry",
-        bar_time=1,
-        zscore=-2.5,
-        message="m",
-        snapshot={},
-        webhook_status=Alert.WebhookStatus.PENDING,
-    )
-
-
 def deliver(alert: Alert, *, final: bool = True) -> Alert:
     try:
         alert_services.alert_webhook_deliver(alert_id=alert.id, final=final)
@@ -125,23 +111,6 @@ def deliver(alert: Alert, *, final: bool = True) -> Alert:
 
 
 # -- at save --------------------------------------------------------------------
-
-
-def pair_form(**fields) -> dict:
-    data = {
-        "symbol_a": "SOLUSDT",
-        "symbol_b": "ETHUSDT",
-        "interval": "1s",
-        "window": 300,
-        "min_bars": 100,
-        "entry_z": 2.0,
-        "exit_z": 0.5,
-        "min_correlation": 0.6,
-        "max_adf_pvalue": 0.05,
-        "active": "on",
-        "webhook_url": "",
-    }
-    return {**data, **fields}
 
 
 @pytest.mark.parametrize(

@@ -23,13 +23,6 @@ from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def build_snapshot(**kwargs):
     """``pair_snapshot_build``, the snapshot in its JSON form (as the API and the cache have it)."""
     snapshot, series = services.pair_snapshot_build(**kwargs)

@@ -14,11 +14,6 @@ from tests.support import cointegrated_ticks, make_pair, store_and_resample
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-
-
 def test_pairs_list_has_the_contract_fields(api):
     pair = make_pair()
     body = api.get("/api/pairs/").json()

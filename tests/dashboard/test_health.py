@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.db import OperationalError
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -27,13 +26,6 @@ from ingestion.simulator import Simulator
 from tests.support import SYMBOLS, wait_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -24,13 +24,6 @@ from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_a
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def client() -> Client:
     return Client()
