@@ -9,7 +9,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 import httpx
@@ -133,16 +133,21 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     }
 
 
-def alert_webhook_dispatch(*, alert: Alert) -> None:
-    """Hand the alert's webhook, if it has one to send, to its own worker (never the snapshot cycle)."""
+def alert_webhook_dispatch(*, alert: Alert, deliveries: Executor | None = None) -> None:
+    """Hand the alert's webhook, if it has one to send, to its own worker (never the snapshot cycle).
+
+    ``deliveries``: embedded mode's stand-in for a Celery worker, threads of this
+    process that deliver with ``WEBHOOK_RETRY`` as the Celery task does; None sends
+    it to the Celery task (distributed mode).
+    """
     if alert.webhook_status != Alert.WebhookStatus.PENDING:
         return
-    if settings.RUN_MODE == "distributed":
-        from .tasks import alert_webhook_task
+    if deliveries is None:
+        from .tasks import alert_webhook_task  # the tasks module builds on this one
 
         alert_webhook_task.delay(alert.id)
     else:
-        _embedded_webhooks().submit(_deliver_with_retries, alert.id)
+        deliveries.submit(alert_webhook_deliver_with_retries, alert.id)
 
 
 class WebhookError:
@@ -255,18 +260,7 @@ def alert_webhook_deliver(*, alert_id: int, final: bool = True) -> None:
     alert.save(update_fields=["webhook_attempts", "webhook_error", "webhook_status"])
 
 
-_pool: ThreadPoolExecutor | None = None
-
-
-def _embedded_webhooks() -> ThreadPoolExecutor:
-    """Embedded mode's stand-in for a Celery worker: webhooks wait here, not in the analytics cycle."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
-    return _pool
-
-
-def _deliver_with_retries(alert_id: int) -> None:
+def alert_webhook_deliver_with_retries(alert_id: int) -> None:
     """Embedded mode's webhook worker: ``WEBHOOK_RETRY``, as the Celery task runs it."""
     policy = WEBHOOK_RETRY
     try:

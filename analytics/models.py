@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from ingestion.listing import symbols_check
+from ingestion.services import exchange_followed
 from pairs_project.common import egress
 
 #: The most bars a pair's window (and so ``min_bars``) may hold. A snapshot's cost
@@ -137,7 +139,6 @@ class Pair(models.Model):
         is not checked: the thresholds of a pair whose symbol has since been
         delisted can still be changed, and the pair deactivated or deleted.
         """
-        from ingestion.listing import symbols_check
 
         stored = Pair.objects.filter(pk=self.pk).values("symbol_a", "symbol_b", "active").first() if self.pk else None
         if stored is not None and (stored["symbol_a"], stored["symbol_b"]) == self.symbols:
@@ -146,7 +147,7 @@ class Pair(models.Model):
         # Symbols of existing pairs are known: accepted while the exchange cannot be reached.
         legs = Pair.objects.filter(models.Q(symbol_a__in=self.symbols) | models.Q(symbol_b__in=self.symbols))
         known = {s for pair in legs.values_list("symbol_a", "symbol_b") for s in pair}
-        problems = symbols_check(self.symbols, known=known)
+        problems = symbols_check(self.symbols, known=known, rest_url=exchange_followed().rest_url)
         fields = zip(("symbol_a", "symbol_b"), self.symbols, strict=True)
         return {field: problems[symbol] for field, symbol in fields if symbol in problems}
 

@@ -269,50 +269,47 @@ def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
 
 # -- statistics off the web server's GIL ---------------------------------------------
 
-#: The process the statistics run in, when one is started (embedded mode: ``runpairs``).
-_stats_pool: ProcessPoolExecutor | None = None
+#: What computes a window's statistics: ``analytics.stats.pair_stats`` itself, or a
+#: ``StatsProcess``'s (same numbers, another process).
+PairStatsOf = Callable[[np.ndarray, np.ndarray], PairStats]
 
 
-def stats_process_start() -> None:
-    """Compute the statistics in a child process from now on (a no-op when one runs).
+class StatsProcess:
+    """``pair_stats`` computed in a child process (embedded mode: ``runpairs``).
 
     In embedded mode the snapshot cycle runs in a thread of the web server's
     process, and ADF + Engle-Granger hold the GIL (about 10 ms a bar at 300 bars,
     0.2 s at 5,000) against the pages and the API. ``analytics.stats`` is pure
     (numpy and statsmodels only), so a spawned child computes it; the cycle's thread
     waits for the answer without the GIL. Distributed mode needs none: the Celery
-    worker is a process of its own.
+    worker is a process of its own. A child that dies is replaced; the window it
+    was computing is computed in this process meanwhile.
     """
-    global _stats_pool
-    if _stats_pool is None:
-        _stats_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    def __init__(self) -> None:
+        self._pool = self._spawn()
+
+    @staticmethod
+    def _spawn() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    def pair_stats(self, y: np.ndarray, x: np.ndarray) -> PairStats:
+        pool = self._pool
+        try:
+            return pool.submit(pair_stats, y, x).result()
+        except BrokenProcessPool:
+            logger.warning("the statistics process died; computing in this process and starting a new one")
+            if self._pool is pool:
+                self._pool = self._spawn()
+            return pair_stats(y, x)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def stats_process_stop() -> None:
-    global _stats_pool
-    pool, _stats_pool = _stats_pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _pair_stats(y: np.ndarray, x: np.ndarray) -> PairStats:
-    """``pair_stats(y, x)``, in the statistics process when one is started."""
-    global _stats_pool
-    pool = _stats_pool
-    if pool is None:
-        return pair_stats(y, x)
-    try:
-        return pool.submit(pair_stats, y, x).result()
-    except BrokenProcessPool:
-        logger.warning("the statistics process died; computing in this process and starting a new one")
-        _stats_pool = None
-        stats_process_start()
-        return pair_stats(y, x)
-
-
-def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int) -> Statistics:
-    """The statistics of an aligned window, half-life also in seconds."""
-    stats = _pair_stats(y, x)
+def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int, stats_of: PairStatsOf | None) -> Statistics:
+    """The statistics of an aligned window, half-life also in seconds (``stats_of``: default ``pair_stats``)."""
+    stats = (stats_of or pair_stats)(y, x)
     half_life_seconds = stats.half_life * interval_ms / 1000 if stats.half_life is not None else None
     return Statistics(
         **{name: getattr(stats, name) for name in STAT_FIELDS},
@@ -416,6 +413,7 @@ def pair_snapshot_build(
     now: int | None = None,
     window: PairWindow | None = None,
     statistics_of: PairSnapshot | None = None,
+    stats_of: PairStatsOf | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """The snapshot and chart series of ``pair`` on its window of closed bars.
 
@@ -423,7 +421,8 @@ def pair_snapshot_build(
     wall clock ``now`` (``bars.last_closed_open_time``). Statistics only once
     ``n >= min_bars``. ``statistics_of``: a snapshot of this very window (same bar,
     same bars) whose statistics are taken instead of computed again: each bar's
-    statistics are computed once.
+    statistics are computed once. ``stats_of`` computes them (see ``PairStatsOf``;
+    default ``pair_stats`` in this process).
     """
     if window is None:
         closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
@@ -434,7 +433,7 @@ def pair_snapshot_build(
         if statistics_of is not None:
             statistics = statistics_of.statistics
         else:
-            statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval])
+            statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval], stats_of)
     snapshot = snapshot_build(
         **_settings_of(pair),
         as_of=window.as_of,
@@ -447,9 +446,11 @@ def pair_snapshot_build(
     return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None)
 
 
-def pair_snapshot_at(*, pair: Pair, closed: int | None) -> tuple[PairSnapshot, dict]:
+def pair_snapshot_at(
+    *, pair: Pair, closed: int | None, stats_of: PairStatsOf | None = None
+) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
-    return pair_snapshot_build(pair=pair, window=pair_window_load(pair=pair, closed=closed))
+    return pair_snapshot_build(pair=pair, window=pair_window_load(pair=pair, closed=closed), stats_of=stats_of)
 
 
 def _same_window(previous: PairSnapshot | None, pair: Pair, window: PairWindow) -> bool:
@@ -476,7 +477,12 @@ def _nothing(*args: Any) -> None:
 
 
 def snapshots_compute(
-    *, now: int | None = None, force: bool = False, publish: Publish = _nothing, recorded: Recorded = _nothing
+    *,
+    now: int | None = None,
+    force: bool = False,
+    publish: Publish = _nothing,
+    recorded: Recorded = _nothing,
+    stats_of: PairStatsOf | None = None,
 ) -> list[PairSnapshot]:
     """Compute, cache, record and publish the snapshot of every active pair whose window moved.
 
@@ -505,8 +511,8 @@ def snapshots_compute(
         if unchanged and not force:
             continue
         same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
-        snapshot, series = pair_snapshot_build(pair=pair, window=window, statistics_of=same)
-        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot):
+        snapshot, series = pair_snapshot_build(pair=pair, window=window, statistics_of=same, stats_of=stats_of)
+        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot, stats_of=stats_of):
             snapshot_record(snapshot=missed)
             recorded(pair, missed)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
@@ -561,7 +567,9 @@ def _catch_up(*, pair: Pair, previous: PairSnapshot | None, closed: int | None) 
     return after, closed
 
 
-def _snapshots_missed(*, pair: Pair, after: int | None, current: PairSnapshot) -> list[PairSnapshot]:
+def _snapshots_missed(
+    *, pair: Pair, after: int | None, current: PairSnapshot, stats_of: PairStatsOf | None
+) -> list[PairSnapshot]:
     """Snapshots of the bars that closed after ``after`` and before ``current``.
 
     Cycles are a second apart but not in step with the bars (a busy machine, Celery
@@ -574,7 +582,7 @@ def _snapshots_missed(*, pair: Pair, after: int | None, current: PairSnapshot) -
     interval_ms = INTERVALS[pair.interval]
     snapshots = []
     for open_time in range(after + interval_ms, current.as_of, interval_ms):
-        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time)
+        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of)
         if snapshot.as_of == open_time:
             snapshots.append(snapshot)
     return snapshots

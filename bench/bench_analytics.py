@@ -107,9 +107,11 @@ async def freshness(seconds: float) -> list[float]:
     from django.db import close_old_connections
 
     from analytics.models import Pair, Snapshot
-    from ingestion.services import Feed
+    from ingestion.binance import Exchange
     from ingestion.simulator import Simulator
     from pairs_project.beat import EmbeddedBeat
+    from pairs_project.pipeline import Pipeline
+    from pairs_project.runtime import Runtime
 
     def prepare() -> int:
         Pair.objects.update_or_create(
@@ -119,8 +121,10 @@ async def freshness(seconds: float) -> list[float]:
 
     await sync_to_async(prepare)()
     async with Simulator(port=0, scenario="cointegrated", rate=100, seed=3) as sim:
-        feed = Feed(symbols=["BTCUSDT", "ETHUSDT"], ws_url=sim.ws_url, rest_url=sim.rest_url)
-        beat = EmbeddedBeat()
+        runtime = Runtime.build(exchange=Exchange(sim.ws_url, sim.rest_url), stats_process=False)
+        pipeline = Pipeline(runtime)
+        feed = pipeline.feed(symbols=["BTCUSDT", "ETHUSDT"])
+        beat = EmbeddedBeat(pipeline)
         tasks = [asyncio.create_task(feed.run()), asyncio.create_task(beat.run())]
         started = sim.exchange.stats()["BTCUSDT"]["first_time"] or 0
         await asyncio.sleep(seconds)
@@ -128,6 +132,7 @@ async def freshness(seconds: float) -> list[float]:
         tasks[1].cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         beat.shutdown()
+        runtime.close()
 
     def delays() -> list[float]:
         close_old_connections()

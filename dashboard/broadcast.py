@@ -4,7 +4,7 @@ A push is encoded to JSON once, here, whatever the number of open pages: the
 group message carries ``type`` (the consumer handler: ``snapshot.update``,
 ``series.update``, ``series.delta``, ``alert.new``, ``prices.update``) and ``text``, the websocket
 frame every page of the pair is sent as is. Sync code (tasks, services) calls
-``broadcast``; code on the event loop (the feed) awaits ``abroadcast``.
+``Pushes.send``; code on the event loop (the feed) awaits ``Pushes.asend``.
 """
 
 from __future__ import annotations
@@ -39,45 +39,56 @@ def page_text(message_type: str, payload: dict[str, Any]) -> str:
     return orjson.dumps({"type": PAGE_TYPES.get(message_type, message_type), **payload}).decode()
 
 
-#: Whether the last push failed: an outage of the channel layer is logged once, not per push.
-_failing = False
+class Pushes:
+    """The pushes of a process to the pages: a message to every consumer of the pair's group.
 
+    A failed push is logged, never raised (a push must never break the analytics
+    cycle or the feed), and an outage of the channel layer is logged once, not per
+    push, until a push goes through again.
+    """
 
-async def abroadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
-    """Send ``payload`` to every consumer of the pair; a failed push is logged, never raised."""
-    global _failing
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        text = page_text(message_type, payload)
-        await layer.group_send(pair_group(pair_id), {"type": message_type, "text": text})
-    except Exception as exc:  # a push must never break the analytics cycle or the feed
-        if not _failing:
-            logger.warning("pushes to the pages failed (%s: %s); going on without them", exc.__class__.__name__, exc)
-        _failing = True
-        return
-    if _failing:
-        logger.info("pushes to the pages resumed")
-    _failing = False
+    def __init__(self) -> None:
+        self.failing = False
 
+    async def asend(self, pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
+        """Send ``payload`` to every consumer of the pair (code on the event loop: the feed)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            text = page_text(message_type, payload)
+            await layer.group_send(pair_group(pair_id), {"type": message_type, "text": text})
+        except Exception as exc:
+            if not self.failing:
+                logger.warning(
+                    "pushes to the pages failed (%s: %s); going on without them", exc.__class__.__name__, exc
+                )
+            self.failing = True
+            return
+        if self.failing:
+            logger.info("pushes to the pages resumed")
+        self.failing = False
 
-def broadcast(pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
-    async_to_sync(abroadcast)(pair_id, message_type, payload)
+    def send(self, pair_id: int, message_type: str, payload: dict[str, Any]) -> None:
+        """``asend`` from sync code (tasks, services)."""
+        async_to_sync(self.asend)(pair_id, message_type, payload)
 
-
-def broadcast_snapshot(
-    pair_id: int, snapshot: dict[str, Any], series: dict[str, Any], previous_series: dict[str, Any] | None = None
-) -> None:
-    """A new snapshot, then the window's chart series it belongs to: as a delta from
-    ``previous_series`` (the one pages have) when there is an exact one, else whole;
-    nothing when it is that very series (the same bar published again: thresholds
-    edited, a leg turning stale)."""
-    broadcast(pair_id, "snapshot.update", snapshot)
-    if previous_series == series:
-        return
-    delta = series_delta(previous_series, series, snapshot)
-    if delta is not None:
-        broadcast(pair_id, "series.delta", delta)
-    else:
-        broadcast(pair_id, "series.update", series)
+    def snapshot(
+        self,
+        pair_id: int,
+        snapshot: dict[str, Any],
+        series: dict[str, Any],
+        previous_series: dict[str, Any] | None = None,
+    ) -> None:
+        """A new snapshot, then the window's chart series it belongs to: as a delta from
+        ``previous_series`` (the one pages have) when there is an exact one, else whole;
+        nothing when it is that very series (the same bar published again: thresholds
+        edited, a leg turning stale)."""
+        self.send(pair_id, "snapshot.update", snapshot)
+        if previous_series == series:
+            return
+        delta = series_delta(previous_series, series, snapshot)
+        if delta is not None:
+            self.send(pair_id, "series.delta", delta)
+        else:
+            self.send(pair_id, "series.update", series)

@@ -33,7 +33,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 
 from analytics.models import Pair
 from analytics.services import pair_current
-from ingestion.services import buffers, prices_payload
+from ingestion.buffers import RollingBuffers
+from ingestion.services import prices_payload
 
 from .broadcast import PAGE_TYPES, pair_group
 from .health import health_frame
@@ -99,6 +100,12 @@ class NotFoundConsumer(ListenOnly, AsyncWebsocketConsumer, QuietWhenGone):
 
 
 class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
+    """A pair's page: its snapshot, series and live prices (from ``buffers``) at once, then every push."""
+
+    def __init__(self, *args: Any, buffers: RollingBuffers, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.buffers = buffers
+
     async def connect(self) -> None:
         self.pair_id = int(self.scope["url_route"]["kwargs"]["pair_id"])
         state = await current_state(self.pair_id)
@@ -113,7 +120,7 @@ class DashboardConsumer(ListenOnly, AsyncJsonWebsocketConsumer, QuietWhenGone):
         pair, snapshot, series = state
         await self.send_json({"type": "snapshot", **snapshot})
         await self.send_json({"type": "series", **series})
-        last = await buffers.alast_many((pair.symbol_a, pair.symbol_b))
+        last = await self.buffers.alast_many((pair.symbol_a, pair.symbol_b))
         if len(last) == 2:
             await self.send_json({"type": "prices", **prices_payload(last[pair.symbol_a], last[pair.symbol_b])})
 

@@ -9,7 +9,6 @@ layer, the cache and the broker).
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ import orjson
 import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.cache import caches
+from django.utils.connection import ConnectionProxy
 
 from analytics import selectors as analytics_selectors
 from ingestion import selectors as ingestion_selectors
@@ -29,40 +30,52 @@ REDIS_TIMEOUT = 1.0
 
 @dataclass(frozen=True)
 class Record:
-    """A health record, when it was made (monotonic) and its ``health`` websocket frame."""
+    """A health record, when it was made (epoch seconds) and its ``health`` websocket frame."""
 
     made_at: float
     health: dict[str, Any]
     frame: str
 
 
-#: The newest record: every open page is told the health every few seconds, and a
-#: record at most ``HEALTH_CACHE_SECONDS`` old serves them all.
-_latest: Record | None = None
-_making = threading.Lock()
+#: The newest record, in this process's own cache: every open page is told the
+#: health every few seconds, and a record at most ``HEALTH_CACHE_SECONDS`` old serves them all.
+RECORD_KEY = "pairs:health"
+#: Held by the one caller making a new record while the others serve the one before.
+MAKING_KEY = "pairs:health-making"
+#: Seconds a record is kept past its freshness (what the others serve meanwhile).
+RECORD_TTL = 60
+#: Seconds a maker may take before another caller may make one too.
+MAKING_TTL = 10
+
+memos = ConnectionProxy(caches, "process")
 
 
 def _fresh() -> Record | None:
-    latest = _latest
-    if latest is not None and time.monotonic() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
+    latest = memos.get(RECORD_KEY)
+    if latest is not None and time.time() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
         return latest
     return None
 
 
 def _latest_record() -> Record:
-    """The newest record, made now when it is not fresh: by one thread while the others wait for it."""
-    global _latest
-    with _making:
-        latest = _fresh()
-        if latest is None:
-            made_at = time.monotonic()
-            health = system_health_now()
-            latest = _latest = Record(made_at, health, orjson.dumps({"type": "health", **health}).decode())
+    """The newest record, made now when it is not fresh: by one caller while the others serve the one before."""
+    latest = memos.get(RECORD_KEY)
+    if latest is not None and time.time() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
         return latest
+    if latest is not None and not memos.add(MAKING_KEY, True, timeout=MAKING_TTL):
+        return latest  # being made
+    try:
+        made_at = time.time()
+        health = system_health_now()
+        latest = Record(made_at, health, orjson.dumps({"type": "health", **health}).decode())
+        memos.set(RECORD_KEY, latest, timeout=RECORD_TTL)
+        return latest
+    finally:
+        memos.delete(MAKING_KEY)
 
 
 def system_health() -> dict[str, Any]:
-    """The health record, made at most once every ``HEALTH_CACHE_SECONDS`` per process (do not modify it)."""
+    """The health record, made at most once every ``HEALTH_CACHE_SECONDS`` per process."""
     return (_fresh() or _latest_record()).health
 
 

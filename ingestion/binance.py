@@ -24,6 +24,14 @@ from urllib.parse import urlencode
 
 import orjson
 
+
+class Exchange(NamedTuple):
+    """Where an exchange answers: the base of its market streams (websocket) and of its REST API."""
+
+    ws_url: str
+    rest_url: str
+
+
 #: Largest page the aggTrades REST endpoint serves.
 AGG_TRADES_LIMIT = 1000
 

@@ -5,7 +5,7 @@ feed subscribes only to what it says trades. It knows nothing of pairs: callers
 say which symbols the system already knows.
 
 The list is kept in the Django cache (shared by every process in distributed
-mode), per REST base URL (the embedded demo swaps the URL at run time), and
+mode), per REST base URL (the embedded demo follows an exchange of its own), and
 fetched again once it is ``BINANCE_EXCHANGE_INFO_TTL`` seconds old. When a
 refresh fails the older copy is used, a stale list being better than none; the
 next attempt waits ``RETRY_AFTER_FAILURE`` seconds, or as long as a 429/418
@@ -90,7 +90,7 @@ def listing_get(*, max_age: float | None = None, rest_url: str | None = None) ->
     max_age : float, optional
         Seconds a cached copy may be old; default and cap ``BINANCE_EXCHANGE_INFO_TTL``.
     rest_url : str, optional
-        REST base; default ``settings.BINANCE_REST_URL`` as it is now.
+        REST base; default ``settings.BINANCE_REST_URL``.
     """
     url = rest_url or settings.BINANCE_REST_URL
     ttl = settings.BINANCE_EXCHANGE_INFO_TTL if max_age is None else min(max_age, settings.BINANCE_EXCHANGE_INFO_TTL)
@@ -126,7 +126,9 @@ def listing_get(*, max_age: float | None = None, rest_url: str | None = None) ->
     return Listing(symbols, now)
 
 
-def symbols_check(symbols: Iterable[str], *, known: Collection[str] = ()) -> dict[str, str]:
+def symbols_check(
+    symbols: Iterable[str], *, known: Collection[str] = (), rest_url: str | None = None
+) -> dict[str, str]:
     """Per symbol that cannot be accepted, a message naming it; symbols that can are left out.
 
     Against the exchange's list when there is one. When the exchange cannot be
@@ -137,7 +139,7 @@ def symbols_check(symbols: Iterable[str], *, known: Collection[str] = ()) -> dic
     wanted = list(dict.fromkeys(symbols))
     if not wanted:
         return {}
-    listing = listing_get()
+    listing = listing_get(rest_url=rest_url)
     if listing.symbols is not None:
         problems = {}
         for symbol in wanted:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from pairs_project.common.masking import url_credentials_masked
 
-from .binance import Tick
+from .binance import Exchange, Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
 from .listing import symbols_tradable
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 PRICES_INTERVAL = 0.5
 #: Seconds the feed's helper tasks get to finish when it stops.
 SHUTDOWN_WAIT = 3.0
+#: Cache key of the exchange the feed follows (see ``exchange_followed``).
+EXCHANGE_FOLLOWED_KEY = "pairs:exchange-followed"
 #: Seconds old the exchange's symbol list may be when a silent symbol is checked against it.
 SILENT_CHECK_MAX_AGE = 60.0
 
@@ -51,8 +53,30 @@ def live_buffers() -> RollingBuffers:
     return RedisBuffers(client, maxlen=settings.INGEST_BUFFER_TICKS)
 
 
-#: The live ticks, newest last (the fast path for pushes and for newly opened pages).
-buffers = live_buffers()
+def exchange_configured() -> Exchange:
+    """The exchange of the settings (``BINANCE_WS_URL``, ``BINANCE_REST_URL``): Binance's own by default."""
+    return Exchange(settings.BINANCE_WS_URL, settings.BINANCE_REST_URL)
+
+
+def exchange_followed() -> Exchange:
+    """The exchange the running feed follows (``runpairs --simulate``: the built-in one), else the configured one.
+
+    What a new pair's symbols are checked against: the market its ticks will come from.
+    """
+    try:
+        followed = cache.get(EXCHANGE_FOLLOWED_KEY)
+    except Exception as exc:  # only a pointer: the settings say the rest
+        logger.debug("exchange followed not read: %s", exc)
+        followed = None
+    return Exchange(*followed) if followed else exchange_configured()
+
+
+def exchange_followed_publish(exchange: Exchange) -> None:
+    try:
+        cache.set(EXCHANGE_FOLLOWED_KEY, tuple(exchange), timeout=None)
+    except Exception as exc:  # the configured exchange is the fallback
+        logger.debug("exchange followed not published: %s", exc)
+
 
 #: Key of the PostgreSQL advisory lock that lets one tick insert run at a time
 #: (any constant unique to this project: the bytes of "pairs").
@@ -324,6 +348,7 @@ class Feed:
         name: str | None = None,
         ws_url: str | None = None,
         rest_url: str | None = None,
+        buffers: RollingBuffers | None = None,
         status_interval: float = 1.0,
         follow: Follow = default_symbols,
         on_shared: OnShared | None = None,
@@ -334,6 +359,7 @@ class Feed:
         self.name = name or settings.INGEST_FEED_NAME
         self.ws_url = ws_url or settings.BINANCE_WS_URL
         self.rest_url = rest_url or settings.BINANCE_REST_URL
+        self.buffers = buffers if buffers is not None else RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
         self.status_interval = status_interval
         self.writer = TickWriter(
             functools.partial(batch_store, feed=self.name),
@@ -348,6 +374,7 @@ class Feed:
 
     async def run(self) -> None:
         """Run until ``stop``; returns after the final flush."""
+        await sync_to_async(exchange_followed_publish, thread_sensitive=False)(Exchange(self.ws_url, self.rest_url))
         symbols = await self._tradable(self.symbols or await self._followed())
         open_gaps = await sync_to_async(gaps_open)(symbols=symbols, feed=self.name)
         last_ids = await sync_to_async(last_trade_ids)({*symbols, *(gap[0] for gap in open_gaps)})
@@ -356,7 +383,7 @@ class Feed:
             ws_url=self.ws_url,
             rest_url=self.rest_url,
             writer=self.writer,
-            buffers=buffers,
+            buffers=self.buffers,
             state=self.state,
             last_ids=last_ids,
             open_gaps=open_gaps,
@@ -485,7 +512,7 @@ class Feed:
         failing = False
         while True:
             await asyncio.sleep(PRICES_INTERVAL)
-            await buffers.publish()
+            await self.buffers.publish()
             if self.on_shared is None:
                 continue
             own = frozenset(self.client.symbols) if self.client is not None else frozenset()

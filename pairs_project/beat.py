@@ -1,6 +1,8 @@
-"""Embedded mode's beat: the Celery schedule, run in-process on the asyncio loop.
+"""Embedded mode's runner of the periodic tasks (``schedules.PERIODIC``), in-process on the asyncio loop.
 
-Entries that share a period run one after the other in the order the schedule
+The same declarations Celery beat schedules in distributed mode, run on the same
+cadence, each by ``runtime.periodic_run`` (single-flight where declared). Entries
+that share a period run one after the other in the order the schedule
 declares them (so snapshots follow the resampling of the same second); each call
 runs in a worker thread, so statistics never stall the event loop.
 """
@@ -8,21 +10,18 @@ runs in a worker thread, so statistics never stall the event loop.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from celery.schedules import schedule as celery_schedule
-from django.conf import settings
 from django.db import close_old_connections
 
-from .schedules import RESAMPLE_PHASE
+from .runtime import periodic_run
+from .schedules import PERIODIC, RESAMPLE_PHASE, Periodic, phased
 
 logger = logging.getLogger("pairs.beat")
 
@@ -31,27 +30,16 @@ logger = logging.getLogger("pairs.beat")
 PHASE = RESAMPLE_PHASE
 
 
-def _resolve(dotted: str) -> Callable[[], Any]:
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def _seconds(schedule: Any) -> float:
-    if isinstance(schedule, celery_schedule):  # an interval, or ``phased``
-        return schedule.run_every.total_seconds()
-    if isinstance(schedule, timedelta):
-        return schedule.total_seconds()
-    if isinstance(schedule, int | float):
-        return float(schedule)
-    raise ValueError(f"embedded beat supports interval schedules only, not {schedule!r}")
-
-
 class EmbeddedBeat:
-    def __init__(self, schedule: dict[str, dict] | None = None) -> None:
-        schedule = settings.CELERY_BEAT_SCHEDULE if schedule is None else schedule
-        self.groups: dict[float, list[tuple[str, Callable[[], Any]]]] = {}
-        for name, entry in schedule.items():
-            self.groups.setdefault(_seconds(entry["schedule"]), []).append((name, _resolve(entry["task"])))
+    """Runs ``periodic``'s steps, methods of ``target`` (the pipeline), each on its cadence."""
+
+    def __init__(self, target: object, periodic: Iterable[Periodic] = PERIODIC) -> None:
+        self.target = target
+        self.groups: dict[float, list[Periodic]] = {}
+        for entry in periodic:
+            if not isinstance(entry.schedule, phased | int | float):
+                raise ValueError(f"embedded beat supports interval schedules only, not {entry.schedule!r}")
+            self.groups.setdefault(entry.period, []).append(entry)
         self.runs: dict[str, int] = {}
         self.failures: dict[str, int] = {}
         self._executors = {
@@ -65,7 +53,7 @@ class EmbeddedBeat:
         for executor in self._executors.values():
             executor.shutdown(wait=True, cancel_futures=True)
 
-    async def _every(self, period: float, entries: list[tuple[str, Callable[[], Any]]]) -> None:
+    async def _every(self, period: float, entries: list[Periodic]) -> None:
         loop = asyncio.get_running_loop()
         executor = self._executors[period]
         # Short periods run at a fixed phase of the wall clock: PHASE seconds after
@@ -76,24 +64,23 @@ class EmbeddedBeat:
             wall = time.time()
             next_at += (math.floor(wall / period) + 1) * period + min(PHASE, period / 2) - wall
         while True:
-            for name, task in entries:
+            for entry in entries:
                 try:
                     # Through asgiref, not run_in_executor: pushes the task makes with
                     # async_to_sync then run on this loop (the in-memory channel
                     # layer is not thread-safe), not on a private loop of the thread.
-                    await sync_to_async(self._call, thread_sensitive=False, executor=executor)(task)
-                    self.runs[name] = self.runs.get(name, 0) + 1
+                    await sync_to_async(self._call, thread_sensitive=False, executor=executor)(entry)
+                    self.runs[entry.name] = self.runs.get(entry.name, 0) + 1
                 except Exception:
-                    self.failures[name] = self.failures.get(name, 0) + 1
-                    logger.exception("periodic task %s failed", name)
+                    self.failures[entry.name] = self.failures.get(entry.name, 0) + 1
+                    logger.exception("periodic task %s failed", entry.name)
             next_at += period
             # A cycle that overran starts the next at once, without piling up.
             next_at = max(next_at, loop.time())
             await asyncio.sleep(next_at - loop.time())
 
-    @staticmethod
-    def _call(task: Callable[[], Any]) -> Any:
+    def _call(self, entry: Periodic) -> Any:
         try:
-            return task()
+            return periodic_run(entry, self.target)
         finally:
             close_old_connections()  # long-lived threads must not hold broken connections

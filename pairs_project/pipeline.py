@@ -11,8 +11,10 @@ what crosses them is wired here and handed down as callbacks::
             an alert, committed -----------------> the pair's pages, its webhook
     the feed's newest ticks, shared -------------> each moved pair's live prices, to its pages
 
-Embedded mode runs it all in one process (``runpairs``); distributed mode runs the
-feed in ``ingest_binance`` and the periodic steps in Celery (``pairs_project.tasks``).
+A ``Pipeline`` runs on the resources of its process's ``Runtime``. Embedded mode
+runs it all in one process (``runpairs``); distributed mode runs the feed in
+``ingest_binance`` and the periodic steps in Celery (``pairs_project.tasks``), both
+as ``schedules.PERIODIC`` declares them.
 """
 
 from __future__ import annotations
@@ -28,45 +30,70 @@ from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.models import Pair
 from analytics.snapshot import PairSnapshot, snapshot_json
-from dashboard.broadcast import abroadcast, broadcast, broadcast_snapshot
 from ingestion import services as ingestion_services
 from ingestion.binance import Tick
-from ingestion.services import Feed, buffers, prices_payload
+from ingestion.services import Feed, prices_payload
+
+from .runtime import Runtime
 
 #: Seconds between looks at which pairs are active, for the live prices.
 PAIRS_REFRESH = 5.0
 
 
-# -- the periodic steps ------------------------------------------------------
+class Pipeline:
+    """The data path of one process, on the resources of its ``runtime``."""
 
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
-def resample() -> int:
-    """New ticks -> 1s/1m/5m bars; returns the bars written."""
-    return analytics_services.bars_resample()
+    # -- the periodic steps (declared in ``schedules.PERIODIC``) ----------------
 
+    def resample(self) -> int:
+        """New ticks -> 1s/1m/5m bars; returns the bars written."""
+        return analytics_services.bars_resample()
 
-def snapshots(*, now: int | None = None, force: bool = False) -> list[PairSnapshot]:
-    """Each active pair whose window moved -> its snapshot -> the pages, its history and the alert rule."""
-    return analytics_services.snapshots_compute(now=now, force=force, publish=snapshot_published, recorded=alert_step)
+    def snapshots(self, *, now: int | None = None, force: bool = False) -> list[PairSnapshot]:
+        """Each active pair whose window moved -> its snapshot -> the pages, its history and the alert rule."""
+        return analytics_services.snapshots_compute(
+            now=now,
+            force=force,
+            publish=self.snapshot_published,
+            recorded=self.alert_step,
+            stats_of=self.runtime.stats_of,
+        )
 
+    def warmup(self) -> int:
+        """The klines a 1m/5m pair's window lacks, from the exchange followed -> its bars."""
+        return analytics_services.pairs_warmup(rest_url=self.runtime.exchange.rest_url)
 
-def snapshot_published(snapshot: PairSnapshot, series: dict[str, Any], previous_series: dict[str, Any] | None) -> None:
-    """A new snapshot, cached -> the pair's pages (its series as a delta from the one they have)."""
-    broadcast_snapshot(snapshot.pair, snapshot_json(snapshot), series, previous_series)
+    def housekeeping(self) -> dict[str, int]:
+        """History past its retention pruned; SQLite's WAL checkpointed."""
+        return analytics_services.housekeeping()
 
+    # -- what follows a snapshot -------------------------------------------------
 
-def alert_step(pair: Pair, snapshot: PairSnapshot) -> None:
-    """A bar's recorded snapshot -> the pair's alert rule."""
-    alerts_services.alert_rule_evaluate(pair=pair, snapshot=snapshot, on_alert=alert_fired)
+    def snapshot_published(
+        self, snapshot: PairSnapshot, series: dict[str, Any], previous_series: dict[str, Any] | None
+    ) -> None:
+        """A new snapshot, cached -> the pair's pages (its series as a delta from the one they have)."""
+        self.runtime.pushes.snapshot(snapshot.pair, snapshot_json(snapshot), series, previous_series)
 
+    def alert_step(self, pair: Pair, snapshot: PairSnapshot) -> None:
+        """A bar's recorded snapshot -> the pair's alert rule."""
+        alerts_services.alert_rule_evaluate(pair=pair, snapshot=snapshot, on_alert=self.alert_fired)
 
-def alert_fired(alert: Alert) -> None:
-    """A committed alert -> the pair's pages, then its webhook (delivered off the cycle)."""
-    broadcast(alert.pair_id, "alert.new", alerts_services.alert_payload(alert))
-    alerts_services.alert_webhook_dispatch(alert=alert)
+    def alert_fired(self, alert: Alert) -> None:
+        """A committed alert -> the pair's pages, then its webhook (delivered off the cycle)."""
+        self.runtime.pushes.send(alert.pair_id, "alert.new", alerts_services.alert_payload(alert))
+        alerts_services.alert_webhook_dispatch(alert=alert, deliveries=self.runtime.deliveries)
 
+    # -- the feed ----------------------------------------------------------------
 
-# -- the feed ----------------------------------------------------------------
+    def feed(self, **options: Any) -> Feed:
+        """The ingestion feed of this process, following the active pairs and pushing their live prices."""
+        options.setdefault("ws_url", self.runtime.exchange.ws_url)
+        options.setdefault("rest_url", self.runtime.exchange.rest_url)
+        return Feed(buffers=self.runtime.buffers, follow=feed_symbols, on_shared=LivePrices(self.runtime), **options)
 
 
 def feed_symbols() -> list[str]:
@@ -82,7 +109,9 @@ class LivePrices:
     pushes both prices.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        self.buffers = runtime.buffers
+        self.pushes = runtime.pushes
         self.pairs: list[tuple[int, str, str]] = []
         self.pairs_read_at = -PAIRS_REFRESH
         self.sent: dict[int, tuple[Tick | None, ...]] = {}
@@ -93,19 +122,14 @@ class LivePrices:
             self.pairs = await sync_to_async(analytics_selectors.pairs_legs_active)()
         moved: list[tuple[int, str, str]] = []
         for pair_id, symbol_a, symbol_b in self.pairs:
-            seen = tuple(buffers.last(s) for s in (symbol_a, symbol_b) if s in own)
+            seen = tuple(self.buffers.last(s) for s in (symbol_a, symbol_b) if s in own)
             if any(seen) and self.sent.get(pair_id) != seen:
                 self.sent[pair_id] = seen
                 moved.append((pair_id, symbol_a, symbol_b))
         if not moved:
             return
-        last = await buffers.alast_many({s for _, a, b in moved for s in (a, b)})
+        last = await self.buffers.alast_many({s for _, a, b in moved for s in (a, b)})
         for pair_id, symbol_a, symbol_b in moved:
             a, b = last.get(symbol_a), last.get(symbol_b)
             if a is not None and b is not None:
-                await abroadcast(pair_id, "prices.update", prices_payload(a, b))
-
-
-def feed(**options: Any) -> Feed:
-    """The ingestion feed of this process, following the active pairs and pushing their live prices."""
-    return Feed(follow=feed_symbols, on_shared=LivePrices(), **options)
+                await self.pushes.asend(pair_id, "prices.update", prices_payload(a, b))

@@ -1,6 +1,7 @@
-"""A beat schedule on a fixed phase of the wall clock, for Celery beat and the embedded beat.
+"""The periodic tasks, declared once: embedded mode's runner and Celery beat run these.
 
-Celery's interval schedule counts from whenever beat started, so per-second tasks
+Each names the pipeline step it runs (``pairs_project.pipeline.Pipeline``), its
+cadence and its expiry policy. Celery's interval schedule counts from whenever beat started, so per-second tasks
 would land anywhere in the second. Bars close on the second: the resampling runs a
 moment after it (once the tick writer has stored a tick of the new second), and the
 snapshots a moment after the resampling, as the embedded beat runs them.
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from celery.schedules import schedstate, schedule
 
@@ -50,3 +53,47 @@ class phased(schedule):  # noqa: N801 - named like Celery's own ``schedule`` and
 
     def __repr__(self) -> str:
         return f"<phased: every {self.period:g}s at +{self.phase:g}s>"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A periodic task: the pipeline step ``step`` every ``schedule``.
+
+    ``expires``: seconds after which a run not yet started is dropped (the next one
+    does its work), so a stopped worker finds no backlog. ``single_flight``: a run
+    is skipped while another is in flight (several workers, a slow cycle).
+    """
+
+    name: str
+    step: str
+    schedule: phased | float
+    expires: float
+    single_flight: bool = False
+
+    @property
+    def period(self) -> float:
+        return self.schedule.period if isinstance(self.schedule, phased) else float(self.schedule)
+
+
+PERIODIC = (
+    # Every second, 0.35 s after it: new ticks -> 1s/1m/5m bars.
+    Periodic("resample-bars", "resample", phased(1.0, RESAMPLE_PHASE), expires=2.0, single_flight=True),
+    # Every second, right after resampling: a snapshot per active pair whose window moved.
+    Periodic("compute-snapshots", "snapshots", phased(1.0, SNAPSHOT_PHASE), expires=2.0, single_flight=True),
+    # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair
+    # added in the admin or the API is ready within seconds (a no-op otherwise).
+    Periodic("warmup-pairs", "warmup", 5.0, expires=10.0),
+    # Every hour: prune history past retention, checkpoint the SQLite WAL.
+    Periodic("housekeeping", "housekeeping", 3600.0, expires=600.0),
+)
+
+#: The Celery task that runs a periodic task by name (``pairs_project.tasks``).
+PERIODIC_TASK = "pairs_project.tasks.periodic_task"
+
+
+def beat_schedule(periodic: tuple[Periodic, ...] = PERIODIC) -> dict[str, dict[str, Any]]:
+    """``periodic`` as Celery beat's schedule (``CELERY_BEAT_SCHEDULE``)."""
+    return {
+        p.name: {"task": PERIODIC_TASK, "args": (p.name,), "schedule": p.schedule, "options": {"expires": p.expires}}
+        for p in periodic
+    }

@@ -16,7 +16,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pairs_project.schedules import RESAMPLE_PHASE, SNAPSHOT_PHASE, phased
+from pairs_project.schedules import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -270,6 +270,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# What one process keeps for itself, whatever the mode: the health record it serves
+# its pages and API from (made at most once every HEALTH_CACHE_SECONDS).
+CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process"}
 
 # Celery -------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -281,29 +284,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
-# The one schedule: Celery beat runs it in distributed mode, and `runpairs` runs
-# the same tasks on the same cadence in its own event loop (embedded mode).
-CELERY_BEAT_SCHEDULE = {
-    # Every second, 0.35 s after it: new ticks -> 1s/1m/5m bars. A run not started
-    # within 2 s is dropped (the next one does its work), so a stopped worker finds
-    # no backlog.
-    "resample-bars": {
-        "task": "analytics.tasks.resample_bars_task",
-        "schedule": phased(1.0, RESAMPLE_PHASE),
-        "options": {"expires": 2.0},
-    },
-    # Every second, right after resampling: a snapshot per active pair whose window moved.
-    "compute-snapshots": {
-        "task": "pairs_project.tasks.compute_snapshots_task",
-        "schedule": phased(1.0, SNAPSHOT_PHASE),
-        "options": {"expires": 2.0},
-    },
-    # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair
-    # added in the admin or the API is ready within seconds (a no-op otherwise).
-    "warmup-pairs": {"task": "analytics.tasks.warmup_pairs_task", "schedule": 5.0, "options": {"expires": 10.0}},
-    # Every hour: prune history past retention, checkpoint the SQLite WAL.
-    "housekeeping": {"task": "analytics.tasks.housekeeping_task", "schedule": 3600.0, "options": {"expires": 600.0}},
-}
+# The periodic tasks are declared once (pairs_project/schedules.py): Celery beat
+# runs them in distributed mode, and `runpairs` runs the same ones on the same
+# cadence in its own event loop (embedded mode).
+CELERY_BEAT_SCHEDULE = beat_schedule()
 
 # REST framework -----------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/

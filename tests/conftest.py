@@ -103,14 +103,22 @@ def recorded_frames() -> list[str]:
         return fh.read().splitlines()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_live_buffers():
-    """Each test starts with no live ticks in this process (they are module state)."""
-    from ingestion.services import buffers
+@pytest.fixture
+def runtime():
+    """This process's runtime as embedded mode builds it, statistics computed in the test's own process."""
+    from pairs_project.runtime import Runtime
 
-    buffers.clear()
-    yield
-    buffers.clear()
+    built = Runtime.build(stats_process=False)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def pipeline(runtime):
+    """The data path on ``runtime``: what the periodic tasks and the feed run."""
+    from pairs_project.pipeline import Pipeline
+
+    return Pipeline(runtime)
 
 
 @pytest.fixture
@@ -199,11 +207,13 @@ def staff_api():
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
     """Every test starts and ends with an empty cache: the snapshots, series and lists it reads, it made."""
-    from django.core.cache import cache
+    from django.core.cache import cache, caches
 
     cache.clear()
+    caches["process"].clear()
     yield
     cache.clear()
+    caches["process"].clear()
 
 
 @pytest.fixture(autouse=True)

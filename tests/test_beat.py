@@ -1,39 +1,42 @@
-"""Embedded mode's beat runs the Celery schedule in-process, in order, off the loop."""
+"""Embedded mode's beat runs the periodic tasks Celery beat runs, in-process, in order, off the loop."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 
 import pytest
 from django.conf import settings
 
 from pairs_project.beat import EmbeddedBeat
+from pairs_project.pipeline import Pipeline
+from pairs_project.runtime import single_flight
+from pairs_project.schedules import PERIODIC, PERIODIC_TASK, Periodic
+from pairs_project.tasks import periodic_task
 
 calls: list[tuple[str, str]] = []
 
 
-def first() -> None:
-    calls.append(("first", threading.current_thread().name))
+class Steps:
+    def first(self) -> None:
+        calls.append(("first", threading.current_thread().name))
 
+    def second(self) -> None:
+        calls.append(("second", threading.current_thread().name))
 
-def second() -> None:
-    calls.append(("second", threading.current_thread().name))
-
-
-def broken() -> None:
-    raise RuntimeError("boom")
+    def broken(self) -> None:
+        raise RuntimeError("boom")
 
 
 async def test_entries_of_one_period_run_in_order_in_a_worker_thread():
     calls.clear()
     beat = EmbeddedBeat(
-        {
-            "a": {"task": "tests.test_beat.first", "schedule": 0.1},
-            "b": {"task": "tests.test_beat.second", "schedule": 0.1},
-            "c": {"task": "tests.test_beat.broken", "schedule": 0.1},
-        }
+        Steps(),
+        [
+            Periodic("a", "first", 0.1, expires=1.0),
+            Periodic("b", "second", 0.1, expires=1.0),
+            Periodic("c", "broken", 0.1, expires=1.0),
+        ],
     )
     task = asyncio.create_task(beat.run())
     await asyncio.sleep(0.45)  # up to one period before the first run (phase alignment)
@@ -48,37 +51,40 @@ async def test_entries_of_one_period_run_in_order_in_a_worker_thread():
 
 
 def test_the_one_schedule_names_real_tasks_with_their_cadence():
-    beat = EmbeddedBeat()
-    assert {period: [name for name, _ in entries] for period, entries in beat.groups.items()} == {
+    beat = EmbeddedBeat(Steps())
+    assert {period: [p.name for p in entries] for period, entries in beat.groups.items()} == {
         1.0: ["resample-bars", "compute-snapshots"],
         5.0: ["warmup-pairs"],
         3600.0: ["housekeeping"],
     }
     beat.shutdown()
-    for entry in settings.CELERY_BEAT_SCHEDULE.values():
-        module, _, name = entry["task"].rpartition(".")
-        assert module in ("analytics.tasks", "pairs_project.tasks")
-        assert getattr(importlib.import_module(module), name).name == entry["task"]  # a Celery task of that name
+    # Celery beat's schedule is the same declarations, each sent to the one task that runs a step by name.
+    assert list(settings.CELERY_BEAT_SCHEDULE) == [p.name for p in PERIODIC]
+    for periodic in PERIODIC:
+        entry = settings.CELERY_BEAT_SCHEDULE[periodic.name]
+        assert entry["task"] == PERIODIC_TASK == periodic_task.name and entry["args"] == (periodic.name,)
+        assert entry["schedule"] == periodic.schedule and entry["options"] == {"expires": periodic.expires}
+        assert callable(getattr(Pipeline, periodic.step))  # a step of the pipeline
 
 
 def test_cron_schedules_are_refused_in_embedded_mode():
     from celery.schedules import crontab
 
     with pytest.raises(ValueError, match="interval schedules only"):
-        EmbeddedBeat({"x": {"task": "tests.test_beat.first", "schedule": crontab()}})
+        EmbeddedBeat(Steps(), [Periodic("x", "first", crontab(), expires=1.0)])
 
 
 def test_a_periodic_task_is_skipped_while_another_run_of_it_is_in_flight():
-    from analytics.tasks import single_flight
-
     runs = []
     release = threading.Event()
 
-    @single_flight
-    def cycle():
+    def run():
         runs.append(threading.current_thread().name)
         release.wait(5)
         return len(runs)
+
+    def cycle():
+        return single_flight("cycle", run)
 
     first = threading.Thread(target=cycle, name="worker-1")
     first.start()

@@ -10,7 +10,7 @@ import pytest
 from channels.layers import channel_layers
 from django.core.cache import caches
 
-from dashboard.broadcast import abroadcast, pair_group
+from dashboard.broadcast import Pushes, pair_group
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def redis_layer(settings, redis_url):
 async def test_a_push_crosses_the_redis_channel_layer(redis_layer):
     channel = await redis_layer.new_channel()
     await redis_layer.group_add(pair_group(41), channel)
-    await abroadcast(41, "alert.new", {"id": 1, "kind": "entry"})
+    await Pushes().asend(41, "alert.new", {"id": 1, "kind": "entry"})
     message = await redis_layer.receive(channel)
     assert message["type"] == "alert.new"
     assert orjson.loads(message["text"]) == {"type": "alert", "id": 1, "kind": "entry"}

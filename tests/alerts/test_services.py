@@ -25,7 +25,6 @@ from analytics.snapshot import snapshot_from_json
 from ingestion.binance import Tick
 from ingestion.services import ticks_store
 from ingestion.simulator import make_scenario
-from pairs_project import pipeline
 from tests.support import T0, make_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +46,7 @@ def scenario_ticks(name: str, seconds: int, *, seed: int, **options) -> list[Tic
     return ticks
 
 
-def run_pipeline(ticks: list[Tick], seconds: int, *, after_each=None) -> None:
+def run_pipeline(pipeline, ticks: list[Tick], seconds: int, *, after_each=None) -> None:
     """What the beat does every second, on event time: store, resample, snapshot (+ rule)."""
     by_second: dict[int, list[Tick]] = {}
     for tick in ticks:
@@ -68,11 +67,11 @@ def excursion_pair(**fields) -> Pair:
 
 
 @pytest.mark.parametrize("size,direction", [(4.5, "short_spread"), (-4.5, "long_spread")])
-def test_a_shock_on_a_cointegrated_pair_alerts_once_in_its_direction_then_exits(size, direction):
+def test_a_shock_on_a_cointegrated_pair_alerts_once_in_its_direction_then_exits(size, direction, pipeline):
     pair = excursion_pair()
     snapshots: list[dict] = []
     ticks = scenario_ticks("cointegrated", 200, seed=3, shocks=[(SHOCK_AT, size)])
-    run_pipeline(ticks, 200, after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")))
+    run_pipeline(pipeline, ticks, 200, after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")))
     alerts = list(Alert.objects.filter(pair=pair).order_by("bar_time"))
     assert [(a.kind, a.direction) for a in alerts] == [("entry", direction), ("exit", direction)]
     entry, exit_ = alerts
@@ -87,7 +86,7 @@ def test_a_shock_on_a_cointegrated_pair_alerts_once_in_its_direction_then_exits(
     assert AlertState.objects.get(pair=pair).state["armed"] is True
 
 
-def test_a_random_walk_spread_with_correlated_returns_does_not_alert():
+def test_a_random_walk_spread_with_correlated_returns_does_not_alert(pipeline):
     """The simulator's random_walk scenario at the default window (300) for ten minutes.
 
     Regression-only on one seed: at the 5% level ADF rejects a random walk on some
@@ -99,6 +98,7 @@ def test_a_random_walk_spread_with_correlated_returns_does_not_alert():
     pair = make_pair(window=300, min_bars=100)
     snapshots: list[dict] = []
     run_pipeline(
+        pipeline,
         scenario_ticks("random_walk", 600, seed=3),
         600,
         after_each=lambda k: snapshots.append(cache.get(f"pairs:snapshot:{pair.id}")),
@@ -110,27 +110,27 @@ def test_a_random_walk_spread_with_correlated_returns_does_not_alert():
     assert Alert.objects.count() == 0
 
 
-def test_a_chance_entry_on_a_random_walk_is_closed_when_the_relationship_breaks():
+def test_a_chance_entry_on_a_random_walk_is_closed_when_the_relationship_breaks(pipeline):
     pair = make_pair(window=300, min_bars=100)
-    run_pipeline(scenario_ticks("random_walk", 500, seed=1), 500)
+    run_pipeline(pipeline, scenario_ticks("random_walk", 500, seed=1), 500)
     alerts = list(Alert.objects.filter(pair=pair).order_by("bar_time"))
     assert [(a.kind, a.reason) for a in alerts] == [("entry", "entry"), ("exit", "relationship_broken")]
     assert alerts[1].bar_time - alerts[0].bar_time <= 10_000
 
 
-def test_a_restart_in_the_middle_of_an_excursion_does_not_fire_it_again():
+def test_a_restart_in_the_middle_of_an_excursion_does_not_fire_it_again(pipeline):
     pair = excursion_pair()
     ticks = scenario_ticks("cointegrated", 200, seed=3, shocks=[(SHOCK_AT, 4.5)])
     cut = T0 + (SHOCK_AT + 4) * 1000
-    run_pipeline([t for t in ticks if t.timestamp < cut], SHOCK_AT + 4)
+    run_pipeline(pipeline, [t for t in ticks if t.timestamp < cut], SHOCK_AT + 4)
     assert Alert.objects.filter(kind="entry").count() == 1
     cache.clear()  # a restart loses the cache; the rule state is in the database
     pipeline.snapshots(now=cut)  # the same bar once more (replayed)
-    run_pipeline([t for t in ticks if t.timestamp >= cut], 200)
+    run_pipeline(pipeline, [t for t in ticks if t.timestamp >= cut], 200)
     assert [(a.kind) for a in Alert.objects.filter(pair=pair).order_by("bar_time")] == ["entry", "exit"]
 
 
-def test_an_alert_is_pushed_to_the_pairs_group():
+def test_an_alert_is_pushed_to_the_pairs_group(pipeline):
     pair = excursion_pair()
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
@@ -141,7 +141,10 @@ def test_an_alert_is_pushed_to_the_pairs_group():
         messages.extend(async_to_sync(_receive_all)(layer, channel))
 
     run_pipeline(
-        scenario_ticks("cointegrated", SHOCK_AT + 4, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 4, after_each=drain
+        pipeline,
+        scenario_ticks("cointegrated", SHOCK_AT + 4, seed=3, shocks=[(SHOCK_AT, 4.5)]),
+        SHOCK_AT + 4,
+        after_each=drain,
     )
     alerts = [m for m in messages if m["type"] == "alert.new"]
     assert [orjson.loads(m["text"])["kind"] for m in alerts] == ["entry"]
@@ -201,10 +204,10 @@ def wait_for_status(alert_id: int, status: str, timeout: float = 10) -> Alert:
     raise AssertionError(f"webhook status stayed {alert.webhook_status}")
 
 
-def test_a_webhook_receives_the_alert_as_json(webhook):
+def test_a_webhook_receives_the_alert_as_json(webhook, pipeline):
     Hook.mode = "ok"
     excursion_pair(webhook_url=webhook)
-    run_pipeline(scenario_ticks("cointegrated", SHOCK_AT + 3, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 3)
+    run_pipeline(pipeline, scenario_ticks("cointegrated", SHOCK_AT + 3, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 3)
     alert = wait_for_status(Alert.objects.get().id, "sent")
     assert alert.webhook_attempts == 1
     import json
@@ -213,7 +216,7 @@ def test_a_webhook_receives_the_alert_as_json(webhook):
 
 
 @pytest.mark.parametrize("mode", ["error", "hang"])
-def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook, mode, settings):
+def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook, mode, settings, pipeline):
     Hook.mode = mode
     # A hanging hook (3 s) is cut off after 2 s: a delivery made in the cycle would
     # stretch it past 2 s, far from a busy machine's slowest cycle.
@@ -225,7 +228,7 @@ def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook
     def timed(k: int) -> None:
         durations.append(time.monotonic())
 
-    run_pipeline(ticks, SHOCK_AT + 6, after_each=timed)
+    run_pipeline(pipeline, ticks, SHOCK_AT + 6, after_each=timed)
     steps = [b - a for a, b in itertools.pairwise(durations)]
     entry = Alert.objects.get(pair=pair)
     assert max(steps) < 1.5

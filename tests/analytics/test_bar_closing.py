@@ -25,7 +25,6 @@ from analytics.snapshot import snapshot_json
 from ingestion.models import FeedStatus, Symbol
 from ingestion.services import Feed, ticks_store
 from ingestion.simulator import Simulator
-from pairs_project import pipeline
 from tests.support import SYMBOLS, T0, cointegrated_ticks, exchange_last_ids, make_pair, store_and_resample, wait_for
 
 NUMBERS = ("price_a", "price_b", "hedge_ratio", "spread", "zscore", "correlation", "adf_pvalue", "coint_pvalue", "n")
@@ -35,7 +34,7 @@ def reconnected(feed: Feed, reconnects: int) -> bool:
     return feed.state.reconnects > reconnects and feed.state.connected
 
 
-async def run_cycles(stop: asyncio.Event) -> int:
+async def run_cycles(pipeline, stop: asyncio.Event) -> int:
     """The periodic tasks of embedded mode, a little faster than once a second."""
     cycles = 0
     while not stop.is_set():
@@ -48,7 +47,7 @@ async def run_cycles(stop: asyncio.Event) -> int:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(settings):
+async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(settings, pipeline):
     settings.INGEST_FLUSH_INTERVAL = 0.05
     await sync_to_async(cache.clear)()
     pair = await sync_to_async(make_pair)(window=40, min_bars=10)
@@ -56,7 +55,7 @@ async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(
         feed = Feed(symbols=SYMBOLS, ws_url=sim.ws_url, rest_url=sim.rest_url, status_interval=0.2)
         task = asyncio.create_task(feed.run())
         stop = asyncio.Event()
-        cycles = asyncio.create_task(run_cycles(stop))
+        cycles = asyncio.create_task(run_cycles(pipeline, stop))
         ready = sync_to_async(lambda: Snapshot.objects.filter(pair=pair, ready=True).count())
         began = time.monotonic()
         while await ready() < 3:
@@ -101,7 +100,7 @@ async def test_no_snapshot_is_computed_on_bars_a_slow_backfill_is_still_filling(
 
 
 @pytest.mark.django_db
-def test_bars_close_on_what_the_feed_states_not_on_the_wall_clock():
+def test_bars_close_on_what_the_feed_states_not_on_the_wall_clock(pipeline):
     """Connected, reporting, no gap counted open: the wall clock would close every bar; the statement holds them.
 
     The feed states which trades it has with the ticks (``Symbol.closed_through``);

@@ -17,7 +17,6 @@ from analytics.models import Bar, Pair, Snapshot, Watermark
 from analytics.snapshot import STAT_FIELDS, snapshot_json
 from ingestion.binance import Tick, parse_frame
 from ingestion.services import ticks_store
-from pairs_project import pipeline
 from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +28,7 @@ def build_snapshot(**kwargs):
     return snapshot_json(snapshot), series
 
 
-def snapshot_cycle(**kwargs):
+def snapshot_cycle(pipeline, **kwargs):
     """One snapshot cycle of the pipeline; the snapshots it published, in their JSON form."""
     return [snapshot_json(s) for s in pipeline.snapshots(**kwargs)]
 
@@ -137,7 +136,7 @@ def independent_snapshot(pair: Pair, as_of: int) -> dict:
     }
 
 
-def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
+def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed(pipeline):
     """A BTC process storing ahead must not close the ETH bar the ETH process is still writing."""
     from ingestion.models import FeedStatus
 
@@ -147,13 +146,13 @@ def test_with_ingestion_split_by_symbol_a_leg_bar_waits_for_its_own_feed():
     store_and_resample([t for t in ticks if t.symbol == "BTCUSDT" or t.timestamp < eth_until])
 
     now = eth_until + 1_000  # the wall clock alone closes nothing after second 37
-    snapshot_cycle(now=now)
+    snapshot_cycle(pipeline, now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 48_000  # one feed: BTC's ticks close ETH's bars
 
     FeedStatus.objects.create(name="btc", symbols="BTCUSDT")
     FeedStatus.objects.create(name="eth", symbols="ETHUSDT")
     cache.clear()
-    snapshot_cycle(now=now)
+    snapshot_cycle(pipeline, now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # second 39 is still open for ETH
 
 
@@ -182,7 +181,7 @@ def test_a_hole_no_backfill_fills_stops_holding_after_gap_hold_ms_of_newer_trade
     assert "still missing" in caplog.text
 
 
-def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling():
+def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling(pipeline):
     from django.utils import timezone
 
     from ingestion.models import FeedStatus
@@ -193,42 +192,42 @@ def test_the_wall_clock_closes_no_bar_while_a_legs_feed_is_down_or_backfilling()
     status = FeedStatus.objects.create(
         name="default", symbols="BTCUSDT,ETHUSDT", connected=False, updated_at=timezone.now()
     )
-    snapshot_cycle(now=now)
+    snapshot_cycle(pipeline, now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000  # event time only
     status.connected, status.gaps_detected, status.gaps_filled = True, 2, 1  # reconnected, one gap still open
     status.save()
-    snapshot_cycle(now=now)
+    snapshot_cycle(pipeline, now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 38_000
     status.gaps_filled = 2  # caught up: a quiet market closes its bars on the wall clock
     status.save()
-    snapshot_cycle(now=now)
+    snapshot_cycle(pipeline, now=now)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000  # the last bar closes too
 
 
-def test_the_wall_clock_does_not_close_bars_whose_ticks_are_not_resampled_yet():
+def test_the_wall_clock_does_not_close_bars_whose_ticks_are_not_resampled_yet(pipeline):
     """A restarted worker may run the snapshots before the resampling has caught up."""
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(40)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 35_000])
     Watermark.objects.filter(name=services.RESAMPLED_AT_WATERMARK).update(value=T0 + 37_000)
     ticks_store([t for t in ticks if t.timestamp >= T0 + 35_000])  # stored, not resampled
-    snapshot_cycle(now=T0 + 60_000)
+    snapshot_cycle(pipeline, now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 34_000  # not 35..39 with their bars missing
     services.bars_resample()
-    snapshot_cycle(now=T0 + 60_000)
+    snapshot_cycle(pipeline, now=T0 + 60_000)
     assert selectors.snapshot_cached(pair.id)["as_of"] == T0 + 39_000
 
 
 @pytest.mark.parametrize("cache_lost", [False, True], ids=["cached", "cache-restarted"])
-def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cache_lost):
+def test_bars_that_close_between_two_cycles_each_get_their_snapshot_in_order(cache_lost, pipeline):
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    snapshot_cycle(now=T0 + 40_500)
+    snapshot_cycle(pipeline, now=T0 + 40_500)
     if cache_lost:  # the cycle resumes from the recorded history
         cache.clear()
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 50_000])  # a late cycle: 10 bars at once
-    snapshot_cycle(now=T0 + 50_500)
+    snapshot_cycle(pipeline, now=T0 + 50_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 49))  # each bar, in order, none twice
     # Each caught-up row is the snapshot a cycle on time would have made.
@@ -286,25 +285,25 @@ def test_a_silent_leg_makes_the_snapshot_stale(settings):
     assert snapshot["stale_legs"] == ["ETHUSDT"]
 
 
-def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves():
+def test_snapshots_are_cached_recorded_and_only_recomputed_when_the_window_moves(pipeline):
     pair = make_pair(window=300, min_bars=100)
     store_and_resample(cointegrated_ticks(150))
     now = T0 + 150_000
-    published = snapshot_cycle(now=now)
+    published = snapshot_cycle(pipeline, now=now)
     assert [s["pair"] for s in published] == [pair.id]
     assert selectors.snapshot_cached(pair.id) == published[0]
-    assert snapshot_cycle(now=now) == []  # nothing moved
+    assert snapshot_cycle(pipeline, now=now) == []  # nothing moved
     pair.entry_z = 3.0
     pair.save()
-    assert len(snapshot_cycle(now=now)) == 1  # an admin edit applies on the next cycle
+    assert len(snapshot_cycle(pipeline, now=now)) == 1  # an admin edit applies on the next cycle
     assert Snapshot.objects.filter(pair=pair).count() == 1  # one history row per bar
     assert selectors.snapshot_cached(pair.id)["thresholds"]["entry_z"] == 3.0
 
 
-def test_an_inactive_pair_is_not_computed():
+def test_an_inactive_pair_is_not_computed(pipeline):
     make_pair(active=False)
     store_and_resample(cointegrated_ticks(30))
-    assert snapshot_cycle(now=T0 + 30_000) == []
+    assert snapshot_cycle(pipeline, now=T0 + 30_000) == []
 
 
 def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
@@ -317,14 +316,14 @@ def test_wall_clock_closes_bars_when_the_whole_feed_is_quiet():
     assert by_clock["n"] == by_event["n"] + 1
 
 
-def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings):
+def test_housekeeping_prunes_past_retention_and_keeps_totals_true(settings, pipeline):
     settings.TICK_RETENTION_SECONDS = 60
     settings.BAR_1S_RETENTION_SECONDS = 90
     settings.SNAPSHOT_RETENTION_SECONDS = 100
     make_pair(window=300, min_bars=10)
     store_and_resample(cointegrated_ticks(150))
     for k in range(20, 150, 10):
-        snapshot_cycle(now=T0 + k * 1000)
+        snapshot_cycle(pipeline, now=T0 + k * 1000)
     from ingestion.models import Symbol, Tick
 
     result = services.housekeeping(batch=50, now=T0 + 150_000)
@@ -358,21 +357,21 @@ def test_housekeeping_forgets_resolved_gaps_with_their_ticks_and_keeps_open_ones
     assert sorted(Gap.objects.values_list("symbol", "first_id")) == [("BTCUSDT", 40), ("ETHUSDT", 1)]
 
 
-def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch):
+def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch, pipeline):
     """A worker down (or a backfill holding the bars) for longer than a cycle catches up on: no bar is skipped."""
     monkeypatch.setattr(services, "CATCH_UP_PER_CYCLE", 50)
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(200)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    snapshot_cycle(now=T0 + 40_500)
+    snapshot_cycle(pipeline, now=T0 + 40_500)
     store_and_resample([t for t in ticks if t.timestamp >= T0 + 40_000])  # 160 bars close at once
-    as_ofs = [snapshot_cycle(now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
+    as_ofs = [snapshot_cycle(pipeline, now=T0 + 200_500)[0]["as_of"] for _ in range(4)]
     assert [(a - T0) // 1000 for a in as_ofs] == [88, 138, 188, 198]  # 50 bars a cycle, in order
     rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
 
 
-def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
+def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch, pipeline):
     """Statistics run once per bar and pair: a cycle on an unmoved window, an admin edit, or a forced
     publish reuses them."""
     pair = make_pair(window=120, min_bars=60)
@@ -381,14 +380,14 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch):
     real = services.pair_stats
     monkeypatch.setattr(services, "pair_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     now = T0 + 150_500
-    first = snapshot_cycle(now=now)
+    first = snapshot_cycle(pipeline, now=now)
     assert len(calls) == 1
     for _ in range(3):
-        snapshot_cycle(now=now)
+        snapshot_cycle(pipeline, now=now)
     pair.entry_z = 3.0
     pair.save()
-    (edited,) = snapshot_cycle(now=now)  # the new thresholds are published, on the same numbers
-    snapshot_cycle(now=now, force=True)
+    (edited,) = snapshot_cycle(pipeline, now=now)  # the new thresholds are published, on the same numbers
+    snapshot_cycle(pipeline, now=now, force=True)
     assert len(calls) == 1
     assert edited["thresholds"]["entry_z"] == 3.0
     assert {k: edited[k] for k in STAT_FIELDS} == {k: first[0][k] for k in STAT_FIELDS}
@@ -403,30 +402,32 @@ def test_statistics_computed_in_the_child_process_are_those_computed_in_place(mo
     pair = make_pair(window=120, min_bars=60)
     store_and_resample(cointegrated_ticks(150))
     in_place, _ = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
-    services.stats_process_start()
+    stats = services.StatsProcess()
     try:
         submitted = []
-        real_submit = services._stats_pool.submit
-        monkeypatch.setattr(services._stats_pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
-        in_child, _ = build_snapshot(pair=pair, event_time_ms=services.event_time(), now=None)
+        real_submit = stats._pool.submit
+        monkeypatch.setattr(stats._pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
+        in_child, _ = build_snapshot(
+            pair=pair, event_time_ms=services.event_time(), now=None, stats_of=stats.pair_stats
+        )
     finally:
-        services.stats_process_stop()
+        stats.close()
     assert len(submitted) == 1
     assert {k: in_child[k] for k in STAT_FIELDS} == {k: in_place[k] for k in STAT_FIELDS}
     assert in_child["quality"] == in_place["quality"]
 
 
-def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle():
+def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle(pipeline):
     """A worker killed between caching a snapshot and recording it: the next cycle resumes from the
     history, not the cache, so that bar still gets its row (and its alert-rule step)."""
     pair = make_pair(window=60, min_bars=30)
     ticks = cointegrated_ticks(60)
     store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
-    snapshot_cycle(now=T0 + 40_500)
+    snapshot_cycle(pipeline, now=T0 + 40_500)
     store_and_resample([t for t in ticks if T0 + 40_000 <= t.timestamp < T0 + 41_000])
-    (cached,) = snapshot_cycle(now=T0 + 41_500)
+    (cached,) = snapshot_cycle(pipeline, now=T0 + 41_500)
     Snapshot.objects.filter(pair=pair, as_of=cached["as_of"]).delete()  # killed before the row was written
     store_and_resample([t for t in ticks if T0 + 41_000 <= t.timestamp < T0 + 43_000])
-    snapshot_cycle(now=T0 + 43_500)
+    snapshot_cycle(pipeline, now=T0 + 43_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]

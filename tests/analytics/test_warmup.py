@@ -11,13 +11,12 @@ from django.core.cache import cache
 from analytics import services
 from analytics.models import Bar, Pair
 from ingestion.simulator import Simulator
-from pairs_project import pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @sync_to_async
-def add_and_warm_up(rest_url: str, interval: str, window: int) -> tuple[int, dict, int]:
+def add_and_warm_up(pipeline, rest_url: str, interval: str, window: int) -> tuple[int, dict, int]:
     # A minute that closes between the warm-up and the snapshot is the next warm-up's
     # bar: the window would end on it one bar short. Start well inside a minute.
     if time.time() % 60 > 50:
@@ -34,9 +33,9 @@ def add_and_warm_up(rest_url: str, interval: str, window: int) -> tuple[int, dic
 
 
 @pytest.mark.parametrize("interval,window", [("1m", 300), ("5m", 120)])
-async def test_a_new_pair_is_ready_as_soon_as_its_klines_are_fetched(interval, window):
+async def test_a_new_pair_is_ready_as_soon_as_its_klines_are_fetched(interval, window, pipeline):
     async with Simulator(port=0, scenario="cointegrated", rate=50, seed=4) as sim:
-        stored, snapshot, again = await add_and_warm_up(sim.rest_url, interval, window)
+        stored, snapshot, again = await add_and_warm_up(pipeline, sim.rest_url, interval, window)
     assert stored >= 2 * window  # both legs
     assert snapshot["ready"] is True
     assert snapshot["n"] == window
@@ -47,9 +46,9 @@ async def test_a_new_pair_is_ready_as_soon_as_its_klines_are_fetched(interval, w
     assert again == 0  # nothing missing any more: no second fetch
 
 
-async def test_the_kline_still_in_progress_is_dropped():
+async def test_the_kline_still_in_progress_is_dropped(pipeline):
     async with Simulator(port=0, scenario="cointegrated", rate=50, seed=5) as sim:
-        await add_and_warm_up(sim.rest_url, "1m", 100)
+        await add_and_warm_up(pipeline, sim.rest_url, "1m", 100)
     newest = await sync_to_async(lambda: Bar.objects.filter(interval="1m").order_by("-open_time").first())()
     assert newest.open_time + 60_000 <= time.time() * 1000
 
@@ -62,12 +61,12 @@ async def test_one_second_pairs_are_not_warmed_up_from_klines():
 
 
 @pytest.mark.parametrize("status", [429, 418])  # too many requests; IP banned for Retry-After
-async def test_a_warm_up_answered_with_a_rate_limit_waits_retry_after_then_succeeds(status):
+async def test_a_warm_up_answered_with_a_rate_limit_waits_retry_after_then_succeeds(status, pipeline):
     """The klines come through the backfill's REST client: a 429/418 is waited out, not a failure."""
     async with Simulator(port=0, scenario="cointegrated", rate=50, seed=4) as sim:
         sim.fault_rate_limit(1, status=status, retry_after=1)
         started = time.monotonic()
-        stored, snapshot, again = await add_and_warm_up(sim.rest_url, "1m", 120)
+        stored, snapshot, again = await add_and_warm_up(pipeline, sim.rest_url, "1m", 120)
         elapsed = time.monotonic() - started
         limited = sim.exchange.faults["rate_limit"]
     assert limited == 1

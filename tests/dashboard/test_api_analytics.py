@@ -8,7 +8,6 @@ import pytest
 from django.core.cache import cache
 
 from analytics.models import Pair
-from pairs_project import pipeline
 from tests.support import cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +133,7 @@ def test_with_the_exchange_unreachable_known_pairs_are_edited_and_unseen_symbols
     }
 
 
-def test_snapshot_and_series_of_a_ready_pair(api):
+def test_snapshot_and_series_of_a_ready_pair(api, pipeline):
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))
     pipeline.snapshots()
@@ -173,7 +172,7 @@ def test_snapshot_and_series_of_a_ready_pair(api):
     assert series["zscore"][-1] == pytest.approx(snapshot["zscore"])
 
 
-def test_with_nothing_cached_the_snapshot_says_it_was_not_computed_yet_then_serves_the_recorded_one(api):
+def test_with_nothing_cached_the_snapshot_says_it_was_not_computed_yet_then_serves_the_recorded_one(api, pipeline):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(20))
     pending = api.get(f"/api/pairs/{pair.id}/snapshot/").json()

@@ -29,7 +29,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from analytics.models import Pair
-from pairs_project import pipeline
 from tests.support import cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +123,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 
 @pytest.fixture(autouse=True)
-def data() -> Iterator[int]:
+def data(pipeline) -> Iterator[int]:
     """A ready pair with 70 s of ticks, their bars, a recorded snapshot and an alert."""
     cache.clear()
     pair = make_pair(window=60, min_bars=30)

@@ -187,7 +187,11 @@ def test_with_the_cache_down_the_api_still_answers_unthrottled(settings):
     from django.core.cache import caches
 
     down = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    settings.CACHES = {"default": down, "throttle": {**down, "KEY_PREFIX": "throttle"}}
+    settings.CACHES = {
+        "default": down,
+        "throttle": {**down, "KEY_PREFIX": "throttle"},
+        "process": settings.CACHES["process"],
+    }
     caches._settings = None  # rebuild the handlers from the new settings
     for alias in ("default", "throttle"):
         if hasattr(caches._connections, alias):

@@ -18,7 +18,6 @@ from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
 from dashboard.views import price_decimals
-from pairs_project import pipeline
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +29,7 @@ def client() -> Client:
 
 
 @pytest.fixture
-def ready_pair() -> Pair:
+def ready_pair(pipeline) -> Pair:
     pair = make_pair(window=200, min_bars=100)
     store_and_resample(cointegrated_ticks(250))
     pipeline.snapshots(now=T0 + 250_500)  # on the data's clock: live, not stale
@@ -110,7 +109,7 @@ def test_the_overview_says_stale_and_inactive(client, ready_pair):
     assert re.search(rf'data-pair-id="{other.id}" data-state="inactive"', html)
 
 
-def test_a_pair_without_data_is_warming_up_and_says_which_legs_are_silent(client):
+def test_a_pair_without_data_is_warming_up_and_says_which_legs_are_silent(client, pipeline):
     pair = make_pair()
     pipeline.snapshots()
     html = client.get("/pairs/overview/").content.decode()
@@ -154,7 +153,7 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
     assert "cdn" not in html.lower()
 
 
-def test_the_pair_page_during_warm_up(client):
+def test_the_pair_page_during_warm_up(client, pipeline):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(42))
     pipeline.snapshots()
@@ -166,7 +165,7 @@ def test_the_pair_page_during_warm_up(client):
     assert "warming up 42/100" in response.content.decode()
 
 
-def test_the_pair_page_with_no_data_at_all(client):
+def test_the_pair_page_with_no_data_at_all(client, pipeline):
     pair = make_pair()
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
@@ -231,7 +230,7 @@ def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
     assert "limit" in response.content.decode()
 
 
-def test_the_series_csv_during_warm_up_has_empty_statistics(client):
+def test_the_series_csv_during_warm_up_has_empty_statistics(client, pipeline):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(10))
     pipeline.snapshots()
@@ -330,7 +329,9 @@ def every_get(client: Client, api: APIClient, pair: Pair) -> list[int]:
     ]
 
 
-def test_gets_on_a_cache_miss_serve_the_recorded_snapshot_and_compute_nothing(client, api, ready_pair, no_statistics):
+def test_gets_on_a_cache_miss_serve_the_recorded_snapshot_and_compute_nothing(
+    client, api, ready_pair, no_statistics, pipeline
+):
     recorded = snapshot_json(pipeline.snapshots(now=T0 + 250_500, force=True)[0])
     series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
     cache.clear()  # a restarted cache, or a pair the cycle no longer computes

@@ -20,7 +20,6 @@ from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
 from ingestion.simulator import Simulator
 from ingestion.writer import Batch, TickWriter
-from pairs_project import pipeline
 from tests.support import SYMBOLS, exchange_last_ids, wait_for
 
 
@@ -437,7 +436,7 @@ async def health_when(predicate, what: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_it(settings):
+async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_it(settings, pipeline):
     """The issue: a pair with a symbol that never trades cost every symbol a reconnect every ~31 s."""
     from asgiref.sync import sync_to_async
 
@@ -461,7 +460,7 @@ async def test_a_feed_keeps_a_pair_with_a_never_trading_symbol_and_health_names_
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(settings):
+async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(settings, pipeline):
     from asgiref.sync import sync_to_async
 
     settings.INGEST_SILENCE_TIMEOUT = 0.5

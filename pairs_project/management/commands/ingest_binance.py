@@ -12,8 +12,9 @@ from ingestion.binance import normalize_symbol
 from ingestion.listing import symbols_tradable
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
-from pairs_project import pipeline
 from pairs_project.common.masking import url_credentials_masked
+from pairs_project.pipeline import Pipeline
+from pairs_project.runtime import Runtime
 
 
 class Command(BaseCommand):
@@ -41,7 +42,8 @@ class Command(BaseCommand):
         longest = FeedStatus._meta.get_field("name").max_length
         if name is not None and not 0 < len(name) <= longest:
             raise CommandError(f"--name must be 1 to {longest} characters, not {len(name)}")
-        feed = pipeline.feed(symbols=wanted or None, name=name)
+        # The feed's process: live ticks shared through Redis (distributed mode), no periodic tasks.
+        feed = Pipeline(Runtime.build(embedded=False)).feed(symbols=wanted or None, name=name)
         self.shutdown = False
         asyncio.run(self.run(feed, max_seconds))
         self.stdout.write(f"stopped; {feed.writer.stored} ticks stored this run")

@@ -1,8 +1,9 @@
 """Embedded mode: the whole system in one process and one event loop.
 
-daphne serves the ASGI app (HTTP + websockets); the ingestion feed runs as a task
-on the same asyncio loop (Twisted's asyncio reactor). On SIGINT/SIGTERM the
-reactor's shutdown waits for the feed to flush its pending ticks.
+daphne serves the ASGI app (HTTP + websockets); the ingestion feed and the
+periodic tasks run as tasks on the same asyncio loop (Twisted's asyncio reactor),
+all on one ``Runtime``. On SIGINT/SIGTERM the reactor's shutdown waits for the
+feed to flush its pending ticks.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import logging
 from argparse import ArgumentParser
 
 from asgiref.sync import sync_to_async
-from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from twisted.internet import defer, reactor
 
-from analytics.services import stats_process_start, stats_process_stop
+from ingestion.binance import Exchange
+from ingestion.buffers import RollingBuffers
 from ingestion.management.commands.simulate_binance import symbol_list
-from ingestion.services import Feed, simulation_resume_options
-from pairs_project import pipeline
+from ingestion.services import Feed, live_buffers, simulation_resume_options
+from pairs_project.asgi import application_for
 from pairs_project.beat import EmbeddedBeat
 from pairs_project.common.masking import url_credentials_masked
+from pairs_project.pipeline import Pipeline
+from pairs_project.runtime import Runtime
 
 logger = logging.getLogger("pairs")
 
@@ -55,17 +58,20 @@ class Command(BaseCommand):
         self.simulate = simulate
         self.options = options
         self.simulator = None
+        self.runtime: Runtime | None = None
         self.feed: Feed | None = None
         self.feed_task: asyncio.Task | None = None
         self.beat: EmbeddedBeat | None = None
         self.beat_task: asyncio.Task | None = None
+        # The live ticks the feed keeps are the ones the pages read: one set, made here.
+        buffers = live_buffers()
         server = Server(
-            get_default_application(),
+            application_for(buffers),
             endpoints=[f"tcp:port={port}:interface={host}"],
             signal_handlers=True,
             verbosity=0,
         )
-        reactor.callWhenRunning(lambda: asyncio.ensure_future(self.start()))
+        reactor.callWhenRunning(lambda: asyncio.ensure_future(self.start(buffers)))
         reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(self.stop()))
         )
@@ -75,7 +81,8 @@ class Command(BaseCommand):
         )
         server.run()
 
-    async def start(self) -> None:
+    async def start(self, buffers: RollingBuffers) -> None:
+        exchange = None
         if self.simulate:
             from ingestion.simulator import Simulator
 
@@ -92,14 +99,16 @@ class Command(BaseCommand):
                 **await sync_to_async(simulation_resume_options)(),
             )
             await self.simulator.start()
-            # Everything in this process that talks to "Binance" talks to the simulator.
-            settings.BINANCE_WS_URL, settings.BINANCE_REST_URL = self.simulator.ws_url, self.simulator.rest_url
+            # What this process follows is the simulator (the settings stay as they are).
+            exchange = Exchange(self.simulator.ws_url, self.simulator.rest_url)
             logger.info("simulated exchange at %s", self.simulator.ws_url)
+        self.runtime = await sync_to_async(Runtime.build)(
+            exchange=exchange, buffers=buffers, stats_process=settings.EMBEDDED_STATS_PROCESS
+        )
+        pipeline = Pipeline(self.runtime)
         self.feed = pipeline.feed()
         self.feed_task = asyncio.ensure_future(self.feed.run())
-        if settings.EMBEDDED_STATS_PROCESS:
-            stats_process_start()
-        self.beat = EmbeddedBeat()
+        self.beat = EmbeddedBeat(pipeline)
         self.beat_task = asyncio.ensure_future(self.beat.run())
 
     def scenario_options(self) -> dict[str, float]:
@@ -117,9 +126,10 @@ class Command(BaseCommand):
             self.beat_task.cancel()
             await asyncio.gather(self.beat_task, return_exceptions=True)
             await asyncio.get_running_loop().run_in_executor(None, self.beat.shutdown)
-        await asyncio.get_running_loop().run_in_executor(None, stats_process_stop)
         if self.feed is not None and self.feed_task is not None:
             self.feed.stop()
             await asyncio.gather(self.feed_task, return_exceptions=True)
+        if self.runtime is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.runtime.close)
         if self.simulator is not None:
             await self.simulator.stop()
