@@ -29,11 +29,10 @@ from pairs_project.common.masking import url_credentials_masked
 from . import selectors
 from .bars import (
     INTERVALS,
-    affected_open_times,
-    affected_spans,
+    TICK_COLUMNS,
+    WidestBarTicks,
     align_closes,
-    bar_open_time,
-    build_bars,
+    build_bars_of_symbol,
     feed_event_time,
     last_closed_open_time,
 )
@@ -65,7 +64,6 @@ RESAMPLED_AT_WATERMARK = selectors.RESAMPLED_AT_WATERMARK
 #: the exchange no longer serves cannot hold a pair back for longer.
 GAP_HOLD_MS = 15_000
 _BAR_FIELDS = ["open", "high", "low", "close", "volume", "trades"]
-_TICK_COLUMNS = ("timestamp", "symbol", "price", "quantity", "trade_id")
 
 
 def now_ms() -> int:
@@ -75,6 +73,10 @@ def now_ms() -> int:
 # -- resampling ---------------------------------------------------------------
 
 
+#: The ticks of the widest bars the last resampling run of this process rebuilt (see ``WidestBarTicks``).
+_widest_bars = WidestBarTicks()
+
+
 def bars_resample(*, max_ticks: int = 200_000) -> int:
     """Turn the ticks stored since the last run into 1s/1m/5m bars; return how many were read.
 
@@ -82,49 +84,119 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     upserted, so a late (backfilled) tick re-opens its bar and the rows always
     equal a rebuild from scratch. "Since the last run" is by tick id, which holds
     because ``ticks_store`` makes ids visible in id order, whatever the number of
-    ingestion processes.
+    ingestion processes. The stored ticks of a bar are those up to the newest id
+    read: the ones the last run kept (``WidestBarTicks``) and the new ones, or else
+    read again. The ticks move as numpy columns, never as a Python object each.
     """
     started = now_ms()
     # The feeds' statements first, then the ticks: a statement commits with the
     # ticks it speaks of, so every tick it covers is among those read below.
     stated = dict(Symbol.objects.filter(closed_through__isnull=False).values_list("name", "closed_through"))
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
-    rows = list(
-        Tick.objects.filter(id__gt=watermark.value).order_by("id").values_list("id", *_TICK_COLUMNS)[:max_ticks]
-    )
-    if not rows:
+    kept = _widest_bars.take(_resampled_as_of(watermark))
+    new = _ticks_after(watermark.value, max_ticks)
+    if not new:
+        _widest_bars.keep(_resampled_as_of(watermark), kept)
         _watermark_raise(RESAMPLED_AT_WATERMARK, started)
         _statements_resampled(stated)
         return 0
-    new_ticks = [row[1:] for row in rows]
+    read = sum(len(ticks) for ticks in new.values())
+    through = max(int(ticks["id"][-1]) for ticks in new.values())
     # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
-    # bars hold those of every narrower one: one read serves all three.
-    widest = max(INTERVALS, key=INTERVALS.__getitem__)
-    stored: list[tuple] = []
-    for symbol, spans in affected_spans(new_ticks, widest).items():
-        for start, end in spans:
-            stored.extend(
-                Tick.objects.filter(symbol=symbol, timestamp__gte=start, timestamp__lt=end).values_list(*_TICK_COLUMNS)
-            )
+    # bars hold those of every narrower one: one set serves all three.
+    widest = INTERVALS[max(INTERVALS, key=INTERVALS.__getitem__)]
+    stored: dict[tuple[str, int], np.ndarray] = {}
+    for symbol, ticks in new.items():
+        opens = ticks["timestamp"] - ticks["timestamp"] % widest
+        unkept = []
+        for open_time in np.unique(opens).tolist():
+            earlier = kept.get((symbol, open_time))
+            if earlier is None:
+                unkept.append(open_time)
+            else:
+                stored[(symbol, open_time)] = np.concatenate([earlier, ticks[opens == open_time]])
+        for start, end in _spans(unkept, widest):
+            rows = _ticks_between(symbol, start, end, through_id=through)
+            row_opens = rows["timestamp"] - rows["timestamp"] % widest
+            for open_time in range(start, end, widest):
+                stored[(symbol, open_time)] = rows[row_opens == open_time]
     with transaction.atomic():
         for interval, length in INTERVALS.items():
-            touched = affected_open_times(new_ticks, interval)
-            ticks = [t for t in stored if (t[1], bar_open_time(t[0], length)) in touched]
-            bars_upsert(build_bars(ticks, interval))
-        watermark.value = rows[-1][0]
+            touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
+            bars = []
+            for (symbol, _), ticks in sorted(stored.items()):
+                opens = ticks["timestamp"] - ticks["timestamp"] % length
+                bars.extend(build_bars_of_symbol(symbol, ticks[np.isin(opens, touched[symbol])], interval))
+            bars_upsert(bars)
+        watermark.value = through
         watermark.save(update_fields=["value", "updated_at"])
-        first_ids: dict[str, int] = {}
-        for _, _timestamp, symbol, _price, _quantity, trade_id in rows:
-            first_ids[symbol] = min(trade_id, first_ids.get(symbol, trade_id))
-        for symbol, first_id in first_ids.items():
-            complete = _complete_through(symbol, first_id)
+        for symbol, ticks in new.items():
+            complete = _complete_through(symbol, int(ticks["trade_id"].min()))
             if complete is not None:
                 _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", complete)
-        _watermark_raise(EVENT_TIME_WATERMARK, max(row[1] for row in rows))
-        if len(rows) < max_ticks:  # everything stored before the start is in the bars
+        _watermark_raise(EVENT_TIME_WATERMARK, max(int(ticks["timestamp"].max()) for ticks in new.values()))
+        if read < max_ticks:  # everything stored before the start is in the bars
             _watermark_raise(RESAMPLED_AT_WATERMARK, started)
             _statements_resampled(stated)
-    return len(rows)
+    _widest_bars.keep(_resampled_as_of(watermark), stored)
+    return read
+
+
+def _resampled_as_of(watermark: Watermark) -> tuple[str, int, Any]:
+    """What the resampling's tick watermark is as of: database, value, and the save that set it."""
+    return (str(connection.settings_dict["NAME"]), watermark.value, watermark.updated_at)
+
+
+def _spans(open_times: list[int], length: int) -> list[tuple[int, int]]:
+    """Sorted open times of bars of ``length`` as ``[start, end)`` ranges, adjacent bars merged."""
+    spans: list[tuple[int, int]] = []
+    for t in sorted(open_times):
+        if spans and spans[-1][1] == t:
+            spans[-1] = (spans[-1][0], t + length)
+        else:
+            spans.append((t, t + length))
+    return spans
+
+
+def _tick_table() -> tuple[str, Callable[[str], str]]:
+    return connection.ops.quote_name(Tick._meta.db_table), connection.ops.quote_name
+
+
+def _ticks_after(after_id: int, limit: int) -> dict[str, np.ndarray]:
+    """Up to ``limit`` ticks with an id above ``after_id``, in id order, as ``TICK_COLUMNS`` per symbol."""
+    table, qn = _tick_table()
+    columns = ", ".join(qn(c) for c in ("id", "timestamp", "symbol", "price", "quantity", "trade_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {table} WHERE {qn('id')} > %s ORDER BY {qn('id')} LIMIT %s", [after_id, limit]
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return {}
+    table_dtype = np.dtype([*((name, TICK_COLUMNS[name]) for name in ("id", "timestamp")), ("symbol", object),
+                            *((name, TICK_COLUMNS[name]) for name in ("price", "quantity", "trade_id"))])  # fmt: skip
+    both = np.array(rows, dtype=table_dtype)
+    by_symbol = {}
+    for symbol in sorted(set(both["symbol"].tolist())):
+        mine = both[both["symbol"] == symbol]
+        ticks = np.empty(len(mine), dtype=TICK_COLUMNS)
+        for name in TICK_COLUMNS.names:
+            ticks[name] = mine[name]
+        by_symbol[symbol] = ticks
+    return by_symbol
+
+
+def _ticks_between(symbol: str, start: int, end: int, *, through_id: int) -> np.ndarray:
+    """The stored ticks of ``symbol`` with ``start <= timestamp < end`` and an id up to ``through_id``."""
+    table, qn = _tick_table()
+    columns = ", ".join(qn(c) for c in TICK_COLUMNS.names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {table} WHERE {qn('symbol')} = %s AND {qn('timestamp')} >= %s "
+            f"AND {qn('timestamp')} < %s AND {qn('id')} <= %s",
+            [symbol, start, end, through_id],
+        )
+        return np.array(cursor.fetchall(), dtype=TICK_COLUMNS)
 
 
 def _statements_resampled(stated: dict[str, int]) -> None:
@@ -145,23 +217,27 @@ def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int
     mark, created = Watermark.objects.get_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}")
     last_id = first_new_id - 1 if created else mark.value
     complete = None
+    table, qn = _tick_table()
+    sql = (
+        f"SELECT {qn('trade_id')}, {qn('timestamp')} FROM {table} WHERE {qn('symbol')} = %s AND {qn('trade_id')} > %s "
+        f"ORDER BY {qn('trade_id')} LIMIT %s"
+    )
     while True:
-        ids = list(
-            Tick.objects.filter(symbol=symbol, trade_id__gt=last_id)
-            .order_by("trade_id")
-            .values_list("trade_id", "timestamp")[:page]
-        )
-        hole = None
-        for trade_id, timestamp in ids:
-            if trade_id != last_id + 1:
-                hole = (trade_id, timestamp)
-                break
-            last_id, complete = trade_id, timestamp
-        if hole is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [symbol, last_id, page])
+            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        ids, times = rows[:, 0], rows[:, 1]
+        # Ids are unique and ascending: the run without a hole is where they count up from last_id + 1.
+        holes = np.flatnonzero(ids != np.arange(last_id + 1, last_id + 1 + len(ids)))
+        contiguous = int(holes[0]) if len(holes) else len(ids)
+        if contiguous:
+            last_id, complete = int(ids[contiguous - 1]), int(times[contiguous - 1])
+        if not len(holes):
             if len(ids) < page:
                 break
             continue
-        newest = ids[-1][1]
+        hole = (int(ids[contiguous]), int(times[contiguous]))
+        newest = int(times[-1])
         held_since = complete if complete is not None else hole[1]
         if newest - held_since <= GAP_HOLD_MS:
             break
