@@ -6,8 +6,12 @@ import asyncio
 import functools
 import logging
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
+from operator import attrgetter
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -59,15 +63,44 @@ buffers = live_buffers()
 TICK_INSERT_LOCK = 0x7061697273
 
 
-def _insert_sql() -> str:
+#: Most ticks one SQLite INSERT statement carries (fewer when its variable limit is lower).
+SQLITE_INSERT_ROWS = 500
+
+
+def _insert_sql(rows: int = 1) -> str:
     qn = connection.ops.quote_name
     table = qn(TickRow._meta.db_table)
     # Column order is the field order of ``binance.Tick``, so ticks bind as they are.
     # ON CONFLICT DO NOTHING is understood by both SQLite (>= 3.24) and PostgreSQL.
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * rows)
     return (
         f"INSERT INTO {table} ({qn('timestamp')}, {qn('symbol')}, {qn('price')}, {qn('quantity')}, {qn('trade_id')}) "
-        f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT ({qn('symbol')}, {qn('trade_id')}) DO NOTHING"
+        f"VALUES {values} ON CONFLICT ({qn('symbol')}, {qn('trade_id')}) DO NOTHING"
     )
+
+
+def _ticks_insert(cursor: Any, ticks: list[Tick]) -> int:
+    """Insert ``ticks`` (duplicates ignored); return how many were new.
+
+    On SQLite, a few hundred rows a statement: ``executemany`` steps the statement
+    once per row and takes the GIL back after each, so the writer thread would
+    contend for it with the event loop at every tick; one multi-row statement is
+    stepped once, without the GIL, and costs less than half as much in all.
+    """
+    if connection.vendor != "sqlite":
+        cursor.executemany(_insert_sql(), ticks)
+        return max(cursor.rowcount, 0)
+    try:
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # an older sqlite3 module: SQLite's smallest default
+        limit = 999
+    per = max(1, min(SQLITE_INSERT_ROWS, limit // len(Tick._fields)))
+    new = 0
+    for start in range(0, len(ticks), per):
+        part = ticks[start : start + per]
+        cursor.execute(_insert_sql(len(part)), list(chain.from_iterable(part)))
+        new += max(cursor.rowcount, 0)
+    return new
 
 
 def ticks_store(
@@ -83,8 +116,9 @@ def ticks_store(
     (``Gap`` rows) and raises each symbol's ``closed_through`` to the feed's
     statement: what the ticks are, and what is known of them, commit together.
 
-    A plain ``executemany`` rather than ``bulk_create``: building a model instance
-    per tick costs more than the insert itself at tens of thousands a second.
+    Plain SQL rather than ``bulk_create``: building a model instance per tick
+    costs more than the insert itself at tens of thousands a second
+    (``_ticks_insert``).
 
     Tick ids must become visible in id order: resampling reads "the ticks above the
     last id it saw". On PostgreSQL an id is drawn at insert but seen at commit, so
@@ -96,15 +130,13 @@ def ticks_store(
     by_symbol: dict[str, list[Tick]] = {}
     for tick in ticks:
         by_symbol.setdefault(tick.symbol, []).append(tick)
-    sql = _insert_sql()
     new_total = 0
     with transaction.atomic():
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [TICK_INSERT_LOCK])
             for symbol, rows in by_symbol.items():
-                cursor.executemany(sql, rows)
-                new = max(cursor.rowcount, 0)
+                new = _ticks_insert(cursor, rows)
                 _symbol_totals_add(symbol, rows, new)
                 new_total += new
         if gaps:
@@ -168,9 +200,9 @@ def id_holes(stored: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
-    newest = max(rows, key=lambda t: t.trade_id)
-    first = min(t.timestamp for t in rows)
-    last = max(t.timestamp for t in rows)
+    newest = max(rows, key=attrgetter("trade_id"))
+    first = min(map(attrgetter("timestamp"), rows))
+    last = max(map(attrgetter("timestamp"), rows))
     changes = {
         "tick_count": F("tick_count") + new,
         "first_tick_at": Case(
