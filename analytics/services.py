@@ -120,6 +120,9 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             row_opens = rows["timestamp"] - rows["timestamp"] % widest
             for open_time in range(start, end, widest):
                 stored[(symbol, open_time)] = rows[row_opens == open_time]
+    # Read before the transaction: on SQLite it holds the one write lock, which
+    # the tick writer waits for.
+    contiguous = {symbol: _contiguous_through(symbol, int(ticks["trade_id"].min())) for symbol, ticks in new.items()}
     with transaction.atomic():
         for interval, length in INTERVALS.items():
             touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
@@ -130,8 +133,8 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             bars_upsert(bars)
         watermark.value = through
         watermark.save(update_fields=["value", "updated_at"])
-        for symbol, ticks in new.items():
-            complete = _complete_through(symbol, int(ticks["trade_id"].min()))
+        for symbol, (last_id, complete) in contiguous.items():
+            Watermark.objects.update_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}", defaults={"value": last_id})
             if complete is not None:
                 _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", complete)
         _watermark_raise(EVENT_TIME_WATERMARK, max(int(ticks["timestamp"].max()) for ticks in new.values()))
@@ -205,17 +208,19 @@ def _statements_resampled(stated: dict[str, int]) -> None:
         _watermark_raise(f"{CLOSED_WATERMARK}.{symbol}", closed_through)
 
 
-def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int | None:
-    """Trade time up to which every trade of ``symbol`` is stored (ms), or None if unknown.
+def _contiguous_through(symbol: str, first_new_id: int, page: int = 50_000) -> tuple[int, int | None]:
+    """The id up to which every trade of ``symbol`` is stored, and its trade time (ms, None if unknown).
 
     Aggregate ids are contiguous per symbol, so a hole is a trade not stored yet:
     after a reconnect the live trades are stored before the backfill brings the
     ones in between. Bars must not close on the live trades' time while the hole
     is open, or the snapshot of those bars would be computed without them. A hole
     behind more than ``GAP_HOLD_MS`` of newer trades is given up on (logged).
+    The scan starts where the last run's ended (``CONTIGUOUS_WATERMARK``), or at
+    the first new tick; the caller records where this one ends.
     """
-    mark, created = Watermark.objects.get_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}")
-    last_id = first_new_id - 1 if created else mark.value
+    mark = selectors.watermark_value(f"{CONTIGUOUS_WATERMARK}.{symbol}")
+    last_id = first_new_id - 1 if mark is None else mark
     complete = None
     table, qn = _tick_table()
     sql = (
@@ -246,9 +251,7 @@ def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int
             symbol, last_id + 1, hole[0] - 1, (newest - held_since) / 1000,
         )  # fmt: skip
         last_id = hole[0] - 1
-    mark.value = last_id
-    mark.save(update_fields=["value", "updated_at"])
-    return complete
+    return last_id, complete
 
 
 def _watermark_raise(name: str, value: int) -> None:
@@ -300,7 +303,7 @@ class EventClock:
 
     Ticks no feed states anything of (replays, tests, an older feed) close on the
     rule before statements: event time (``feed_event_time`` over the trades stored
-    without a hole, ``_complete_through``), or the wall clock while the leg's feed
+    without a hole, ``_contiguous_through``), or the wall clock while the leg's feed
     is live and the resampling has caught up.
     """
 
