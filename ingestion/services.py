@@ -67,12 +67,12 @@ TICK_INSERT_LOCK = 0x7061697273
 SQLITE_INSERT_ROWS = 500
 
 
-def _insert_sql(rows: int = 1) -> str:
+def _insert_sql(rows: int = 1, placeholder: str = "%s") -> str:
     qn = connection.ops.quote_name
     table = qn(TickRow._meta.db_table)
     # Column order is the field order of ``binance.Tick``, so ticks bind as they are.
     # ON CONFLICT DO NOTHING is understood by both SQLite (>= 3.24) and PostgreSQL.
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * rows)
+    values = ", ".join([f"({', '.join([placeholder] * len(Tick._fields))})"] * rows)
     return (
         f"INSERT INTO {table} ({qn('timestamp')}, {qn('symbol')}, {qn('price')}, {qn('quantity')}, {qn('trade_id')}) "
         f"VALUES {values} ON CONFLICT ({qn('symbol')}, {qn('trade_id')}) DO NOTHING"
@@ -85,21 +85,26 @@ def _ticks_insert(cursor: Any, ticks: list[Tick]) -> int:
     On SQLite, a few hundred rows a statement: ``executemany`` steps the statement
     once per row and takes the GIL back after each, so the writer thread would
     contend for it with the event loop at every tick; one multi-row statement is
-    stepped once, without the GIL, and costs less than half as much in all.
+    stepped once, without the GIL, and costs less than half as much in all. It goes
+    to the driver's own connection, in the transaction Django opened, with
+    Django's error classes: Django's cursor would rewrite its placeholders with a
+    regular expression at every statement.
     """
     if connection.vendor != "sqlite":
         cursor.executemany(_insert_sql(), ticks)
         return max(cursor.rowcount, 0)
+    driver = connection.connection
     try:
-        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except AttributeError:  # an older sqlite3 module: SQLite's smallest default
         limit = 999
     per = max(1, min(SQLITE_INSERT_ROWS, limit // len(Tick._fields)))
     new = 0
-    for start in range(0, len(ticks), per):
-        part = ticks[start : start + per]
-        cursor.execute(_insert_sql(len(part)), list(chain.from_iterable(part)))
-        new += max(cursor.rowcount, 0)
+    with connection.wrap_database_errors:
+        for start in range(0, len(ticks), per):
+            part = ticks[start : start + per]
+            inserted = driver.execute(_insert_sql(len(part), "?"), list(chain.from_iterable(part))).rowcount
+            new += max(inserted, 0)
     return new
 
 
