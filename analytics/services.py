@@ -22,6 +22,7 @@ from django.db.models import F
 
 from ingestion.binance import KLINES_LIMIT, Kline
 from ingestion.client import RateLimited, klines_fetch
+from ingestion.journal import Run, stored_ticks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
 from pairs_project.common.masking import url_credentials_masked
@@ -122,7 +123,7 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
                 stored[(symbol, open_time)] = rows[row_opens == open_time]
     # Read before the transaction: on SQLite it holds the one write lock, which
     # the tick writer waits for.
-    contiguous = {symbol: _contiguous_through(symbol, int(ticks["trade_id"].min())) for symbol, ticks in new.items()}
+    contiguous = {symbol: _contiguous_through(symbol, ticks, through) for symbol, ticks in new.items()}
     with transaction.atomic():
         for interval, length in INTERVALS.items():
             touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
@@ -166,27 +167,80 @@ def _tick_table() -> tuple[str, Callable[[str], str]]:
 
 
 def _ticks_after(after_id: int, limit: int) -> dict[str, np.ndarray]:
-    """Up to ``limit`` ticks with an id above ``after_id``, in id order, as ``TICK_COLUMNS`` per symbol."""
+    """Up to ``limit`` ticks with an id above ``after_id``, in id order, as ``TICK_COLUMNS`` per symbol.
+
+    Those this process's tick writer has just stored come from its record
+    (``ingestion.journal``), as far as it holds every id from ``after_id`` on and
+    the table as many rows in them; the rest, and all on PostgreSQL, are read.
+    """
     table, qn = _tick_table()
     columns = ", ".join(qn(c) for c in ("id", "timestamp", "symbol", "price", "quantity", "trade_id"))
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX({qn('id')}) FROM {table}")
+            (newest,) = cursor.fetchone()
+            if newest is None or newest <= after_id:
+                return {}
+            runs = []
+            if newest - after_id <= limit:
+                runs = stored_ticks.between(str(connection.settings_dict["NAME"]), after_id, newest)
+            if runs:
+                recorded = runs[-1].last_id
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE {qn('id')} > %s AND {qn('id')} <= %s", [after_id, recorded]
+                )
+                if cursor.fetchone()[0] == recorded - after_id:
+                    # The rest (committed, not recorded yet) is read: the same ids as a read of them all.
+                    cursor.execute(
+                        f"SELECT {columns} FROM {table} WHERE {qn('id')} > %s AND {qn('id')} <= %s ORDER BY {qn('id')}",
+                        [recorded, newest],
+                    )
+                    return _columns_by_symbol([*_runs_as_columns(runs), *_rows_as_columns(cursor.fetchall())])
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns} FROM {table} WHERE {qn('id')} > %s ORDER BY {qn('id')} LIMIT %s", [after_id, limit]
         )
-        rows = cursor.fetchall()
+        return _columns_by_symbol(_rows_as_columns(cursor.fetchall()))
+
+
+_ROW_DTYPE = np.dtype([*((name, TICK_COLUMNS[name]) for name in ("id", "timestamp")), ("symbol", object),
+                       *((name, TICK_COLUMNS[name]) for name in ("price", "quantity", "trade_id"))])  # fmt: skip
+
+
+def _rows_as_columns(rows: list[tuple]) -> list[tuple[str, np.ndarray]]:
+    """Rows ``(id, timestamp, symbol, price, quantity, trade_id)`` as ``TICK_COLUMNS`` per symbol."""
     if not rows:
-        return {}
-    table_dtype = np.dtype([*((name, TICK_COLUMNS[name]) for name in ("id", "timestamp")), ("symbol", object),
-                            *((name, TICK_COLUMNS[name]) for name in ("price", "quantity", "trade_id"))])  # fmt: skip
-    both = np.array(rows, dtype=table_dtype)
-    by_symbol = {}
+        return []
+    both = np.array(rows, dtype=_ROW_DTYPE)
+    parts = []
     for symbol in sorted(set(both["symbol"].tolist())):
         mine = both[both["symbol"] == symbol]
         ticks = np.empty(len(mine), dtype=TICK_COLUMNS)
         for name in TICK_COLUMNS.names:
             ticks[name] = mine[name]
-        by_symbol[symbol] = ticks
-    return by_symbol
+        parts.append((symbol, ticks))
+    return parts
+
+
+def _columns_by_symbol(parts: list[tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Parts of ``TICK_COLUMNS`` per symbol, given in id order, joined per symbol."""
+    by_symbol: dict[str, list[np.ndarray]] = {}
+    for symbol, ticks in parts:
+        by_symbol.setdefault(symbol, []).append(ticks)
+    return {symbol: np.concatenate(by_symbol[symbol]) for symbol in sorted(by_symbol)}
+
+
+def _runs_as_columns(runs: list[Run]) -> list[tuple[str, np.ndarray]]:
+    """The ticks of ``runs`` (each stored with consecutive ids) as ``TICK_COLUMNS``, a part per run."""
+    parts = []
+    for run in runs:
+        timestamps, _, prices, quantities, trade_ids = zip(*run.ticks, strict=True)
+        ticks = np.empty(len(run.ticks), dtype=TICK_COLUMNS)
+        ticks["id"] = np.arange(run.first_id, run.first_id + len(run.ticks))
+        ticks["timestamp"], ticks["price"], ticks["quantity"] = timestamps, prices, quantities
+        ticks["trade_id"] = trade_ids
+        parts.append((run.symbol, ticks))
+    return parts
 
 
 def _ticks_between(symbol: str, start: int, end: int, *, through_id: int) -> np.ndarray:
@@ -208,8 +262,8 @@ def _statements_resampled(stated: dict[str, int]) -> None:
         _watermark_raise(f"{CLOSED_WATERMARK}.{symbol}", closed_through)
 
 
-def _contiguous_through(symbol: str, first_new_id: int, page: int = 50_000) -> tuple[int, int | None]:
-    """The id up to which every trade of ``symbol`` is stored, and its trade time (ms, None if unknown).
+def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 50_000) -> tuple[int, int | None]:
+    """The trade id up to which every trade of ``symbol`` is stored, and its trade time (ms, None if unknown).
 
     Aggregate ids are contiguous per symbol, so a hole is a trade not stored yet:
     after a reconnect the live trades are stored before the backfill brings the
@@ -217,21 +271,42 @@ def _contiguous_through(symbol: str, first_new_id: int, page: int = 50_000) -> t
     is open, or the snapshot of those bars would be computed without them. A hole
     behind more than ``GAP_HOLD_MS`` of newer trades is given up on (logged).
     The scan starts where the last run's ended (``CONTIGUOUS_WATERMARK``), or at
-    the first new tick; the caller records where this one ends.
+    the first of the ``new`` ticks (``TICK_COLUMNS``, row ids up to ``through``);
+    the caller records where this one ends. When the stored trades past the start
+    are all among the new ticks (counted), it scans those, else the table.
     """
     mark = selectors.watermark_value(f"{CONTIGUOUS_WATERMARK}.{symbol}")
-    last_id = first_new_id - 1 if mark is None else mark
-    complete = None
+    last_id = int(new["trade_id"].min()) - 1 if mark is None else mark
     table, qn = _tick_table()
-    sql = (
-        f"SELECT {qn('trade_id')}, {qn('timestamp')} FROM {table} WHERE {qn('symbol')} = %s AND {qn('trade_id')} > %s "
-        f"ORDER BY {qn('trade_id')} LIMIT %s"
-    )
+    ahead = new[new["trade_id"] > last_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {qn('symbol')} = %s AND {qn('trade_id')} > %s AND {qn('id')} <= %s",
+            [symbol, last_id, through],
+        )
+        (stored,) = cursor.fetchone()
+    if stored == len(ahead):
+        ahead = ahead[np.argsort(ahead["trade_id"], kind="stable")]
+        trade_ids, times = ahead["trade_id"], ahead["timestamp"]
+
+        def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:
+            first = int(np.searchsorted(trade_ids, after, side="right"))
+            return trade_ids[first : first + page], times[first : first + page]
+    else:
+        sql = (
+            f"SELECT {qn('trade_id')}, {qn('timestamp')} FROM {table} WHERE {qn('symbol')} = %s "
+            f"AND {qn('trade_id')} > %s ORDER BY {qn('trade_id')} LIMIT %s"
+        )
+
+        def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [symbol, after, page])
+                rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+            return rows[:, 0], rows[:, 1]
+
+    complete = None
     while True:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [symbol, last_id, page])
-            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
-        ids, times = rows[:, 0], rows[:, 1]
+        ids, times = trades_after(last_id)
         # Ids are unique and ascending: the run without a hole is where they count up from last_id + 1.
         holes = np.flatnonzero(ids != np.arange(last_id + 1, last_id + 1 + len(ids)))
         contiguous = int(holes[0]) if len(holes) else len(ids)

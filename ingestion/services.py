@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,6 +25,7 @@ from pairs_project.common.masking import url_credentials_masked
 from .binance import Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
+from .journal import Run, stored_ticks
 from .listing import symbols_tradable
 from .models import FeedStatus, Gap, Symbol
 from .models import Tick as TickRow
@@ -79,7 +80,7 @@ def _insert_sql(rows: int = 1, placeholder: str = "%s") -> str:
     )
 
 
-def _ticks_insert(cursor: Any, ticks: list[Tick]) -> int:
+def _ticks_insert(cursor: Any, ticks: list[Tick], runs: list[Run]) -> int:
     """Insert ``ticks`` (duplicates ignored); return how many were new.
 
     On SQLite, a few hundred rows a statement: ``executemany`` steps the statement
@@ -88,7 +89,9 @@ def _ticks_insert(cursor: Any, ticks: list[Tick]) -> int:
     stepped once, without the GIL, and costs less than half as much in all. It goes
     to the driver's own connection, in the transaction Django opened, with
     Django's error classes: Django's cursor would rewrite its placeholders with a
-    regular expression at every statement.
+    regular expression at every statement. A statement that stored all its rows
+    gave them consecutive ids ending at its ``lastrowid`` (SQLite's AUTOINCREMENT,
+    one writer at a time): it is added to ``runs`` (``ingestion.journal``).
     """
     if connection.vendor != "sqlite":
         cursor.executemany(_insert_sql(), ticks)
@@ -99,12 +102,16 @@ def _ticks_insert(cursor: Any, ticks: list[Tick]) -> int:
     except AttributeError:  # an older sqlite3 module: SQLite's smallest default
         limit = 999
     per = max(1, min(SQLITE_INSERT_ROWS, limit // len(Tick._fields)))
+    database = str(connection.settings_dict["NAME"])
     new = 0
     with connection.wrap_database_errors:
         for start in range(0, len(ticks), per):
             part = ticks[start : start + per]
-            inserted = driver.execute(_insert_sql(len(part), "?"), list(chain.from_iterable(part))).rowcount
-            new += max(inserted, 0)
+            statement = driver.execute(_insert_sql(len(part), "?"), list(chain.from_iterable(part)))
+            inserted = max(statement.rowcount, 0)
+            if inserted == len(part) and statement.lastrowid is not None:
+                runs.append(Run(database, statement.lastrowid - inserted + 1, part[0].symbol, part))
+            new += inserted
     return new
 
 
@@ -136,12 +143,13 @@ def ticks_store(
     for tick in ticks:
         by_symbol.setdefault(tick.symbol, []).append(tick)
     new_total = 0
+    runs: list[Run] = []
     with transaction.atomic():
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [TICK_INSERT_LOCK])
             for symbol, rows in by_symbol.items():
-                new = _ticks_insert(cursor, rows)
+                new = _ticks_insert(cursor, rows, runs)
                 _symbol_totals_add(symbol, rows, new)
                 new_total += new
         if gaps:
@@ -150,6 +158,8 @@ def ticks_store(
             Symbol.objects.filter(Q(closed_through__isnull=True) | Q(closed_through__lt=stated), name=symbol).update(
                 closed_through=stated
             )
+        if runs and stored_ticks.wanted:
+            transaction.on_commit(functools.partial(stored_ticks.record, runs))
     return new_total
 
 
@@ -205,9 +215,9 @@ def id_holes(stored: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
-    newest = max(rows, key=attrgetter("trade_id"))
-    first = min(map(attrgetter("timestamp"), rows))
-    last = max(map(attrgetter("timestamp"), rows))
+    newest = max(rows, key=itemgetter(4))  # Tick field order: (timestamp, symbol, price, quantity, trade_id)
+    first = min(map(itemgetter(0), rows))
+    last = max(map(itemgetter(0), rows))
     changes = {
         "tick_count": F("tick_count") + new,
         "first_tick_at": Case(

@@ -10,13 +10,17 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from django.core.cache import cache
+from django.db import connection
 from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics import selectors, services
 from analytics.bars import INTERVALS, affected_open_times, build_bars
 from analytics.models import Bar, Pair, Snapshot, Watermark
 from analytics.snapshot import STAT_FIELDS, snapshot_json
+from ingestion import journal
+from ingestion import services as ingestion_services
 from ingestion.binance import Tick, parse_frame
+from ingestion.models import Tick as TickRow
 from ingestion.services import ticks_store
 from pairs_project import pipeline
 from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
@@ -482,3 +486,40 @@ def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cy
     snapshot_cycle(now=T0 + 43_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ticks_this_process_stored_are_resampled_from_its_record_and_give_the_same_bars(
+    recorded_ticks, monkeypatch
+):
+    """Committed batches come from ``ingestion.journal``; the bars are those of a rebuild from the table."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the record is of SQLite's consecutive ids")
+    monkeypatch.setattr(journal, "stored_ticks", journal.StoredTicks())
+    monkeypatch.setattr(ingestion_services, "stored_ticks", journal.stored_ticks)
+    monkeypatch.setattr(services, "stored_ticks", journal.stored_ticks)
+    monkeypatch.setattr(services, "_widest_bars", services.WidestBarTicks())
+    recorded, read = [], []
+    as_columns, as_rows = services._runs_as_columns, services._rows_as_columns
+    monkeypatch.setattr(services, "_runs_as_columns", lambda runs: recorded.append(runs) or as_columns(runs))
+    monkeypatch.setattr(services, "_rows_as_columns", lambda rows: read.append(len(rows)) or as_rows(rows))
+    ticks = recorded_ticks[:9000]
+    late = ticks[4000:4050]
+    stored = ticks[:4000] + ticks[4050:]
+    store_and_resample(stored[:3000], batch=1500)  # the first run asks; the second batch is recorded
+    assert recorded and sum(len(r.ticks) for runs in recorded for r in runs) == 1500
+    recorded.clear(), read.clear()
+    store_and_resample(stored[3000:6000], batch=1000)
+    assert sum(len(r.ticks) for runs in recorded for r in runs) == 3000 and sum(read) == 0
+    store_and_resample(late + ticks[4040:4060])  # late, with twenty duplicates: their statements are read
+    assert sum(read) == len(late)
+    read.clear()
+    ticks_store(stored[6000:7000])
+    TickRow.objects.filter(trade_id=stored[6500].trade_id, symbol=stored[6500].symbol).delete()  # gone since
+    services.bars_resample()
+    assert sum(read) == 999
+    store_and_resample(stored[7000:])
+    for interval in INTERVALS:
+        assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
+            tuple(bar) for bar in build_bars([t for t in ticks if t != stored[6500]], interval)
+        ]
