@@ -16,6 +16,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal
@@ -253,12 +254,16 @@ def _agg_trade_fast(message: Any) -> Tick | None:
     ):
         return None
     try:
-        tick = Tick(timestamp, symbol, float(price), float(quantity), trade_id)
+        price, quantity = float(price), float(quantity)
     except ValueError:
         return None
-    if not (0.0 < tick.price < math.inf and 0.0 <= tick.quantity < math.inf):
+    if not (0.0 < price < math.inf and 0.0 <= quantity < math.inf):
         return None
-    return tick
+    return _new_tick((timestamp, symbol, price, quantity, trade_id))
+
+
+#: ``Tick(*fields)`` without the Python-level ``__new__`` of a named tuple (the same object).
+_new_tick = functools.partial(tuple.__new__, Tick)
 
 
 def _mark_price_from_payload(data: dict[str, Any]) -> MarkPrice:
