@@ -159,9 +159,12 @@ def _build(
 ) -> list[Bar]:
     """Bars of ticks given as columns; ``codes`` index ``names`` (sorted) per tick."""
     # Sort by (symbol, timestamp, trade_id): lexsort's last key is the primary one.
-    order = np.lexsort((ids, ts, codes))
-    ts, codes, ids = ts[order], codes[order], ids[order]
-    prices, quantities = prices[order], quantities[order]
+    # Ticks in that order already (the resampling keeps them so) stay as they are:
+    # the stable sort would not move them.
+    if not _ordered(codes, ts, ids):
+        order = np.lexsort((ids, ts, codes))
+        ts, codes, ids = ts[order], codes[order], ids[order]
+        prices, quantities = prices[order], quantities[order]
 
     # Drop repeats of one trade (adjacent after the sort).
     repeat = np.zeros(len(ts), dtype=bool)
@@ -239,6 +242,22 @@ class WidestBarTicks:
         """Keep ``bars`` (all stored ticks of each, as of ``key``), unless they are too many ticks."""
         if sum(len(ticks) for ticks in bars.values()) <= self.max_ticks:
             self._bars, self._key = bars, key
+
+
+def _ordered(codes: npt.NDArray[Any], ts: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]) -> bool:
+    """Whether the ticks are in (symbol, timestamp, trade_id) order, ties included."""
+    if len(ts) < 2:
+        return True
+    c0, c1, t0, t1 = codes[:-1], codes[1:], ts[:-1], ts[1:]
+    return bool(np.all((c0 < c1) | ((c0 == c1) & ((t0 < t1) | ((t0 == t1) & (ids[:-1] <= ids[1:]))))))
+
+
+def in_time_order(ticks: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``TICK_COLUMNS`` of one symbol in (timestamp, trade_id) order (the same array when they are)."""
+    codes = np.zeros(len(ticks), dtype=np.intp)
+    if _ordered(codes, ticks["timestamp"], ticks["trade_id"]):
+        return ticks
+    return ticks[np.lexsort((ticks["trade_id"], ticks["timestamp"]))]
 
 
 def affected_open_times(ticks: Iterable[Sequence[Any]], interval: str) -> set[tuple[str, int]]:

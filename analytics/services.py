@@ -35,6 +35,7 @@ from .bars import (
     align_closes,
     build_bars_of_symbol,
     feed_event_time,
+    in_time_order,
     last_closed_open_time,
 )
 from .models import Bar, Pair, Snapshot, Watermark
@@ -104,7 +105,8 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     read = sum(len(ticks) for ticks in new.values())
     through = max(int(ticks["id"][-1]) for ticks in new.values())
     # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
-    # bars hold those of every narrower one: one set serves all three.
+    # bars hold those of every narrower one: one set serves all three. Each is
+    # kept in time order, so a narrower bar's ticks are a slice of it.
     widest = INTERVALS[max(INTERVALS, key=INTERVALS.__getitem__)]
     stored: dict[tuple[str, int], np.ndarray] = {}
     for symbol, ticks in new.items():
@@ -115,23 +117,29 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
             if earlier is None:
                 unkept.append(open_time)
             else:
-                stored[(symbol, open_time)] = np.concatenate([earlier, ticks[opens == open_time]])
+                stored[(symbol, open_time)] = in_time_order(np.concatenate([earlier, ticks[opens == open_time]]))
         for start, end in _spans(unkept, widest):
             rows = _ticks_between(symbol, start, end, through_id=through)
             row_opens = rows["timestamp"] - rows["timestamp"] % widest
             for open_time in range(start, end, widest):
-                stored[(symbol, open_time)] = rows[row_opens == open_time]
+                stored[(symbol, open_time)] = in_time_order(rows[row_opens == open_time])
+    bars: dict[str, list] = {}
+    for interval, length in INTERVALS.items():
+        touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
+        bars[interval] = []
+        for (symbol, _), ticks in sorted(stored.items()):
+            if length < widest:  # the widest bars are those of ``stored``, all touched
+                mine = touched[symbol]
+                # The touched bars of this one start at or after the first touched open time.
+                ticks = ticks[int(np.searchsorted(ticks["timestamp"], mine[0], side="left")) :]
+                ticks = ticks[np.isin(ticks["timestamp"] - ticks["timestamp"] % length, mine)]
+            bars[interval].extend(build_bars_of_symbol(symbol, ticks, interval))
     # Read before the transaction: on SQLite it holds the one write lock, which
     # the tick writer waits for.
     contiguous = {symbol: _contiguous_through(symbol, ticks, through) for symbol, ticks in new.items()}
     with transaction.atomic():
-        for interval, length in INTERVALS.items():
-            touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
-            bars = []
-            for (symbol, _), ticks in sorted(stored.items()):
-                opens = ticks["timestamp"] - ticks["timestamp"] % length
-                bars.extend(build_bars_of_symbol(symbol, ticks[np.isin(opens, touched[symbol])], interval))
-            bars_upsert(bars)
+        for interval in INTERVALS:
+            bars_upsert(bars[interval])
         watermark.value = through
         watermark.save(update_fields=["value", "updated_at"])
         for symbol, (last_id, complete) in contiguous.items():
@@ -286,7 +294,8 @@ def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 
         )
         (stored,) = cursor.fetchone()
     if stored == len(ahead):
-        ahead = ahead[np.argsort(ahead["trade_id"], kind="stable")]
+        if len(ahead) > 1 and not np.all(ahead["trade_id"][1:] > ahead["trade_id"][:-1]):
+            ahead = ahead[np.argsort(ahead["trade_id"], kind="stable")]
         trade_ids, times = ahead["trade_id"], ahead["timestamp"]
 
         def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:

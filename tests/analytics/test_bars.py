@@ -26,6 +26,7 @@ from analytics.bars import (
     build_bars_from_columns,
     build_bars_of_symbol,
     feed_event_time,
+    in_time_order,
     last_closed_open_time,
     parse_interval,
 )
@@ -222,7 +223,12 @@ def test_one_symbol_as_columns_gives_the_same_bars_field_for_field(recorded_tick
         ticks = [t for t in recorded_ticks if t.symbol == symbol]
         shuffled = random.Random(3).sample(ticks, len(ticks))
         rows = [(i, t.timestamp, t.price, t.quantity, t.trade_id) for i, t in enumerate(shuffled)]
-        assert build_bars_of_symbol(symbol, np.array(rows, dtype=TICK_COLUMNS), interval) == build_bars(ticks, interval)
+        columns = np.array(rows, dtype=TICK_COLUMNS)
+        assert build_bars_of_symbol(symbol, columns, interval) == build_bars(ticks, interval)
+        ordered = in_time_order(columns)  # as the resampling keeps them: built without a sort
+        assert in_time_order(ordered) is ordered
+        assert ordered[["timestamp", "trade_id"]].tolist() == sorted((t.timestamp, t.trade_id) for t in ticks)
+        assert build_bars_of_symbol(symbol, ordered, interval) == build_bars(ticks, interval)
     assert build_bars_of_symbol("BTCUSDT", np.array([], dtype=TICK_COLUMNS), "1s") == []
 
 
