@@ -159,9 +159,12 @@ def _build(
 ) -> list[Bar]:
     """Bars of ticks given as columns; ``codes`` index ``names`` (sorted) per tick."""
     # Sort by (symbol, timestamp, trade_id): lexsort's last key is the primary one.
-    order = np.lexsort((ids, ts, codes))
-    ts, codes, ids = ts[order], codes[order], ids[order]
-    prices, quantities = prices[order], quantities[order]
+    # Ticks in that order already (the resampling keeps them so) stay as they are:
+    # the stable sort would not move them.
+    if not _ordered(codes, ts, ids):
+        order = np.lexsort((ids, ts, codes))
+        ts, codes, ids = ts[order], codes[order], ids[order]
+        prices, quantities = prices[order], quantities[order]
 
     # Drop repeats of one trade (adjacent after the sort).
     repeat = np.zeros(len(ts), dtype=bool)
@@ -191,6 +194,70 @@ def _build(
             strict=True,
         )
     ]
+
+
+#: One symbol's stored ticks as columns (``id`` the row id): what the resampling keeps between runs.
+TICK_COLUMNS = np.dtype(
+    [("id", np.int64), ("timestamp", np.int64), ("price", np.float64), ("quantity", np.float64), ("trade_id", np.int64)]
+)
+
+
+def build_bars_of_symbol(symbol: str, ticks: npt.NDArray[Any], interval: str) -> list[Bar]:
+    """``build_bars`` of ticks of one ``symbol`` given as a ``TICK_COLUMNS`` array (the same bars, field for field)."""
+    interval_ms = parse_interval(interval)
+    if not len(ticks):
+        return []
+    codes = np.zeros(len(ticks), dtype=np.intp)
+    return _build(
+        ticks["timestamp"], codes, [symbol], ticks["price"], ticks["quantity"], ticks["trade_id"], interval, interval_ms
+    )
+
+
+class WidestBarTicks:
+    """The stored ticks of the widest bars one resampling run rebuilt, kept for the next run.
+
+    A new tick re-opens its 1s, 1m and 5m bars, and each is rebuilt from all of its
+    stored ticks: without this, every run re-reads every stored tick of the current
+    5 m bar, a cost that grows through the bar (quadratic in a burst). The ticks are
+    kept with what they are the ticks *of*: ``key`` names the run's watermark (the
+    highest tick id it read, and the watermark row's save), and ``take`` hands them
+    over only to a run that starts from that very watermark, so a run after another
+    process's, a rolled-back one or one on another database reads the database as
+    before. Given the watermark, the kept ticks of a bar plus the new ticks above it
+    are all of the bar's stored ticks (ids become visible in id order).
+    """
+
+    def __init__(self, max_ticks: int = 1_000_000) -> None:
+        self.max_ticks = max_ticks
+        self._key: object = None
+        self._bars: dict[tuple[str, int], npt.NDArray[Any]] = {}
+
+    def take(self, key: object) -> dict[tuple[str, int], npt.NDArray[Any]]:
+        """The kept ticks per (symbol, open time) if they are of ``key``, else none; forgotten either way."""
+        bars, kept = self._bars, self._key
+        self._bars, self._key = {}, None
+        return bars if kept is not None and kept == key else {}
+
+    def keep(self, key: object, bars: dict[tuple[str, int], npt.NDArray[Any]]) -> None:
+        """Keep ``bars`` (all stored ticks of each, as of ``key``), unless they are too many ticks."""
+        if sum(len(ticks) for ticks in bars.values()) <= self.max_ticks:
+            self._bars, self._key = bars, key
+
+
+def _ordered(codes: npt.NDArray[Any], ts: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]) -> bool:
+    """Whether the ticks are in (symbol, timestamp, trade_id) order, ties included."""
+    if len(ts) < 2:
+        return True
+    c0, c1, t0, t1 = codes[:-1], codes[1:], ts[:-1], ts[1:]
+    return bool(np.all((c0 < c1) | ((c0 == c1) & ((t0 < t1) | ((t0 == t1) & (ids[:-1] <= ids[1:]))))))
+
+
+def in_time_order(ticks: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``TICK_COLUMNS`` of one symbol in (timestamp, trade_id) order (the same array when they are)."""
+    codes = np.zeros(len(ticks), dtype=np.intp)
+    if _ordered(codes, ticks["timestamp"], ticks["trade_id"]):
+        return ticks
+    return ticks[np.lexsort((ticks["trade_id"], ticks["timestamp"]))]
 
 
 def affected_open_times(ticks: Iterable[Sequence[Any]], interval: str) -> set[tuple[str, int]]:

@@ -22,6 +22,7 @@ from django.db.models import F
 
 from ingestion.binance import KLINES_LIMIT, Kline
 from ingestion.client import RateLimited, klines_fetch
+from ingestion.journal import Run, stored_ticks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
 from pairs_project.common.masking import url_credentials_masked
@@ -29,12 +30,12 @@ from pairs_project.common.masking import url_credentials_masked
 from . import selectors
 from .bars import (
     INTERVALS,
-    affected_open_times,
-    affected_spans,
+    TICK_COLUMNS,
+    WidestBarTicks,
     align_closes,
-    bar_open_time,
-    build_bars,
+    build_bars_of_symbol,
     feed_event_time,
+    in_time_order,
     last_closed_open_time,
 )
 from .models import Bar, Pair, Snapshot, Watermark
@@ -65,7 +66,6 @@ RESAMPLED_AT_WATERMARK = selectors.RESAMPLED_AT_WATERMARK
 #: the exchange no longer serves cannot hold a pair back for longer.
 GAP_HOLD_MS = 15_000
 _BAR_FIELDS = ["open", "high", "low", "close", "volume", "trades"]
-_TICK_COLUMNS = ("timestamp", "symbol", "price", "quantity", "trade_id")
 
 
 def now_ms() -> int:
@@ -75,6 +75,10 @@ def now_ms() -> int:
 # -- resampling ---------------------------------------------------------------
 
 
+#: The ticks of the widest bars the last resampling run of this process rebuilt (see ``WidestBarTicks``).
+_widest_bars = WidestBarTicks()
+
+
 def bars_resample(*, max_ticks: int = 200_000) -> int:
     """Turn the ticks stored since the last run into 1s/1m/5m bars; return how many were read.
 
@@ -82,49 +86,182 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     upserted, so a late (backfilled) tick re-opens its bar and the rows always
     equal a rebuild from scratch. "Since the last run" is by tick id, which holds
     because ``ticks_store`` makes ids visible in id order, whatever the number of
-    ingestion processes.
+    ingestion processes. The stored ticks of a bar are those up to the newest id
+    read: the ones the last run kept (``WidestBarTicks``) and the new ones, or else
+    read again. The ticks move as numpy columns, never as a Python object each.
     """
     started = now_ms()
     # The feeds' statements first, then the ticks: a statement commits with the
     # ticks it speaks of, so every tick it covers is among those read below.
     stated = dict(Symbol.objects.filter(closed_through__isnull=False).values_list("name", "closed_through"))
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
-    rows = list(
-        Tick.objects.filter(id__gt=watermark.value).order_by("id").values_list("id", *_TICK_COLUMNS)[:max_ticks]
-    )
-    if not rows:
+    kept = _widest_bars.take(_resampled_as_of(watermark))
+    new = _ticks_after(watermark.value, max_ticks)
+    if not new:
+        _widest_bars.keep(_resampled_as_of(watermark), kept)
         _watermark_raise(RESAMPLED_AT_WATERMARK, started)
         _statements_resampled(stated)
         return 0
-    new_ticks = [row[1:] for row in rows]
+    read = sum(len(ticks) for ticks in new.values())
+    through = max(int(ticks["id"][-1]) for ticks in new.values())
     # Intervals nest (1s in 1m in 5m), so the stored ticks of the widest affected
-    # bars hold those of every narrower one: one read serves all three.
-    widest = max(INTERVALS, key=INTERVALS.__getitem__)
-    stored: list[tuple] = []
-    for symbol, spans in affected_spans(new_ticks, widest).items():
-        for start, end in spans:
-            stored.extend(
-                Tick.objects.filter(symbol=symbol, timestamp__gte=start, timestamp__lt=end).values_list(*_TICK_COLUMNS)
-            )
+    # bars hold those of every narrower one: one set serves all three. Each is
+    # kept in time order, so a narrower bar's ticks are a slice of it.
+    widest = INTERVALS[max(INTERVALS, key=INTERVALS.__getitem__)]
+    stored: dict[tuple[str, int], np.ndarray] = {}
+    for symbol, ticks in new.items():
+        opens = ticks["timestamp"] - ticks["timestamp"] % widest
+        unkept = []
+        for open_time in np.unique(opens).tolist():
+            earlier = kept.get((symbol, open_time))
+            if earlier is None:
+                unkept.append(open_time)
+            else:
+                stored[(symbol, open_time)] = in_time_order(np.concatenate([earlier, ticks[opens == open_time]]))
+        for start, end in _spans(unkept, widest):
+            rows = _ticks_between(symbol, start, end, through_id=through)
+            row_opens = rows["timestamp"] - rows["timestamp"] % widest
+            for open_time in range(start, end, widest):
+                stored[(symbol, open_time)] = in_time_order(rows[row_opens == open_time])
+    bars: dict[str, list] = {}
+    for interval, length in INTERVALS.items():
+        touched = {symbol: np.unique(t["timestamp"] - t["timestamp"] % length) for symbol, t in new.items()}
+        bars[interval] = []
+        for (symbol, _), ticks in sorted(stored.items()):
+            if length < widest:  # the widest bars are those of ``stored``, all touched
+                mine = touched[symbol]
+                # The touched bars of this one start at or after the first touched open time.
+                ticks = ticks[int(np.searchsorted(ticks["timestamp"], mine[0], side="left")) :]
+                ticks = ticks[np.isin(ticks["timestamp"] - ticks["timestamp"] % length, mine)]
+            bars[interval].extend(build_bars_of_symbol(symbol, ticks, interval))
+    # Read before the transaction: on SQLite it holds the one write lock, which
+    # the tick writer waits for.
+    contiguous = {symbol: _contiguous_through(symbol, ticks, through) for symbol, ticks in new.items()}
     with transaction.atomic():
-        for interval, length in INTERVALS.items():
-            touched = affected_open_times(new_ticks, interval)
-            ticks = [t for t in stored if (t[1], bar_open_time(t[0], length)) in touched]
-            bars_upsert(build_bars(ticks, interval))
-        watermark.value = rows[-1][0]
+        for interval in INTERVALS:
+            bars_upsert(bars[interval])
+        watermark.value = through
         watermark.save(update_fields=["value", "updated_at"])
-        first_ids: dict[str, int] = {}
-        for _, _timestamp, symbol, _price, _quantity, trade_id in rows:
-            first_ids[symbol] = min(trade_id, first_ids.get(symbol, trade_id))
-        for symbol, first_id in first_ids.items():
-            complete = _complete_through(symbol, first_id)
+        for symbol, (last_id, complete) in contiguous.items():
+            Watermark.objects.update_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}", defaults={"value": last_id})
             if complete is not None:
                 _watermark_raise(f"{EVENT_TIME_WATERMARK}.{symbol}", complete)
-        _watermark_raise(EVENT_TIME_WATERMARK, max(row[1] for row in rows))
-        if len(rows) < max_ticks:  # everything stored before the start is in the bars
+        _watermark_raise(EVENT_TIME_WATERMARK, max(int(ticks["timestamp"].max()) for ticks in new.values()))
+        if read < max_ticks:  # everything stored before the start is in the bars
             _watermark_raise(RESAMPLED_AT_WATERMARK, started)
             _statements_resampled(stated)
-    return len(rows)
+    _widest_bars.keep(_resampled_as_of(watermark), stored)
+    return read
+
+
+def _resampled_as_of(watermark: Watermark) -> tuple[str, int, Any]:
+    """What the resampling's tick watermark is as of: database, value, and the save that set it."""
+    return (str(connection.settings_dict["NAME"]), watermark.value, watermark.updated_at)
+
+
+def _spans(open_times: list[int], length: int) -> list[tuple[int, int]]:
+    """Sorted open times of bars of ``length`` as ``[start, end)`` ranges, adjacent bars merged."""
+    spans: list[tuple[int, int]] = []
+    for t in sorted(open_times):
+        if spans and spans[-1][1] == t:
+            spans[-1] = (spans[-1][0], t + length)
+        else:
+            spans.append((t, t + length))
+    return spans
+
+
+def _tick_table() -> tuple[str, Callable[[str], str]]:
+    return connection.ops.quote_name(Tick._meta.db_table), connection.ops.quote_name
+
+
+def _ticks_after(after_id: int, limit: int) -> dict[str, np.ndarray]:
+    """Up to ``limit`` ticks with an id above ``after_id``, in id order, as ``TICK_COLUMNS`` per symbol.
+
+    Those this process's tick writer has just stored come from its record
+    (``ingestion.journal``), as far as it holds every id from ``after_id`` on and
+    the table as many rows in them; the rest, and all on PostgreSQL, are read.
+    """
+    table, qn = _tick_table()
+    columns = ", ".join(qn(c) for c in ("id", "timestamp", "symbol", "price", "quantity", "trade_id"))
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX({qn('id')}) FROM {table}")
+            (newest,) = cursor.fetchone()
+            if newest is None or newest <= after_id:
+                return {}
+            runs = []
+            if newest - after_id <= limit:
+                runs = stored_ticks.between(str(connection.settings_dict["NAME"]), after_id, newest)
+            if runs:
+                recorded = runs[-1].last_id
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE {qn('id')} > %s AND {qn('id')} <= %s", [after_id, recorded]
+                )
+                if cursor.fetchone()[0] == recorded - after_id:
+                    # The rest (committed, not recorded yet) is read: the same ids as a read of them all.
+                    cursor.execute(
+                        f"SELECT {columns} FROM {table} WHERE {qn('id')} > %s AND {qn('id')} <= %s ORDER BY {qn('id')}",
+                        [recorded, newest],
+                    )
+                    return _columns_by_symbol([*_runs_as_columns(runs), *_rows_as_columns(cursor.fetchall())])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {table} WHERE {qn('id')} > %s ORDER BY {qn('id')} LIMIT %s", [after_id, limit]
+        )
+        return _columns_by_symbol(_rows_as_columns(cursor.fetchall()))
+
+
+_ROW_DTYPE = np.dtype([*((name, TICK_COLUMNS[name]) for name in ("id", "timestamp")), ("symbol", object),
+                       *((name, TICK_COLUMNS[name]) for name in ("price", "quantity", "trade_id"))])  # fmt: skip
+
+
+def _rows_as_columns(rows: list[tuple]) -> list[tuple[str, np.ndarray]]:
+    """Rows ``(id, timestamp, symbol, price, quantity, trade_id)`` as ``TICK_COLUMNS`` per symbol."""
+    if not rows:
+        return []
+    both = np.array(rows, dtype=_ROW_DTYPE)
+    parts = []
+    for symbol in sorted(set(both["symbol"].tolist())):
+        mine = both[both["symbol"] == symbol]
+        ticks = np.empty(len(mine), dtype=TICK_COLUMNS)
+        for name in TICK_COLUMNS.names:
+            ticks[name] = mine[name]
+        parts.append((symbol, ticks))
+    return parts
+
+
+def _columns_by_symbol(parts: list[tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Parts of ``TICK_COLUMNS`` per symbol, given in id order, joined per symbol."""
+    by_symbol: dict[str, list[np.ndarray]] = {}
+    for symbol, ticks in parts:
+        by_symbol.setdefault(symbol, []).append(ticks)
+    return {symbol: np.concatenate(by_symbol[symbol]) for symbol in sorted(by_symbol)}
+
+
+def _runs_as_columns(runs: list[Run]) -> list[tuple[str, np.ndarray]]:
+    """The ticks of ``runs`` (each stored with consecutive ids) as ``TICK_COLUMNS``, a part per run."""
+    parts = []
+    for run in runs:
+        timestamps, _, prices, quantities, trade_ids = zip(*run.ticks, strict=True)
+        ticks = np.empty(len(run.ticks), dtype=TICK_COLUMNS)
+        ticks["id"] = np.arange(run.first_id, run.first_id + len(run.ticks))
+        ticks["timestamp"], ticks["price"], ticks["quantity"] = timestamps, prices, quantities
+        ticks["trade_id"] = trade_ids
+        parts.append((run.symbol, ticks))
+    return parts
+
+
+def _ticks_between(symbol: str, start: int, end: int, *, through_id: int) -> np.ndarray:
+    """The stored ticks of ``symbol`` with ``start <= timestamp < end`` and an id up to ``through_id``."""
+    table, qn = _tick_table()
+    columns = ", ".join(qn(c) for c in TICK_COLUMNS.names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {table} WHERE {qn('symbol')} = %s AND {qn('timestamp')} >= %s "
+            f"AND {qn('timestamp')} < %s AND {qn('id')} <= %s",
+            [symbol, start, end, through_id],
+        )
+        return np.array(cursor.fetchall(), dtype=TICK_COLUMNS)
 
 
 def _statements_resampled(stated: dict[str, int]) -> None:
@@ -133,35 +270,63 @@ def _statements_resampled(stated: dict[str, int]) -> None:
         _watermark_raise(f"{CLOSED_WATERMARK}.{symbol}", closed_through)
 
 
-def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int | None:
-    """Trade time up to which every trade of ``symbol`` is stored (ms), or None if unknown.
+def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 50_000) -> tuple[int, int | None]:
+    """The trade id up to which every trade of ``symbol`` is stored, and its trade time (ms, None if unknown).
 
     Aggregate ids are contiguous per symbol, so a hole is a trade not stored yet:
     after a reconnect the live trades are stored before the backfill brings the
     ones in between. Bars must not close on the live trades' time while the hole
     is open, or the snapshot of those bars would be computed without them. A hole
     behind more than ``GAP_HOLD_MS`` of newer trades is given up on (logged).
+    The scan starts where the last run's ended (``CONTIGUOUS_WATERMARK``), or at
+    the first of the ``new`` ticks (``TICK_COLUMNS``, row ids up to ``through``);
+    the caller records where this one ends. When the stored trades past the start
+    are all among the new ticks (counted), it scans those, else the table.
     """
-    mark, created = Watermark.objects.get_or_create(name=f"{CONTIGUOUS_WATERMARK}.{symbol}")
-    last_id = first_new_id - 1 if created else mark.value
+    mark = selectors.watermark_value(f"{CONTIGUOUS_WATERMARK}.{symbol}")
+    last_id = int(new["trade_id"].min()) - 1 if mark is None else mark
+    table, qn = _tick_table()
+    ahead = new[new["trade_id"] > last_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {qn('symbol')} = %s AND {qn('trade_id')} > %s AND {qn('id')} <= %s",
+            [symbol, last_id, through],
+        )
+        (stored,) = cursor.fetchone()
+    if stored == len(ahead):
+        if len(ahead) > 1 and not np.all(ahead["trade_id"][1:] > ahead["trade_id"][:-1]):
+            ahead = ahead[np.argsort(ahead["trade_id"], kind="stable")]
+        trade_ids, times = ahead["trade_id"], ahead["timestamp"]
+
+        def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:
+            first = int(np.searchsorted(trade_ids, after, side="right"))
+            return trade_ids[first : first + page], times[first : first + page]
+    else:
+        sql = (
+            f"SELECT {qn('trade_id')}, {qn('timestamp')} FROM {table} WHERE {qn('symbol')} = %s "
+            f"AND {qn('trade_id')} > %s ORDER BY {qn('trade_id')} LIMIT %s"
+        )
+
+        def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [symbol, after, page])
+                rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+            return rows[:, 0], rows[:, 1]
+
     complete = None
     while True:
-        ids = list(
-            Tick.objects.filter(symbol=symbol, trade_id__gt=last_id)
-            .order_by("trade_id")
-            .values_list("trade_id", "timestamp")[:page]
-        )
-        hole = None
-        for trade_id, timestamp in ids:
-            if trade_id != last_id + 1:
-                hole = (trade_id, timestamp)
-                break
-            last_id, complete = trade_id, timestamp
-        if hole is None:
+        ids, times = trades_after(last_id)
+        # Ids are unique and ascending: the run without a hole is where they count up from last_id + 1.
+        holes = np.flatnonzero(ids != np.arange(last_id + 1, last_id + 1 + len(ids)))
+        contiguous = int(holes[0]) if len(holes) else len(ids)
+        if contiguous:
+            last_id, complete = int(ids[contiguous - 1]), int(times[contiguous - 1])
+        if not len(holes):
             if len(ids) < page:
                 break
             continue
-        newest = ids[-1][1]
+        hole = (int(ids[contiguous]), int(times[contiguous]))
+        newest = int(times[-1])
         held_since = complete if complete is not None else hole[1]
         if newest - held_since <= GAP_HOLD_MS:
             break
@@ -170,9 +335,7 @@ def _complete_through(symbol: str, first_new_id: int, page: int = 50_000) -> int
             symbol, last_id + 1, hole[0] - 1, (newest - held_since) / 1000,
         )  # fmt: skip
         last_id = hole[0] - 1
-    mark.value = last_id
-    mark.save(update_fields=["value", "updated_at"])
-    return complete
+    return last_id, complete
 
 
 def _watermark_raise(name: str, value: int) -> None:
@@ -224,7 +387,7 @@ class EventClock:
 
     Ticks no feed states anything of (replays, tests, an older feed) close on the
     rule before statements: event time (``feed_event_time`` over the trades stored
-    without a hole, ``_complete_through``), or the wall clock while the leg's feed
+    without a hole, ``_contiguous_through``), or the wall clock while the leg's feed
     is live and the resampling has caught up.
     """
 

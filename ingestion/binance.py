@@ -16,6 +16,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal
@@ -174,6 +175,8 @@ def _number(value: Any) -> float:
 def _symbol(value: Any) -> str:
     if not isinstance(value, str) or not _SYMBOL_RE.match(value):
         raise ValueError(f"{value!r} is not a symbol")
+    if type(value) is str and len(_SYMBOLS_ACCEPTED) < _SYMBOLS_REMEMBERED:
+        _SYMBOLS_ACCEPTED.add(value)
     return value
 
 
@@ -202,6 +205,12 @@ def parse_frame(frame: str | bytes) -> Tick | MarkPrice | None:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
         raise MalformedFrame(f"not JSON: {exc}") from None
+    tick = _agg_trade_fast(message)
+    return tick if tick is not None else _event_from_message(message)
+
+
+def _event_from_message(message: Any) -> Tick | MarkPrice | None:
+    """``parse_frame`` of the decoded frame ``message``, every check spelled out (see ``_agg_trade_fast``)."""
     if not isinstance(message, dict):
         raise MalformedFrame(f"expected a JSON object, got {type(message).__name__}")
     data = message.get("data", message)
@@ -214,6 +223,55 @@ def parse_frame(frame: str | bytes) -> Tick | MarkPrice | None:
     if id_key is None:
         return None
     return _tick_from_payload(data, id_key)
+
+
+#: Symbols ``_symbol`` has accepted, so the stream's own need no pattern match per frame.
+_SYMBOLS_ACCEPTED: set[str] = set()
+#: At most this many are remembered (a symbol is a name the exchange lists: few).
+_SYMBOLS_REMEMBERED = 4096
+
+
+def _agg_trade_fast(message: Any) -> Tick | None:
+    """The tick of a well-formed aggTrade frame, as ``_tick_from_payload`` makes it; None for anything else.
+
+    Nearly every frame is one: checked here by exact types in one go, anything
+    unusual (another event, a field missing or of another type or range, a
+    symbol never seen) is left to the general path and its messages.
+    """
+    if type(message) is not dict:
+        return None
+    data = message.get("data", message)
+    if type(data) is not dict or data.get("e") != "aggTrade":
+        return None
+    timestamp, symbol, price, quantity, trade_id = (
+        data.get("T"),
+        data.get("s"),
+        data.get("p"),
+        data.get("q"),
+        data.get("a"),
+    )
+    if not (
+        type(timestamp) is int
+        and type(trade_id) is int
+        and type(price) is str
+        and type(quantity) is str
+        and type(symbol) is str
+        and symbol in _SYMBOLS_ACCEPTED
+        and 0 <= timestamp <= INT64_MAX
+        and 0 <= trade_id <= INT64_MAX
+    ):
+        return None
+    try:
+        price, quantity = float(price), float(quantity)
+    except ValueError:
+        return None
+    if not (0.0 < price < math.inf and 0.0 <= quantity < math.inf):
+        return None
+    return _new_tick((timestamp, symbol, price, quantity, trade_id))
+
+
+#: ``Tick(*fields)`` without the Python-level ``__new__`` of a named tuple (the same object).
+_new_tick = functools.partial(tuple.__new__, Tick)
 
 
 def _mark_price_from_payload(data: dict[str, Any]) -> MarkPrice:

@@ -77,7 +77,9 @@ class RollingBuffers:
 def _newer(tick: Tick, than: Tick | None) -> bool:
     # Backfilled ticks are older than the live ones: the last price is the
     # newest trade, not the newest arrival.
-    return than is None or (tick.timestamp, tick.trade_id) >= (than.timestamp, than.trade_id)
+    if than is None or tick.timestamp > than.timestamp:
+        return True
+    return tick.timestamp == than.timestamp and tick.trade_id >= than.trade_id
 
 
 def _pack(tick: Tick) -> bytes:

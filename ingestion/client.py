@@ -352,15 +352,15 @@ class FeedClient:
             self.state.error(f"malformed frame: {exc}")
             logger.warning("malformed frame skipped: %s: %.200r", exc, frame)
             return
-        if event is None:
+        if type(event) is Tick:  # nearly every frame: no more calls than needed
+            self._last_seen[event.symbol] = time.monotonic()
+            self.state.ticks_received += 1
+            self.accept(event)
+            if self._stream_clock is None or event.timestamp > self._stream_clock:
+                self._stream_clock = event.timestamp
             return
         if isinstance(event, MarkPrice):
             self._clock_advance(event.event_time)
-            return
-        self._last_seen[event.symbol] = time.monotonic()
-        self.state.ticks_received += 1
-        self.accept(event)
-        self._clock_advance(event.timestamp)
 
     def accept(self, tick: Tick) -> bool:
         """Store ``tick`` unless it was seen before; open a backfill on an id jump."""

@@ -15,6 +15,7 @@ import pytest
 from analytics.bars import (
     DEFAULT_GRACE_MS,
     INTERVALS,
+    TICK_COLUMNS,
     Bar,
     affected_open_times,
     affected_spans,
@@ -23,7 +24,9 @@ from analytics.bars import (
     bar_open_time,
     build_bars,
     build_bars_from_columns,
+    build_bars_of_symbol,
     feed_event_time,
+    in_time_order,
     last_closed_open_time,
     parse_interval,
 )
@@ -211,6 +214,22 @@ def test_it_accepts_plain_rows_and_columns(recorded_ticks):
     )
     bar = expected[0]
     assert type(bar.open_time) is int and type(bar.close) is float and type(bar.trades) is int
+
+
+@pytest.mark.parametrize("interval", list(INTERVALS))
+def test_one_symbol_as_columns_gives_the_same_bars_field_for_field(recorded_ticks, interval):
+    """What the resampling builds from (``TICK_COLUMNS``, any order, ids along) equals ``build_bars``."""
+    for symbol in sorted({t.symbol for t in recorded_ticks}):
+        ticks = [t for t in recorded_ticks if t.symbol == symbol]
+        shuffled = random.Random(3).sample(ticks, len(ticks))
+        rows = [(i, t.timestamp, t.price, t.quantity, t.trade_id) for i, t in enumerate(shuffled)]
+        columns = np.array(rows, dtype=TICK_COLUMNS)
+        assert build_bars_of_symbol(symbol, columns, interval) == build_bars(ticks, interval)
+        ordered = in_time_order(columns)  # as the resampling keeps them: built without a sort
+        assert in_time_order(ordered) is ordered
+        assert ordered[["timestamp", "trade_id"]].tolist() == sorted((t.timestamp, t.trade_id) for t in ticks)
+        assert build_bars_of_symbol(symbol, ordered, interval) == build_bars(ticks, interval)
+    assert build_bars_of_symbol("BTCUSDT", np.array([], dtype=TICK_COLUMNS), "1s") == []
 
 
 # --------------------------------------------------------------------------- rebuilding

@@ -10,12 +10,17 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from django.core.cache import cache
+from django.db import connection
 from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics import selectors, services
+from analytics.bars import INTERVALS, affected_open_times, build_bars
 from analytics.models import Bar, Pair, Snapshot, Watermark
 from analytics.snapshot import STAT_FIELDS, snapshot_json
+from ingestion import journal
+from ingestion import services as ingestion_services
 from ingestion.binance import Tick, parse_frame
+from ingestion.models import Tick as TickRow
 from ingestion.services import ticks_store
 from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 
@@ -38,6 +43,9 @@ def stored_bars(interval: str) -> pd.DataFrame:
         "symbol", "open_time", "open", "high", "low", "close", "volume", "trades"
     )
     return pd.DataFrame(list(rows)).sort_values(["symbol", "open_time"]).reset_index(drop=True)
+
+
+BAR_ROW = ("symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "trades")
 
 
 def pandas_bars(ticks: list[Tick], interval: str) -> pd.DataFrame:
@@ -92,6 +100,54 @@ def test_a_late_tick_rebuilds_its_bar_and_a_rebuild_gives_the_same_rows(recorded
     Watermark.objects.all().delete()
     services.bars_resample(max_ticks=10**6)
     pd.testing.assert_frame_equal(stored_bars("1s"), before)
+
+
+def test_a_run_rebuilds_from_the_ticks_the_last_run_kept_and_the_new_ones(recorded_ticks, monkeypatch):
+    """The stored ticks of the bars the last run rebuilt are not read again; the bars are those of a rebuild."""
+    reads = []
+    read = services._ticks_between
+    monkeypatch.setattr(services, "_ticks_between", lambda *a, **k: reads.append(a) or read(*a, **k))
+    monkeypatch.setattr(services, "_widest_bars", services.WidestBarTicks())
+    store_and_resample(recorded_ticks[:3000], batch=3000)
+    first_reads = len(reads)
+    assert first_reads
+    # The next ticks of the same bars: nothing read but them.
+    kept = affected_open_times(recorded_ticks[:3000], "5m")
+    in_the_bars = [t for t in recorded_ticks[3000:6000] if (t.symbol, t.timestamp // 300_000 * 300_000) in kept]
+    assert in_the_bars
+    store_and_resample(in_the_bars, batch=len(in_the_bars))
+    assert len(reads) == first_reads
+    store_and_resample(recorded_ticks[3000:], batch=2500)
+    for interval in INTERVALS:
+        assert_bars_equal(stored_bars(interval), pandas_bars(recorded_ticks, interval))
+        assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
+            tuple(bar) for bar in build_bars(recorded_ticks, interval)
+        ]
+
+
+def test_ticks_kept_by_a_run_serve_no_run_after_another_process_resampled(recorded_ticks, monkeypatch):
+    """Another process moved the watermark (or the run rolled back): the database is read, not what was kept."""
+    bar = recorded_ticks[len(recorded_ticks) // 2].timestamp // 300_000
+    ticks = [t for t in recorded_ticks if t.timestamp // 300_000 == bar][:6000]
+    assert len(ticks) == 6000 and len(affected_open_times(ticks, "5m")) == 2  # one 5 m bar a symbol
+    ours, theirs = services.WidestBarTicks(), services.WidestBarTicks()
+    monkeypatch.setattr(services, "_widest_bars", ours)
+    store_and_resample(ticks[:2000])
+    monkeypatch.setattr(services, "_widest_bars", theirs)  # another worker's run
+    store_and_resample(ticks[2000:4000])
+    monkeypatch.setattr(services, "_widest_bars", ours)
+    store_and_resample(ticks[4000:])
+    for interval in INTERVALS:
+        assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
+            tuple(bar) for bar in build_bars(ticks, interval)
+        ]
+    # A rebuild from scratch in the same process (bars and watermarks gone) reads the database.
+    Bar.objects.all().delete()
+    Watermark.objects.all().delete()
+    services.bars_resample(max_ticks=10**6)
+    assert sorted(Bar.objects.filter(interval="5m").values_list(*BAR_ROW)) == [
+        tuple(bar) for bar in build_bars(ticks, "5m")
+    ]
 
 
 def test_resampling_reads_only_new_ticks():
@@ -431,3 +487,40 @@ def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cy
     snapshot_cycle(pipeline, now=T0 + 43_500)
     rows = Snapshot.objects.filter(pair=pair).order_by("as_of").values_list("as_of", flat=True)
     assert [(as_of - T0) // 1000 for as_of in rows] == [38, 39, 40, 41]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ticks_this_process_stored_are_resampled_from_its_record_and_give_the_same_bars(
+    recorded_ticks, monkeypatch
+):
+    """Committed batches come from ``ingestion.journal``; the bars are those of a rebuild from the table."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the record is of SQLite's consecutive ids")
+    monkeypatch.setattr(journal, "stored_ticks", journal.StoredTicks())
+    monkeypatch.setattr(ingestion_services, "stored_ticks", journal.stored_ticks)
+    monkeypatch.setattr(services, "stored_ticks", journal.stored_ticks)
+    monkeypatch.setattr(services, "_widest_bars", services.WidestBarTicks())
+    recorded, read = [], []
+    as_columns, as_rows = services._runs_as_columns, services._rows_as_columns
+    monkeypatch.setattr(services, "_runs_as_columns", lambda runs: recorded.append(runs) or as_columns(runs))
+    monkeypatch.setattr(services, "_rows_as_columns", lambda rows: read.append(len(rows)) or as_rows(rows))
+    ticks = recorded_ticks[:9000]
+    late = ticks[4000:4050]
+    stored = ticks[:4000] + ticks[4050:]
+    store_and_resample(stored[:3000], batch=1500)  # the first run asks; the second batch is recorded
+    assert recorded and sum(len(r.ticks) for runs in recorded for r in runs) == 1500
+    recorded.clear(), read.clear()
+    store_and_resample(stored[3000:6000], batch=1000)
+    assert sum(len(r.ticks) for runs in recorded for r in runs) == 3000 and sum(read) == 0
+    store_and_resample(late + ticks[4040:4060])  # late, with twenty duplicates: their statements are read
+    assert sum(read) == len(late)
+    read.clear()
+    ticks_store(stored[6000:7000])
+    TickRow.objects.filter(trade_id=stored[6500].trade_id, symbol=stored[6500].symbol).delete()  # gone since
+    services.bars_resample()
+    assert sum(read) == 999
+    store_and_resample(stored[7000:])
+    for interval in INTERVALS:
+        assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
+            tuple(bar) for bar in build_bars([t for t in ticks if t != stored[6500]], interval)
+        ]

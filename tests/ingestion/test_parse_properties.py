@@ -10,6 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingestion import binance
 from ingestion.binance import (
     MalformedFrame,
     Tick,
@@ -152,3 +153,23 @@ def test_an_envelope_whose_data_is_no_object_is_malformed(data, how):
     except MalformedFrame:
         return
     raise AssertionError(f"accepted {frame}")
+
+
+@settings(max_examples=400)
+@given(trade_payloads(), envelopes)
+def test_the_fast_path_of_trades_decides_as_every_check_spelled_out(payload, how):
+    """A frame the fast path takes gives the very tick of the general path; any other it leaves to that path."""
+    try:
+        message = orjson.loads(json.dumps(wrapped(payload, how)))
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(payload.get("s"), str):
+        try:
+            binance._symbol(payload["s"])  # a symbol seen before: the fast path applies
+        except ValueError:
+            pass
+    fast = binance._agg_trade_fast(message)
+    if fast is None:
+        return
+    assert binance._event_from_message(message) == fast
+    assert_storable(fast)

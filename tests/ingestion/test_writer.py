@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from ingestion import services
 from ingestion.binance import Tick
 from ingestion.models import Symbol
 from ingestion.models import Tick as TickRow
@@ -30,6 +31,21 @@ def test_store_writes_each_trade_once_and_keeps_symbol_totals():
     assert btc.last_price == 102.0  # price of id 1006 (third of its batch)
     assert btc.first_tick_at == 1_700_000_000_000
     assert last_trade_ids(["BTCUSDT", "ETHUSDT", "XRPUSDT"]) == {"BTCUSDT": 1006, "ETHUSDT": 9}
+
+
+@pytest.mark.django_db
+def test_a_batch_of_many_statements_stores_each_trade_once_and_counts_the_new(monkeypatch):
+    """SQLite takes a batch a few rows a statement (``SQLITE_INSERT_ROWS``): duplicates anywhere in it count once."""
+    monkeypatch.setattr(services, "SQLITE_INSERT_ROWS", 7)
+    first = make_ticks("BTCUSDT", 1000, 40)
+    assert ticks_store(first[10:25]) == 15
+    batch = first + first[30:35] + make_ticks("ETHUSDT", 7, 23)  # 15 stored before, 5 twice in the batch
+    assert ticks_store(batch) == 25 + 23
+    assert TickRow.objects.count() == 40 + 23
+    assert list(TickRow.objects.filter(symbol="BTCUSDT").order_by("id").values_list(*Tick._fields)) == [
+        tuple(t) for t in first[10:25] + first[:10] + first[25:]
+    ]
+    assert Symbol.objects.get(name="BTCUSDT").tick_count == 40
 
 
 @pytest.mark.django_db
