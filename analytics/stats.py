@@ -159,6 +159,7 @@ def zscore_series(
 def quality_score(
     *,
     adf_pvalue: float | None,
+    coint_pvalue: float | None,
     correlation: float | None,
     half_life: float | None,
     r_squared: float | None,
@@ -170,6 +171,8 @@ def quality_score(
     ----------
     adf_pvalue : float or None
         ADF p-value of the spread, in [0, 1].
+    coint_pvalue : float or None
+        Engle-Granger p-value of the pair, in [0, 1].
     correlation : float or None
         Pearson correlation of the log returns, in [-1, 1].
     half_life : float or None
@@ -192,8 +195,9 @@ def quality_score(
     -----
     Components (each clipped to [0, 1]) and weights:
 
-    * stationarity (0.40) = ``1 - adf_pvalue / 0.10``: 1 at p = 0, 0.5 at the default
-      alert gate p = 0.05, 0 for p >= 0.10. Non-increasing in the p-value.
+    * stationarity (0.40) = ``1 - p / 0.10`` with ``p = max(adf_pvalue, coint_pvalue)``
+      (missing when either is): 1 at p = 0, 0.5 at the default alert gates p = 0.05,
+      0 for p >= 0.10. Non-increasing in either p-value.
     * correlation (0.25) = ``(correlation - 0.3) / 0.6``: 0 at or below 0.3, 0.5 at the
       default gate 0.6, 1 at or above 0.9. Non-decreasing in the correlation.
     * mean_reversion (0.20), with ``h = half_life``, ``n = window`` and
@@ -201,16 +205,20 @@ def quality_score(
       bar-level noise that cannot be traded on a close), 1 for ``1 <= h <= u``, falling
       linearly ``(n - h) / (n - u)`` to 0 at ``h = n``, and 0 for ``h >= n`` or
       None (no mean reversion observed inside the window). Non-decreasing in h below
-      1 bar and non-increasing above.
+      1 bar and non-increasing above. It counts only while ``p < 0.10``: a pair that
+      fails its relationship tests never scores on the speed of a reversion that is
+      not there (0 otherwise).
     * fit (0.15) = ``r_squared``. Non-decreasing.
 
     A missing (None) or non-finite input scores 0 for its component; the caller
     (:func:`pair_stats`) reports no score at all when every input is missing.
     """
-    p, c, h, r2 = _num(adf_pvalue), _num(correlation), _num(half_life), _num(r_squared)
+    adf, coint = _num(adf_pvalue), _num(coint_pvalue)
+    p = max(adf, coint) if adf is not None and coint is not None else None
+    c, h, r2 = _num(correlation), _num(half_life), _num(r_squared)
     n = float(window)
     upper = max(1.0, n / 10.0)
-    if h is None or h <= 0.0 or h >= n:
+    if p is None or p >= 0.10 or h is None or h <= 0.0 or h >= n:
         mean_reversion = 0.0
     elif h < 1.0:
         mean_reversion = h
@@ -268,8 +276,8 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
         * coint_pvalue: ``coint(y, x)`` (Engle-Granger, trend "c", autolag "aic").
         * half_life: OLS of ``s[k] - s[k-1] = c + lambda * s[k-1]``;
           ``-ln(2) / lambda`` bars when lambda < 0, else None.
-        * quality_score, quality: :func:`quality_score` of (adf_pvalue, correlation,
-          half_life, r_squared, n).
+        * quality_score, quality: :func:`quality_score` of (adf_pvalue, coint_pvalue,
+          correlation, half_life, r_squared, n).
 
     Raises
     ------
@@ -299,7 +307,7 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
       collinear (its R^2 >= 1 - 100 * sqrt(machine eps), about 1 - 1.5e-6), where
       ``coint`` itself warns and returns p = 0.
     * statsmodels raising or returning a non-finite value: that test's fields are None.
-    * quality_score/quality are None when all four of their inputs are None;
+    * quality_score/quality are None when all five of their inputs are None;
       otherwise missing inputs score 0 (see :func:`quality_score`).
     """
     y = np.asarray(y, dtype=float)
@@ -357,9 +365,14 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
 
     score: float | None = None
     breakdown: dict[str, dict[str, float]] | None = None
-    if any(v is not None for v in (adf_pvalue, correlation, half_life, r_squared)):
+    if any(v is not None for v in (adf_pvalue, coint_pvalue, correlation, half_life, r_squared)):
         score, breakdown = quality_score(
-            adf_pvalue=adf_pvalue, correlation=correlation, half_life=half_life, r_squared=r_squared, window=n
+            adf_pvalue=adf_pvalue,
+            coint_pvalue=coint_pvalue,
+            correlation=correlation,
+            half_life=half_life,
+            r_squared=r_squared,
+            window=n,
         )
 
     return PairStats(
