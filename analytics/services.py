@@ -50,7 +50,7 @@ from .snapshot import (
     snapshot_json,
     snapshot_placeholder,
 )
-from .stats import PairStats, pair_stats, zscore_series
+from .stats import PairStats, pair_stats, spread_model, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -470,7 +470,7 @@ def pair_snapshot_build(
             statistics = statistics_of.statistics
         else:
             statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval], stats_of)
-    formation, previous_run = _formation(pair, window, previous, stats_of) if statistics is not None else (None, 0)
+    formation, previous_run = _formation(pair, window, previous) if statistics is not None else (None, 0)
     snapshot = snapshot_build(
         **_settings_of(pair),
         as_of=window.as_of,
@@ -487,15 +487,14 @@ def pair_snapshot_build(
     return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None, signal)
 
 
-def _formation(
-    pair: Pair, window: PairWindow, previous: PairSnapshot | None, stats_of: PairStatsOf | None
-) -> tuple[Statistics | None, int]:
+def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) -> tuple[Statistics | None, int]:
     """The previous grid point's model and run: its statistics (None unless ready) and ``related_run``.
 
     From ``previous`` when it is that grid point's snapshot under the pair's
     settings, else from its history row; with neither (the first snapshot, a
     changed window), the formation window's statistics are computed from its bars
-    and the run starts over (docs/analytics.md, "The signal").
+    and the run starts over (docs/analytics.md, "The signal"): the hedge ratio, spread
+    mean and std that ``pair_stats`` gives, without its tests.
     """
     if window.n < 2:
         return None, 0
@@ -516,7 +515,10 @@ def _formation(
     formation = pair_window_load(pair=pair, closed=at)
     if formation.n < pair.min_bars:
         return None, 0
-    return _statistics(formation.aligned.y, formation.aligned.x, INTERVALS[pair.interval], stats_of), 0
+    model = spread_model(formation.aligned.y, formation.aligned.x)  # its model only: no tests are needed
+    if model is None:
+        return None, 0
+    return Statistics(hedge_ratio=model.hedge_ratio, spread_mean=model.spread_mean, spread_std=model.spread_std), 0
 
 
 def pair_snapshot_at(

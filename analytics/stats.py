@@ -14,7 +14,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -250,6 +250,66 @@ def _clip01(v: float) -> float:
     return float(min(1.0, max(0.0, v)))
 
 
+class SpreadModel(NamedTuple):
+    """A window's hedge ratio and its spread's mean and sample std: what scores a bar (docs/analytics.md)."""
+
+    hedge_ratio: float
+    spread_mean: float
+    spread_std: float
+
+
+class _Fit(NamedTuple):
+    hedge_ratio: float
+    intercept: float
+    r_squared: float | None
+    s: npt.NDArray[np.float64]
+    spread_mean: float
+    spread_std: float
+    flat: bool
+    scale: float
+
+
+def _fit(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> _Fit | None:
+    """The hedge regression and its spread (None where ``pair_stats`` gives no statistics at all)."""
+    if y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"y and x must be 1-D arrays of equal length, got shapes {y.shape} and {x.shape}")
+    if y.size < MIN_OBS or not (np.isfinite(y).all() and np.isfinite(x).all()):
+        return None
+    # Exact equality is right for raw prices: a forward-filled flat leg repeats one float.
+    if x.max() == x.min():
+        return None
+    # OLS y = alpha + beta x in closed form on centred data: same estimates as
+    # sm.OLS(y, add_constant(x)) (tested to 1e-6, in practice ~1e-12), better
+    # conditioned than the normal equations on raw prices, and ~100x cheaper.
+    xm, ym = x.mean(), y.mean()
+    dx, dy = x - xm, y - ym
+    sxx = float(dx @ dx)
+    syy = float(dy @ dy)
+    beta = float(dx @ dy) / sxx
+    alpha = float(ym - beta * xm)
+    resid = dy - beta * dx
+    # statsmodels gives NaN (0/0) for a constant y; here that is None.
+    r_squared = _clip01(1.0 - float(resid @ resid) / syy) if syy > 0 else None
+    s = spread_series(y, x, beta)
+    spread_mean = float(s.mean())
+    # Sample std (ddof=1) to match pandas Series.std / rolling().std(), not numpy's ddof=0.
+    spread_std = float(s.std(ddof=1))
+    scale = max(float(np.max(np.abs(y))), float(np.max(np.abs(beta * x))))
+    flat = _is_flat(s, scale)
+    return _Fit(beta, alpha, r_squared, s, spread_mean, 0.0 if flat else spread_std, flat, scale)
+
+
+def spread_model(y: npt.ArrayLike, x: npt.ArrayLike) -> SpreadModel | None:
+    """``pair_stats``' hedge_ratio, spread_mean and spread_std alone (the same numbers), without the tests.
+
+    None where ``pair_stats`` gives none (too short, non-finite, a constant x).
+    """
+    fit = _fit(np.asarray(y, dtype=float), np.asarray(x, dtype=float))
+    if fit is None:
+        return None
+    return SpreadModel(fit.hedge_ratio, fit.spread_mean, fit.spread_std)
+
+
 def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     """All statistics of docs/analytics.md ("Statistics on the window") for one pair on one window.
 
@@ -312,36 +372,12 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
-    if y.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"y and x must be 1-D arrays of equal length, got shapes {y.shape} and {x.shape}")
+    fit = _fit(y, x)
     n = int(y.size)
-    if n < MIN_OBS or not (np.isfinite(y).all() and np.isfinite(x).all()):
+    if fit is None:
         return PairStats(n=n)
-    # Exact equality is right for raw prices: a forward-filled flat leg repeats one float.
-    if x.max() == x.min():
-        return PairStats(n=n)
-
-    # OLS y = alpha + beta x in closed form on centred data: same estimates as
-    # sm.OLS(y, add_constant(x)) (tested to 1e-6, in practice ~1e-12), better
-    # conditioned than the normal equations on raw prices, and ~100x cheaper.
-    xm, ym = x.mean(), y.mean()
-    dx, dy = x - xm, y - ym
-    sxx = float(dx @ dx)
-    syy = float(dy @ dy)
-    beta = float(dx @ dy) / sxx
-    alpha = float(ym - beta * xm)
-    resid = dy - beta * dx
-    # statsmodels gives NaN (0/0) for a constant y; here that is None.
-    r_squared = _clip01(1.0 - float(resid @ resid) / syy) if syy > 0 else None
-
-    s = spread_series(y, x, beta)
-    spread_mean = float(s.mean())
-    # Sample std (ddof=1) to match pandas Series.std / rolling().std(), not numpy's ddof=0.
-    spread_std = float(s.std(ddof=1))
-    scale = max(float(np.max(np.abs(y))), float(np.max(np.abs(beta * x))))
-    spread_flat = _is_flat(s, scale)
-    if spread_flat:
-        spread_std = 0.0
+    beta, alpha, r_squared = fit.hedge_ratio, fit.intercept, fit.r_squared
+    s, spread_mean, spread_std, spread_flat, scale = fit.s, fit.spread_mean, fit.spread_std, fit.flat, fit.scale
 
     zscore = None if spread_flat else _finite((s[-1] - spread_mean) / spread_std)
 
