@@ -119,6 +119,8 @@ def pair_form(**fields) -> dict:
         "exit_z": 0.5,
         "min_correlation": 0.6,
         "max_adf_pvalue": 0.05,
+        "max_coint_pvalue": 0.05,
+        "confirm_bars": 30,
         "active": "on",
         "webhook_url": "",
     }
