@@ -32,6 +32,10 @@ def webhook_target(url: str) -> egress.Target:
     )
 
 
+#: Related snapshots in a row an entry needs, by default (a window shorter than that: the window).
+DEFAULT_CONFIRM_BARS = 30
+
+
 class Pair(models.Model):
     """Two symbols watched together; y = symbol_a, x = symbol_b (docs/analytics.md).
 
@@ -44,13 +48,17 @@ class Pair(models.Model):
     interval = models.CharField(max_length=2, choices=Interval.choices, default=Interval.S1)
     window = models.PositiveIntegerField(default=300, help_text=f"bars in the statistics window (10 to {MAX_WINDOW})")
     min_bars = models.PositiveIntegerField(default=100, help_text="bars needed before any statistic is shown")
-    entry_z = models.FloatField(default=2.0, help_text="|z| above this (with the other gates) is an entry")
-    exit_z = models.FloatField(default=0.5, help_text="|z| below this re-arms the rule and closes an entry")
+    entry_z = models.FloatField(
+        default=2.0, help_text="|signal z| above this, on a confirmed relationship, is an entry"
+    )
+    exit_z = models.FloatField(default=0.5, help_text="|signal z| below this re-arms the rule and closes an entry")
     min_correlation = models.FloatField(default=0.6, help_text="returns correlation needed to alert")
     max_adf_pvalue = models.FloatField(default=0.05, help_text="ADF p-value of the spread must be below this")
     max_coint_pvalue = models.FloatField(default=0.05, help_text="Engle-Granger p-value of the pair must be below this")
     confirm_bars = models.PositiveIntegerField(
-        default=30, help_text="related snapshots in a row an entry needs before its bar (1 to the window)"
+        default=DEFAULT_CONFIRM_BARS,
+        help_text=f"related snapshots in a row an entry needs before its bar (1 to the window; "
+        f"{DEFAULT_CONFIRM_BARS}, or the window when it is shorter)",
     )
     active = models.BooleanField(default=True)
     webhook_url = models.URLField(
@@ -140,6 +148,12 @@ class Pair(models.Model):
             errors["max_adf_pvalue"] = "max_adf_pvalue must be in (0, 1]."
         if self.max_coint_pvalue is not None and not 0 < self.max_coint_pvalue <= 1:
             errors["max_coint_pvalue"] = "max_coint_pvalue must be in (0, 1]."
+        if (
+            self.confirm_bars == DEFAULT_CONFIRM_BARS
+            and self.window is not None
+            and 10 <= self.window < self.confirm_bars
+        ):
+            self.confirm_bars = self.window  # the default on a short window: confirmed over the whole window
         if self.confirm_bars is not None and self.window is not None and not 1 <= self.confirm_bars <= self.window:
             errors["confirm_bars"] = (
                 f"confirm_bars must be between 1 and the window ({self.window}), not {self.confirm_bars}."

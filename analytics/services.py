@@ -527,7 +527,6 @@ def pair_snapshot_at(
     closed: int | None,
     stats_of: PairStatsOf | None = None,
     previous: PairSnapshot | None = None,
-    previous_series: dict[str, Any] | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
     window = pair_window_load(pair=pair, closed=closed)
@@ -742,11 +741,12 @@ def _series_of_recorded(*, pair: Pair, snapshot: PairSnapshot) -> dict[str, Any]
     window = snapshot.window or pair.window
     aligned = _aligned(pair=pair, as_of=as_of, window=window)
     n = aligned.n
+    signal = _signals(pair=pair, times=aligned.times.tolist() if n else [], newest=snapshot)
     if n != snapshot.n or (n and int(aligned.times[-1]) != as_of):
-        # The bars of that window are gone (retention) or changed: prices only, honestly.
+        # The bars of that window are gone (retention) or changed: the prices and the recorded
+        # signal z, but no spread or in-sample z under a model of other bars.
         logger.info("pair %s: the bars of the snapshot at %s are no longer all stored", pair.id, as_of)
-        return _series(pair, aligned, n, as_of, None)
-    signal = _signals(pair=pair, times=aligned.times.tolist(), newest=snapshot)
+        return _series(pair, aligned, n, as_of, None, signal)
     return _series(pair, aligned, n, as_of, snapshot.statistics if snapshot.ready else None, signal)
 
 

@@ -144,7 +144,8 @@ class PairSerializer(serializers.ModelSerializer):
             instance.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
-        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b)
+        # What clean settles: the symbols normalised, the default confirmation fitted to a short window.
+        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, confirm_bars=instance.confirm_bars)
         clash = Pair.objects.filter(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, interval=instance.interval)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)

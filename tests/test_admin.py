@@ -42,7 +42,10 @@ def test_every_changelist_renders(staff):
         ({"max_coint_pvalue": 1.2}, "max_coint_pvalue must be in (0, 1]."),
         ({"confirm_bars": 0}, "confirm_bars must be between 1 and the window (300), not 0."),
         ({"confirm_bars": 301}, "confirm_bars must be between 1 and the window (300), not 301."),
-        ({"window": 20, "min_bars": 20}, "confirm_bars must be between 1 and the window (20), not 30."),
+        (
+            {"window": 20, "min_bars": 20, "confirm_bars": 25},
+            "confirm_bars must be between 1 and the window (20), not 25.",
+        ),
         ({"symbol_b": "SOLUSDT"}, "two different symbols"),
         ({"entry_z": "nan"}, "Enter a number"),
     ],

@@ -69,7 +69,10 @@ def test_the_signal_thresholds_are_set_on_create_and_update():
         (("--max-coint-pvalue", "nan"), "max_coint_pvalue: max_coint_pvalue must be a finite number."),
         (("--confirm-bars", "0"), "confirm_bars: confirm_bars must be between 1 and the window (300), not 0."),
         (("--confirm-bars", "301"), "confirm_bars: confirm_bars must be between 1 and the window (300), not 301."),
-        (("--window", "20", "--min-bars", "20"), "confirm_bars: confirm_bars must be between 1 and the window (20)"),
+        (
+            ("--window", "20", "--min-bars", "20", "--confirm-bars", "25"),
+            "confirm_bars: confirm_bars must be between 1 and the window (20), not 25.",
+        ),
     ],
 )
 def test_an_impossible_signal_threshold_is_refused_with_its_message(options, message):

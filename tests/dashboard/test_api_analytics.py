@@ -139,8 +139,12 @@ def test_staff_set_the_signal_thresholds_on_create_and_update(staff_api):
     [
         ({"confirm_bars": 301}, "confirm_bars", "confirm_bars must be between 1 and the window (300), not 301."),
         ({"confirm_bars": 0}, "confirm_bars", "confirm_bars must be between 1 and the window (300), not 0."),
-        # The window shrinks below the confirmation the pair has: the confirmation says so.
-        ({"window": 20, "min_bars": 20}, "confirm_bars", "confirm_bars must be between 1 and the window (20), not 30."),
+        # The window shrinks below the confirmation asked for: the confirmation says so.
+        (
+            {"window": 20, "min_bars": 20, "confirm_bars": 25},
+            "confirm_bars",
+            "confirm_bars must be between 1 and the window (20), not 25.",
+        ),
         ({"max_coint_pvalue": -0.5}, "max_coint_pvalue", "max_coint_pvalue must be in (0, 1]."),
         ({"max_coint_pvalue": None}, "max_coint_pvalue", "This field may not be null."),
     ],
@@ -152,6 +156,15 @@ def test_an_impossible_update_of_the_signal_thresholds_is_a_400_and_changes_noth
     assert response.json() == {field: [message]}
     pair.refresh_from_db()
     assert (pair.window, pair.max_coint_pvalue, pair.confirm_bars) == (300, 0.05, 30)
+
+
+def test_a_short_window_confirms_over_the_whole_window_by_default(staff_api):
+    """The default confirmation (30) on a window of 20 would refuse a pair for a setting nobody asked for."""
+    created = staff_api.post(
+        "/api/pairs/", {"symbol_a": "BNBUSDT", "symbol_b": "ETHUSDT", "window": 20, "min_bars": 20}, format="json"
+    )
+    assert created.status_code == HTTPStatus.CREATED, created.content
+    assert created.json()["confirm_bars"] == 20
 
 
 def api_pair(client, pair_id: int) -> dict:
