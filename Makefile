@@ -4,7 +4,7 @@
 #   make demo           the same, fed by the built-in offline exchange
 #   make test           the whole suite
 #   make test-postgres  the suite again on PostgreSQL (a running server)
-#   make bench          throughput, cost, load and storage figures (see the README)
+#   make bench          throughput, cost, load, storage and alert-quality figures (see the README)
 #   make drills         fault drills of distributed mode (see the README)
 
 PYTHON ?= python3
@@ -86,6 +86,7 @@ bench: setup-dev
 	$(PY) bench/bench_dashboard.py
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_storage.py
+	$(PY) bench/bench_signals.py --demo-market "$(DEMO_MARKET)"
 
 # Distributed mode through Redis, worker, daphne and ingestion restarts and 429/418
 # answers, against embedded mode on the same seed (needs redis-server and chromium).

@@ -17,9 +17,12 @@ class AlertAdmin(ReadOnlyAdmin):
         "kind",
         "direction",
         "reason",
+        "signal_zscore",
         "zscore",
         "adf_pvalue",
+        "coint_pvalue",
         "correlation",
+        "related_run",
         "webhook_status",
     ]
     list_filter = ["pair", "kind", "direction", "reason", "webhook_status", ("created_at", admin.DateFieldListFilter)]

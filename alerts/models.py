@@ -33,9 +33,14 @@ class Alert(models.Model):
     reason = models.CharField(max_length=20, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     bar_time = models.BigIntegerField(help_text="as_of of the snapshot that fired it, ms")
-    zscore = models.FloatField()
+    signal_zscore = models.FloatField(null=True, help_text="the signal z that fired it (null on alerts before signals)")
+    zscore = models.FloatField(null=True, help_text="the in-sample z of the same bar (descriptive)")
     adf_pvalue = models.FloatField(null=True)
+    coint_pvalue = models.FloatField(null=True, help_text="Engle-Granger p-value of the window")
     correlation = models.FloatField(null=True)
+    related_run = models.PositiveIntegerField(
+        null=True, help_text="related snapshots in a row before this bar (the confirmation an entry had)"
+    )
     hedge_ratio = models.FloatField(null=True)
     message = models.TextField()
     snapshot = models.JSONField(help_text="the whole snapshot that fired it")

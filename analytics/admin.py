@@ -12,7 +12,18 @@ from .models import Bar, Pair, Snapshot
 class PairAdmin(admin.ModelAdmin):
     """Thresholds are validated by ``Pair.clean`` and apply on the next cycle."""
 
-    list_display = ["__str__", "window", "min_bars", "entry_z", "exit_z", "min_correlation", "max_adf_pvalue", "active"]
+    list_display = [
+        "__str__",
+        "window",
+        "min_bars",
+        "entry_z",
+        "exit_z",
+        "min_correlation",
+        "max_adf_pvalue",
+        "max_coint_pvalue",
+        "confirm_bars",
+        "active",
+    ]
     list_editable = ["active"]
     list_filter = ["active", "interval"]
     # A webhook typed without a scheme is https (Django 6's default, adopted now).
@@ -20,7 +31,19 @@ class PairAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["symbol_a", "symbol_b", "interval", "active"]}),
         ("Window", {"fields": ["window", "min_bars"]}),
-        ("Alert thresholds", {"fields": ["entry_z", "exit_z", "min_correlation", "max_adf_pvalue"]}),
+        (
+            "Alert thresholds",
+            {
+                "fields": [
+                    "entry_z",
+                    "exit_z",
+                    "min_correlation",
+                    "max_adf_pvalue",
+                    "max_coint_pvalue",
+                    "confirm_bars",
+                ],
+            },
+        ),
         ("Delivery", {"fields": ["webhook_url"]}),
     ]
 
@@ -34,6 +57,6 @@ class BarAdmin(ReadOnlyAdmin):
 
 @admin.register(Snapshot)
 class SnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["pair", "as_of", "ready", "zscore", "created_at"]
+    list_display = ["pair", "as_of", "ready", "signal_zscore", "zscore", "created_at"]
     list_filter = ["pair", "ready"]
     show_full_result_count = False

@@ -32,6 +32,10 @@ def webhook_target(url: str) -> egress.Target:
     )
 
 
+#: Related snapshots in a row an entry needs, by default (a window shorter than that: the window).
+DEFAULT_CONFIRM_BARS = 30
+
+
 class Pair(models.Model):
     """Two symbols watched together; y = symbol_a, x = symbol_b (docs/analytics.md).
 
@@ -44,10 +48,18 @@ class Pair(models.Model):
     interval = models.CharField(max_length=2, choices=Interval.choices, default=Interval.S1)
     window = models.PositiveIntegerField(default=300, help_text=f"bars in the statistics window (10 to {MAX_WINDOW})")
     min_bars = models.PositiveIntegerField(default=100, help_text="bars needed before any statistic is shown")
-    entry_z = models.FloatField(default=2.0, help_text="|z| above this (with the other gates) is an entry")
-    exit_z = models.FloatField(default=0.5, help_text="|z| below this re-arms the rule and closes an entry")
+    entry_z = models.FloatField(
+        default=2.0, help_text="|signal z| above this, on a confirmed relationship, is an entry"
+    )
+    exit_z = models.FloatField(default=0.5, help_text="|signal z| below this re-arms the rule and closes an entry")
     min_correlation = models.FloatField(default=0.6, help_text="returns correlation needed to alert")
     max_adf_pvalue = models.FloatField(default=0.05, help_text="ADF p-value of the spread must be below this")
+    max_coint_pvalue = models.FloatField(default=0.05, help_text="Engle-Granger p-value of the pair must be below this")
+    confirm_bars = models.PositiveIntegerField(
+        default=DEFAULT_CONFIRM_BARS,
+        help_text=f"related snapshots in a row an entry needs before its bar (1 to the window; "
+        f"{DEFAULT_CONFIRM_BARS}, or the window when it is shorter)",
+    )
     active = models.BooleanField(default=True)
     webhook_url = models.URLField(
         blank=True, max_length=500, help_text="alerts of this pair are POSTed here as JSON (optional)"
@@ -74,6 +86,13 @@ class Pair(models.Model):
             models.CheckConstraint(
                 condition=models.Q(min_correlation__gte=-1, min_correlation__lte=1), name="pair_correlation_in_range"
             ),
+            models.CheckConstraint(
+                condition=models.Q(max_coint_pvalue__gt=0, max_coint_pvalue__lte=1), name="pair_coint_pvalue_in_0_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(confirm_bars__gte=1, confirm_bars__lte=models.F("window")),
+                name="pair_confirm_bars_in_window",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,7 +107,7 @@ class Pair(models.Model):
         from ingestion.binance import normalize_symbol
 
         errors: dict[str, str] = {}
-        for field in ("entry_z", "exit_z", "min_correlation", "max_adf_pvalue"):
+        for field in ("entry_z", "exit_z", "min_correlation", "max_adf_pvalue", "max_coint_pvalue"):
             value = getattr(self, field)
             if value is not None and not math.isfinite(value):
                 errors[field] = f"{field} must be a finite number."
@@ -127,6 +146,18 @@ class Pair(models.Model):
             errors["entry_z"] = f"entry_z ({self.entry_z}) must be greater than exit_z ({self.exit_z})."
         if self.max_adf_pvalue is not None and not 0 < self.max_adf_pvalue <= 1:
             errors["max_adf_pvalue"] = "max_adf_pvalue must be in (0, 1]."
+        if self.max_coint_pvalue is not None and not 0 < self.max_coint_pvalue <= 1:
+            errors["max_coint_pvalue"] = "max_coint_pvalue must be in (0, 1]."
+        if (
+            self.confirm_bars == DEFAULT_CONFIRM_BARS
+            and self.window is not None
+            and 10 <= self.window < self.confirm_bars
+        ):
+            self.confirm_bars = self.window  # the default on a short window: confirmed over the whole window
+        if self.confirm_bars is not None and self.window is not None and not 1 <= self.confirm_bars <= self.window:
+            errors["confirm_bars"] = (
+                f"confirm_bars must be between 1 and the window ({self.window}), not {self.confirm_bars}."
+            )
         if self.min_correlation is not None and not -1 <= self.min_correlation <= 1:
             errors["min_correlation"] = "min_correlation must be between -1 and 1."
         if errors:
@@ -181,6 +212,9 @@ class Snapshot(models.Model):
     as_of = models.BigIntegerField(help_text="open time of the newest bar in the window, ms")
     ready = models.BooleanField(default=False)
     zscore = models.FloatField(null=True, blank=True)
+    signal_zscore = models.FloatField(
+        null=True, blank=True, help_text="the bar's signal z as it was when the bar closed (the chart's line)"
+    )
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -98,6 +98,17 @@ def snapshot_recorded_latest(pair_id: int) -> dict[str, Any] | None:
     return Snapshot.objects.filter(pair_id=pair_id).order_by("-as_of").values_list("data", flat=True).first()
 
 
+def snapshot_recorded_at(pair_id: int, as_of: int) -> dict[str, Any] | None:
+    """The snapshot recorded for the pair's bar ``as_of``, if any."""
+    return Snapshot.objects.filter(pair_id=pair_id, as_of=as_of).values_list("data", flat=True).first()
+
+
+def snapshot_signals(pair_id: int, first: int, last: int) -> dict[int, float | None]:
+    """Each recorded bar's signal z between open times ``first`` and ``last``, as recorded when it closed."""
+    rows = Snapshot.objects.filter(pair_id=pair_id, as_of__gte=first, as_of__lte=last)
+    return dict(rows.values_list("as_of", "signal_zscore"))
+
+
 def watermark_value(name: str) -> int | None:
     return Watermark.objects.filter(name=name).values_list("value", flat=True).first()
 

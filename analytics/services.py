@@ -51,7 +51,7 @@ from .snapshot import (
     snapshot_json,
     snapshot_placeholder,
 )
-from .stats import PairStats, pair_stats, zscore_series
+from .stats import PairStats, pair_stats, spread_model, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -528,6 +528,8 @@ def thresholds_of(pair: Pair) -> Thresholds:
         exit_z=pair.exit_z,
         min_correlation=pair.min_correlation,
         max_adf_pvalue=pair.max_adf_pvalue,
+        max_coint_pvalue=pair.max_coint_pvalue,
+        confirm_bars=pair.confirm_bars,
     )
 
 
@@ -548,11 +550,19 @@ def snapshot_placeholder_of(pair: Pair) -> PairSnapshot:
     return snapshot_placeholder(**_settings_of(pair))
 
 
-def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: Statistics | None) -> dict[str, Any]:
+def _series(
+    pair: Pair,
+    aligned: Any,
+    n: int,
+    as_of: int | None,
+    model: Statistics | None,
+    signal: list[float | None] | None = None,
+) -> dict[str, Any]:
     """The chart series of a window: prices, and the spread and z-score under ``model``'s hedge ratio, mean and std.
 
     The model is the window's own statistics (or a stored snapshot of the same window):
-    this is arithmetic on it, never an estimation.
+    this is arithmetic on it, never an estimation. ``signal``: each bar's signal z as
+    recorded when it closed (``_signals``); null throughout when not given.
     """
     spread = zscores = None
     if model is not None and model.hedge_ratio is not None and n:
@@ -566,7 +576,28 @@ def _series(pair: Pair, aligned: Any, n: int, as_of: int | None, model: Statisti
         "price_b": aligned.x.tolist() if n else [],
         "spread": _floats(spread, n),
         "zscore": _floats(zscores, n),
+        "signal_zscore": signal if signal is not None else [None] * n,
     }
+
+
+def _signals(
+    *, pair: Pair, times: list[int], newest: PairSnapshot | None, previous_series: dict[str, Any] | None = None
+) -> list[float | None]:
+    """Each bar's signal z as it was when the bar closed, never scored again (docs/analytics.md, "The signal").
+
+    From the series the pages already have where it covers the bars, else from the
+    snapshot history; ``newest``'s own value for its bar (it may not be recorded yet).
+    A bar without a recorded snapshot has none.
+    """
+    values: dict[int, float | None] = {}
+    if previous_series and previous_series.get("signal_zscore") is not None:
+        values = dict(zip(previous_series["t"], previous_series["signal_zscore"], strict=False))
+    if newest is not None and newest.as_of is not None:
+        values[newest.as_of] = newest.signal_zscore
+    missing = [t for t in times if t not in values]
+    if missing:
+        values.update(selectors.snapshot_signals(pair.id, missing[0], missing[-1]))
+    return [values.get(t) for t in times]
 
 
 def pair_snapshot_build(
@@ -577,6 +608,8 @@ def pair_snapshot_build(
     window: PairWindow | None = None,
     statistics_of: PairSnapshot | None = None,
     stats_of: PairStatsOf | None = None,
+    previous: PairSnapshot | None = None,
+    previous_series: dict[str, Any] | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """The snapshot and chart series of ``pair`` on its window of closed bars.
 
@@ -585,7 +618,10 @@ def pair_snapshot_build(
     ``n >= min_bars``. ``statistics_of``: a snapshot of this very window (same bar,
     same bars) whose statistics are taken instead of computed again: each bar's
     statistics are computed once. ``stats_of`` computes them (see ``PairStatsOf``;
-    default ``pair_stats`` in this process).
+    default ``pair_stats`` in this process). ``previous``: the snapshot of the
+    previous grid point when the caller has it (its model scores the newest bar,
+    its run is continued; see ``_formation``); ``previous_series``: the series the
+    pages have, whose recorded signal z the new one keeps.
     """
     if window is None:
         closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
@@ -597,6 +633,7 @@ def pair_snapshot_build(
             statistics = statistics_of.statistics
         else:
             statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval], stats_of)
+    formation, previous_run = _formation(pair, window, previous) if statistics is not None else (None, 0)
     snapshot = snapshot_build(
         **_settings_of(pair),
         as_of=window.as_of,
@@ -605,15 +642,58 @@ def pair_snapshot_build(
         stale_legs=window.stale_legs,
         statistics=statistics,
         computed_at=now_ms(),
+        formation=formation,
+        previous_run=previous_run,
     )
-    return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None)
+    times = aligned.times.tolist() if n else []
+    signal = _signals(pair=pair, times=times, newest=snapshot, previous_series=previous_series)
+    return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None, signal)
+
+
+def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) -> tuple[Statistics | None, int]:
+    """The previous grid point's model and run: its statistics (None unless ready) and ``related_run``.
+
+    From ``previous`` when it is that grid point's snapshot under the pair's
+    settings, else from its history row; with neither (the first snapshot, a
+    changed window), the formation window's statistics are computed from its bars
+    and the run starts over (docs/analytics.md, "The signal"): the hedge ratio, spread
+    mean and std that ``pair_stats`` gives, without its tests.
+    """
+    if window.n < 2:
+        return None, 0
+    at = int(window.aligned.times[-2])
+
+    def usable(snapshot: PairSnapshot | None) -> bool:
+        return (
+            snapshot is not None
+            and snapshot.as_of == at
+            and snapshot.interval == pair.interval
+            and snapshot.window == pair.window
+        )
+
+    if not usable(previous):
+        previous = _typed(selectors.snapshot_recorded_at(pair.id, at))
+    if previous is not None and usable(previous):
+        return (previous.statistics if previous.ready else None), previous.related_run
+    formation = pair_window_load(pair=pair, closed=at)
+    if formation.n < pair.min_bars:
+        return None, 0
+    model = spread_model(formation.aligned.y, formation.aligned.x)  # its model only: no tests are needed
+    if model is None:
+        return None, 0
+    return Statistics(hedge_ratio=model.hedge_ratio, spread_mean=model.spread_mean, spread_std=model.spread_std), 0
 
 
 def pair_snapshot_at(
-    *, pair: Pair, closed: int | None, stats_of: PairStatsOf | None = None
+    *,
+    pair: Pair,
+    closed: int | None,
+    stats_of: PairStatsOf | None = None,
+    previous: PairSnapshot | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
-    return pair_snapshot_build(pair=pair, window=pair_window_load(pair=pair, closed=closed), stats_of=stats_of)
+    window = pair_window_load(pair=pair, closed=closed)
+    return pair_snapshot_build(pair=pair, window=window, stats_of=stats_of, previous=previous)
 
 
 def _same_window(previous: PairSnapshot | None, pair: Pair, window: PairWindow) -> bool:
@@ -673,12 +753,23 @@ def snapshots_compute(
         )
         if unchanged and not force:
             continue
+        missed = _snapshots_missed(
+            pair=pair, after=after, before=window.as_of, previous=resumed_from, stats_of=stats_of
+        )
         same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
-        snapshot, series = pair_snapshot_build(pair=pair, window=window, statistics_of=same, stats_of=stats_of)
-        for missed in _snapshots_missed(pair=pair, after=after, current=snapshot, stats_of=stats_of):
-            snapshot_record(snapshot=missed)
-            recorded(pair, missed)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
+        for bar in missed:
+            snapshot_record(snapshot=bar)
+        snapshot, series = pair_snapshot_build(
+            pair=pair,
+            window=window,
+            statistics_of=same,
+            stats_of=stats_of,
+            previous=missed[-1] if missed else resumed_from,
+            previous_series=previous_series,
+        )
+        for bar in missed:
+            recorded(pair, bar)
         snapshot_cache(snapshot=snapshot, series=series)
         publish(snapshot, series, previous_series)
         snapshot_record(snapshot=snapshot)
@@ -731,23 +822,29 @@ def _catch_up(*, pair: Pair, previous: PairSnapshot | None, closed: int | None) 
 
 
 def _snapshots_missed(
-    *, pair: Pair, after: int | None, current: PairSnapshot, stats_of: PairStatsOf | None
+    *,
+    pair: Pair,
+    after: int | None,
+    before: int | None,
+    previous: PairSnapshot | None,
+    stats_of: PairStatsOf | None,
 ) -> list[PairSnapshot]:
-    """Snapshots of the bars that closed after ``after`` and before ``current``.
+    """Snapshots of the bars that closed after ``after`` and before ``before``, each the next one's ``previous``.
 
     Cycles are a second apart but not in step with the bars (a busy machine, Celery
     beat's own phase, a worker restarting, a backfill holding bars), so now and then
     several bars close between cycles. Every bar still gets its history row and
     its alert-rule step, in order (``_catch_up`` keeps their number bounded).
     """
-    if after is None or current.as_of is None:
+    if after is None or before is None:
         return []
     interval_ms = INTERVALS[pair.interval]
     snapshots = []
-    for open_time in range(after + interval_ms, current.as_of, interval_ms):
-        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of)
+    for open_time in range(after + interval_ms, before, interval_ms):
+        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of, previous=previous)
         if snapshot.as_of == open_time:
             snapshots.append(snapshot)
+            previous = snapshot
     return snapshots
 
 
@@ -787,7 +884,7 @@ def pair_current(*, pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
     if snapshot is None:
         snapshot = pair_snapshot_current(pair=pair)
     if snapshot.get("as_of") is None:
-        empty = {name: [] for name in ("t", "price_a", "price_b", "spread", "zscore")}
+        empty = {name: [] for name in ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")}
         return snapshot, {"pair": pair.id, "as_of": None, **empty}
     key = selectors.RECORDED_SERIES_KEY.format(pair_id=pair.id, as_of=snapshot["as_of"])
     series = selectors.cached(key)
@@ -807,11 +904,13 @@ def _series_of_recorded(*, pair: Pair, snapshot: PairSnapshot) -> dict[str, Any]
     window = snapshot.window or pair.window
     aligned = _aligned(pair=pair, as_of=as_of, window=window)
     n = aligned.n
+    signal = _signals(pair=pair, times=aligned.times.tolist() if n else [], newest=snapshot)
     if n != snapshot.n or (n and int(aligned.times[-1]) != as_of):
-        # The bars of that window are gone (retention) or changed: prices only, honestly.
+        # The bars of that window are gone (retention) or changed: the prices and the recorded
+        # signal z, but no spread or in-sample z under a model of other bars.
         logger.info("pair %s: the bars of the snapshot at %s are no longer all stored", pair.id, as_of)
-        return _series(pair, aligned, n, as_of, None)
-    return _series(pair, aligned, n, as_of, snapshot.statistics if snapshot.ready else None)
+        return _series(pair, aligned, n, as_of, None, signal)
+    return _series(pair, aligned, n, as_of, snapshot.statistics if snapshot.ready else None, signal)
 
 
 def snapshot_cache(*, snapshot: PairSnapshot, series: dict) -> None:
@@ -835,6 +934,7 @@ def snapshot_record(*, snapshot: PairSnapshot) -> None:
                 as_of=snapshot.as_of,
                 ready=snapshot.ready,
                 zscore=snapshot.statistics.zscore,
+                signal_zscore=snapshot.signal_zscore,
                 data=snapshot_json(snapshot),
             )
         ],

@@ -10,12 +10,13 @@ The fields and their definitions: docs/analytics.md, "Snapshots".
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 #: The version of the JSON form. A change of fields raises it, and
 #: ``snapshot_from_json`` learns to read the older form.
-VERSION = 1
+VERSION = 2
 
 #: Where a snapshot comes from: the snapshot cycle (live), the newest history row
 #: (the cycle has not published one since the cache was emptied, or the pair is
@@ -36,12 +37,14 @@ class Warmup:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Thresholds:
-    """The pair's alert thresholds the snapshot was computed under."""
+    """The pair's alert thresholds the snapshot was computed under (defaults: a new pair's)."""
 
-    entry_z: float
-    exit_z: float
-    min_correlation: float
-    max_adf_pvalue: float
+    entry_z: float = 2.0
+    exit_z: float = 0.5
+    min_correlation: float = 0.6
+    max_adf_pvalue: float = 0.05
+    max_coint_pvalue: float = 0.05
+    confirm_bars: int = 30
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,11 +96,47 @@ class PairSnapshot:
     price_a: float | None = None
     price_b: float | None = None
     statistics: Statistics = NO_STATISTICS
+    #: The newest bar scored with the previous grid point's model (docs/analytics.md, "The signal").
+    signal_zscore: float | None = None
+    #: Whether this window passes every relationship gate, and for how many snapshots in a row.
+    related: bool = False
+    related_run: int = 0
     computed_at: int | None = None
     source: Source = SOURCE_NONE
 
     def with_source(self, source: Source) -> PairSnapshot:
         return dataclasses.replace(self, source=source)
+
+
+def related_of(statistics: Statistics, thresholds: Thresholds) -> bool:
+    """Whether a window passes every relationship gate: ADF p, Engle-Granger p, returns correlation.
+
+    A missing value fails its gate (docs/analytics.md, "The signal").
+    """
+    adf, coint, correlation = statistics.adf_pvalue, statistics.coint_pvalue, statistics.correlation
+    return (
+        adf is not None
+        and coint is not None
+        and correlation is not None
+        and adf < thresholds.max_adf_pvalue
+        and coint < thresholds.max_coint_pvalue
+        and correlation >= thresholds.min_correlation
+    )
+
+
+def signal_zscore_of(price_a: float, price_b: float, formation: Statistics | None) -> float | None:
+    """``(y_t - beta' x_t - mu') / sigma'``: the newest bar scored with the formation window's model.
+
+    None without a formation model (the previous grid point not ready) or with a
+    spread that did not vary on it (sigma' null or 0).
+    """
+    if formation is None:
+        return None
+    beta, mean, std = formation.hedge_ratio, formation.spread_mean, formation.spread_std
+    if beta is None or mean is None or std is None or not std > 0:
+        return None
+    z = (price_a - beta * price_b - mean) / std
+    return z if math.isfinite(z) else None
 
 
 def snapshot_build(
@@ -114,13 +153,21 @@ def snapshot_build(
     stale_legs: Sequence[str],
     statistics: Statistics | None,
     computed_at: int,
+    formation: Statistics | None = None,
+    previous_run: int = 0,
 ) -> PairSnapshot:
     """The snapshot of a window of ``n`` aligned bars ending at ``as_of``.
 
     Ready once ``n >= min_bars``; a ready window carries ``statistics`` (computed,
-    or taken from a snapshot of this very window), any other none.
+    or taken from a snapshot of this very window), any other none. ``formation``:
+    the statistics of the previous grid point's window when it was ready (its
+    model scores this bar: ``signal_zscore``); ``previous_run``: that snapshot's
+    ``related_run`` (0 when unknown).
     """
     ready = n >= min_bars
+    statistics = (statistics or NO_STATISTICS) if ready else NO_STATISTICS
+    related = ready and related_of(statistics, thresholds)
+    signal_zscore = signal_zscore_of(*last_prices, formation) if ready and last_prices else None
     return PairSnapshot(
         pair=pair,
         symbol_a=symbols[0],
@@ -136,7 +183,10 @@ def snapshot_build(
         stale_legs=tuple(stale_legs),
         price_a=last_prices[0] if last_prices else None,
         price_b=last_prices[1] if last_prices else None,
-        statistics=(statistics or NO_STATISTICS) if ready else NO_STATISTICS,
+        statistics=statistics,
+        signal_zscore=signal_zscore,
+        related=related,
+        related_run=previous_run + 1 if related else 0,
         computed_at=computed_at,
         source=SOURCE_CYCLE,
     )
@@ -175,6 +225,9 @@ def snapshot_json(snapshot: PairSnapshot) -> dict[str, Any]:
         "price_a": snapshot.price_a,
         "price_b": snapshot.price_b,
         **dataclasses.asdict(snapshot.statistics),
+        "signal_zscore": snapshot.signal_zscore,
+        "related": snapshot.related,
+        "related_run": snapshot.related_run,
         "thresholds": dataclasses.asdict(snapshot.thresholds),
         "computed_at": snapshot.computed_at,
         "source": snapshot.source,
@@ -185,7 +238,8 @@ def snapshot_from_json(data: Mapping[str, Any]) -> PairSnapshot:
     """A snapshot from its JSON form, of this version or an older one.
 
     Version 0 is the form stored before versions began: the same fields, without
-    ``version``.
+    ``version``. Versions 0 and 1 carry no signal (``signal_zscore`` null, not
+    related) and no ``max_coint_pvalue``/``confirm_bars`` (a new pair's defaults).
     """
     version = data.get("version", 0)
     if version > VERSION:
@@ -207,6 +261,9 @@ def snapshot_from_json(data: Mapping[str, Any]) -> PairSnapshot:
         price_a=data.get("price_a"),
         price_b=data.get("price_b"),
         statistics=Statistics(**{f.name: data.get(f.name) for f in dataclasses.fields(Statistics)}),
+        signal_zscore=data.get("signal_zscore"),
+        related=data.get("related", False),
+        related_run=data.get("related_run", 0),
         computed_at=data.get("computed_at"),
         source=data.get("source", SOURCE_CYCLE),
     )

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -159,6 +159,7 @@ def zscore_series(
 def quality_score(
     *,
     adf_pvalue: float | None,
+    coint_pvalue: float | None,
     correlation: float | None,
     half_life: float | None,
     r_squared: float | None,
@@ -170,6 +171,8 @@ def quality_score(
     ----------
     adf_pvalue : float or None
         ADF p-value of the spread, in [0, 1].
+    coint_pvalue : float or None
+        Engle-Granger p-value of the pair, in [0, 1].
     correlation : float or None
         Pearson correlation of the log returns, in [-1, 1].
     half_life : float or None
@@ -192,8 +195,9 @@ def quality_score(
     -----
     Components (each clipped to [0, 1]) and weights:
 
-    * stationarity (0.40) = ``1 - adf_pvalue / 0.10``: 1 at p = 0, 0.5 at the default
-      alert gate p = 0.05, 0 for p >= 0.10. Non-increasing in the p-value.
+    * stationarity (0.40) = ``1 - p / 0.10`` with ``p = max(adf_pvalue, coint_pvalue)``
+      (missing when either is): 1 at p = 0, 0.5 at the default alert gates p = 0.05,
+      0 for p >= 0.10. Non-increasing in either p-value.
     * correlation (0.25) = ``(correlation - 0.3) / 0.6``: 0 at or below 0.3, 0.5 at the
       default gate 0.6, 1 at or above 0.9. Non-decreasing in the correlation.
     * mean_reversion (0.20), with ``h = half_life``, ``n = window`` and
@@ -201,16 +205,20 @@ def quality_score(
       bar-level noise that cannot be traded on a close), 1 for ``1 <= h <= u``, falling
       linearly ``(n - h) / (n - u)`` to 0 at ``h = n``, and 0 for ``h >= n`` or
       None (no mean reversion observed inside the window). Non-decreasing in h below
-      1 bar and non-increasing above.
+      1 bar and non-increasing above. It counts only while ``p < 0.10``: a pair that
+      fails its relationship tests never scores on the speed of a reversion that is
+      not there (0 otherwise).
     * fit (0.15) = ``r_squared``. Non-decreasing.
 
     A missing (None) or non-finite input scores 0 for its component; the caller
     (:func:`pair_stats`) reports no score at all when every input is missing.
     """
-    p, c, h, r2 = _num(adf_pvalue), _num(correlation), _num(half_life), _num(r_squared)
+    adf, coint = _num(adf_pvalue), _num(coint_pvalue)
+    p = max(adf, coint) if adf is not None and coint is not None else None
+    c, h, r2 = _num(correlation), _num(half_life), _num(r_squared)
     n = float(window)
     upper = max(1.0, n / 10.0)
-    if h is None or h <= 0.0 or h >= n:
+    if p is None or p >= 0.10 or h is None or h <= 0.0 or h >= n:
         mean_reversion = 0.0
     elif h < 1.0:
         mean_reversion = h
@@ -242,6 +250,66 @@ def _clip01(v: float) -> float:
     return float(min(1.0, max(0.0, v)))
 
 
+class SpreadModel(NamedTuple):
+    """A window's hedge ratio and its spread's mean and sample std: what scores a bar (docs/analytics.md)."""
+
+    hedge_ratio: float
+    spread_mean: float
+    spread_std: float
+
+
+class _Fit(NamedTuple):
+    hedge_ratio: float
+    intercept: float
+    r_squared: float | None
+    s: npt.NDArray[np.float64]
+    spread_mean: float
+    spread_std: float
+    flat: bool
+    scale: float
+
+
+def _fit(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> _Fit | None:
+    """The hedge regression and its spread (None where ``pair_stats`` gives no statistics at all)."""
+    if y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"y and x must be 1-D arrays of equal length, got shapes {y.shape} and {x.shape}")
+    if y.size < MIN_OBS or not (np.isfinite(y).all() and np.isfinite(x).all()):
+        return None
+    # Exact equality is right for raw prices: a forward-filled flat leg repeats one float.
+    if x.max() == x.min():
+        return None
+    # OLS y = alpha + beta x in closed form on centred data: same estimates as
+    # sm.OLS(y, add_constant(x)) (tested to 1e-6, in practice ~1e-12), better
+    # conditioned than the normal equations on raw prices, and ~100x cheaper.
+    xm, ym = x.mean(), y.mean()
+    dx, dy = x - xm, y - ym
+    sxx = float(dx @ dx)
+    syy = float(dy @ dy)
+    beta = float(dx @ dy) / sxx
+    alpha = float(ym - beta * xm)
+    resid = dy - beta * dx
+    # statsmodels gives NaN (0/0) for a constant y; here that is None.
+    r_squared = _clip01(1.0 - float(resid @ resid) / syy) if syy > 0 else None
+    s = spread_series(y, x, beta)
+    spread_mean = float(s.mean())
+    # Sample std (ddof=1) to match pandas Series.std / rolling().std(), not numpy's ddof=0.
+    spread_std = float(s.std(ddof=1))
+    scale = max(float(np.max(np.abs(y))), float(np.max(np.abs(beta * x))))
+    flat = _is_flat(s, scale)
+    return _Fit(beta, alpha, r_squared, s, spread_mean, 0.0 if flat else spread_std, flat, scale)
+
+
+def spread_model(y: npt.ArrayLike, x: npt.ArrayLike) -> SpreadModel | None:
+    """``pair_stats``' hedge_ratio, spread_mean and spread_std alone (the same numbers), without the tests.
+
+    None where ``pair_stats`` gives none (too short, non-finite, a constant x).
+    """
+    fit = _fit(np.asarray(y, dtype=float), np.asarray(x, dtype=float))
+    if fit is None:
+        return None
+    return SpreadModel(fit.hedge_ratio, fit.spread_mean, fit.spread_std)
+
+
 def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     """All statistics of docs/analytics.md ("Statistics on the window") for one pair on one window.
 
@@ -268,8 +336,8 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
         * coint_pvalue: ``coint(y, x)`` (Engle-Granger, trend "c", autolag "aic").
         * half_life: OLS of ``s[k] - s[k-1] = c + lambda * s[k-1]``;
           ``-ln(2) / lambda`` bars when lambda < 0, else None.
-        * quality_score, quality: :func:`quality_score` of (adf_pvalue, correlation,
-          half_life, r_squared, n).
+        * quality_score, quality: :func:`quality_score` of (adf_pvalue, coint_pvalue,
+          correlation, half_life, r_squared, n).
 
     Raises
     ------
@@ -299,41 +367,17 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
       collinear (its R^2 >= 1 - 100 * sqrt(machine eps), about 1 - 1.5e-6), where
       ``coint`` itself warns and returns p = 0.
     * statsmodels raising or returning a non-finite value: that test's fields are None.
-    * quality_score/quality are None when all four of their inputs are None;
+    * quality_score/quality are None when all five of their inputs are None;
       otherwise missing inputs score 0 (see :func:`quality_score`).
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
-    if y.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"y and x must be 1-D arrays of equal length, got shapes {y.shape} and {x.shape}")
+    fit = _fit(y, x)
     n = int(y.size)
-    if n < MIN_OBS or not (np.isfinite(y).all() and np.isfinite(x).all()):
+    if fit is None:
         return PairStats(n=n)
-    # Exact equality is right for raw prices: a forward-filled flat leg repeats one float.
-    if x.max() == x.min():
-        return PairStats(n=n)
-
-    # OLS y = alpha + beta x in closed form on centred data: same estimates as
-    # sm.OLS(y, add_constant(x)) (tested to 1e-6, in practice ~1e-12), better
-    # conditioned than the normal equations on raw prices, and ~100x cheaper.
-    xm, ym = x.mean(), y.mean()
-    dx, dy = x - xm, y - ym
-    sxx = float(dx @ dx)
-    syy = float(dy @ dy)
-    beta = float(dx @ dy) / sxx
-    alpha = float(ym - beta * xm)
-    resid = dy - beta * dx
-    # statsmodels gives NaN (0/0) for a constant y; here that is None.
-    r_squared = _clip01(1.0 - float(resid @ resid) / syy) if syy > 0 else None
-
-    s = spread_series(y, x, beta)
-    spread_mean = float(s.mean())
-    # Sample std (ddof=1) to match pandas Series.std / rolling().std(), not numpy's ddof=0.
-    spread_std = float(s.std(ddof=1))
-    scale = max(float(np.max(np.abs(y))), float(np.max(np.abs(beta * x))))
-    spread_flat = _is_flat(s, scale)
-    if spread_flat:
-        spread_std = 0.0
+    beta, alpha, r_squared = fit.hedge_ratio, fit.intercept, fit.r_squared
+    s, spread_mean, spread_std, spread_flat, scale = fit.s, fit.spread_mean, fit.spread_std, fit.flat, fit.scale
 
     zscore = None if spread_flat else _finite((s[-1] - spread_mean) / spread_std)
 
@@ -357,9 +401,14 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
 
     score: float | None = None
     breakdown: dict[str, dict[str, float]] | None = None
-    if any(v is not None for v in (adf_pvalue, correlation, half_life, r_squared)):
+    if any(v is not None for v in (adf_pvalue, coint_pvalue, correlation, half_life, r_squared)):
         score, breakdown = quality_score(
-            adf_pvalue=adf_pvalue, correlation=correlation, half_life=half_life, r_squared=r_squared, window=n
+            adf_pvalue=adf_pvalue,
+            coint_pvalue=coint_pvalue,
+            correlation=correlation,
+            half_life=half_life,
+            r_squared=r_squared,
+            window=n,
         )
 
     return PairStats(

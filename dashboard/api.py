@@ -114,6 +114,10 @@ class TickListApi(APIView):
 class PairSerializer(serializers.ModelSerializer):
     """Validated by ``Pair.clean`` so the API and the admin give the same messages."""
 
+    # Any whole number reaches ``Pair.clean``, whose message names the window it must fit in
+    # (the model field's own bounds would answer 0..2^31 in other words).
+    confirm_bars = serializers.IntegerField(required=False, help_text=Pair._meta.get_field("confirm_bars").help_text)
+
     class Meta:
         model = Pair
         fields = [
@@ -127,6 +131,8 @@ class PairSerializer(serializers.ModelSerializer):
             "exit_z",
             "min_correlation",
             "max_adf_pvalue",
+            "max_coint_pvalue",
+            "confirm_bars",
             "active",
         ]
         validators: list = []  # uniqueness is checked in validate(), with a readable message
@@ -138,7 +144,8 @@ class PairSerializer(serializers.ModelSerializer):
             instance.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
-        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b)
+        # What clean settles: the symbols normalised, the default confirmation fitted to a short window.
+        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, confirm_bars=instance.confirm_bars)
         clash = Pair.objects.filter(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, interval=instance.interval)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
@@ -160,10 +167,12 @@ class WarmupSerializer(serializers.Serializer):
 
 
 class ThresholdsSerializer(serializers.Serializer):
-    entry_z = serializers.FloatField()
-    exit_z = serializers.FloatField()
-    min_correlation = serializers.FloatField()
-    max_adf_pvalue = serializers.FloatField()
+    entry_z = serializers.FloatField(help_text="|signal z| above this is an entry (with the gates confirmed)")
+    exit_z = serializers.FloatField(help_text="|signal z| below this re-arms the rule and closes an entry")
+    min_correlation = serializers.FloatField(help_text="returns correlation gate: correlation >= this")
+    max_adf_pvalue = serializers.FloatField(help_text="ADF gate: adf_pvalue < this")
+    max_coint_pvalue = serializers.FloatField(help_text="Engle-Granger gate: coint_pvalue < this")
+    confirm_bars = serializers.IntegerField(help_text="related snapshots in a row an entry needs before its bar")
 
 
 def _statistic(help_text: str) -> serializers.FloatField:
@@ -198,7 +207,7 @@ class SnapshotSerializer(serializers.Serializer):
     spread = _statistic("A - hedge_ratio * B at as_of, quote currency")
     spread_mean = _statistic("mean of the spread over the window")
     spread_std = _statistic("standard deviation of the spread over the window (ddof 1)")
-    zscore = _statistic("(spread - spread_mean) / spread_std at as_of")
+    zscore = _statistic("(spread - spread_mean) / spread_std at as_of: in-sample, descriptive")
     correlation = _statistic("correlation of the legs' log returns")
     price_correlation = _statistic("correlation of the legs' prices")
     adf_stat = _statistic("augmented Dickey-Fuller statistic of the spread")
@@ -209,11 +218,52 @@ class SnapshotSerializer(serializers.Serializer):
     quality_score = _statistic("0..100")
     half_life_seconds = _statistic("the half-life in seconds")
     quality = serializers.DictField(allow_null=True, help_text="the quality score's parts")
+    signal_zscore = _statistic(
+        "the signal the alert rule acts on: the newest bar scored with the previous grid point's window "
+        "model, (price_a - hedge_ratio' * price_b - spread_mean') / spread_std' (null until that window was ready)"
+    )
+    related = serializers.BooleanField(
+        help_text="every relationship gate holds on this window: adf_pvalue < max_adf_pvalue, "
+        "coint_pvalue < max_coint_pvalue, correlation >= min_correlation"
+    )
+    related_run = serializers.IntegerField(
+        min_value=0, help_text="related snapshots in a row ending at this one (0 when not related)"
+    )
     thresholds = ThresholdsSerializer(help_text="the pair's alert thresholds it was computed under")
     computed_at = serializers.IntegerField(allow_null=True, help_text="when it was computed, ms")
     source = serializers.ChoiceField(
         choices=["cycle", "history", "none"],
         help_text="the snapshot cycle, the newest history row, or nothing computed yet",
+    )
+
+
+def _points(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.FloatField(allow_null=True), help_text=help_text)
+
+
+@extend_schema_serializer(component_name="Series")
+class SeriesSerializer(serializers.Serializer):
+    """The chart series of a pair's window: equal-length arrays, one point per bar, oldest first.
+
+    Declared for the schema: the values are ``analytics.services.pair_current``'s.
+    """
+
+    pair = serializers.IntegerField()
+    as_of = serializers.IntegerField(allow_null=True, help_text="open time of the newest bar (null: no bar yet)")
+    t = serializers.ListField(child=serializers.IntegerField(), help_text="open time of each bar, ms")
+    price_a = serializers.ListField(
+        child=serializers.FloatField(), help_text="close of leg A (forward-filled where it did not trade)"
+    )
+    price_b = serializers.ListField(
+        child=serializers.FloatField(), help_text="close of leg B (forward-filled where it did not trade)"
+    )
+    spread = _points("price_a - hedge_ratio * price_b under the snapshot's model (null during warm-up)")
+    zscore = _points(
+        "(spread - spread_mean) / spread_std under the snapshot's model: in-sample, every point "
+        "rescored with each snapshot (null during warm-up)"
+    )
+    signal_zscore = _points(
+        "each bar's signal z as recorded when that bar closed, never rescored (null where none was recorded)"
     )
 
 
@@ -240,8 +290,9 @@ class PairViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         parameters=[SeriesFilterSerializer],
-        responses=OpenApiTypes.OBJECT,
-        description="Chart series over the window: equal-length arrays t, price_a, price_b, spread, zscore.",
+        responses=SeriesSerializer,
+        description="Chart series over the window: equal-length arrays t, price_a, price_b, spread, zscore, "
+        "signal_zscore.",
     )
     @action(detail=True, methods=["get"])
     def series(self, request: Request, pk: str | None = None) -> Response:
@@ -311,9 +362,16 @@ class AlertListApi(generics.ListAPIView):
         reason = serializers.ChoiceField(choices=Alert.Reason.choices)
         created_at = serializers.IntegerField(help_text="ms since the epoch")
         bar_time = serializers.IntegerField(help_text="as_of of the snapshot that fired it, ms")
-        zscore = serializers.FloatField()
+        signal_zscore = serializers.FloatField(
+            allow_null=True, help_text="the signal z that fired it (null on alerts recorded before signals)"
+        )
+        zscore = serializers.FloatField(allow_null=True, help_text="the in-sample z of the same bar (descriptive)")
         adf_pvalue = serializers.FloatField(allow_null=True)
+        coint_pvalue = serializers.FloatField(allow_null=True, help_text="Engle-Granger p-value of its window")
         correlation = serializers.FloatField(allow_null=True)
+        related_run = serializers.IntegerField(
+            allow_null=True, help_text="related snapshots in a row before its bar (the confirmation an entry had)"
+        )
         hedge_ratio = serializers.FloatField(allow_null=True)
         message = serializers.CharField()
 

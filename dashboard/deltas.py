@@ -2,9 +2,10 @@
 
 Pure functions, no Django. A snapshot moves the window by its new bars: the prices
 of the points that stay do not change, new points are appended, the oldest drop
-out. The spread and z-score of *every* point do change (the hedge ratio, mean and
-std are re-estimated on each window), so a delta carries the new prices and the
-window's model, and the page rescales: ``spread = price_a - hedge_ratio *
+out; nor does the signal z of a point (recorded when its bar closed). The spread
+and z-score of *every* point do change (the hedge ratio, mean and std are
+re-estimated on each window), so a delta carries the new points and the window's
+model, and the page rescales: ``spread = price_a - hedge_ratio *
 price_b`` and ``zscore = (spread - spread_mean) / spread_std``, the very IEEE
 operations numpy performs for the full series. The server only sends a delta after
 checking that applying it (``series_delta_apply``, which the page script mirrors)
@@ -16,8 +17,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-PRICE_KEYS = ("t", "price_a", "price_b")
-SERIES_KEYS = ("t", "price_a", "price_b", "spread", "zscore")
+#: What a point keeps once it is in the window: its time, prices and the signal z recorded when its bar closed.
+POINT_KEYS = ("t", "price_a", "price_b", "signal_zscore")
+SERIES_KEYS = ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")
 
 
 def series_delta(
@@ -28,9 +30,10 @@ def series_delta(
     Returns
     -------
     dict or None
-        ``{pair, as_of, base_as_of, drop, t, price_a, price_b, hedge_ratio,
-        spread_mean, spread_std}``: drop ``drop`` points from the front, append the
-        points of ``t``/``price_a``/``price_b``, recompute the spread and z-score.
+        ``{pair, as_of, base_as_of, drop, t, price_a, price_b, signal_zscore,
+        hedge_ratio, spread_mean, spread_std}``: drop ``drop`` points from the front,
+        append the points of ``t``/``price_a``/``price_b``/``signal_zscore``, recompute
+        the spread and z-score.
         None when ``previous`` is missing or not an older window of the same pair,
         or when applying the delta would not give ``current`` exactly.
     """
@@ -48,14 +51,14 @@ def series_delta(
         "as_of": current["as_of"],
         "base_as_of": previous["as_of"],
         "drop": drop,
-        **{key: current[key][kept:] for key in PRICE_KEYS},
+        **{key: current[key][kept:] for key in POINT_KEYS},
         "hedge_ratio": model.get("hedge_ratio") if model.get("ready") else None,
         "spread_mean": model.get("spread_mean") if model.get("ready") else None,
         "spread_std": model.get("spread_std") if model.get("ready") else None,
     }
     try:
         applied = series_delta_apply(previous, delta)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError):  # KeyError: a series cached by older code
         return None
     return delta if all(applied[key] == current[key] for key in SERIES_KEYS) else None
 
@@ -63,7 +66,7 @@ def series_delta(
 def series_delta_apply(previous: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     """``previous`` moved by ``delta`` (what the page script does, operation for operation)."""
     series: dict[str, Any] = {"pair": delta["pair"], "as_of": delta["as_of"]}
-    for key in PRICE_KEYS:
+    for key in POINT_KEYS:
         series[key] = list(previous[key][delta["drop"] :]) + list(delta[key])
     beta, mean, std = delta["hedge_ratio"], delta["spread_mean"], delta["spread_std"]
     spread: list[float | None] = []

@@ -38,12 +38,12 @@ PRICE_DECIMALS = {"BTCUSDT": 1, "ETHUSDT": 2, "BNBUSDT": 2, "SOLUSDT": 2, "XRPUS
 #: Alerts shown on the pair page (the API pages through the rest).
 ALERTS_SHOWN = 50
 
-SERIES_COLUMNS = ("t", "price_a", "price_b", "spread", "zscore")
+SERIES_COLUMNS = ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")
 BAR_COLUMNS = ("t", "open", "high", "low", "close", "volume", "trades")
 
 # Quality components in display order, with what each one measures.
 QUALITY_LABELS = {
-    "stationarity": "Stationarity (ADF p)",
+    "stationarity": "Stationarity (ADF, EG p)",
     "correlation": "Returns correlation",
     "mean_reversion": "Mean reversion (half-life)",
     "fit": "Fit (R²)",
@@ -69,6 +69,82 @@ def pvalue_text(value: float | None) -> str:
     if value is None:
         return "—"
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def signed_text(value: float | None, decimals: int = 2) -> str:
+    """A signed number as the page script's ``fmtSigned`` writes it: "+1.23", "-1.23", "0.00"."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = f"{abs(value):.{decimals}f}"
+    if float(text) == 0:
+        return text
+    return ("+" if value > 0 else "-") + text
+
+
+def threshold_text(value: float) -> str:
+    """A threshold as the gates show it: at least 2 decimals, up to 4 ("0.05", "0.60", "2.00", "0.0125")."""
+    text = f"{value:.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+def gate_pvalue_text(value: float) -> str:
+    """A p-value in a gate: 3 decimals, "<0.001" below that."""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def alert_z_text(signal_zscore: float | None, zscore: float | None) -> str:
+    """The z an alert fired on: its signal z, or the in-sample z of alerts recorded before signals."""
+    if signal_zscore is not None:
+        return f"signal z {signed_text(signal_zscore)}"
+    return f"z {signed_text(zscore)} in-sample"
+
+
+def entry_gates(snapshot: PairSnapshot) -> list[dict[str, Any]]:
+    """The entry's checklist: each relationship gate with its value and threshold, the confirmation, the signal.
+
+    ``ok`` is True/False on a ready snapshot (a missing value fails its gate, as in
+    the rule) and None before. The page script writes the same texts
+    (``renderGates``). An entry needs the previous snapshot's run to reach
+    ``confirm_bars``: the run shown is this snapshot's, the one the next bar needs.
+    """
+    stats, th, ready = snapshot.statistics, snapshot.thresholds, snapshot.ready
+
+    def check(value: float | None, passes: bool) -> bool | None:
+        if not ready:
+            return None
+        return value is not None and passes
+
+    def p_gate(key: str, label: str, value: float | None, limit: float) -> dict[str, Any]:
+        shown = "—" if value is None else gate_pvalue_text(value)
+        return {
+            "key": key,
+            "text": f"{label} {shown} < {threshold_text(limit)}",
+            "ok": check(value, value is not None and value < limit),
+        }
+
+    corr, z = stats.correlation, snapshot.signal_zscore
+    run, need = snapshot.related_run, th.confirm_bars
+    return [
+        p_gate("adf", "ADF p", stats.adf_pvalue, th.max_adf_pvalue),
+        p_gate("coint", "EG p", stats.coint_pvalue, th.max_coint_pvalue),
+        {
+            "key": "corr",
+            "text": f"correlation {'—' if corr is None else f'{corr:.2f}'} ≥ {threshold_text(th.min_correlation)}",
+            "ok": check(corr, corr is not None and corr >= th.min_correlation),
+        },
+        {
+            "key": "run",
+            "text": f"related {run}/{need}",
+            "ok": check(run, run >= need),
+            "pct": min(100.0, 100.0 * run / need) if need else 0.0,
+        },
+        {
+            "key": "z",
+            "text": f"|signal z| {'—' if z is None else f'{abs(z):.2f}'} > {threshold_text(th.entry_z)}",
+            "ok": None if not ready or z is None else abs(z) > th.entry_z,
+        },
+    ]
 
 
 def pair_state(pair: Pair, snapshot: PairSnapshot, open_entry: RuleState | None) -> dict[str, Any]:
@@ -101,17 +177,20 @@ def overview_rows() -> list[dict[str, Any]]:
     for pair in pairs:
         shown = pair_snapshot_current(pair=pair)  # an inactive pair's: its last recorded one
         snapshot = snapshot_from_json(shown)
-        zscore = snapshot.statistics.zscore
+        signal = snapshot.signal_zscore
+        alert = alerts.get(pair.id)
         rows.append(
             {
                 "pair": pair,
                 "snapshot": shown,
                 "state": pair_state(pair, snapshot, entries.get(pair.id)),
-                "alert": alerts.get(pair.id),
+                "alert": alert,
+                "alert_z_text": alert_z_text(alert.signal_zscore, alert.zscore) if alert else "",
                 "decimals_a_fmt": f"{price_decimals(pair.symbol_a, snapshot.price_a)}g",
                 "decimals_b_fmt": f"{price_decimals(pair.symbol_b, snapshot.price_b)}g",
                 "entry_z": pair.entry_z,
-                "hot": zscore is not None and abs(zscore) > pair.entry_z,
+                "signal_text": signed_text(signal),
+                "hot": signal is not None and abs(signal) > pair.entry_z,
                 "adf_pvalue_text": pvalue_text(snapshot.statistics.adf_pvalue),
             }
         )
@@ -172,7 +251,13 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     quality = snapshot.statistics.quality or {}
     last_tick_at = health["feed"].get("last_tick_at")
     alerts_display = [
-        {**a, "time_text": _stamp(a["created_at"]), "direction_text": a["direction"].replace("_", " ")} for a in alerts
+        {
+            **a,
+            "time_text": _stamp(a["created_at"]),
+            "direction_text": a["direction"].replace("_", " "),
+            "z_text": alert_z_text(a["signal_zscore"], a["zscore"]),
+        }
+        for a in alerts
     ]
     context = {
         "pair": pair,
@@ -191,6 +276,11 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "decimals_b_fmt": f"{decimals_b}g",
         "decimals_spread_fmt": f"{decimals_a + 1}g",
         "half_life_s": snapshot.statistics.half_life_seconds,
+        "signal_text": signed_text(snapshot.signal_zscore),
+        "zscore_text": signed_text(snapshot.statistics.zscore),
+        "zone": _zone(snapshot),
+        "gates": entry_gates(snapshot),
+        "thresholds": snapshot.thresholds,
         "warmup_pct": _warmup_pct(snapshot),
         "quality_rows": [
             {"key": key, "label": label, **quality[key], "max_points": 100 * quality[key]["weight"]}
@@ -207,6 +297,21 @@ def _stamp(ms: int | None) -> str:
     if ms is None:
         return "—"
     return time.strftime("%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _zone(snapshot: PairSnapshot) -> dict[str, str]:
+    """Where the signal z stands against the thresholds (as the page script's ``renderSnapshot``)."""
+    z, th = snapshot.signal_zscore, snapshot.thresholds
+    if z is None:
+        return {"key": "none", "label": "no signal yet" if snapshot.ready else "warming up"}
+    if abs(z) > th.entry_z:
+        return {
+            "key": "entry-high" if z > 0 else "entry-low",
+            "label": "short-spread zone" if z > 0 else "long-spread zone",
+        }
+    if abs(z) < th.exit_z:
+        return {"key": "exit", "label": "inside exit"}
+    return {"key": "between", "label": "between"}
 
 
 def _warmup_pct(snapshot: PairSnapshot) -> float:

@@ -63,16 +63,29 @@ def store_and_resample(ticks: list[Tick], batch: int = 5000) -> None:
         services.bars_resample()
 
 
-def make_alert(pair: Pair, *, kind: str = "entry", direction: str = "short_spread", bar_time: int, zscore: float = 2.4):
+def make_alert(
+    pair: Pair,
+    *,
+    kind: str = "entry",
+    direction: str = "short_spread",
+    bar_time: int,
+    zscore: float | None = 2.4,
+    signal_zscore: float | None = None,
+    related_run: int | None = None,
+):
+    """An alert row; ``signal_zscore`` and ``related_run`` None as on alerts recorded before signals."""
     return Alert.objects.create(
         pair=pair,
         kind=kind,
         direction=direction,
         reason="entry" if kind == "entry" else "reverted",
         bar_time=bar_time,
+        signal_zscore=signal_zscore,
         zscore=zscore,
         adf_pvalue=0.01,
+        coint_pvalue=0.02 if signal_zscore is not None else None,
         correlation=0.8,
+        related_run=related_run,
         hedge_ratio=20.0,
         message=f"{kind} {direction} <b>z={zscore}</b>",
         snapshot={},
@@ -106,6 +119,8 @@ def pair_form(**fields) -> dict:
         "exit_z": 0.5,
         "min_correlation": 0.6,
         "max_adf_pvalue": 0.05,
+        "max_coint_pvalue": 0.05,
+        "confirm_bars": 30,
         "active": "on",
         "webhook_url": "",
     }

@@ -38,6 +38,14 @@ def test_every_changelist_renders(staff):
         ({"window": 10**9, "min_bars": 10**9}, "at most 5000 bars"),
         ({"max_adf_pvalue": 0}, "must be in (0, 1]"),
         ({"min_correlation": 1.5}, "between -1 and 1"),
+        ({"max_coint_pvalue": 0}, "max_coint_pvalue must be in (0, 1]."),
+        ({"max_coint_pvalue": 1.2}, "max_coint_pvalue must be in (0, 1]."),
+        ({"confirm_bars": 0}, "confirm_bars must be between 1 and the window (300), not 0."),
+        ({"confirm_bars": 301}, "confirm_bars must be between 1 and the window (300), not 301."),
+        (
+            {"window": 20, "min_bars": 20, "confirm_bars": 25},
+            "confirm_bars must be between 1 and the window (20), not 25.",
+        ),
         ({"symbol_b": "SOLUSDT"}, "two different symbols"),
         ({"entry_z": "nan"}, "Enter a number"),
     ],
@@ -46,6 +54,35 @@ def test_an_impossible_pair_is_refused_with_a_message(staff, fields, message):
     response = staff.post(reverse("admin:analytics_pair_add"), pair_form(**fields))
     assert response.status_code == HTTPStatus.OK  # the form again, with the error
     assert message in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"max_coint_pvalue": 0}, "max_coint_pvalue must be in (0, 1]."),
+        ({"confirm_bars": 301}, "confirm_bars must be between 1 and the window (300), not 301."),
+    ],
+)
+def test_a_signal_threshold_is_refused_beside_its_own_field(staff, fields, message):
+    response = staff.post(reverse("admin:analytics_pair_add"), pair_form(**fields))
+    form = response.context["adminform"].form
+    assert form.errors == {next(iter(fields)): [message]}
+
+
+def test_the_signal_thresholds_are_edited_with_the_other_thresholds(staff):
+    from analytics.models import Pair
+
+    pair = make_pair()
+    url = reverse("admin:analytics_pair_change", args=[pair.id])
+    fieldsets = dict(staff.get(url).context["adminform"].model_admin.fieldsets)
+    assert fieldsets["Alert thresholds"]["fields"][-2:] == ["max_coint_pvalue", "confirm_bars"]
+    form = pair_form(symbol_a="BTCUSDT", max_coint_pvalue=0.02, confirm_bars=45)
+    assert staff.post(url, form).status_code == HTTPStatus.FOUND
+    pair.refresh_from_db()
+    assert (pair.max_coint_pvalue, pair.confirm_bars) == (0.02, 45)
+    assert Pair.objects.count() == 1
+    changelist = staff.get(reverse("admin:analytics_pair_changelist")).content.decode()
+    assert "column-max_coint_pvalue" in changelist and "column-confirm_bars" in changelist
 
 
 def test_a_good_pair_is_saved_with_normalised_symbols(staff):

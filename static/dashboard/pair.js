@@ -2,15 +2,19 @@
  *
  * Renders the server's snapshot, chart series, live prices and alerts; computes no
  * statistic (the ±kσ bands are spread_mean ± k·spread_std of the snapshot, drawn as
- * horizontal lines). Messages arrive on ws(s)://HOST/ws/pairs/<id>/:
+ * horizontal lines). The z chart is the signal: each bar's signal_zscore as recorded
+ * when that bar closed (never rescored), with the snapshot's entry/exit lines and
+ * each alert at its bar and the signal z it fired on (a threshold edited later moves
+ * the lines, not the markers). Messages arrive on ws(s)://HOST/ws/pairs/<id>/:
  *   snapshot (first on connect), series (the whole window: on connect, and after a
  *   snapshot when no delta applies), series_delta (after a snapshot: the new points
  *   and the window's model, see applyDelta), prices, alert, health (the
  *   /api/health/ record every 5 s: the page polls it only while these do not come).
  *
- * Hooks for tests: #ws-status ("live"/"disconnected"), #zscore-value, #warmup,
- * #alert-feed > li[data-alert-id], canvases #chart-prices/#chart-spread/#chart-zscore
- * with data-points (points of the main series drawn), window.pairsCharts and
+ * Hooks for tests: #ws-status ("live"/"disconnected"), #signal-zscore-value, #warmup,
+ * #gates > li[data-ok] (the entry checklist), #alert-feed > li[data-alert-id],
+ * canvases #chart-prices/#chart-spread/#chart-zscore with data-points (points of the
+ * main series drawn; the z chart's is the signal), window.pairsCharts and
  * window.pairsPage (state and counters).
  */
 (function () {
@@ -50,7 +54,7 @@
   };
 
   var QUALITY_LABELS = [
-    ["stationarity", "Stationarity (ADF p)"],
+    ["stationarity", "Stationarity (ADF, EG p)"],
     ["correlation", "Returns correlation"],
     ["mean_reversion", "Mean reversion (half-life)"],
     ["fit", "Fit (R²)"],
@@ -277,7 +281,7 @@
         type: "line",
         data: {
           datasets: [
-            line("z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
+            line("signal z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
             hline("+entry", C.entry, [5, 3]),
             hline("−entry", C.entry, [5, 3]),
             hline("+exit", C.exit, [2, 3]),
@@ -288,9 +292,9 @@
         },
         options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
           if (ctx.dataset.markers && ctx.raw) {
-            return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  z " + P.fmtSigned(ctx.parsed.y, 2);
+            return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
           }
-          return " z  " + P.fmtSigned(ctx.parsed.y, 2);
+          return " signal z  " + P.fmtSigned(ctx.parsed.y, 2);
         }),
       });
     }
@@ -304,6 +308,25 @@
       if (isNum(values[i]) && isNum(t[i])) out.push({ x: t[i], y: values[i] });
     }
     return out;
+  }
+
+  /** Points of a line that breaks where a bar has no value (a bar with no recorded signal is a gap, not a slope). */
+  function gappedPoints(t, values) {
+    var out = [];
+    if (!t || !values) return out;
+    for (var i = 0; i < t.length && i < values.length; i++) {
+      if (!isNum(t[i])) continue;
+      if (isNum(values[i])) out.push({ x: t[i], y: values[i] });
+      else if (out.length && out[out.length - 1].y !== null) out.push({ x: t[i], y: null });
+    }
+    while (out.length && out[out.length - 1].y === null) out.pop();
+    return out;
+  }
+
+  function countValues(pts) {
+    var n = 0;
+    for (var i = 0; i < pts.length; i++) if (pts[i].y !== null) n++;
+    return n;
   }
 
   function flat(y, x0, x1) {
@@ -359,11 +382,12 @@
     }
     markEmpty("chart-spread", spreadPts.length);
 
-    var zPts = points(s.t, s.zscore);
+    var zPts = gappedPoints(s.t, s.signal_zscore);
+    var zCount = countValues(zPts);
     if (charts.zscore) {
       var zd = charts.zscore.data.datasets;
       var th = snap.thresholds || {};
-      var has = zPts.length > 0;
+      var has = zCount > 0;
       zd[0].data = zPts;
       zd[1].data = has ? flat(th.entry_z, x0, x1) : [];
       zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, x1) : [];
@@ -373,7 +397,7 @@
       zd[6].data = has ? alertMarkers(x0, x1) : [];
       charts.zscore.update("none");
     }
-    markEmpty("chart-zscore", zPts.length);
+    markEmpty("chart-zscore", zCount);
   }
 
   /** The live price points after the newest closed bar, joined to its close. */
@@ -433,8 +457,10 @@
     var items = document.querySelectorAll("#alert-feed > li[data-alert-id]");
     for (var i = 0; i < items.length; i++) {
       var a = alertsById[items[i].getAttribute("data-alert-id")];
-      if (a && isNum(a.bar_time) && isNum(a.zscore) && a.bar_time >= x0 && a.bar_time <= x1) {
-        out.push({ x: a.bar_time, y: a.zscore, kind: a.kind, direction: a.direction });
+      // At its bar, at the signal z it fired on (recorded with it): on the line, wherever the thresholds are now.
+      // Alerts recorded before signals have none, and no place on this line.
+      if (a && isNum(a.bar_time) && isNum(a.signal_zscore) && a.bar_time >= x0 && a.bar_time <= x1) {
+        out.push({ x: a.bar_time, y: a.signal_zscore, kind: a.kind, direction: a.direction });
       }
     }
     out.sort(function (p, q) {
@@ -474,11 +500,65 @@
     }
   }
 
-  function gate(id, ok, value) {
-    var li = $(id);
+  /** A threshold as the gates show it: at least 2 decimals, up to 4 ("0.05", "0.60", "2.00", "0.0125"). */
+  function fmtTh(v) {
+    if (!isNum(v)) return "—";
+    var parts = v.toFixed(4).replace(/0+$/, "").split(".");
+    var d = parts[1] || "";
+    while (d.length < 2) d += "0";
+    return parts[0] + "." + d;
+  }
+
+  /** A p-value in a gate: 3 decimals, "<0.001" below that. */
+  function fmtGateP(v) {
+    if (!isNum(v)) return "—";
+    return v < 0.001 ? "<0.001" : v.toFixed(3);
+  }
+
+  function gate(key, ok, text, pct) {
+    var li = $("gate-" + key);
     if (!li) return;
     setData(li, "data-ok", ok === null ? "unknown" : ok ? "true" : "false");
-    P.setText(li.querySelector(".gate-value"), value);
+    P.setText(li.querySelector(".gate-text"), text);
+    P.setText(li.querySelector(".gate-mark"), ok === null ? "·" : ok ? "✓" : "✗");
+    var meter = li.querySelector(".gate-meter > span");
+    if (meter && pct !== undefined) meter.style.width = pct.toFixed(0) + "%";
+  }
+
+  /**
+   * The entry's checklist, as the server renders it (dashboard.views.entry_gates): each
+   * relationship gate with its value and threshold, the confirmation run, the signal.
+   * A missing value fails its gate on a ready snapshot; nothing is judged before.
+   */
+  function renderGates(s) {
+    var th = s.thresholds || {};
+    var ready = !!s.ready;
+    function check(value, passes) {
+      if (!ready) return null;
+      return isNum(value) && passes;
+    }
+    gate("adf", check(s.adf_pvalue, s.adf_pvalue < th.max_adf_pvalue), "ADF p " + fmtGateP(s.adf_pvalue) + " < " + fmtTh(th.max_adf_pvalue));
+    gate("coint", check(s.coint_pvalue, s.coint_pvalue < th.max_coint_pvalue), "EG p " + fmtGateP(s.coint_pvalue) + " < " + fmtTh(th.max_coint_pvalue));
+    gate(
+      "corr",
+      check(s.correlation, s.correlation >= th.min_correlation),
+      "correlation " + (isNum(s.correlation) ? s.correlation.toFixed(2) : "—") + " ≥ " + fmtTh(th.min_correlation)
+    );
+    var run = isNum(s.related_run) ? s.related_run : 0;
+    var need = isNum(th.confirm_bars) ? th.confirm_bars : 0;
+    gate("run", check(run, run >= need), "related " + run + "/" + need, need ? Math.min(100, (100 * run) / need) : 0);
+    var z = s.signal_zscore;
+    gate(
+      "z",
+      ready && isNum(z) ? Math.abs(z) > th.entry_z : null,
+      "|signal z| " + (isNum(z) ? Math.abs(z).toFixed(2) : "—") + " > " + fmtTh(th.entry_z)
+    );
+    var flag = $("related-flag");
+    if (flag) {
+      setData(flag, "data-ok", ready ? (s.related ? "true" : "false") : "unknown");
+      P.setText(flag, ready ? (s.related ? "related" : "not related") : "—");
+    }
+    if (isNum(th.confirm_bars)) P.setText("confirm-bars", String(th.confirm_bars));
   }
 
   function renderQuality(q) {
@@ -509,7 +589,7 @@
   function renderSnapshot() {
     var s = page.snapshot || {};
     var th = s.thresholds || {};
-    var z = s.zscore;
+    var z = s.signal_zscore;
 
     P.setText("as-of", P.stamp(s.as_of));
     var source = $("snapshot-source");
@@ -529,9 +609,9 @@
       P.setText("price-time", P.stamp(s.as_of));
     }
 
-    P.setText("zscore-value", P.fmtSigned(z, 2));
+    P.setText("signal-zscore-value", P.fmtSigned(z, 2));
     var zone = "none";
-    var zoneText = s.ready ? "—" : "warming up";
+    var zoneText = s.ready ? "no signal yet" : "warming up";
     if (isNum(z) && isNum(th.entry_z) && isNum(th.exit_z)) {
       if (Math.abs(z) > th.entry_z) {
         zone = z > 0 ? "entry-high" : "entry-low";
@@ -543,8 +623,6 @@
         zone = "between";
         zoneText = "between";
       }
-    } else if (s.ready) {
-      zoneText = "flat spread";
     }
     setData($("z-tile"), "data-zone", zone);
     P.setText("z-zone", zoneText);
@@ -580,6 +658,7 @@
     var warmTile = warm && warm.closest(".tile");
     if (warmTile) setData(warmTile, "data-ready", s.ready ? "true" : "false");
 
+    P.setText("m-zscore", P.fmtSigned(s.zscore, 2));
     P.setText("m-hedge_ratio", P.fmt(s.hedge_ratio, 4));
     P.setText("price-b-beta", P.fmt(s.hedge_ratio, 4));
     P.setText("m-intercept", P.fmt(s.intercept, dec.s));
@@ -595,15 +674,7 @@
     );
     P.setText("m-spread_std", P.fmt(s.spread_std, dec.s));
 
-    var gateAdf = $("gate-adf");
-    if (gateAdf && isNum(th.max_adf_pvalue)) P.setText(gateAdf.querySelector(".gate-name"), "ADF p < " + th.max_adf_pvalue);
-    var gateCorr = $("gate-corr");
-    if (gateCorr && isNum(th.min_correlation)) P.setText(gateCorr.querySelector(".gate-name"), "ρ ≥ " + th.min_correlation);
-    var gateZ = $("gate-z");
-    if (gateZ && isNum(th.entry_z)) P.setText(gateZ.querySelector(".gate-name"), "|z| > " + th.entry_z);
-    gate("gate-adf", isNum(s.adf_pvalue) ? s.adf_pvalue < th.max_adf_pvalue : null, P.fmtP(s.adf_pvalue));
-    gate("gate-corr", isNum(s.correlation) ? s.correlation >= th.min_correlation : null, P.fmt(s.correlation, 3));
-    gate("gate-z", isNum(z) ? Math.abs(z) > th.entry_z : null, P.fmtSigned(z, 2));
+    renderGates(s);
 
     renderQuality(s.quality);
     renderState();
@@ -649,13 +720,18 @@
     return e;
   }
 
+  /** The z an alert fired on: its signal z, or the in-sample z of alerts recorded before signals. */
+  function alertZText(a) {
+    return isNum(a.signal_zscore) ? "signal z " + P.fmtSigned(a.signal_zscore, 2) : "z " + P.fmtSigned(a.zscore, 2) + " in-sample";
+  }
+
   function alertItem(a, isNew) {
     var li = el("li", "alert kind-" + a.kind + " dir-" + a.direction + (isNew ? " is-new" : ""));
     li.setAttribute("data-alert-id", String(a.id));
     var top = el("div", "alert-top");
     top.appendChild(el("span", "kind kind-" + a.kind, a.kind));
     top.appendChild(el("span", "dir dir-" + a.direction, String(a.direction || "").replace("_", " ")));
-    top.appendChild(el("span", "mono", "z " + P.fmt(a.zscore, 2)));
+    top.appendChild(el("span", "mono alert-z", alertZText(a)));
     top.appendChild(el("time", "mono muted", P.stamp(a.created_at)));
     if (isNew) top.appendChild(el("span", "new-tag", "new"));
     li.appendChild(top);
@@ -766,17 +842,25 @@
     }
   }
 
+  /** What a point keeps once it is in the window (dashboard/deltas.py POINT_KEYS): its time, prices and recorded signal z. */
+  var POINT_KEYS = ["t", "price_a", "price_b", "signal_zscore"];
+
   /**
-   * The series moved by a delta: drop the oldest points, append the new ones, and
-   * put the spread and z-score of every point under the window's new model (hedge
-   * ratio, mean, std): the same two IEEE operations per point the server makes, so
-   * the arrays equal /api/pairs/{id}/series/ exactly (the server checks before it
-   * sends a delta; the browser test checks the page).
+   * The series moved by a delta (dashboard/deltas.py series_delta_apply): drop the
+   * oldest points, append the new ones (the signal z of a point is kept as it was
+   * recorded, like its prices), and put the spread and z-score of every point under
+   * the window's new model (hedge ratio, mean, std): the same two IEEE operations per
+   * point the server makes, so the arrays equal /api/pairs/{id}/series/ exactly (the
+   * server checks before it sends a delta; the browser test checks the page). Null
+   * when the page's series or the delta lacks a key (then the whole series is fetched).
    */
   function applyDelta(base, d) {
     var s = { pair: d.pair, as_of: d.as_of };
-    var keys = ["t", "price_a", "price_b"];
-    for (var k = 0; k < keys.length; k++) s[keys[k]] = (base[keys[k]] || []).slice(d.drop).concat(d[keys[k]] || []);
+    for (var k = 0; k < POINT_KEYS.length; k++) {
+      var key = POINT_KEYS[k];
+      if (!Array.isArray(base[key]) || !Array.isArray(d[key])) return null;
+      s[key] = base[key].slice(d.drop).concat(d[key]);
+    }
     var beta = d.hedge_ratio;
     var mean = d.spread_mean;
     var std = d.spread_std;
@@ -799,7 +883,8 @@
 
   function onSeriesDelta(d) {
     if (page.series.as_of === d.as_of) return; // the series sent on connect is already this one
-    if (page.series.as_of !== d.base_as_of) {
+    var moved = page.series.as_of === d.base_as_of ? applyDelta(page.series, d) : null;
+    if (moved === null) {
       // A push was missed (the page opened between two snapshots): the whole series once more.
       if (refetching) return;
       refetching = true;
@@ -819,7 +904,7 @@
         });
       return;
     }
-    setSeries(applyDelta(page.series, d));
+    setSeries(moved);
   }
 
   function setSeries(series) {

@@ -50,3 +50,34 @@ def test_with_the_exchange_unreachable_a_known_pair_is_updated_and_an_unseen_sym
     assert str(refused.value) == (
         "symbol_a: cannot check SOLUSDT against the exchange (ConnectError: Connection refused): try again"
     )
+
+
+def test_the_signal_thresholds_are_set_on_create_and_update():
+    pair_id = add_pair("SOLUSDT", "ETHUSDT", "--max-coint-pvalue", "0.01", "--confirm-bars", "60")
+    pair = Pair.objects.get(pk=pair_id)
+    assert (pair.max_coint_pvalue, pair.confirm_bars) == (0.01, 60)
+    assert add_pair("SOLUSDT", "ETHUSDT", "--confirm-bars", "5") == pair_id
+    pair.refresh_from_db()
+    assert (pair.max_coint_pvalue, pair.confirm_bars) == (0.01, 5)  # what is not given stays
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (("--max-coint-pvalue", "0"), "max_coint_pvalue: max_coint_pvalue must be in (0, 1]."),
+        (("--max-coint-pvalue", "1.5"), "max_coint_pvalue: max_coint_pvalue must be in (0, 1]."),
+        (("--max-coint-pvalue", "nan"), "max_coint_pvalue: max_coint_pvalue must be a finite number."),
+        (("--confirm-bars", "0"), "confirm_bars: confirm_bars must be between 1 and the window (300), not 0."),
+        (("--confirm-bars", "301"), "confirm_bars: confirm_bars must be between 1 and the window (300), not 301."),
+        (
+            ("--window", "20", "--min-bars", "20", "--confirm-bars", "25"),
+            "confirm_bars: confirm_bars must be between 1 and the window (20), not 25.",
+        ),
+    ],
+)
+def test_an_impossible_signal_threshold_is_refused_with_its_message(options, message):
+    before = Pair.objects.count()
+    with pytest.raises(CommandError) as refused:
+        add_pair("SOLUSDT", "ETHUSDT", *options)
+    assert message in str(refused.value)
+    assert Pair.objects.count() == before

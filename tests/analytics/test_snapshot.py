@@ -74,11 +74,64 @@ def test_every_field_is_present_even_when_nothing_was_computed():
     assert data["warmup"] == {"bars": None, "required": 50} and data["source"] == "none"
 
 
-def test_a_snapshot_stored_before_versions_began_is_read():
-    """History rows and alerts written before the version field (version 0): the same fields without it."""
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_snapshot_stored_before_signals_is_read_with_no_signal_and_the_default_gates(version):
+    """History rows and alerts of version 0 (before the version field) and 1 (before the signal)."""
     data = snapshot_json(build(40).with_source(SOURCE_HISTORY))
-    del data["version"]
-    assert snapshot_from_json(data) == build(40).with_source(SOURCE_HISTORY)
+    for name in ("signal_zscore", "related", "related_run"):
+        del data[name]
+    for name in ("max_coint_pvalue", "confirm_bars"):
+        del data["thresholds"][name]
+    if version:
+        data["version"] = version
+    else:
+        del data["version"]
+    read = snapshot_from_json(data)
+    assert read == build(40).with_source(SOURCE_HISTORY)
+    assert (read.signal_zscore, read.related, read.related_run) == (None, False, 0)
+    assert (read.thresholds.max_coint_pvalue, read.thresholds.confirm_bars) == (0.05, 30)
+
+
+def test_the_signal_scores_the_newest_bar_with_the_formation_model_and_counts_the_run():
+    related = Statistics(
+        hedge_ratio=20.0, spread_mean=500.0, spread_std=4.0, adf_pvalue=0.01, coint_pvalue=0.02, correlation=0.8
+    )
+    formation = Statistics(hedge_ratio=19.5, spread_mean=480.0, spread_std=5.0)
+    snapshot = dataclasses.replace(build(40), statistics=related)
+    built = snapshot_build(
+        **{f: getattr(snapshot, f) for f in ("pair", "interval", "window", "thresholds", "as_of", "n", "stale_legs")},
+        symbols=("BTCUSDT", "ETHUSDT"),
+        min_bars=30,
+        last_prices=(60_000.5, 3_000.25),
+        statistics=related,
+        computed_at=1,
+        formation=formation,
+        previous_run=29,
+    )
+    assert built.signal_zscore == (60_000.5 - 19.5 * 3_000.25 - 480.0) / 5.0
+    assert built.related and built.related_run == 30
+    unrelated = dataclasses.replace(related, coint_pvalue=0.05)
+    kwargs = dict(
+        pair=4,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        interval="1s",
+        window=300,
+        thresholds=THRESHOLDS,
+        as_of=1,
+        n=40,
+        last_prices=(60_000.5, 3_000.25),
+        stale_legs=(),
+        computed_at=1,
+    )
+    built = snapshot_build(**kwargs, min_bars=30, statistics=unrelated, formation=formation, previous_run=29)
+    assert not built.related and built.related_run == 0
+    # No formation model (the previous window was not ready), or one whose spread did not vary: no signal.
+    assert snapshot_build(**kwargs, min_bars=30, statistics=related, formation=None).signal_zscore is None
+    flat = dataclasses.replace(formation, spread_std=0.0)
+    assert snapshot_build(**kwargs, min_bars=30, statistics=related, formation=flat).signal_zscore is None
+    # Warming up: neither a signal nor a relationship.
+    warming = snapshot_build(**kwargs, min_bars=50, statistics=related, formation=formation, previous_run=29)
+    assert (warming.signal_zscore, warming.related, warming.related_run) == (None, False, 0)
 
 
 def test_a_snapshot_of_a_newer_version_is_refused_not_misread():

@@ -92,6 +92,7 @@ def test_it_computes_quality_score_from_its_own_fields():
     st = pair_stats(y, x)
     score, breakdown = quality_score(
         adf_pvalue=st.adf_pvalue,
+        coint_pvalue=st.coint_pvalue,
         correlation=st.correlation,
         half_life=st.half_life,
         r_squared=st.r_squared,
@@ -136,7 +137,7 @@ def test_it_scores_a_random_walk_spread_as_non_stationary_and_lower():
 
 
 def _score(**overrides):
-    inputs = dict(adf_pvalue=0.02, correlation=0.7, half_life=12.0, r_squared=0.8, window=300)
+    inputs = dict(adf_pvalue=0.02, coint_pvalue=0.01, correlation=0.7, half_life=12.0, r_squared=0.8, window=300)
     inputs.update(overrides)
     return quality_score(**inputs)[0]
 
@@ -148,6 +149,7 @@ def test_it_keeps_quality_score_in_range_for_random_inputs():
         maybe = lambda v: None if rng.random() < 0.15 else float(v)  # noqa: E731
         score, breakdown = quality_score(
             adf_pvalue=maybe(rng.random()),
+            coint_pvalue=maybe(rng.random()),
             correlation=maybe(rng.uniform(-1, 1)),
             half_life=maybe(rng.uniform(-5, 2.5 * window)),
             r_squared=maybe(rng.random()),
@@ -176,7 +178,9 @@ def test_it_keeps_pair_quality_score_in_range_for_random_pairs():
 
 
 def test_it_weights_and_bounds_the_score_as_documented():
-    score, breakdown = quality_score(adf_pvalue=0.0, correlation=0.9, half_life=5.0, r_squared=1.0, window=300)
+    score, breakdown = quality_score(
+        adf_pvalue=0.0, coint_pvalue=0.0, correlation=0.9, half_life=5.0, r_squared=1.0, window=300
+    )
     assert score == 100.0
     assert {k: v["weight"] for k, v in breakdown.items()} == {
         "stationarity": 0.40,
@@ -184,14 +188,42 @@ def test_it_weights_and_bounds_the_score_as_documented():
         "mean_reversion": 0.20,
         "fit": 0.15,
     }
-    assert quality_score(adf_pvalue=None, correlation=None, half_life=None, r_squared=None, window=300)[0] == 0.0
-    # Documented anchor points of each component.
-    _, b = quality_score(adf_pvalue=0.05, correlation=0.6, half_life=300.0, r_squared=0.25, window=300)
+    nothing = dict(adf_pvalue=None, coint_pvalue=None, correlation=None, half_life=None, r_squared=None)
+    assert quality_score(**nothing, window=300)[0] == 0.0
+    # Documented anchor points of each component; stationarity on the larger p-value.
+    _, b = quality_score(
+        adf_pvalue=0.05, coint_pvalue=0.02, correlation=0.6, half_life=300.0, r_squared=0.25, window=300
+    )
     np.testing.assert_allclose([b[k]["value"] for k in b], [0.5, 0.5, 0.0, 0.25], rtol=1e-12)
-    _, b = quality_score(adf_pvalue=0.10, correlation=0.3, half_life=165.0, r_squared=0.0, window=300)
-    np.testing.assert_allclose([b[k]["value"] for k in b], [0.0, 0.0, 0.5, 0.0], rtol=1e-12, atol=1e-12)
-    _, b = quality_score(adf_pvalue=0.5, correlation=-0.9, half_life=0.5, r_squared=None, window=300)
-    np.testing.assert_allclose([b[k]["value"] for k in b], [0.0, 0.0, 0.5, 0.0], rtol=1e-12)
+    _, b = quality_score(
+        adf_pvalue=0.01, coint_pvalue=0.05, correlation=0.6, half_life=165.0, r_squared=0.0, window=300
+    )
+    np.testing.assert_allclose([b[k]["value"] for k in b], [0.5, 0.5, 0.5, 0.0], rtol=1e-12, atol=1e-12)
+    _, b = quality_score(
+        adf_pvalue=0.01, coint_pvalue=0.01, correlation=-0.9, half_life=0.5, r_squared=None, window=300
+    )
+    np.testing.assert_allclose([b[k]["value"] for k in b], [0.9, 0.0, 0.5, 0.0], rtol=1e-12)
+
+
+def test_a_pair_that_fails_its_relationship_tests_never_scores_on_mean_reversion():
+    """At p >= 0.10 (either test) the half-life part is 0 whatever the half-life: a random-walk spread
+    whose noise happens to give a short half-life does not flatter itself (docs/analytics.md)."""
+    for adf_p, coint_p in [(0.10, 0.01), (0.01, 0.10), (0.5, 0.5), (None, 0.01), (0.01, None)]:
+        _, b = quality_score(
+            adf_pvalue=adf_p, coint_pvalue=coint_p, correlation=0.9, half_life=10.0, r_squared=0.9, window=300
+        )
+        assert b["mean_reversion"]["value"] == 0.0 and b["stationarity"]["value"] == 0.0
+    _, b = quality_score(
+        adf_pvalue=0.0999, coint_pvalue=0.01, correlation=0.9, half_life=10.0, r_squared=0.9, window=300
+    )
+    assert b["mean_reversion"]["value"] == 1.0
+
+
+def test_a_random_walk_spread_scores_no_points_for_reversion():
+    st = pair_stats(*make_pair(seed=7, n=1000, phi=1.0))
+    assert max(st.adf_pvalue, st.coint_pvalue) >= 0.10
+    assert st.quality["mean_reversion"]["points"] == 0.0 and st.quality["stationarity"]["points"] == 0.0
+    assert st.quality_score < 40
 
 
 def _assert_monotone(scores, *, increasing, strict_slice=slice(None)):
@@ -204,9 +236,11 @@ def _assert_monotone(scores, *, increasing, strict_slice=slice(None)):
         assert (d[strict_slice] < 0).all()
 
 
-def test_it_scores_lower_adf_pvalue_higher():
-    ps = np.linspace(0.0, 1.0, 101)  # strictly decreasing up to p = 0.10
-    _assert_monotone([_score(adf_pvalue=p) for p in ps], increasing=False, strict_slice=slice(0, 10))
+@pytest.mark.parametrize("test", ["adf_pvalue", "coint_pvalue"])
+def test_it_scores_lower_pvalues_higher(test):
+    ps = np.linspace(0.0, 1.0, 101)  # strictly decreasing from the other test's p (0.02 / 0.01) up to 0.10
+    other = {"adf_pvalue": 0.0, "coint_pvalue": 0.0}
+    _assert_monotone([_score(**{**other, test: p}) for p in ps], increasing=False, strict_slice=slice(0, 10))
 
 
 def test_it_scores_higher_correlation_higher():

@@ -2,9 +2,11 @@
 
 The whole system runs as a user runs it (``runpairs --simulate``) with a small
 window and a 3-sigma spread shock every minute; the test opens the pair page and watches
-it go live: warm-up ends, charts fill, the z-score moves without a reload, a
-shock's alert appears in the feed, and the console stays clean. A screenshot is
-saved under ``artifacts/``.
+it go live: warm-up ends, charts fill (the z chart with the signal), the signal z
+moves without a reload, the entry gates and the confirmation ("related n/N") show
+the snapshot's numbers, a shock's alert appears in the feed with its marker on the
+signal line (where an edit of the thresholds does not move it), and the console
+stays clean. A screenshot is saved under ``artifacts/``.
 
 Skips with a reason when no chromium is installed; fails instead when
 REQUIRE_BROWSER=1 (CI).
@@ -13,6 +15,7 @@ REQUIRE_BROWSER=1 (CI).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +29,7 @@ from tests.processes import ROOT, free_port, get_json, wait_until
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "artifacts"
+EDIT_ENTRY_Z = "from analytics.models import Pair; Pair.objects.filter(pk=1).update(entry_z=3.25)"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -47,15 +51,35 @@ def chromium_path() -> str:
     return path
 
 
+#: The pair's confirmation: short, so that a shock soon after warm-up can fire an entry.
+CONFIRM_BARS = 10
+
+
+def manage_env(database_url: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    return env
+
+
 @pytest.fixture
 def system(tmp_path, database_url):
     """``runpairs --simulate`` on a fresh database, the default pair with a 120-bar window."""
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
+    env = manage_env(database_url)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
-        [*manage, "add_pair", "BTCUSDT", "ETHUSDT", "--window", "120", "--min-bars", "30"],
+        [
+            *manage,
+            "add_pair",
+            "BTCUSDT",
+            "ETHUSDT",
+            "--window",
+            "120",
+            "--min-bars",
+            "30",
+            "--confirm-bars",
+            str(CONFIRM_BARS),
+        ],
         cwd=ROOT,
         env=env,
         check=True,
@@ -95,7 +119,28 @@ def system(tmp_path, database_url):
         proc.wait(20)
 
 
-def test_the_pair_page_goes_live_and_shows_an_alert(system):
+#: The entry checklist as the page writes it: each gate with its value, its threshold and its mark.
+GATE_TEXTS = {
+    "adf": r"ADF p (\d\.\d{3}|<0\.001) < 0\.05 [✓✗]",
+    "coint": r"EG p (\d\.\d{3}|<0\.001) < 0\.05 [✓✗]",
+    "corr": r"correlation -?\d\.\d{2} ≥ 0\.60 [✓✗]",
+    "run": rf"related \d+/{CONFIRM_BARS} [✓✗]",
+    "z": r"\|signal z\| \d+\.\d{2} > 2\.00 [✓✗]",
+}
+
+SHOWN = (
+    "() => ({snapshot: window.pairsPage.snapshot, gates: [...document.querySelectorAll('#gates > li')].map("
+    "li => ({key: li.id.slice(5), ok: li.dataset.ok, text: li.textContent.replace(/\\s+/g, ' ').trim()}))})"
+)
+
+#: The z chart's signal line and markers, and its entry line.
+Z_CHART = (
+    "() => { const d = window.pairsCharts.zscore.data.datasets;"
+    " return {entry: d[1].data.map(p => p.y), markers: d[6].data.map(p => ({x: p.x, y: p.y, kind: p.kind}))}; }"
+)
+
+
+def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
@@ -115,16 +160,30 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             page.wait_for_function(
                 "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
             )
-            # The charts hold the window's points.
+            # The charts hold the window's points; the z chart the signal recorded as each bar closed
+            # (it starts a bar after warm-up).
             for chart in ("chart-prices", "chart-spread", "chart-zscore"):
                 page.wait_for_function(
-                    f"Number(document.querySelector('#{chart}').dataset.points) > 10", timeout=10_000
+                    f"Number(document.querySelector('#{chart}').dataset.points) > 10", timeout=20_000
                 )
-            # The z-score moves by itself, without a reload.
-            first = page.text_content("#zscore-value")
+            # The signal z moves by itself, without a reload.
+            first = page.text_content("#signal-zscore-value")
             page.wait_for_function(
-                "(z) => document.querySelector('#zscore-value').textContent !== z", arg=first, timeout=10_000
+                "(z) => document.querySelector('#signal-zscore-value').textContent !== z", arg=first, timeout=10_000
             )
+            # The entry gates: each with the snapshot's value and threshold and whether it passes,
+            # and the confirmation (related n/N).
+            shown = page.evaluate(SHOWN)
+            snapshot, gates = shown["snapshot"], {g["key"]: g for g in shown["gates"]}
+            assert list(gates) == list(GATE_TEXTS), gates
+            for key, pattern in GATE_TEXTS.items():
+                assert re.fullmatch(pattern, gates[key]["text"]), gates[key]
+                assert gates[key]["text"].endswith("✓" if gates[key]["ok"] == "true" else "✗"), gates[key]
+            run = snapshot["related_run"]
+            assert gates["run"]["text"].startswith(f"related {run}/{CONFIRM_BARS} ")
+            assert gates["run"]["ok"] == ("true" if run >= CONFIRM_BARS else "false")
+            assert gates["adf"]["ok"] == ("true" if snapshot["adf_pvalue"] < 0.05 else "false")
+            assert page.text_content("#related-flag") == ("related" if snapshot["related"] else "not related")
             # After the whole series on connect, each snapshot's series comes as a delta the page
             # applies: its series is then exactly the server's (the page computes no statistic).
             page.wait_for_function("window.pairsPage.messages.series_delta >= 3", timeout=15_000)
@@ -132,7 +191,7 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
                 shown = page.evaluate(
                     "() => { const s = window.pairsPage.series;"
                     " return {as_of: s.as_of, t: s.t, price_a: s.price_a, price_b: s.price_b,"
-                    " spread: s.spread, zscore: s.zscore}; }"
+                    " spread: s.spread, zscore: s.zscore, signal_zscore: s.signal_zscore}; }"
                 )
                 served = get_json(f"{system}/api/pairs/1/series/")
                 if served["as_of"] == shown["as_of"]:
@@ -151,6 +210,30 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system):
             assert shown in alerts
             # Pushed, not polled: on the page within 3 s of its row being saved.
             assert seen_at - alerts[shown]["created_at"] < 3000
+            # Its marker sits on the signal line: at its bar, at the signal z it fired on, which is
+            # that bar's point of the line.
+            chart = page.evaluate(Z_CHART)
+            series = page.evaluate("() => window.pairsPage.series")
+            line = dict(zip(series["t"], series["signal_zscore"], strict=True))
+            fired = {a["bar_time"]: a for a in alerts.values()}
+            on_line = [m for m in chart["markers"] if m["x"] in line and m["x"] in fired]
+            assert on_line, (chart["markers"], alerts)
+            for marker in on_line:
+                assert marker["y"] == line[marker["x"]] == fired[marker["x"]]["signal_zscore"], marker
+            # A threshold edited now moves the entry lines, not the markers of what fired before.
+            assert chart["entry"] == [2.0, 2.0]
+            subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", EDIT_ENTRY_Z],
+                cwd=ROOT,
+                env=manage_env(database_url),
+                check=True,
+                capture_output=True,
+            )
+            page.wait_for_function(
+                "() => window.pairsCharts.zscore.data.datasets[1].data.every(p => p.y === 3.25)", timeout=10_000
+            )
+            moved = page.evaluate(Z_CHART)
+            assert [m for m in moved["markers"] if m in on_line] == on_line
             # The health comes over the websocket every 5 s: an open page does not poll it.
             page.wait_for_function("window.pairsPage.messages.health >= 2", timeout=15_000)
             assert time.monotonic() - opened_at > 25

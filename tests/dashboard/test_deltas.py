@@ -9,6 +9,11 @@ from analytics.stats import zscore_series
 from dashboard.deltas import series_delta, series_delta_apply
 
 
+def recorded_signal(k: int) -> float | None:
+    """The signal z recorded when bar ``k`` closed (none for some bars, as for bars without a snapshot)."""
+    return None if k % 7 == 0 else round(np.sin(k / 5.0) * 2.5, 6)
+
+
 def window_series(prices_a: np.ndarray, prices_b: np.ndarray, start: int, n: int, model: dict) -> dict:
     """The series the snapshot cycle makes of the window [start, start + n) under ``model``."""
     y, x = prices_a[start : start + n], prices_b[start : start + n]
@@ -22,6 +27,7 @@ def window_series(prices_a: np.ndarray, prices_b: np.ndarray, start: int, n: int
         "price_b": x.tolist(),
         "spread": [float(v) for v in spread],
         "zscore": [float(v) for v in z],
+        "signal_zscore": [recorded_signal(k) for k in range(start, start + n)],
     }
 
 
@@ -42,6 +48,7 @@ def test_a_delta_applied_gives_exactly_the_new_series(market, moved):
     delta = series_delta(previous, current, second)
     assert delta is not None
     assert delta["drop"] == moved and len(delta["t"]) == moved
+    assert delta["signal_zscore"] == current["signal_zscore"][-moved:]  # the new points' recorded signal
     assert series_delta_apply(previous, delta) == current  # bit for bit, every point rescaled
 
 
@@ -68,3 +75,17 @@ def test_no_delta_without_an_older_window_of_the_same_pair_or_when_it_would_not_
     too_old = window_series(*market, 0, 300, model)
     far = window_series(*market, 100, 300, model)
     assert series_delta_apply(too_old, series_delta(too_old, far, model)) == far
+
+
+def test_a_point_keeps_its_recorded_signal_and_a_changed_one_is_sent_whole(market):
+    model = {"ready": True, "hedge_ratio": 20.0, "spread_mean": 500.0, "spread_std": 40.0}
+    previous = window_series(*market, 0, 300, model)
+    current = window_series(*market, 3, 300, model)
+    applied = series_delta_apply(previous, series_delta(previous, current, model))
+    assert applied["signal_zscore"][:297] == previous["signal_zscore"][3:]  # kept as recorded, never rescored
+    # A point whose signal was recorded since the page's series (a bar caught up late): no delta, the whole series.
+    late = {**current, "signal_zscore": [*current["signal_zscore"][:-10], 9.9, *current["signal_zscore"][-9:]]}
+    assert series_delta(previous, late, model) is None
+    # A series cached before signals existed is no base for a delta either.
+    older = {k: v for k, v in previous.items() if k != "signal_zscore"}
+    assert series_delta(older, current, model) is None

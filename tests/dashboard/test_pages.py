@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from html import unescape as html_unescape
 from http import HTTPStatus
 
 import pytest
@@ -17,7 +18,7 @@ from alerts.models import AlertState
 from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
-from dashboard.views import price_decimals
+from dashboard.views import price_decimals, signed_text, threshold_text
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -81,14 +82,15 @@ def test_the_overview_shows_the_live_state_of_a_ready_pair(client, ready_pair):
     html = client.get("/").content.decode()
     row = re.search(rf'<tr[^>]*data-pair-id="{ready_pair.id}".*?</tr>', html, re.S).group(0)
     assert 'data-state="ready"' in row
-    assert f"{snapshot['zscore']:.2f}" in row
+    assert snapshot["signal_zscore"] is not None
+    assert f'data-field="signal_zscore">{snapshot["signal_zscore"]:+.2f}<' in row  # the signal, not the in-sample z
     assert f"{snapshot['quality_score']:.0f}" in row
     assert "none yet" in row
 
 
 def test_the_overview_says_alerting_while_an_entry_is_open_and_shows_the_latest_alert(client, ready_pair):
     snapshot = api_snapshot(ready_pair)
-    make_alert(ready_pair, bar_time=snapshot["as_of"], zscore=2.71)
+    make_alert(ready_pair, bar_time=snapshot["as_of"], zscore=1.93, signal_zscore=2.71)
     AlertState.objects.update_or_create(
         pair=ready_pair, defaults={"state": {"armed": False, "open_direction": "short_spread", "open_since": 1}}
     )
@@ -97,7 +99,7 @@ def test_the_overview_says_alerting_while_an_entry_is_open_and_shows_the_latest_
     row = rows.content.decode()
     assert 'data-state="alerting"' in row
     assert "alerting: short spread" in row
-    assert "z 2.71" in row and "kind-entry" in row
+    assert "signal z +2.71" in row and "kind-entry" in row
 
 
 def test_the_overview_says_stale_and_inactive(client, ready_pair):
@@ -140,7 +142,8 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
     assert embedded(response, "initial-alerts") == []
     assert embedded(response, "initial-health")["mode"] == "embedded"
     # Rendered on the server too, so the page is useful before the websocket connects.
-    assert element_text(response, "zscore-value") == f"{snapshot['zscore']:.2f}"
+    assert element_text(response, "signal-zscore-value") == f"{snapshot['signal_zscore']:+.2f}"
+    assert element_text(response, "m-zscore") == f"{snapshot['zscore']:+.2f}"  # in-sample, among the metrics
     assert element_text(response, "warmup") == "ready"
     assert element_text(response, "m-hedge_ratio") == f"{snapshot['hedge_ratio']:.4f}"
     assert element_text(response, "ws-status") == "disconnected"
@@ -153,6 +156,81 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
     assert "cdn" not in html.lower()
 
 
+def gate_items(response) -> dict[str, tuple[str, str]]:
+    """The entry checklist as rendered: gate -> (data-ok, its text with the mark)."""
+    html = response.content.decode()
+    items = re.findall(r'<li id="gate-(\w+)" data-ok="(\w+)">(.*?)</li>', html, re.S)
+    return {key: (ok, " ".join(html_unescape(re.sub(r"<[^>]+>", " ", body)).split())) for key, ok, body in items}
+
+
+def expected_p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def test_the_pair_page_shows_the_entry_gates_as_a_checklist(client, api, pipeline):
+    pair = make_pair(window=200, min_bars=100, max_adf_pvalue=0.05, max_coint_pvalue=0.04, confirm_bars=40)
+    store_and_resample(cointegrated_ticks(250))
+    pipeline.snapshots(now=T0 + 250_500)
+    snapshot = api.get(f"/api/pairs/{pair.id}/snapshot/").json()
+    adf, coint, corr = snapshot["adf_pvalue"], snapshot["coint_pvalue"], snapshot["correlation"]
+    run, z = snapshot["related_run"], snapshot["signal_zscore"]
+    response = client.get(f"/pairs/{pair.id}/")
+
+    def mark(ok: bool) -> tuple[str, str]:
+        return ("true", "✓") if ok else ("false", "✗")
+
+    gates = gate_items(response)
+    assert list(gates) == ["adf", "coint", "corr", "run", "z"]
+    assert gates["adf"] == (mark(adf < 0.05)[0], f"ADF p {expected_p(adf)} < 0.05 {mark(adf < 0.05)[1]}")
+    assert gates["coint"] == (mark(coint < 0.04)[0], f"EG p {expected_p(coint)} < 0.04 {mark(coint < 0.04)[1]}")
+    assert gates["corr"] == (mark(corr >= 0.6)[0], f"correlation {corr:.2f} ≥ 0.60 {mark(corr >= 0.6)[1]}")
+    assert gates["run"] == (mark(run >= 40)[0], f"related {run}/40 {mark(run >= 40)[1]}")
+    assert gates["z"] == (mark(abs(z) > 2)[0], f"|signal z| {abs(z):.2f} > 2.00 {mark(abs(z) > 2)[1]}")
+    assert element_text(response, "related-flag") == ("related" if snapshot["related"] else "not related")
+    assert element_text(response, "confirm-bars") == "40"
+
+
+def test_the_confirmation_counts_the_related_snapshots_in_a_row(client, pipeline):
+    pair = make_pair(window=120, min_bars=40, confirm_bars=25, max_adf_pvalue=1, max_coint_pvalue=1, min_correlation=-1)
+    ticks = cointegrated_ticks(200)
+    stored = 0
+    for seconds in range(60, 200, 10):  # every window passes gates this wide: the run grows bar by bar
+        store_and_resample(ticks[4 * stored : 4 * seconds])
+        stored = seconds
+        pipeline.snapshots(now=T0 + 1000 * seconds)
+    run = Snapshot.objects.filter(pair=pair).order_by("-as_of").first().data["related_run"]
+    assert run > 25
+    gates = gate_items(client.get(f"/pairs/{pair.id}/"))
+    assert gates["run"] == ("true", f"related {run}/25 ✓")
+
+
+def test_during_warm_up_no_gate_is_judged(client, pipeline):
+    pair = make_pair()
+    store_and_resample(cointegrated_ticks(42))
+    pipeline.snapshots()
+    response = client.get(f"/pairs/{pair.id}/")
+    gates = gate_items(response)
+    assert {ok for ok, _ in gates.values()} == {"unknown"}
+    assert gates["adf"][1] == "ADF p — < 0.05 ·"
+    assert gates["run"][1] == "related 0/30 ·"
+    assert element_text(response, "related-flag") == "—"
+    assert element_text(response, "m-zscore") == "—"
+
+
+@pytest.mark.parametrize(
+    "value,text", [(0.05, "0.05"), (0.6, "0.60"), (2.0, "2.00"), (0.0125, "0.0125"), (-0.5, "-0.50"), (1, "1.00")]
+)
+def test_thresholds_are_shown_with_at_least_two_decimals(value, text):
+    assert threshold_text(value) == text
+
+
+@pytest.mark.parametrize(
+    "value,text", [(1.234, "+1.23"), (-1.236, "-1.24"), (0.0, "0.00"), (-0.001, "0.00"), (None, "—")]
+)
+def test_signed_numbers_are_written_as_the_page_script_writes_them(value, text):
+    assert signed_text(value) == text
+
+
 def test_the_pair_page_during_warm_up(client, pipeline):
     pair = make_pair()
     store_and_resample(cointegrated_ticks(42))
@@ -160,7 +238,7 @@ def test_the_pair_page_during_warm_up(client, pipeline):
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
     assert element_text(response, "warmup") == "warming up: 42/100"
-    assert element_text(response, "zscore-value") == "—"
+    assert element_text(response, "signal-zscore-value") == "—"
     assert embedded(response, "initial-snapshot")["ready"] is False
     assert "warming up 42/100" in response.content.decode()
 
@@ -177,8 +255,8 @@ def test_the_pair_page_with_no_data_at_all(client, pipeline):
 
 
 def test_the_pair_page_lists_its_alerts_newest_first_escaped(client, ready_pair):
-    older = make_alert(ready_pair, bar_time=1_000)
-    newer = make_alert(ready_pair, kind="exit", bar_time=2_000, zscore=0.3)
+    older = make_alert(ready_pair, bar_time=1_000)  # as recorded before signals: its in-sample z, said so
+    newer = make_alert(ready_pair, kind="exit", bar_time=2_000, zscore=0.3, signal_zscore=-0.41)
     other = Pair.objects.create(symbol_a="SOLUSDT", symbol_b="ETHUSDT")
     make_alert(other, bar_time=3_000)
     response = client.get(f"/pairs/{ready_pair.id}/")
@@ -187,6 +265,7 @@ def test_the_pair_page_lists_its_alerts_newest_first_escaped(client, ready_pair)
     assert ids == [newer.id, older.id]
     assert [a["id"] for a in embedded(response, "initial-alerts")] == [newer.id, older.id]
     assert "<b>z=" not in html and "&lt;b&gt;z=" in html
+    assert re.findall(r'class="mono alert-z">([^<]*)<', html) == ["signal z -0.41", "z +2.40 in-sample"]
 
 
 def test_an_unknown_pair_is_a_404(client):
@@ -214,11 +293,13 @@ def test_the_series_csv_equals_the_api_series(client, api, ready_pair):
     assert "attachment" in response["Content-Disposition"] and ".csv" in response["Content-Disposition"]
     rows = parse_csv(response)
     series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
-    assert rows[0] == ["t", "price_a", "price_b", "spread", "zscore"]
+    assert rows[0] == ["t", "price_a", "price_b", "spread", "zscore", "signal_zscore"]
     assert len(rows) - 1 == len(series["t"]) == 200
     expected = [[cell(series[c][i]) for c in rows[0]] for i in range(len(series["t"]))]
     assert rows[1:] == expected
-    assert [float(v) for v in rows[-1][1:]] == [series[c][-1] for c in ("price_a", "price_b", "spread", "zscore")]
+    columns = ("price_a", "price_b", "spread", "zscore", "signal_zscore")
+    assert [float(v) for v in rows[-1][1:]] == [series[c][-1] for c in columns]
+    assert rows[-1][5] == str(Snapshot.objects.get(pair=ready_pair, as_of=series["as_of"]).signal_zscore)
 
 
 def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
@@ -236,7 +317,7 @@ def test_the_series_csv_during_warm_up_has_empty_statistics(client, pipeline):
     pipeline.snapshots()
     rows = parse_csv(client.get(f"/pairs/{pair.id}/series.csv"))
     assert len(rows) == 11
-    assert all(row[3] == "" and row[4] == "" for row in rows[1:])
+    assert all(row[3] == row[4] == row[5] == "" for row in rows[1:])
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
@@ -353,7 +434,7 @@ def test_an_inactive_pair_shows_its_last_recorded_snapshot(client, api, ready_pa
     served = api.get(f"/api/pairs/{ready_pair.id}/snapshot/").json()
     assert served["as_of"] == recorded.as_of and served["zscore"] == recorded.zscore
     html = client.get("/").content.decode()
-    assert f"{recorded.zscore:.2f}" in html
+    assert f"{recorded.signal_zscore:+.2f}" in html
     assert no_statistics == []
 
 

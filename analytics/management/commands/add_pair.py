@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--exit-z", type=float)
         parser.add_argument("--min-correlation", type=float)
         parser.add_argument("--max-adf-pvalue", type=float)
+        parser.add_argument("--max-coint-pvalue", type=float, help="Engle-Granger gate: coint p must be below this")
+        parser.add_argument("--confirm-bars", type=int, help="related snapshots in a row an entry needs (1 to window)")
         parser.add_argument("--no-warmup", action="store_true", help="do not fetch klines now")
 
     def handle(
@@ -31,7 +33,16 @@ class Command(BaseCommand):
     ) -> None:
         fields = {
             name: options[name]
-            for name in ("window", "min_bars", "entry_z", "exit_z", "min_correlation", "max_adf_pvalue")
+            for name in (
+                "window",
+                "min_bars",
+                "entry_z",
+                "exit_z",
+                "min_correlation",
+                "max_adf_pvalue",
+                "max_coint_pvalue",
+                "confirm_bars",
+            )
             if options.get(name) is not None
         }
         try:
