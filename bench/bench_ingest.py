@@ -305,7 +305,8 @@ def main() -> None:
             if alone is not None:
                 print(f"  {'the feed alone (Feed in this process, nothing else):':<64}{alone:>9,.0f} ticks/s")
                 print(f"  {'ratio feed alone / baseline:':<64}{alone / base:>9.2f}")
-        print("  every trade stored once; the bars equal a rebuild from the stored ticks")
+        if args.runs:
+            print("  every trade stored once; the bars equal a rebuild from the stored ticks")
         if args.runs > 1:
             ratios.sort()
             print(

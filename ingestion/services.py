@@ -128,9 +128,16 @@ def _ticks_insert(cursor: Any, ticks: list[Tick], runs: list[Run]) -> int:
     per = max(1, min(SQLITE_INSERT_ROWS, limit // len(Tick._fields)))
     database = str(connection.settings_dict["NAME"])
     new = 0
+    start = 0
     with connection.wrap_database_errors:
-        for start in range(0, len(ticks), per):
-            part = ticks[start : start + per]
+        while start < len(ticks):
+            # Full statements, then the rest in powers of two: a few statement sizes
+            # only, each prepared once (the driver's cache holds 128).
+            rows = min(per, len(ticks) - start)
+            if rows < per:
+                rows = 1 << (rows.bit_length() - 1)
+            part = ticks[start : start + rows]
+            start += rows
             statement = driver.execute(_insert_sql(len(part), "?"), list(chain.from_iterable(part)))
             inserted = max(statement.rowcount, 0)
             if inserted == len(part) and statement.lastrowid is not None:
