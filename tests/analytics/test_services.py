@@ -513,7 +513,7 @@ def test_the_ticks_this_process_stored_are_resampled_from_its_record_and_give_th
     store_and_resample(stored[3000:6000], batch=1000)
     assert sum(len(r.ticks) for runs in recorded for r in runs) == 3000 and sum(read) == 0
     store_and_resample(late + ticks[4040:4060])  # late, with twenty duplicates: their statements are read
-    assert sum(read) == len(late)
+    assert 0 < sum(read) <= len(late)  # the new rows of the statements with a duplicate, no more
     read.clear()
     ticks_store(stored[6000:7000])
     TickRow.objects.filter(trade_id=stored[6500].trade_id, symbol=stored[6500].symbol).delete()  # gone since
