@@ -124,7 +124,7 @@ def test_ticks_become_an_alert_on_a_websocket_across_processes_with_embedded_mod
         # Each leg comes from its own ingestion process: the pushes carry both, through the shared buffers.
         assert len(prices) > 20 and all(m["price_a"] > 0 and m["price_b"] > 0 for m in prices)
         alert = next(m for m in received if m["type"] == "alert")
-        assert alert["kind"] == "entry" and abs(alert["zscore"]) > 2
+        assert alert["kind"] == "entry" and abs(alert["signal_zscore"]) > 2
 
         # Both modes run on: let each record the seconds past the alert, then stop them all.
         def both_recorded_past(second: int) -> bool:
