@@ -188,10 +188,13 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     for shock in at_shock:
         direction = rules.direction_of(shock["size"])
         for name in ("new", "old"):
-            shock[f"alerted_{name}"] = any(
-                kind == "entry" and d == direction and 0 <= (bar - shock["bar"]) // 1000 <= WITHIN
+            delays = [
+                (bar - shock["bar"]) // 1000
                 for bar, kind, d, _ in events[name]
-            )
+                if kind == "entry" and d == direction and 0 <= bar - shock["bar"] <= WITHIN * 1000
+            ]
+            shock[f"delay_{name}"] = delays[0] if delays else None  # bars after the shock's
+            shock[f"alerted_{name}"] = bool(delays)
     return {
         **task,
         "ready": ready,
@@ -282,7 +285,10 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
         f"cointegrated with shocks, {len(shocked)} runs ({hours:.1f} h of ready snapshots, a shock every {SPACING} s): "
         f"shocks met by an armed rule and a confirmed relationship / of those, an entry within {WITHIN} bars"
     )
-    print(f"  {'size':>6} {'shocks':>6} {'before: met':>12} {'alerted':>8} {'now: met':>9} {'alerted':>8}  signal z")
+    print(
+        f"  {'size':>6} {'shocks':>6} {'before: met':>12} {'alerted (on its bar)':>21} "
+        f"{'now: met':>9} {'alerted (on its bar)':>21}  signal z on its bar"
+    )
     all_shocks = [s for r in shocked for s in r["at_shock"]]
     for size in SHOCK_SIZES:
         rows = [s for s in all_shocks if abs(s["size"]) == size]
@@ -290,9 +296,13 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
         met_new = [s for s in rows if s["armed_new"] and s["confirmed"]]
         zs = [abs(s["signal_z"][1]) for s in rows if s["signal_z"][1] is not None]
         z_text = f"{min(zs):.1f}-{max(zs):.1f}" if zs else "n/a"
+        alerted = {
+            name: f"{sum(s[f'alerted_{name}'] for s in met)} ({sum(s[f'delay_{name}'] == 0 for s in met)})"
+            for name, met in (("old", met_old), ("new", met_new))
+        }
         print(
-            f"  {size:>5g}σ {len(rows):>6} {len(met_old):>12} {sum(s['alerted_old'] for s in met_old):>8} "
-            f"{len(met_new):>9} {sum(s['alerted_new'] for s in met_new):>8}  {z_text}"
+            f"  {size:>5g}σ {len(rows):>6} {len(met_old):>12} {alerted['old']:>21} "
+            f"{len(met_new):>9} {alerted['new']:>21}  {z_text}"
         )
     for name, label in (("old", "before"), ("new", "now")):
         for s in all_shocks:
