@@ -14,8 +14,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHARTJS := static/vendor/chart.umd.min.js
 # The demo market: a spread with a 5 s half-life and a 3-sigma shock every minute,
-# so entries and exits happen while you watch. Both demos trade it; on fresh
-# databases they compute the same numbers (the seed fixes every trade).
+# so entries and exits happen while you watch (the first entry about 2.5 minutes
+# after the market opens: 100 bars to be ready, then 30 related snapshots; `make
+# bench` replays it). Both demos trade it; on fresh databases they compute the same
+# numbers (the seed fixes every trade).
 DEMO_MARKET ?= --seed 7 --rate 100 --half-life 5 --spread-sigma 5 --shock-every 60 --shock-size 3
 DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET))
 EXCHANGE_PORT ?= 9100
