@@ -18,7 +18,8 @@ same snapshots in one pass; the statistics are the expensive part (one
 The markets are the demo market's (``make demo``'s ``DEMO_MARKET``, which ``make
 bench`` passes as ``--demo-market``: 100 trades a second, BTC = alpha + 20 ETH + a
 spread of 5 USD with a half-life of 5 s), on the default pair (1 s bars, window
-300, ``min_bars`` 100) at the default thresholds:
+300, ``min_bars`` 100) at the default thresholds (``--confirm-bars`` and
+``--max-coint-pvalue`` try the new rule's two others):
 
 1. ``random_walk``: the same market with a spread that wanders (returns still
    correlated, no cointegration), ``--seeds`` seeds of ``--minutes`` of ready
@@ -36,6 +37,7 @@ spread of 5 USD with a half-life of 5 s), on the default pair (1 s bars, window
 
     python bench/bench_signals.py [--seeds 20] [--minutes 30] [--shock-runs 6] [--workers 2]
                                   [--demo-market "--seed 7 --rate 100 ... --shock-size 3"]
+                                  [--confirm-bars 30] [--max-coint-pvalue 0.05]
 """
 
 from __future__ import annotations
@@ -152,12 +154,14 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     shocks: list[tuple[float, float]] = task["options"].get("shocks", [])
     times, y, x = aligned_bars(task["scenario"], task["seconds"], **task["options"])
     shock_bars = {T0 + int(math.ceil(at)) * 1000: size for at, size in shocks}
-    thresholds = rules.Thresholds()
+    gates = task["gates"]  # the pair's confirm_bars and max_coint_pvalue
+    thresholds = rules.Thresholds(**gates)
     new, old = rules.RuleState(), BeforeState()
     ready = confirmed = 0
     events: dict[str, list[tuple[int, str, str, str]]] = {"new": [], "old": []}
     at_shock: list[dict[str, Any]] = []
-    for snapshot in snapshots_replay(times, y, x, **PAIR, thresholds=Thresholds()):
+    previous_z: float | None = None
+    for snapshot in snapshots_replay(times, y, x, **PAIR, thresholds=Thresholds(**gates)):
         as_of = snapshot.as_of
         assert as_of is not None
         if as_of in shock_bars:
@@ -168,10 +172,12 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
                     "confirmed": new.related_run >= thresholds.confirm_bars,
                     "armed_new": new.armed,
                     "armed_old": old.armed,
-                    "signal_z": snapshot.signal_zscore,
-                    "zscore": snapshot.statistics.zscore,
+                    "signal_z": [previous_z, snapshot.signal_zscore],  # the bar before, the shock's, the next ones
                 }
             )
+        elif at_shock and len(at_shock[-1]["signal_z"]) < 2 + WITHIN:
+            at_shock[-1]["signal_z"].append(snapshot.signal_zscore)
+        previous_z = snapshot.signal_zscore
         if snapshot.ready:
             ready += 1
             confirmed += new.related_run >= thresholds.confirm_bars
@@ -182,10 +188,13 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     for shock in at_shock:
         direction = rules.direction_of(shock["size"])
         for name in ("new", "old"):
-            shock[f"alerted_{name}"] = any(
-                kind == "entry" and d == direction and 0 <= (bar - shock["bar"]) // 1000 <= WITHIN
+            delays = [
+                (bar - shock["bar"]) // 1000
                 for bar, kind, d, _ in events[name]
-            )
+                if kind == "entry" and d == direction and 0 <= bar - shock["bar"] <= WITHIN * 1000
+            ]
+            shock[f"delay_{name}"] = delays[0] if delays else None  # bars after the shock's
+            shock[f"alerted_{name}"] = bool(delays)
     return {
         **task,
         "ready": ready,
@@ -199,7 +208,9 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
 # -- the runs and the table ----------------------------------------------------------
 
 
-def tasks(seeds: int, minutes: int, shock_runs: int, demo: dict[str, Any]) -> list[dict[str, Any]]:
+def tasks(
+    seeds: int, minutes: int, shock_runs: int, demo: dict[str, Any], gates: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The runs: random-walk seeds, cointegrated runs with shocks (the demo market's spread), the demo market."""
     market = {name: demo[name] for name in ("rate", "half_life", "spread_sigma") if name in demo}
     walk_seconds = PAIR["min_bars"] - 1 + minutes * 60  # the first min_bars - 1 bars warm the window up
@@ -219,12 +230,14 @@ def tasks(seeds: int, minutes: int, shock_runs: int, demo: dict[str, Any]) -> li
         )
     for task in shocked + walk:
         task["options"] = task["options"] | {"seed": task["seed"]}
+        task["gates"] = gates
     the_demo = {
         "kind": "demo",
         "scenario": "cointegrated",
         "seed": demo["seed"],
         "seconds": DEMO_SECONDS,
         "options": demo,
+        "gates": gates,
     }
     return shocked + [the_demo] + walk  # the long runs first, so the cores finish together
 
@@ -243,7 +256,6 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
     walk = sorted((r for r in results if r["kind"] == "random_walk"), key=lambda r: r["seed"])
     shocked = [r for r in results if r["kind"] == "shocks"]
     (demo,) = [r for r in results if r["kind"] == "demo"]
-    thresholds = rules.Thresholds()
 
     print()
     hours = sum(r["ready"] for r in walk) / 3600
@@ -254,7 +266,8 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
     old = [per_hour(r, "old") for r in walk]
     new = [per_hour(r, "new") for r in walk]
     print(f"  rule before (in-sample z, ADF p, correlation on the same snapshot): {spread_of(old)}")
-    print(f"  rule now (signal z after {thresholds.confirm_bars} related snapshots):        {spread_of(new)}")
+    confirm = walk[0]["gates"]["confirm_bars"]
+    print(f"  rule now (signal z after {confirm} related snapshots):        {spread_of(new)}")
     mean_old, mean_new = statistics.fmean(old), statistics.fmean(new)
     ratio = f"{mean_old / mean_new:.1f}x fewer" if mean_new else "no entry at all"
     print(f"  ratio before / now: {ratio}")
@@ -272,18 +285,30 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
         f"cointegrated with shocks, {len(shocked)} runs ({hours:.1f} h of ready snapshots, a shock every {SPACING} s): "
         f"shocks met by an armed rule and a confirmed relationship / of those, an entry within {WITHIN} bars"
     )
-    print(f"  {'size':>6} {'shocks':>6} {'before: met':>12} {'alerted':>8} {'now: met':>9} {'alerted':>8}  signal z")
+    print(
+        f"  {'size':>6} {'shocks':>6} {'before: met':>12} {'alerted (on its bar)':>21} "
+        f"{'now: met':>9} {'alerted (on its bar)':>21}  signal z on its bar"
+    )
     all_shocks = [s for r in shocked for s in r["at_shock"]]
     for size in SHOCK_SIZES:
         rows = [s for s in all_shocks if abs(s["size"]) == size]
         met_old = [s for s in rows if s["armed_old"] and s["confirmed"]]
         met_new = [s for s in rows if s["armed_new"] and s["confirmed"]]
-        zs = [abs(s["signal_z"]) for s in rows if s["signal_z"] is not None]
+        zs = [abs(s["signal_z"][1]) for s in rows if s["signal_z"][1] is not None]
         z_text = f"{min(zs):.1f}-{max(zs):.1f}" if zs else "n/a"
+        alerted = {
+            name: f"{sum(s[f'alerted_{name}'] for s in met)} ({sum(s[f'delay_{name}'] == 0 for s in met)})"
+            for name, met in (("old", met_old), ("new", met_new))
+        }
         print(
-            f"  {size:>5g}σ {len(rows):>6} {len(met_old):>12} {sum(s['alerted_old'] for s in met_old):>8} "
-            f"{len(met_new):>9} {sum(s['alerted_new'] for s in met_new):>8}  {z_text}"
+            f"  {size:>5g}σ {len(rows):>6} {len(met_old):>12} {alerted['old']:>21} "
+            f"{len(met_new):>9} {alerted['new']:>21}  {z_text}"
         )
+    for name, label in (("old", "before"), ("new", "now")):
+        for s in all_shocks:
+            if s["confirmed"] and s[f"armed_{name}"] and not s[f"alerted_{name}"]:
+                path = " ".join("n/a" if z is None else f"{z:+.2f}" for z in s["signal_z"])
+                print(f"  missed, rule {label}: {s['size']:+g}σ, signal z the bar before, at the shock, after: {path}")
     for name, label in (("old", "before"), ("new", "now")):
         rates = [per_hour(r, name) for r in shocked]
         near = sum(
@@ -299,6 +324,12 @@ def report(results: list[dict[str, Any]], demo_text: str) -> None:
         )
     share = sum(r["confirmed"] for r in shocked) / sum(r["ready"] for r in shocked)
     print(f"  snapshots after a confirmed relationship: {100 * share:.1f} %")
+    met = [s for s in all_shocks if s["confirmed"] and s["armed_new"]]
+    print(
+        f"goals, rule now: random-walk entries >= 3x fewer: {'met' if mean_old >= 3 * mean_new else 'NOT met'}; "
+        f"<= 1 an hour: {'met' if mean_new <= 1 else 'NOT met'}; every shock met alerts within {WITHIN} bars: "
+        f"{'met' if all(s['alerted_new'] for s in met) else 'NOT met'}"
+    )
 
     print()
     print(f"the demo market ({demo_text}), the first {DEMO_SECONDS // 60} minutes after it opens, rule now:")
@@ -313,8 +344,14 @@ def main() -> None:
     parser.add_argument("--shock-runs", type=int, default=6, help="cointegrated runs, one shock of each size in each")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--demo-market", default=DEMO_MARKET, help="the demo market's options (the Makefile's)")
+    defaults = rules.Thresholds()
+    parser.add_argument("--confirm-bars", type=int, default=defaults.confirm_bars, help="the pair's confirm_bars")
+    parser.add_argument(
+        "--max-coint-pvalue", type=float, default=defaults.max_coint_pvalue, help="the pair's max_coint_pvalue"
+    )
     args = parser.parse_args()
-    todo = tasks(args.seeds, args.minutes, args.shock_runs, demo_market(args.demo_market))
+    gates = {"confirm_bars": args.confirm_bars, "max_coint_pvalue": args.max_coint_pvalue}
+    todo = tasks(args.seeds, args.minutes, args.shock_runs, demo_market(args.demo_market), gates)
     bars = sum(t["seconds"] for t in todo)
     print(f"alert quality: {len(todo)} runs, about {bars:,} snapshots (a pair_stats each) on {args.workers} processes")
     started = time.perf_counter()

@@ -23,6 +23,7 @@ from ingestion.simulator import (
     Exchange,
     PairScenario,
     Simulator,
+    make_scenario,
     parse_fault_spec,
     symbol_spec,
 )
@@ -558,6 +559,36 @@ def test_a_shock_jumps_the_spread_and_decays():
     later = np.mean([s for sec in range(160, 200) for s in spread[sec]])
     assert after - before > 3 * 15
     assert abs(later) < 3 * 15
+
+
+@pytest.mark.parametrize("size", [3.0, 15.0, -15.0])
+def test_a_shock_of_any_size_jumps_the_spread_by_that_many_sigmas(size):
+    """One shock on a slow spread (sigma 5 USD, half-life 60 s): the spread's move at it is the shock."""
+    scenario = PairScenario(rate=100, seed=11, shocks=[(60.0, size)], spread_sigma=5, half_life=60)
+    y, x = bars(scenario, 90)
+    assert (y > 0).all() and (x > 0).all()
+    moves = np.diff(y - 20 * x)  # second by second
+    assert moves[59] == pytest.approx(size * 5, abs=5)
+    assert np.abs(np.delete(moves, 59)).max() < 10
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**31, 2**64 - 1, None])
+def test_the_random_walk_market_trades_on_any_seed(seed):
+    """``random_walk`` on the demo market's options with a 15-sigma shock a minute: trades, shocks, klines."""
+    options = {"rate": 100, "half_life": 5, "spread_sigma": 5, "shock_every": 60, "shock_size": 15}
+    scenario = make_scenario("random_walk", seed=seed, **options)
+    y, x = bars(scenario, 600)
+    assert len(y) > 590 and np.isfinite(y).all() and (y > 0).all() and (x > 0).all()
+    moves = np.diff(y - 20 * x)
+    shocks = np.flatnonzero(np.abs(moves) > 40) + 1  # the seconds the spread jumped
+    assert shocks.tolist() == list(range(60, 600, 60))
+    assert moves[shocks - 1] == pytest.approx([75.0, -75.0] * 4 + [75.0], abs=10)  # alternating in sign
+    calm = np.ones(len(moves), dtype=bool)
+    calm[shocks - 1] = False
+    assert np.corrcoef(np.diff(np.log(y))[calm], np.diff(np.log(x))[calm])[0, 1] > 0.8
+    assert scenario.prehistory("BTCUSDT", INTERVALS["1m"]) is not None
+    if seed is not None:
+        assert np.array_equal(bars(make_scenario("random_walk", seed=seed, **options), 600)[0], y)
 
 
 @pytest.mark.asyncio
