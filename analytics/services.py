@@ -39,10 +39,10 @@ from .bars import (
     last_closed_open_time,
 )
 from .models import Bar, Pair, Snapshot, Watermark
+from .replay import statistics_of
 from .snapshot import (
     SOURCE_CYCLE,
     SOURCE_HISTORY,
-    STAT_FIELDS,
     PairSnapshot,
     Statistics,
     Thresholds,
@@ -472,13 +472,7 @@ class StatsProcess:
 
 def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int, stats_of: PairStatsOf | None) -> Statistics:
     """The statistics of an aligned window, half-life also in seconds (``stats_of``: default ``pair_stats``)."""
-    stats = (stats_of or pair_stats)(y, x)
-    half_life_seconds = stats.half_life * interval_ms / 1000 if stats.half_life is not None else None
-    return Statistics(
-        **{name: getattr(stats, name) for name in STAT_FIELDS},
-        half_life_seconds=half_life_seconds,
-        quality=stats.quality,
-    )
+    return statistics_of((stats_of or pair_stats)(y, x), interval_ms)
 
 
 class PairWindow(NamedTuple):

@@ -50,17 +50,19 @@ MAKING_TTL = 10
 memos = ConnectionProxy(caches, "process")
 
 
+def _is_fresh(record: Record | None) -> bool:
+    return record is not None and time.time() - record.made_at < settings.HEALTH_CACHE_SECONDS
+
+
 def _fresh() -> Record | None:
     latest = memos.get(RECORD_KEY)
-    if latest is not None and time.time() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
-        return latest
-    return None
+    return latest if _is_fresh(latest) else None
 
 
 def _latest_record() -> Record:
     """The newest record, made now when it is not fresh: by one caller while the others serve the one before."""
     latest = memos.get(RECORD_KEY)
-    if latest is not None and time.time() - latest.made_at < settings.HEALTH_CACHE_SECONDS:
+    if _is_fresh(latest):
         return latest
     if latest is not None and not memos.add(MAKING_KEY, True, timeout=MAKING_TTL):
         return latest  # being made
