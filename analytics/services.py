@@ -65,6 +65,8 @@ RESAMPLED_AT_WATERMARK = selectors.RESAMPLED_AT_WATERMARK
 #: its bars close without the missing trades (ms): ample for a backfill, and trades
 #: the exchange no longer serves cannot hold a pair back for longer.
 GAP_HOLD_MS = 15_000
+#: Trades per step of the scan for holes in a symbol's ids.
+CONTIGUOUS_PAGE = 50_000
 _BAR_FIELDS = ["open", "high", "low", "close", "volume", "trades"]
 
 
@@ -270,7 +272,7 @@ def _statements_resampled(stated: dict[str, int]) -> None:
         _watermark_raise(f"{CLOSED_WATERMARK}.{symbol}", closed_through)
 
 
-def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 50_000) -> tuple[int, int | None]:
+def _contiguous_through(symbol: str, new: np.ndarray, through: int) -> tuple[int, int | None]:
     """The trade id up to which every trade of ``symbol`` is stored, and its trade time (ms, None if unknown).
 
     Aggregate ids are contiguous per symbol, so a hole is a trade not stored yet:
@@ -283,6 +285,7 @@ def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 
     the caller records where this one ends. When the stored trades past the start
     are all among the new ticks (counted), it scans those, else the table.
     """
+    page = CONTIGUOUS_PAGE
     mark = selectors.watermark_value(f"{CONTIGUOUS_WATERMARK}.{symbol}")
     last_id = int(new["trade_id"].min()) - 1 if mark is None else mark
     table, qn = _tick_table()
@@ -296,11 +299,11 @@ def _contiguous_through(symbol: str, new: np.ndarray, through: int, page: int = 
     if stored == len(ahead):
         if len(ahead) > 1 and not np.all(ahead["trade_id"][1:] > ahead["trade_id"][:-1]):
             ahead = ahead[np.argsort(ahead["trade_id"], kind="stable")]
-        trade_ids, times = ahead["trade_id"], ahead["timestamp"]
+        ahead_ids, ahead_times = ahead["trade_id"], ahead["timestamp"]
 
         def trades_after(after: int) -> tuple[np.ndarray, np.ndarray]:
-            first = int(np.searchsorted(trade_ids, after, side="right"))
-            return trade_ids[first : first + page], times[first : first + page]
+            first = int(np.searchsorted(ahead_ids, after, side="right"))
+            return ahead_ids[first : first + page], ahead_times[first : first + page]
     else:
         sql = (
             f"SELECT {qn('trade_id')}, {qn('timestamp')} FROM {table} WHERE {qn('symbol')} = %s "

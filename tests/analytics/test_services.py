@@ -226,6 +226,21 @@ def test_a_hole_in_the_ids_holds_its_symbols_bars_open_until_the_backfill_fills_
     assert services.event_times()["ETHUSDT"] == max(t.timestamp for t in ticks if t.symbol == "ETHUSDT")
 
 
+@pytest.mark.parametrize("page", [1, 7, 50_000])
+def test_the_scan_for_holes_reads_every_page(monkeypatch, page):
+    """A burst longer than one page of the scan: every page is read, the holes found on any of them."""
+    monkeypatch.setattr(services, "CONTIGUOUS_PAGE", page)
+    ticks = cointegrated_ticks(30)
+    hole = [t for t in ticks if t.symbol == "ETHUSDT" and T0 + 20_000 <= t.timestamp < T0 + 21_000]
+    store_and_resample([t for t in ticks if t not in hole])
+    assert services.event_times() == {
+        "ETHUSDT": max(t.timestamp for t in ticks if t.symbol == "ETHUSDT" and t.timestamp < T0 + 20_000),
+        "BTCUSDT": max(t.timestamp for t in ticks if t.symbol == "BTCUSDT"),
+    }
+    store_and_resample(hole)
+    assert services.event_times()["ETHUSDT"] == max(t.timestamp for t in ticks if t.symbol == "ETHUSDT")
+
+
 def test_a_hole_no_backfill_fills_stops_holding_after_gap_hold_ms_of_newer_trades(caplog):
     ticks = cointegrated_ticks(40)
     lost = [t for t in ticks if t.symbol == "ETHUSDT" and T0 + 10_000 <= t.timestamp < T0 + 11_000]
