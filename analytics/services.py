@@ -22,7 +22,7 @@ from django.db.models import F
 
 from ingestion.binance import KLINES_LIMIT, Kline
 from ingestion.client import RateLimited, klines_fetch
-from ingestion.journal import Run, stored_ticks
+from ingestion.journal import Run, StoredTicks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
 from pairs_project.common.masking import url_credentials_masked
@@ -77,11 +77,9 @@ def now_ms() -> int:
 # -- resampling ---------------------------------------------------------------
 
 
-#: The ticks of the widest bars the last resampling run of this process rebuilt (see ``WidestBarTicks``).
-_widest_bars = WidestBarTicks()
-
-
-def bars_resample(*, max_ticks: int = 200_000) -> int:
+def bars_resample(
+    *, max_ticks: int = 200_000, kept: WidestBarTicks | None = None, journal: StoredTicks | None = None
+) -> int:
     """Turn the ticks stored since the last run into 1s/1m/5m bars; return how many were read.
 
     Every bar a new tick falls in is rebuilt from all of its stored ticks and
@@ -91,16 +89,21 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
     ingestion processes. The stored ticks of a bar are those up to the newest id
     read: the ones the last run kept (``WidestBarTicks``) and the new ones, or else
     read again. The ticks move as numpy columns, never as a Python object each.
+
+    ``kept``: what this process's last run kept for the next (none: every bar's
+    ticks are read); ``journal``: what this process's tick writer stored lately
+    (``_ticks_after``). Both belong to the process's runtime.
     """
+    kept_bars = kept if kept is not None else WidestBarTicks()
     started = now_ms()
     # The feeds' statements first, then the ticks: a statement commits with the
     # ticks it speaks of, so every tick it covers is among those read below.
     stated = dict(Symbol.objects.filter(closed_through__isnull=False).values_list("name", "closed_through"))
     watermark, _ = Watermark.objects.get_or_create(name=TICK_WATERMARK)
-    kept = _widest_bars.take(_resampled_as_of(watermark))
-    new = _ticks_after(watermark.value, max_ticks)
+    kept = kept_bars.take(_resampled_as_of(watermark))
+    new = _ticks_after(watermark.value, max_ticks, journal)
     if not new:
-        _widest_bars.keep(_resampled_as_of(watermark), kept)
+        kept_bars.keep(_resampled_as_of(watermark), kept)
         _watermark_raise(RESAMPLED_AT_WATERMARK, started)
         _statements_resampled(stated)
         return 0
@@ -152,7 +155,7 @@ def bars_resample(*, max_ticks: int = 200_000) -> int:
         if read < max_ticks:  # everything stored before the start is in the bars
             _watermark_raise(RESAMPLED_AT_WATERMARK, started)
             _statements_resampled(stated)
-    _widest_bars.keep(_resampled_as_of(watermark), stored)
+    kept_bars.keep(_resampled_as_of(watermark), stored)
     return read
 
 
@@ -176,11 +179,11 @@ def _tick_table() -> tuple[str, Callable[[str], str]]:
     return connection.ops.quote_name(Tick._meta.db_table), connection.ops.quote_name
 
 
-def _ticks_after(after_id: int, limit: int) -> dict[str, np.ndarray]:
+def _ticks_after(after_id: int, limit: int, journal: StoredTicks | None) -> dict[str, np.ndarray]:
     """Up to ``limit`` ticks with an id above ``after_id``, in id order, as ``TICK_COLUMNS`` per symbol.
 
     Those this process's tick writer has just stored come from its record
-    (``ingestion.journal``), as far as it holds every id from ``after_id`` on and
+    (``journal``, see ``ingestion.journal``), as far as it holds every id from ``after_id`` on and
     the table as many rows in them; the rest, and all on PostgreSQL, are read.
     """
     table, qn = _tick_table()
@@ -192,8 +195,8 @@ def _ticks_after(after_id: int, limit: int) -> dict[str, np.ndarray]:
             if newest is None or newest <= after_id:
                 return {}
             runs = []
-            if newest - after_id <= limit:
-                runs = stored_ticks.between(str(connection.settings_dict["NAME"]), after_id, newest)
+            if journal is not None and newest - after_id <= limit:
+                runs = journal.between(str(connection.settings_dict["NAME"]), after_id, newest)
             if runs:
                 recorded = runs[-1].last_id
                 cursor.execute(

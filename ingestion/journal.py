@@ -10,9 +10,11 @@ from the database as always. The caller checks that the database holds as many
 rows in the ids it takes (nothing deleted since), which with the ids makes them
 the same rows.
 
-Pure: no Django. It records only once a consumer has asked (``between``), so a
-process that stores ticks but does not resample them (``ingest_binance``) keeps
-nothing, and it holds at most ``max_ticks`` ticks, dropping the oldest.
+Pure: no Django. A process's runtime makes one and hands it to both (the feed's
+writer and the resampling). It records only once a consumer has asked
+(``between``), so a process that stores ticks but does not resample them
+(``ingest_binance``) keeps nothing, and it holds at most ``max_ticks`` ticks,
+dropping the oldest.
 """
 
 from __future__ import annotations
@@ -86,7 +88,3 @@ class StoredTicks:
     def _clear(self) -> None:
         self._runs.clear()
         self._count = 0
-
-
-#: This process's record (the tick writer fills it, the resampling of embedded mode takes from it).
-stored_ticks = StoredTicks()

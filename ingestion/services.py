@@ -25,7 +25,7 @@ from pairs_project.common.masking import url_credentials_masked
 from .binance import Exchange, Tick
 from .buffers import RedisBuffers, RollingBuffers
 from .client import FeedClient, FeedState
-from .journal import Run, stored_ticks
+from .journal import Run, StoredTicks
 from .listing import symbols_tradable
 from .models import FeedStatus, Gap, Symbol
 from .models import Tick as TickRow
@@ -152,6 +152,7 @@ def ticks_store(
     gaps: Sequence[GapEvent] = (),
     closed_through: dict[str, int] | None = None,
     feed: str = "",
+    journal: StoredTicks | None = None,
 ) -> int:
     """Store ``ticks`` in one transaction, ignoring duplicates; return how many were new.
 
@@ -169,6 +170,9 @@ def ticks_store(
     the watermark for good. A transaction-scoped advisory lock makes the inserts
     take turns: the next writer draws its ids only after the previous one has
     committed. SQLite has one writer at a time already.
+
+    ``journal``: this process's record of what it stored, for a resampling in the
+    same process (``ingestion.journal``); once committed, the new rows go to it.
     """
     by_symbol: dict[str, list[Tick]] = {}
     for tick in ticks:
@@ -189,14 +193,14 @@ def ticks_store(
             Symbol.objects.filter(Q(closed_through__isnull=True) | Q(closed_through__lt=stated), name=symbol).update(
                 closed_through=stated
             )
-        if runs and stored_ticks.wanted:
-            transaction.on_commit(functools.partial(stored_ticks.record, runs))
+        if runs and journal is not None and journal.wanted:
+            transaction.on_commit(functools.partial(journal.record, runs))
     return new_total
 
 
-def batch_store(batch: Batch, *, feed: str) -> int:
+def batch_store(batch: Batch, *, feed: str, journal: StoredTicks | None = None) -> int:
     """The tick writer's store: one batch of ``feed``, in one transaction (``ticks_store``)."""
-    return ticks_store(batch.ticks, gaps=batch.gaps, closed_through=batch.closed_through, feed=feed)
+    return ticks_store(batch.ticks, gaps=batch.gaps, closed_through=batch.closed_through, feed=feed, journal=journal)
 
 
 def _gaps_record(events: Sequence[GapEvent], feed: str) -> None:
@@ -406,6 +410,7 @@ class Feed:
         status_interval: float = 1.0,
         follow: Follow = default_symbols,
         on_shared: OnShared | None = None,
+        journal: StoredTicks | None = None,
     ) -> None:
         self.symbols = sorted({s.upper() for s in symbols}) if symbols else None
         self.follow = follow
@@ -416,7 +421,7 @@ class Feed:
         self.buffers = buffers if buffers is not None else RollingBuffers(maxlen=settings.INGEST_BUFFER_TICKS)
         self.status_interval = status_interval
         self.writer = TickWriter(
-            functools.partial(batch_store, feed=self.name),
+            functools.partial(batch_store, feed=self.name, journal=journal),
             flush_interval=settings.INGEST_FLUSH_INTERVAL,
             max_batch=settings.INGEST_BATCH_SIZE,
             statement=self._closed_through,

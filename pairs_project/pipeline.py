@@ -50,7 +50,7 @@ class Pipeline:
 
     def resample(self) -> int:
         """New ticks -> 1s/1m/5m bars; returns the bars written."""
-        return analytics_services.bars_resample()
+        return analytics_services.bars_resample(kept=self.runtime.resampled, journal=self.runtime.journal)
 
     def snapshots(self, *, now: int | None = None, force: bool = False) -> list[PairSnapshot]:
         """Each active pair whose window moved -> its snapshot -> the pages, its history and the alert rule."""
@@ -93,7 +93,13 @@ class Pipeline:
         """The ingestion feed of this process, following the active pairs and pushing their live prices."""
         options.setdefault("ws_url", self.runtime.exchange.ws_url)
         options.setdefault("rest_url", self.runtime.exchange.rest_url)
-        return Feed(buffers=self.runtime.buffers, follow=feed_symbols, on_shared=LivePrices(self.runtime), **options)
+        return Feed(
+            buffers=self.runtime.buffers,
+            follow=feed_symbols,
+            on_shared=LivePrices(self.runtime),
+            journal=self.runtime.journal,
+            **options,
+        )
 
 
 def feed_symbols() -> list[str]:

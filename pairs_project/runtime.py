@@ -25,10 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from analytics.bars import WidestBarTicks
 from analytics.services import PairStatsOf, StatsProcess
 from dashboard.broadcast import Pushes
 from ingestion.binance import Exchange
 from ingestion.buffers import RollingBuffers
+from ingestion.journal import StoredTicks
 from ingestion.services import exchange_configured, live_buffers
 
 from .schedules import Periodic
@@ -50,6 +52,10 @@ class Runtime:
     stats: StatsProcess | None = None
     #: Embedded mode's webhook deliveries, else None: the Celery task delivers them.
     deliveries: ThreadPoolExecutor | None = None
+    #: What this process's tick writer stored lately, for its resampling (``ingestion.journal``).
+    journal: StoredTicks = field(default_factory=StoredTicks)
+    #: The ticks of the bars this process's last resampling rebuilt, for its next (``WidestBarTicks``).
+    resampled: WidestBarTicks = field(default_factory=WidestBarTicks)
 
     @classmethod
     def build(

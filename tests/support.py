@@ -15,8 +15,10 @@ import numpy as np
 
 from alerts.models import Alert
 from analytics import services
+from analytics.bars import WidestBarTicks
 from analytics.models import Pair
 from ingestion.binance import Tick
+from ingestion.journal import StoredTicks
 from ingestion.services import ticks_store
 
 if TYPE_CHECKING:
@@ -57,10 +59,13 @@ def cointegrated_ticks(
     return ticks
 
 
-def store_and_resample(ticks: list[Tick], batch: int = 5000) -> None:
+def store_and_resample(
+    ticks: list[Tick], batch: int = 5000, *, kept: WidestBarTicks | None = None, journal: StoredTicks | None = None
+) -> None:
+    """Store ``ticks`` in batches, each resampled (with a process's ``kept`` and ``journal`` when given)."""
     for i in range(0, len(ticks), batch):
-        ticks_store(ticks[i : i + batch])
-        services.bars_resample()
+        ticks_store(ticks[i : i + batch], journal=journal)
+        services.bars_resample(kept=kept, journal=journal)
 
 
 def make_alert(

@@ -14,14 +14,14 @@ from django.db import connection
 from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics import selectors, services
-from analytics.bars import INTERVALS, affected_open_times, build_bars
+from analytics.bars import INTERVALS, WidestBarTicks, affected_open_times, build_bars
 from analytics.models import Bar, Pair, Snapshot, Watermark
 from analytics.snapshot import STAT_FIELDS, snapshot_json
-from ingestion import journal
-from ingestion import services as ingestion_services
 from ingestion.binance import Tick, parse_frame
+from ingestion.journal import StoredTicks
 from ingestion.models import Tick as TickRow
 from ingestion.services import ticks_store
+from ingestion.writer import Batch
 from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -107,17 +107,17 @@ def test_a_run_rebuilds_from_the_ticks_the_last_run_kept_and_the_new_ones(record
     reads = []
     read = services._ticks_between
     monkeypatch.setattr(services, "_ticks_between", lambda *a, **k: reads.append(a) or read(*a, **k))
-    monkeypatch.setattr(services, "_widest_bars", services.WidestBarTicks())
-    store_and_resample(recorded_ticks[:3000], batch=3000)
+    kept = WidestBarTicks()
+    store_and_resample(recorded_ticks[:3000], batch=3000, kept=kept)
     first_reads = len(reads)
     assert first_reads
     # The next ticks of the same bars: nothing read but them.
-    kept = affected_open_times(recorded_ticks[:3000], "5m")
-    in_the_bars = [t for t in recorded_ticks[3000:6000] if (t.symbol, t.timestamp // 300_000 * 300_000) in kept]
+    bars = affected_open_times(recorded_ticks[:3000], "5m")
+    in_the_bars = [t for t in recorded_ticks[3000:6000] if (t.symbol, t.timestamp // 300_000 * 300_000) in bars]
     assert in_the_bars
-    store_and_resample(in_the_bars, batch=len(in_the_bars))
+    store_and_resample(in_the_bars, batch=len(in_the_bars), kept=kept)
     assert len(reads) == first_reads
-    store_and_resample(recorded_ticks[3000:], batch=2500)
+    store_and_resample(recorded_ticks[3000:], batch=2500, kept=kept)
     for interval in INTERVALS:
         assert_bars_equal(stored_bars(interval), pandas_bars(recorded_ticks, interval))
         assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
@@ -130,13 +130,10 @@ def test_ticks_kept_by_a_run_serve_no_run_after_another_process_resampled(record
     bar = recorded_ticks[len(recorded_ticks) // 2].timestamp // 300_000
     ticks = [t for t in recorded_ticks if t.timestamp // 300_000 == bar][:6000]
     assert len(ticks) == 6000 and len(affected_open_times(ticks, "5m")) == 2  # one 5 m bar a symbol
-    ours, theirs = services.WidestBarTicks(), services.WidestBarTicks()
-    monkeypatch.setattr(services, "_widest_bars", ours)
-    store_and_resample(ticks[:2000])
-    monkeypatch.setattr(services, "_widest_bars", theirs)  # another worker's run
-    store_and_resample(ticks[2000:4000])
-    monkeypatch.setattr(services, "_widest_bars", ours)
-    store_and_resample(ticks[4000:])
+    ours, theirs = WidestBarTicks(), WidestBarTicks()
+    store_and_resample(ticks[:2000], kept=ours)
+    store_and_resample(ticks[2000:4000], kept=theirs)  # another worker's run
+    store_and_resample(ticks[4000:], kept=ours)
     for interval in INTERVALS:
         assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
             tuple(bar) for bar in build_bars(ticks, interval)
@@ -505,16 +502,36 @@ def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cy
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_pipeline_resamples_what_its_feed_stored_from_the_runtimes_record(pipeline, recorded_ticks, monkeypatch):
+    """Embedded mode: the feed's writer and the resampling share the runtime's record, not a module's."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the record is of SQLite's consecutive ids")
+    read = []
+    as_rows = services._rows_as_columns
+    monkeypatch.setattr(services, "_rows_as_columns", lambda rows: read.append(len(rows)) or as_rows(rows))
+    store = pipeline.feed(symbols=["BTCUSDT", "ETHUSDT"]).writer.store
+    ticks = recorded_ticks[:4000]
+    store(Batch(ticks[:2000], [], {}))
+    pipeline.resample()  # the first run reads the table, and asks for a record from then on
+    read.clear()
+    store(Batch(ticks[2000:], [], {}))
+    pipeline.resample()
+    assert sum(read) == 0  # all from the record
+    assert len(pipeline.runtime.journal.between(str(connection.settings_dict["NAME"]), 2000, 4000)) > 0
+    for interval in INTERVALS:
+        assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
+            tuple(bar) for bar in build_bars(ticks, interval)
+        ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_ticks_this_process_stored_are_resampled_from_its_record_and_give_the_same_bars(
     recorded_ticks, monkeypatch
 ):
     """Committed batches come from ``ingestion.journal``; the bars are those of a rebuild from the table."""
     if connection.vendor != "sqlite":
         pytest.skip("the record is of SQLite's consecutive ids")
-    monkeypatch.setattr(journal, "stored_ticks", journal.StoredTicks())
-    monkeypatch.setattr(ingestion_services, "stored_ticks", journal.stored_ticks)
-    monkeypatch.setattr(services, "stored_ticks", journal.stored_ticks)
-    monkeypatch.setattr(services, "_widest_bars", services.WidestBarTicks())
+    process = {"journal": StoredTicks(), "kept": WidestBarTicks()}  # what a process's runtime holds
     recorded, read = [], []
     as_columns, as_rows = services._runs_as_columns, services._rows_as_columns
     monkeypatch.setattr(services, "_runs_as_columns", lambda runs: recorded.append(runs) or as_columns(runs))
@@ -522,19 +539,19 @@ def test_the_ticks_this_process_stored_are_resampled_from_its_record_and_give_th
     ticks = recorded_ticks[:9000]
     late = ticks[4000:4050]
     stored = ticks[:4000] + ticks[4050:]
-    store_and_resample(stored[:3000], batch=1500)  # the first run asks; the second batch is recorded
+    store_and_resample(stored[:3000], batch=1500, **process)  # the first run asks; the second batch is recorded
     assert recorded and sum(len(r.ticks) for runs in recorded for r in runs) == 1500
     recorded.clear(), read.clear()
-    store_and_resample(stored[3000:6000], batch=1000)
+    store_and_resample(stored[3000:6000], batch=1000, **process)
     assert sum(len(r.ticks) for runs in recorded for r in runs) == 3000 and sum(read) == 0
-    store_and_resample(late + ticks[4040:4060])  # late, with twenty duplicates: their statements are read
+    store_and_resample(late + ticks[4040:4060], **process)  # late, with twenty duplicates: their statements are read
     assert 0 < sum(read) <= len(late)  # the new rows of the statements with a duplicate, no more
     read.clear()
-    ticks_store(stored[6000:7000])
+    ticks_store(stored[6000:7000], journal=process["journal"])
     TickRow.objects.filter(trade_id=stored[6500].trade_id, symbol=stored[6500].symbol).delete()  # gone since
-    services.bars_resample()
+    services.bars_resample(**process)
     assert sum(read) == 999
-    store_and_resample(stored[7000:])
+    store_and_resample(stored[7000:], **process)
     for interval in INTERVALS:
         assert sorted(Bar.objects.filter(interval=interval).values_list(*BAR_ROW)) == [
             tuple(bar) for bar in build_bars([t for t in ticks if t != stored[6500]], interval)
