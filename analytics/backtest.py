@@ -229,14 +229,16 @@ class RuleEvent(Protocol):
 Rule = Callable[[Any, PairSnapshot], tuple[Any, Sequence[RuleEvent]]]
 
 
-def signals_of(snapshots: Iterable[PairSnapshot], rule: Rule, state: Any) -> list[Signal]:
+def signals_of(
+    snapshots: Iterable[PairSnapshot], rule: Rule, state: Any, previous: PairSnapshot | None = None
+) -> list[Signal]:
     """The rule stepped over ``snapshots`` (grid order) from ``state``: what it fired, by grid index.
 
     An entry carries the hedge ratio its signal z was scored with: the previous
-    grid point's model (docs/analytics.md, "The signal").
+    grid point's model (docs/analytics.md, "The signal"); ``previous`` is the
+    snapshot before the first of ``snapshots``, if any.
     """
     signals: list[Signal] = []
-    previous: PairSnapshot | None = None
     for index, snapshot in enumerate(snapshots):
         state, events = rule(state, snapshot)
         for event in events:
@@ -246,6 +248,13 @@ def signals_of(snapshots: Iterable[PairSnapshot], rule: Rule, state: Any) -> lis
             signals.append(Signal(index, str(event.kind), str(event.direction), str(event.reason), beta))
         previous = snapshot
     return signals
+
+
+def _stepped(snapshots: Sequence[PairSnapshot], rule: Rule, state: Any) -> Any:
+    """The rule's state after ``snapshots`` (what it fires on them is dropped)."""
+    for snapshot in snapshots:
+        state, _ = rule(state, snapshot)
+    return state
 
 
 # -- booking -------------------------------------------------------------------------
@@ -472,13 +481,31 @@ def backtest(
     funding_b: Sequence[Funding] = (),
     stats_of: StatsOf = pair_stats,
     progress: Callable[[float], None] | None = None,
+    trade_from: int = 0,
 ) -> Result:
-    """The pair's rule (``rule`` from ``state``) over its snapshots of the aligned closes, traded with ``costs``."""
+    """The pair's rule (``rule`` from ``state``) over its snapshots of the aligned closes, traded with ``costs``.
+
+    The grid points before ``trade_from`` are history only: the windows of the
+    first traded points look back into them (so the range starts ready, as a pair
+    that has run for a while is), the rule steps over them (its confirmation run
+    carries on), and nothing it fires there is traded.
+    """
     t = np.asarray(times, dtype=np.int64)
     ya, xb = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
     snapshots = _snapshots(t, ya, xb, settings, stats_of, progress)
-    signals = signals_of(snapshots, rule, state)
-    result = book(t, ya, xb, signals, interval=settings.interval, costs=costs, funding_a=funding_a, funding_b=funding_b)
+    state = _stepped(snapshots[:trade_from], rule, state)
+    traded = slice(trade_from, t.size)
+    signals = signals_of(snapshots[traded], rule, state, snapshots[trade_from - 1] if trade_from else None)
+    result = book(
+        t[traded],
+        ya[traded],
+        xb[traded],
+        signals,
+        interval=settings.interval,
+        costs=costs,
+        funding_a=funding_a,
+        funding_b=funding_b,
+    )
     if progress is not None:
         progress(1.0)
     return result
@@ -504,12 +531,14 @@ def walk_forward(
     funding_b: Sequence[Funding] = (),
     stats_of: StatsOf = pair_stats,
     progress: Callable[[float], None] | None = None,
+    trade_from: int = 0,
 ) -> list[dict[str, Any]]:
     """Every (entry_z, exit_z[, window]) scored in-sample and out-of-sample; the best in-sample first.
 
-    The range splits at ``in_sample`` of its grid points. Each part is traded on
-    its own (the rule starts fresh at the split; a position open at the end of the
-    in-sample part closes there), on the snapshots of the whole range, so the
+    The traded range (from ``trade_from``, see ``backtest``) splits at
+    ``in_sample`` of its grid points. Each part is traded on its own (the rule
+    steps over everything before it without trading; a position open at the end of
+    the in-sample part closes there), on the snapshots of the whole range, so the
     out-of-sample windows look back into the in-sample bars as live operation
     would, never forward. Each window's snapshots are computed once. Rows with
     entry_z <= exit_z are skipped. Sorted by in-sample Sharpe (none last), the
@@ -519,10 +548,11 @@ def walk_forward(
         raise ValueError(f"in_sample must be between 0 and 1, not {in_sample}")
     t = np.asarray(times, dtype=np.int64)
     ya, xb = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    split = int(t.size * in_sample)
-    if not 0 < split < t.size:
-        raise ValueError(f"{t.size} grid points cannot be split into an in-sample and an out-of-sample part")
-    parts = (slice(0, split), slice(split, t.size))
+    traded = t.size - trade_from
+    split = trade_from + int(traded * in_sample)
+    if not trade_from < split < t.size:
+        raise ValueError(f"{traded} grid points cannot be split into an in-sample and an out-of-sample part")
+    parts = (slice(trade_from, split), slice(split, t.size))
     rows: list[dict[str, Any]] = []
     sizes = list(windows) or [settings.window]
     for w, window in enumerate(sizes):
@@ -536,7 +566,9 @@ def walk_forward(
                 scored = []
                 for part in parts:
                     rule, state = rule_for(entry_z, exit_z)
-                    signals = signals_of(snapshots[part], rule, state)
+                    state = _stepped(snapshots[: part.start], rule, state)
+                    before = snapshots[part.start - 1] if part.start else None
+                    signals = signals_of(snapshots[part], rule, state, before)
                     scored.append(
                         book(
                             t[part],

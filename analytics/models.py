@@ -235,3 +235,36 @@ class Watermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+
+
+class Backtest(models.Model):
+    """A backtest of a pair's own rule over a range (docs/analytics.md, "Backtest"): its parameters and result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="backtests")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1 while it runs")
+    params = models.JSONField(help_text="the range, the pair's settings and the costs it ran with")
+    summary = models.JSONField(null=True, blank=True, help_text="the metrics over the range")
+    result = models.JSONField(null=True, blank=True, help_text="trades, equity and the walk-forward grid")
+    error = models.TextField(blank=True, help_text="why it failed, in words")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["pair", "-created_at"], name="backtest_pair_created_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0, progress__lte=1), name="backtest_progress_in_0_1"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} of {self.pair} ({self.status})"

@@ -277,3 +277,23 @@ def test_walk_forward_scores_each_threshold_pair_on_both_parts_and_puts_the_best
     with pytest.raises(ValueError, match="cannot be split"):
         walk_forward(times[:1], y[:1], x[:1], settings=SETTINGS, rule_for=live_rule, entry_zs=[2], exit_zs=[0.5],
                      costs=Costs())  # fmt: skip
+
+
+def test_the_bars_before_the_range_are_history_only():
+    """The rule steps over them (its run carries on) and trades from the range's first grid point."""
+    times, y, x = cointegrated(700)
+    rule, state = live_rule()
+    start = 350
+    result = backtest(times, y, x, settings=SETTINGS, rule=rule, state=state, costs=Costs(), trade_from=start)
+    stepped, fired = rules.RuleState(), []
+    thresholds = rules.Thresholds()
+    replay = snapshots_replay(
+        times, y, x, pair=1, symbols=("AUSDT", "BUSDT"), interval="1m", window=120, min_bars=60, thresholds=Thresholds()
+    )
+    for k, snapshot in enumerate(replay):
+        stepped, events = rules.evaluate(stepped, snapshot, thresholds)
+        fired += [(k, e.kind) for e in events if k >= start]
+    first_entry = next(k for k, kind in fired if kind == "entry")
+    assert result.trades and result.trades[0].entry_time == int(times[first_entry])
+    assert result.summary["start"] == int(times[start]) and result.summary["bars"] == 700 - start
+    assert len(result.equity) == 700 - start
