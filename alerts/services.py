@@ -25,7 +25,7 @@ from pairs_project.common.egress import Target
 from pairs_project.common.masking import url_redacted, urls_redacted
 
 from .models import Alert, AlertState
-from .rules import RuleState, Thresholds, evaluate
+from .rules import Event, RuleState, Thresholds, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,24 @@ class WebhookFailed(Exception):
 def thresholds_of(pair: Pair) -> Thresholds:
     """The rule's thresholds: the pair's, as its snapshots carry them (and the rule's own ``break_after``)."""
     return Thresholds(**dataclasses.asdict(analytics_services.thresholds_of(pair)))
+
+
+def rules_of(pair: Pair) -> Callable[[float, float], tuple[Callable[..., Any], RuleState]]:
+    """The pair's alert rule at other entry/exit thresholds, from a new state: what a backtest steps.
+
+    ``rules_of(pair)(entry_z, exit_z)`` is ``(rule, state)`` with ``rule(state, snapshot)``
+    the live ``rules.evaluate`` under the pair's thresholds but those two.
+    """
+
+    def rule_for(entry_z: float, exit_z: float) -> tuple[Callable[..., Any], RuleState]:
+        thresholds = dataclasses.replace(thresholds_of(pair), entry_z=entry_z, exit_z=exit_z)
+        return functools.partial(_evaluate, thresholds=thresholds), RuleState()
+
+    return rule_for
+
+
+def _evaluate(state: RuleState, snapshot: PairSnapshot, *, thresholds: Thresholds) -> tuple[RuleState, list[Event]]:
+    return evaluate(state, snapshot, thresholds)
 
 
 def alert_rule_evaluate(

@@ -255,6 +255,8 @@ class Backtest(models.Model):
     error = models.TextField(blank=True, help_text="why it failed, in words")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    #: Written with the progress: a running backtest silent for long lost its worker.
+    updated_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

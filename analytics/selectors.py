@@ -76,6 +76,16 @@ def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> list
     return [Close(t, c) for t, c in reversed(rows)]
 
 
+def closes_between(*, symbol: str, interval: str, start: int, end: int) -> list[Close]:
+    """The closes with open time in ``[start, end)``, oldest first."""
+    rows = (
+        Bar.objects.filter(symbol=symbol, interval=interval, open_time__gte=start, open_time__lt=end)
+        .order_by("open_time")
+        .values_list("open_time", "close")
+    )
+    return [Close(t, c) for t, c in rows]
+
+
 def cached(key: str) -> Any:
     """A cached value, or None when it is absent or the cache does not answer (it is only a cache)."""
     try:

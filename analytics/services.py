@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -9,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import httpx
@@ -18,7 +19,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.utils import timezone
 
 from ingestion.binance import KLINES_LIMIT, Kline
 from ingestion.client import RateLimited, klines_fetch
@@ -27,6 +29,7 @@ from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
 from pairs_project.common.masking import url_credentials_masked
 
+from . import backtest as backtest_engine
 from . import selectors
 from .bars import (
     INTERVALS,
@@ -38,7 +41,7 @@ from .bars import (
     in_time_order,
     last_closed_open_time,
 )
-from .models import Bar, Pair, Snapshot, Watermark
+from .models import Backtest, Bar, Pair, Snapshot, Watermark
 from .replay import statistics_of
 from .snapshot import (
     SOURCE_CYCLE,
@@ -1114,3 +1117,295 @@ def housekeeping(*, batch: int = 5000, now: int | None = None) -> dict[str, int]
     if any(result.values()):
         logger.info("housekeeping: %s", result)
     return result
+
+
+# -- backtests ----------------------------------------------------------------
+
+
+class BacktestError(ValueError):
+    """A backtest that cannot run as asked; the message says why, in words."""
+
+
+#: The longest range a backtest takes (days): a year of 1m bars is 525,600 grid points.
+BACKTEST_MAX_DAYS = 366
+#: The range a backtest covers when none is given (days, by interval).
+BACKTEST_DEFAULT_DAYS = {"1s": 1, "1m": 7, "5m": 30}
+#: The walk-forward grid (``--grid``): 5 entry thresholds x 4 exit thresholds.
+GRID_ENTRY_Z = (1.5, 2.0, 2.5, 3.0, 3.5)
+GRID_EXIT_Z = (0.0, 0.25, 0.5, 1.0)
+#: Least seconds between two writes of a running backtest's progress.
+PROGRESS_WRITE_SECONDS = 0.5
+#: A running backtest whose progress has not moved for this long lost its worker
+#: (a crash, a restart): the next run claims it again.
+BACKTEST_LOST_SECONDS = 300
+DAY_MS = 86_400_000
+
+#: ``rules_of(pair)(entry_z, exit_z) -> (rule, initial state)``: the pair's alert rule at
+#: those thresholds. Handed down by the caller: the rule is the alerts app's.
+RulesOf = Callable[[Pair], backtest_engine.RuleFor]
+
+
+def backtest_params(
+    pair: Pair,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    days: float | None = None,
+    fee_bps: float = 5.0,
+    slippage_bps: float = 1.0,
+    notional: float = 10_000.0,
+    delay_bars: int = 0,
+    funding: bool = True,
+    grid: bool = False,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The parameters of a backtest of ``pair`` (docs/analytics.md, "Backtest"), checked; ``BacktestError`` if not.
+
+    The range is ``[start, end)`` in ms: ``end`` defaults to now (to the interval),
+    ``start`` to ``days`` (default ``BACKTEST_DEFAULT_DAYS``) before ``end``. The
+    pair's settings are recorded with the costs, so a later edit of the pair does
+    not change what a stored backtest says it ran with.
+    """
+    interval_ms = INTERVALS[pair.interval]
+    now = now_ms() if now is None else now
+    problems = []
+    try:
+        costs = backtest_engine.Costs(
+            fee_bps=float(fee_bps),
+            slippage_bps=float(slippage_bps),
+            notional=float(notional),
+            delay_bars=int(delay_bars),
+        )
+    except ValueError as exc:
+        problems.append(str(exc))
+        costs = None
+    if days is not None and not (math.isfinite(days) and days > 0):
+        problems.append(f"days must be > 0, not {days}")
+        days = None
+    end = now - now % interval_ms if end is None else int(end)
+    if start is None:
+        span = days if days is not None else BACKTEST_DEFAULT_DAYS[pair.interval]
+        start = end - int(span * DAY_MS)
+    start = int(start) - int(start) % interval_ms
+    if end > now:
+        problems.append(f"the range ends in the future ({_iso(end)}); the newest bars end now ({_iso(now)})")
+    if start >= end:
+        problems.append(f"the range is empty: start {_iso(start)} is not before end {_iso(end)}")
+    elif end - start > BACKTEST_MAX_DAYS * DAY_MS:
+        problems.append(
+            f"the range is {(end - start) / DAY_MS:,.0f} days; a backtest covers {BACKTEST_MAX_DAYS} days at most"
+        )
+    if problems:
+        raise BacktestError("; ".join(problems))
+    assert costs is not None
+    return {
+        "start": start,
+        "end": end,
+        "interval": pair.interval,
+        "window": pair.window,
+        "min_bars": pair.min_bars,
+        "entry_z": pair.entry_z,
+        "exit_z": pair.exit_z,
+        "min_correlation": pair.min_correlation,
+        "max_adf_pvalue": pair.max_adf_pvalue,
+        "max_coint_pvalue": pair.max_coint_pvalue,
+        "confirm_bars": pair.confirm_bars,
+        **dataclasses.asdict(costs),
+        "funding": bool(funding),
+        "grid": bool(grid),
+    }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def backtest_create(pair: Pair, params: dict[str, Any]) -> Backtest:
+    """A queued backtest of ``pair`` with checked ``params`` (``backtest_params``)."""
+    return Backtest.objects.create(pair=pair, params=params)
+
+
+def backtest_claim(*, now: datetime | None = None) -> Backtest | None:
+    """The oldest queued backtest (or one whose worker was lost), now ``running`` for this caller; else None.
+
+    A conditional update claims it, so two workers never run the same one.
+    """
+    now = now or timezone.now()
+    lost = now - timedelta(seconds=BACKTEST_LOST_SECONDS)
+    waiting = Backtest.objects.filter(
+        Q(status=Backtest.Status.QUEUED) | Q(status=Backtest.Status.RUNNING, updated_at__lt=lost)
+    ).order_by("created_at")
+    for candidate in waiting.values("pk", "status", "updated_at")[:10]:
+        claimed = Backtest.objects.filter(
+            pk=candidate["pk"], status=candidate["status"], updated_at=candidate["updated_at"]
+        ).update(status=Backtest.Status.RUNNING, started_at=now, updated_at=now, progress=0.0)
+        if claimed:
+            if candidate["status"] == Backtest.Status.RUNNING:
+                logger.warning("backtest %s: its worker was lost; running it again", candidate["pk"])
+            return Backtest.objects.select_related("pair").get(pk=candidate["pk"])
+    return None
+
+
+def backtest_run(
+    backtest: Backtest,
+    *,
+    rules_of: RulesOf,
+    rest_url: str | None = None,
+    stats_of: PairStatsOf | None = None,
+    on_progress: Callable[[Backtest], None] | None = None,
+) -> Backtest:
+    """Run a claimed ``backtest``: its bars (history fetched where missing), the rule over them, the result stored.
+
+    Status ``running`` with ``progress`` written as it goes (every
+    ``PROGRESS_WRITE_SECONDS`` at most, each write also told to ``on_progress``),
+    then ``done`` with the summary and the result, or ``failed`` with the reason
+    in words (a ``BacktestError``'s message, or the error's, logged in full).
+    Nothing of a failed run is stored but the reason.
+    """
+    pair, params = backtest.pair, backtest.params
+    last_write = 0.0
+
+    def progress(done: float) -> None:
+        nonlocal last_write
+        if time.monotonic() - last_write >= PROGRESS_WRITE_SECONDS:
+            last_write = time.monotonic()
+            backtest.progress = round(min(max(done, 0.0), 1.0), 4)
+            backtest.updated_at = timezone.now()
+            Backtest.objects.filter(pk=backtest.pk).update(progress=backtest.progress, updated_at=backtest.updated_at)
+            if on_progress is not None:
+                on_progress(backtest)
+
+    try:
+        outcome = _backtest_compute(pair, params, rules_of(pair), stats_of or pair_stats, progress)
+    except BacktestError as exc:
+        return _backtest_finish(backtest, Backtest.Status.FAILED, error=str(exc))
+    except Exception as exc:  # a bug or an outage: the run fails, the reason is kept, the worker goes on
+        logger.exception("backtest %s of %s failed", backtest.pk, pair)
+        return _backtest_finish(backtest, Backtest.Status.FAILED, error=f"the backtest failed: {exc}")
+    summary, result = outcome
+    return _backtest_finish(backtest, Backtest.Status.DONE, summary=summary, result=result)
+
+
+def _backtest_finish(backtest: Backtest, status: str, **fields: Any) -> Backtest:
+    backtest.status = status
+    backtest.finished_at = backtest.updated_at = timezone.now()
+    if status == Backtest.Status.DONE:
+        backtest.progress = 1.0
+    for name, value in fields.items():
+        setattr(backtest, name, value)
+    backtest.save(update_fields=["status", "finished_at", "updated_at", "progress", *fields])
+    return backtest
+
+
+def _backtest_compute(
+    pair: Pair,
+    params: dict[str, Any],
+    rule_for: backtest_engine.RuleFor,
+    stats_of: PairStatsOf,
+    progress: Callable[[float], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary and the result (trades, equity, grid) of a backtest of ``pair`` with ``params``."""
+    interval, window = params["interval"], params["window"]
+    interval_ms = INTERVALS[interval]
+    start, end = params["start"], params["end"]
+    history_from = start - window * interval_ms  # one window before the range: ready at its start
+    legs = [
+        selectors.closes_between(symbol=symbol, interval=interval, start=history_from, end=end)
+        for symbol in pair.symbols
+    ]
+    for symbol, closes in zip(pair.symbols, legs, strict=True):
+        if not any(start <= c.open_time for c in closes):
+            raise BacktestError(
+                f"no {interval} bars of {symbol} from {_iso(start)} to {_iso(end)}"
+                + (": a 1s pair's history is the bars stored from its trades" if interval == "1s" else "")
+            )
+    aligned = align_closes(legs[0], legs[1], as_of=None, window=len(legs[0]) + len(legs[1]))
+    times = aligned.times
+    trade_from = int(np.searchsorted(times, start, side="left"))
+    if times.size - trade_from < 2:
+        raise BacktestError(f"the range from {_iso(start)} to {_iso(end)} holds fewer than 2 {interval} grid points")
+    settings_ = backtest_engine.PairSettings(
+        pair=pair.id,
+        symbols=(pair.symbol_a, pair.symbol_b),
+        interval=interval,
+        window=window,
+        min_bars=params["min_bars"],
+        thresholds=Thresholds(
+            entry_z=params["entry_z"],
+            exit_z=params["exit_z"],
+            min_correlation=params["min_correlation"],
+            max_adf_pvalue=params["max_adf_pvalue"],
+            max_coint_pvalue=params["max_coint_pvalue"],
+            confirm_bars=params["confirm_bars"],
+        ),
+    )
+    costs = backtest_engine.Costs(
+        fee_bps=params["fee_bps"],
+        slippage_bps=params["slippage_bps"],
+        notional=params["notional"],
+        delay_bars=params["delay_bars"],
+    )
+    funding_a, funding_b = _funding_of(pair, params) if params["funding"] else ((), ())
+    shares = (0.5, 0.5) if params["grid"] else (1.0, 0.0)
+    rule, state = rule_for(params["entry_z"], params["exit_z"])
+    result = backtest_engine.backtest(
+        times,
+        aligned.y,
+        aligned.x,
+        settings=settings_,
+        rule=rule,
+        state=state,
+        costs=costs,
+        funding_a=funding_a,
+        funding_b=funding_b,
+        stats_of=stats_of,
+        progress=lambda done: progress(done * shares[0]),
+        trade_from=trade_from,
+    )
+    grid = None
+    if params["grid"]:
+        grid = backtest_engine.walk_forward(
+            times,
+            aligned.y,
+            aligned.x,
+            settings=settings_,
+            rule_for=rule_for,
+            entry_zs=GRID_ENTRY_Z,
+            exit_zs=GRID_EXIT_Z,
+            costs=costs,
+            funding_a=funding_a,
+            funding_b=funding_b,
+            stats_of=stats_of,
+            progress=lambda done: progress(shares[0] + done * shares[1]),
+            trade_from=trade_from,
+        )
+    return result.summary, {**result.as_json(), "grid": grid}
+
+
+def _funding_of(
+    pair: Pair, params: dict[str, Any]
+) -> tuple[list[backtest_engine.Funding], list[backtest_engine.Funding]]:
+    """The funding rates of the pair's legs over the range (none known yet: none paid)."""
+    return [], []
+
+
+def backtest_json(backtest: Backtest, *, full: bool = True) -> dict[str, Any]:
+    """A backtest as the API and ``manage.py backtest --json`` give it (CONTRACT: "Backtest").
+
+    ``full``: with the trades, the equity and the grid (else the summary alone).
+    """
+    result = backtest.result or {}
+    data = {
+        "id": backtest.pk,
+        "pair": backtest.pair_id,
+        "status": backtest.status,
+        "progress": backtest.progress,
+        "error": backtest.error or None,
+        "created_at": backtest.created_at.isoformat() if backtest.created_at else None,
+        "finished_at": backtest.finished_at.isoformat() if backtest.finished_at else None,
+        "params": backtest.params,
+        "summary": backtest.summary,
+    }
+    if full:
+        data |= {"trades": result.get("trades", []), "equity": result.get("equity"), "grid": result.get("grid")}
+    return data

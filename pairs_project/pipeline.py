@@ -66,6 +66,22 @@ class Pipeline:
         """The klines a 1m/5m pair's window lacks, from the exchange followed -> its bars."""
         return analytics_services.pairs_warmup(rest_url=self.runtime.exchange.rest_url)
 
+    def backtests(self) -> int:
+        """Each backtest users asked for -> its bars -> the pair's own rule over them, traded -> stored."""
+        ran = 0
+        while (backtest := analytics_services.backtest_claim()) is not None:
+            analytics_services.backtest_run(
+                backtest,
+                rules_of=self.rules_of,
+                rest_url=self.runtime.exchange.rest_url,
+                stats_of=self.runtime.stats_of,
+            )
+            ran += 1
+        return ran
+
+    #: A pair's alert rule at other thresholds: what a backtest steps (the live rule itself).
+    rules_of = staticmethod(alerts_services.rules_of)
+
     def housekeeping(self) -> dict[str, int]:
         """History past its retention pruned; SQLite's WAL checkpointed."""
         return analytics_services.housekeeping()

@@ -83,6 +83,9 @@ PERIODIC = (
     # Every 5 seconds: fetch the klines a 1m/5m pair's window still lacks, so a pair
     # added in the admin or the API is ready within seconds (a no-op otherwise).
     Periodic("warmup-pairs", "warmup", 5.0, expires=10.0),
+    # Every 2 seconds: run the backtests users asked for, one at a time, oldest first
+    # (their own cadence, so a long one never holds up the bars and snapshots).
+    Periodic("run-backtests", "backtests", 2.0, expires=4.0, single_flight=True),
     # Every hour: prune history past retention, checkpoint the SQLite WAL.
     Periodic("housekeeping", "housekeeping", 3600.0, expires=600.0),
 )
