@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.core.cache import cache
 
 from alerts.models import Alert
 from analytics import services
@@ -20,6 +21,8 @@ from analytics.models import Pair
 from ingestion.binance import Tick
 from ingestion.journal import StoredTicks
 from ingestion.services import ticks_store
+from pairs_project.pipeline import Pipeline
+from pairs_project.runtime import Runtime
 
 if TYPE_CHECKING:
     from ingestion.simulator import Simulator
@@ -146,3 +149,26 @@ async def wait_for(predicate, timeout: float = 15.0, what: str = "condition") ->
 def exchange_last_ids(sim: Simulator) -> dict[str, int]:
     stats = sim.exchange.stats()
     return {s: stats[s]["last_id"] for s in SYMBOLS}
+
+
+def run_live(ticks: list[Tick], seconds: int, *, restart_at: int | None = None) -> None:
+    """What the beat does every second, on the data's clock: store, resample, snapshot (+ rule).
+
+    At ``restart_at`` the process restarts: a new runtime, the cache lost.
+    """
+    by_second: dict[int, list[Tick]] = {}
+    for tick in ticks:
+        by_second.setdefault((tick.timestamp - T0) // 1000, []).append(tick)
+    runtime = Runtime.build(stats_process=False)
+    try:
+        pipeline = Pipeline(runtime)
+        for k in range(seconds):
+            if k == restart_at:
+                cache.clear()
+                runtime.close()
+                runtime = Runtime.build(stats_process=False)
+                pipeline = Pipeline(runtime)
+            store_and_resample(by_second.get(k, []))
+            pipeline.snapshots(now=T0 + (k + 1) * 1000)
+    finally:
+        runtime.close()

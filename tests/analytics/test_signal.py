@@ -13,14 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from django.core.cache import cache
 from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics.models import Bar, Pair, Snapshot
-from ingestion.binance import Tick
 from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
-from tests.support import T0, cointegrated_ticks, make_pair, store_and_resample
+from tests.support import T0, cointegrated_ticks, make_pair, run_live, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
@@ -50,29 +48,6 @@ def related_of(window: pd.DataFrame, pair: Pair) -> bool:
     coint_p = coint(y.to_numpy(), x.to_numpy())[1]
     correlation = np.log(y).diff().corr(np.log(x).diff())
     return adf_p < pair.max_adf_pvalue and coint_p < pair.max_coint_pvalue and correlation >= pair.min_correlation
-
-
-def run_live(ticks: list[Tick], seconds: int, *, restart_at: int | None = None) -> None:
-    """What the beat does every second, on the data's clock: store, resample, snapshot (+ rule).
-
-    At ``restart_at`` the process restarts: a new runtime, the cache lost.
-    """
-    by_second: dict[int, list[Tick]] = {}
-    for tick in ticks:
-        by_second.setdefault((tick.timestamp - T0) // 1000, []).append(tick)
-    runtime = Runtime.build(stats_process=False)
-    try:
-        pipeline = Pipeline(runtime)
-        for k in range(seconds):
-            if k == restart_at:
-                cache.clear()
-                runtime.close()
-                runtime = Runtime.build(stats_process=False)
-                pipeline = Pipeline(runtime)
-            store_and_resample(by_second.get(k, []))
-            pipeline.snapshots(now=T0 + (k + 1) * 1000)
-    finally:
-        runtime.close()
 
 
 def test_each_bars_signal_is_the_previous_windows_model_applied_to_it_across_a_restart():
