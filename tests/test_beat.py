@@ -54,6 +54,7 @@ def test_the_one_schedule_names_real_tasks_with_their_cadence():
     beat = EmbeddedBeat(Steps())
     assert {period: [p.name for p in entries] for period, entries in beat.groups.items()} == {
         1.0: ["resample-bars", "compute-snapshots"],
+        2.0: ["run-backtests"],  # a thread of its own: a long backtest holds up nothing else
         5.0: ["warmup-pairs"],
         3600.0: ["housekeeping"],
     }
