@@ -6,9 +6,10 @@ Bad query parameters are a 400 with a message per field, never a 500.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
-from rest_framework import generics, serializers, viewsets
+from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,9 +21,10 @@ from alerts.services import alert_payload
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.bars import INTERVALS
-from analytics.models import Pair
+from analytics.models import Backtest, Pair
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
+from pairs_project.common.times import time_ms
 
 from .health import system_health
 from .pagination import LinkHeaderPagination, next_page_headers
@@ -267,6 +269,59 @@ class SeriesSerializer(serializers.Serializer):
     )
 
 
+# -- backtests ------------------------------------------------------------------
+
+
+class TimeField(serializers.Field):
+    """A time as ms since the epoch or an ISO 8601 date/time (UTC unless it says)."""
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            raise serializers.ValidationError("a time is ms since the epoch or an ISO date such as 2026-11-01")
+        try:
+            return time_ms(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+class BacktestRequestSerializer(serializers.Serializer):
+    """What ``POST /api/pairs/{id}/backtests/`` takes: ``manage.py backtest``'s options (docs/analytics.md)."""
+
+    start = TimeField(required=False, help_text="ms since the epoch or an ISO date (UTC); default: days before end")
+    end = TimeField(required=False, help_text="ms since the epoch or an ISO date (UTC); default now")
+    days = serializers.FloatField(required=False, help_text="the range's length when start is not given")
+    fee_bps = serializers.FloatField(default=5.0, help_text="taker fee per leg and side, bps")
+    slippage_bps = serializers.FloatField(default=1.0, help_text="each fill moved against the trade, bps")
+    notional = serializers.FloatField(default=10_000.0, help_text="quote currency of A per trade")
+    delay_bars = serializers.IntegerField(default=0, help_text="fill this many bars after the signal")
+    funding = serializers.BooleanField(default=True, help_text="pay and receive funding")
+    grid = serializers.BooleanField(default=False, help_text="walk-forward over entry_z x exit_z")
+
+
+class BacktestSerializer(serializers.Serializer):
+    """A backtest (docs/analytics.md, "Backtest"); ``trades``, ``equity`` and ``grid`` once done."""
+
+    id = serializers.IntegerField()
+    pair = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Backtest.Status.choices)
+    progress = serializers.FloatField(help_text="0 to 1")
+    error = serializers.CharField(allow_null=True, help_text="why it failed, in words")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    params = serializers.DictField(help_text="the range (ms), the pair's settings and the costs it ran with")
+    summary = serializers.DictField(allow_null=True, help_text="the metrics over the range")
+    trades = serializers.ListField(child=serializers.DictField(), required=False)
+    equity = serializers.DictField(allow_null=True, required=False, help_text="{t: [...], equity: [...]}")
+    grid = serializers.ListField(child=serializers.DictField(), allow_null=True, required=False)
+
+
+#: Backtests listed per pair (the newest).
+BACKTESTS_LISTED = 50
+
+
 class SeriesFilterSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, required=False, help_text="the newest N points only")
 
@@ -289,6 +344,33 @@ class PairViewSet(viewsets.ModelViewSet):
         return Response(snapshot)
 
     @extend_schema(
+        methods=["GET"],
+        responses=BacktestSerializer(many=True),
+        description="The pair's backtests, newest first (their summaries; the whole of one at /api/backtests/{id}/).",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=BacktestRequestSerializer,
+        responses={202: BacktestSerializer},
+        description="Staff: backtest the pair's own rule over a range; it runs as a task (202, then poll "
+        "/api/backtests/{id}/).",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def backtests(self, request: Request, pk: str | None = None) -> Response:
+        pair = self.get_object()
+        if request.method == "GET":
+            newest = Backtest.objects.filter(pair=pair).order_by("-created_at")[:BACKTESTS_LISTED]
+            return Response([analytics_services.backtest_json(b, full=False) for b in newest])
+        body = BacktestRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            params = analytics_services.backtest_params(pair, **body.validated_data)
+        except analytics_services.BacktestError as exc:
+            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from None
+        backtest = analytics_services.backtest_create(pair, params)
+        return Response(analytics_services.backtest_json(backtest, full=False), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
         parameters=[SeriesFilterSerializer],
         responses=SeriesSerializer,
         description="Chart series over the window: equal-length arrays t, price_a, price_b, spread, zscore, "
@@ -304,6 +386,15 @@ class PairViewSet(viewsets.ModelViewSet):
         if limit is not None:
             series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
         return Response(series)
+
+
+class BacktestApi(APIView):
+    """One backtest, with its progress while it runs and its result once done."""
+
+    @extend_schema(responses=BacktestSerializer)
+    def get(self, request: Request, backtest_id: int) -> Response:
+        backtest = get_object_or_404(Backtest.objects.select_related("pair"), pk=backtest_id)
+        return Response(analytics_services.backtest_json(backtest))
 
 
 class BarListApi(APIView):

@@ -13,21 +13,16 @@ from django.utils import timezone
 
 from analytics.models import Backtest, Pair
 from analytics.services import BacktestError, backtest_json, backtest_params, backtest_run
+from pairs_project.common.times import time_ms
 from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
 
 
-def time_ms(text: str) -> int:
-    """A time as ms since the epoch: digits are ms, anything else an ISO 8601 date or time (UTC unless it says)."""
-    if text.isdigit():
-        return int(text)
+def time_arg(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ArgumentTypeError(f"{text!r} is neither ms since the epoch nor an ISO date such as 2026-11-01") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return time_ms(text)
+    except ValueError as exc:
+        raise ArgumentTypeError(str(exc)) from None
 
 
 class Command(BaseCommand):
@@ -35,8 +30,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("pair_id", type=int)
-        parser.add_argument("--start", type=time_ms, help="ms since the epoch or an ISO date (UTC)")
-        parser.add_argument("--end", type=time_ms, help="ms since the epoch or an ISO date (UTC); default now")
+        parser.add_argument("--start", type=time_arg, help="ms since the epoch or an ISO date (UTC)")
+        parser.add_argument("--end", type=time_arg, help="ms since the epoch or an ISO date (UTC); default now")
         parser.add_argument("--days", type=float, help="the range's length when --start is not given")
         parser.add_argument("--fee-bps", type=float, default=5.0, help="taker fee per leg and side (default 5)")
         parser.add_argument("--slippage-bps", type=float, default=1.0, help="each fill against the trade (default 1)")
