@@ -229,24 +229,18 @@ class RuleEvent(Protocol):
 Rule = Callable[[Any, PairSnapshot], tuple[Any, Sequence[RuleEvent]]]
 
 
-def signals_of(
-    snapshots: Iterable[PairSnapshot], rule: Rule, state: Any, previous: PairSnapshot | None = None
-) -> list[Signal]:
+def signals_of(snapshots: Iterable[PairSnapshot], rule: Rule, state: Any) -> list[Signal]:
     """The rule stepped over ``snapshots`` (grid order) from ``state``: what it fired, by grid index.
 
-    An entry carries the hedge ratio its signal z was scored with: the previous
-    grid point's model (docs/analytics.md, "The signal"); ``previous`` is the
-    snapshot before the first of ``snapshots``, if any.
+    An entry carries the hedge ratio its signal z was scored with (the snapshot's
+    ``signal_hedge_ratio``: the previous grid point's model, docs/analytics.md).
     """
     signals: list[Signal] = []
     for index, snapshot in enumerate(snapshots):
         state, events = rule(state, snapshot)
         for event in events:
-            beta = None
-            if event.kind == "entry" and previous is not None:
-                beta = previous.statistics.hedge_ratio
+            beta = snapshot.signal_hedge_ratio if event.kind == "entry" else None
             signals.append(Signal(index, str(event.kind), str(event.direction), str(event.reason), beta))
-        previous = snapshot
     return signals
 
 
@@ -495,7 +489,7 @@ def backtest(
     snapshots = _snapshots(t, ya, xb, settings, stats_of, progress)
     state = _stepped(snapshots[:trade_from], rule, state)
     traded = slice(trade_from, t.size)
-    signals = signals_of(snapshots[traded], rule, state, snapshots[trade_from - 1] if trade_from else None)
+    signals = signals_of(snapshots[traded], rule, state)
     result = book(
         t[traded],
         ya[traded],
@@ -567,8 +561,7 @@ def walk_forward(
                 for part in parts:
                     rule, state = rule_for(entry_z, exit_z)
                     state = _stepped(snapshots[: part.start], rule, state)
-                    before = snapshots[part.start - 1] if part.start else None
-                    signals = signals_of(snapshots[part], rule, state, before)
+                    signals = signals_of(snapshots[part], rule, state)
                     scored.append(
                         book(
                             t[part],

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 #: The version of the JSON form. A change of fields raises it, and
 #: ``snapshot_from_json`` learns to read the older form.
-VERSION = 2
+VERSION = 3
 
 #: Where a snapshot comes from: the snapshot cycle (live), the newest history row
 #: (the cycle has not published one since the cache was emptied, or the pair is
@@ -98,6 +98,8 @@ class PairSnapshot:
     statistics: Statistics = NO_STATISTICS
     #: The newest bar scored with the previous grid point's model (docs/analytics.md, "The signal").
     signal_zscore: float | None = None
+    #: The hedge ratio of that model (beta'): what a trade on this signal hedges with.
+    signal_hedge_ratio: float | None = None
     #: Whether this window passes every relationship gate, and for how many snapshots in a row.
     related: bool = False
     related_run: int = 0
@@ -185,6 +187,7 @@ def snapshot_build(
         price_b=last_prices[1] if last_prices else None,
         statistics=statistics,
         signal_zscore=signal_zscore,
+        signal_hedge_ratio=formation.hedge_ratio if signal_zscore is not None and formation is not None else None,
         related=related,
         related_run=previous_run + 1 if related else 0,
         computed_at=computed_at,
@@ -226,6 +229,7 @@ def snapshot_json(snapshot: PairSnapshot) -> dict[str, Any]:
         "price_b": snapshot.price_b,
         **dataclasses.asdict(snapshot.statistics),
         "signal_zscore": snapshot.signal_zscore,
+        "signal_hedge_ratio": snapshot.signal_hedge_ratio,
         "related": snapshot.related,
         "related_run": snapshot.related_run,
         "thresholds": dataclasses.asdict(snapshot.thresholds),
@@ -239,7 +243,8 @@ def snapshot_from_json(data: Mapping[str, Any]) -> PairSnapshot:
 
     Version 0 is the form stored before versions began: the same fields, without
     ``version``. Versions 0 and 1 carry no signal (``signal_zscore`` null, not
-    related) and no ``max_coint_pvalue``/``confirm_bars`` (a new pair's defaults).
+    related) and no ``max_coint_pvalue``/``confirm_bars`` (a new pair's defaults);
+    versions before 3 no ``signal_hedge_ratio`` (null).
     """
     version = data.get("version", 0)
     if version > VERSION:
@@ -262,6 +267,7 @@ def snapshot_from_json(data: Mapping[str, Any]) -> PairSnapshot:
         price_b=data.get("price_b"),
         statistics=Statistics(**{f.name: data.get(f.name) for f in dataclasses.fields(Statistics)}),
         signal_zscore=data.get("signal_zscore"),
+        signal_hedge_ratio=data.get("signal_hedge_ratio"),
         related=data.get("related", False),
         related_run=data.get("related_run", 0),
         computed_at=data.get("computed_at"),

@@ -224,6 +224,9 @@ class SnapshotSerializer(serializers.Serializer):
         "the signal the alert rule acts on: the newest bar scored with the previous grid point's window "
         "model, (price_a - hedge_ratio' * price_b - spread_mean') / spread_std' (null until that window was ready)"
     )
+    signal_hedge_ratio = _statistic(
+        "hedge_ratio' of that model: what a trade on the signal hedges with (null when signal_zscore is)"
+    )
     related = serializers.BooleanField(
         help_text="every relationship gate holds on this window: adf_pvalue < max_adf_pvalue, "
         "coint_pvalue < max_coint_pvalue, correlation >= min_correlation"

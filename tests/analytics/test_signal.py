@@ -62,11 +62,12 @@ def test_each_bars_signal_is_the_previous_windows_model_applied_to_it_across_a_r
         k = closes.index.get_loc(as_of)
         formation = window_ending(closes, pair, closes.index[k - 1]) if k else closes.iloc[:0]
         if len(formation) < pair.min_bars or not data["ready"]:
-            assert signal is None, as_of
+            assert signal is None and data["signal_hedge_ratio"] is None, as_of
             continue
         beta, mean, std = model_of(formation, pair)
         y_t, x_t = closes.iloc[k][pair.symbol_a], closes.iloc[k][pair.symbol_b]
         assert signal == pytest.approx((y_t - beta * x_t - mean) / std, rel=1e-9, abs=1e-12), as_of
+        assert data["signal_hedge_ratio"] == pytest.approx(beta, rel=1e-9), as_of  # the model a trade hedges with
         checked += 1
     assert checked > 100
 
