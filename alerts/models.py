@@ -69,3 +69,57 @@ class AlertState(models.Model):
 
     def __str__(self) -> str:
         return f"alert state of {self.pair}"
+
+
+class PaperPosition(models.Model):
+    """A live entry alert booked as a backtest trade is (docs/analytics.md, "Paper positions"), marked each bar.
+
+    Quantities are signed (+ bought, - sold at entry); prices are fills, slippage included.
+    """
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="positions")
+    entry_alert = models.OneToOneField(Alert, on_delete=models.CASCADE, related_name="position")
+    exit_alert = models.OneToOneField(
+        Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="closed_position"
+    )
+    direction = models.CharField(max_length=12, choices=Alert.Direction.choices)
+    hedge_ratio = models.FloatField(help_text="beta' of the entry's signal: the position's own hedge")
+    qty_a = models.FloatField()
+    qty_b = models.FloatField()
+    entry_time = models.BigIntegerField(help_text="the entry alert's bar, ms")
+    entry_price_a = models.FloatField()
+    entry_price_b = models.FloatField()
+    entry_fees = models.FloatField()
+    fee_bps = models.FloatField()
+    slippage_bps = models.FloatField()
+    notional = models.FloatField()
+    mark_time = models.BigIntegerField(null=True, blank=True, help_text="the newest bar it was marked at, ms")
+    mark_price_a = models.FloatField(null=True, blank=True)
+    mark_price_b = models.FloatField(null=True, blank=True)
+    unrealised_pnl = models.FloatField(null=True, blank=True, help_text="at the mark, net of the entry's fees")
+    spread = models.FloatField(null=True, blank=True, help_text="its own spread at the mark: price_a - beta' price_b")
+    exit_time = models.BigIntegerField(null=True, blank=True)
+    exit_price_a = models.FloatField(null=True, blank=True)
+    exit_price_b = models.FloatField(null=True, blank=True)
+    fees = models.FloatField(null=True, blank=True, help_text="entry and exit")
+    funding = models.FloatField(default=0.0, help_text="not tracked live: 0")
+    pnl = models.FloatField(null=True, blank=True, help_text="net, once closed")
+    reason = models.CharField(max_length=20, blank=True, help_text="why it closed")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-entry_time", "-id"]
+        constraints = [
+            # One open position per pair: the rule enters at most once per excursion.
+            models.UniqueConstraint(
+                fields=["pair"], condition=models.Q(exit_time__isnull=True), name="position_one_open_per_pair"
+            )
+        ]
+
+    @property
+    def is_open(self) -> bool:
+        return self.exit_time is None
+
+    def __str__(self) -> str:
+        return f"{self.pair} {self.direction} @ {self.entry_time} ({'open' if self.is_open else 'closed'})"

@@ -18,13 +18,15 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from analytics import services as analytics_services
+from analytics.backtest import Costs, Position, position_close, position_mark, position_open
+from analytics.bars import INTERVALS
 from analytics.models import Pair, webhook_target
 from analytics.snapshot import PairSnapshot, snapshot_json
 from pairs_project.common import egress
 from pairs_project.common.egress import Target
 from pairs_project.common.masking import url_redacted, urls_redacted
 
-from .models import Alert, AlertState
+from .models import Alert, AlertState, PaperPosition
 from .rules import Event, RuleState, Thresholds, evaluate
 
 logger = logging.getLogger(__name__)
@@ -131,9 +133,108 @@ def alert_rule_evaluate(
             if created:
                 alerts.append(alert)
                 logger.info("alert %s: %s", alert.id, alert.message)
+                _position_book(pair, alert, snapshot)
                 if on_alert is not None:
                     transaction.on_commit(functools.partial(on_alert, alert))
+        _position_mark(pair, snapshot)
     return alerts
+
+
+# -- paper positions ------------------------------------------------------------
+
+#: What a paper position costs: a backtest's defaults (docs/analytics.md, "Backtest").
+PAPER_COSTS = Costs()
+
+
+def _position_book(pair: Pair, alert: Alert, snapshot: PairSnapshot) -> PaperPosition | None:
+    """An entry alert opens the pair's paper position, an exit closes it: booked as a backtest trade.
+
+    Fills at the alert bar's closes (no delay), the hedge of its signal
+    (``signal_hedge_ratio``), ``PAPER_COSTS``. An entry without a signal model or
+    prices (an alert stored before signals) books nothing.
+    """
+    price_a, price_b, bar = snapshot.price_a, snapshot.price_b, snapshot.as_of
+    if price_a is None or price_b is None or bar is None:
+        return None
+    open_position = PaperPosition.objects.select_for_update().filter(pair=pair, exit_time__isnull=True).first()
+    if alert.kind == Alert.Kind.ENTRY:
+        if open_position is not None or snapshot.signal_hedge_ratio is None:
+            return None
+        booked = position_open(
+            direction=alert.direction,
+            hedge_ratio=snapshot.signal_hedge_ratio,
+            entry_time=bar,
+            signal_price_a=price_a,
+            close_a=price_a,
+            close_b=price_b,
+            costs=PAPER_COSTS,
+        )
+        return PaperPosition.objects.create(
+            pair=pair,
+            entry_alert=alert,
+            **{f.name: getattr(booked, f.name) for f in dataclasses.fields(Position)},
+            fee_bps=PAPER_COSTS.fee_bps,
+            slippage_bps=PAPER_COSTS.slippage_bps,
+            notional=PAPER_COSTS.notional,
+        )
+    if open_position is None:
+        return None
+    trade = position_close(
+        _booked(open_position),
+        exit_time=bar,
+        reason=alert.reason,
+        close_a=price_a,
+        close_b=price_b,
+        funding=0.0,
+        costs=Costs(
+            fee_bps=open_position.fee_bps, slippage_bps=open_position.slippage_bps, notional=open_position.notional
+        ),
+        bars=(bar - open_position.entry_time) // INTERVALS[pair.interval],
+    )
+    open_position.exit_alert = alert
+    for name in ("exit_time", "exit_price_a", "exit_price_b", "fees", "funding", "pnl", "reason"):
+        setattr(open_position, name, getattr(trade, name))
+    open_position.save()
+    return open_position
+
+
+def _booked(row: PaperPosition) -> Position:
+    return Position(**{f.name: getattr(row, f.name) for f in dataclasses.fields(Position)})
+
+
+def _position_mark(pair: Pair, snapshot: PairSnapshot) -> None:
+    """The pair's open paper position marked at the snapshot bar's closes: unrealised PnL and its own spread."""
+    price_a, price_b, bar = snapshot.price_a, snapshot.price_b, snapshot.as_of
+    if price_a is None or price_b is None or bar is None:
+        return
+    row = PaperPosition.objects.filter(pair=pair, exit_time__isnull=True).first()
+    if row is None or (row.mark_time is not None and row.mark_time >= bar):
+        return
+    row.mark_time, row.mark_price_a, row.mark_price_b = bar, price_a, price_b
+    row.unrealised_pnl = position_mark(_booked(row), price_a, price_b)
+    row.spread = price_a - row.hedge_ratio * price_b
+    row.save(update_fields=["mark_time", "mark_price_a", "mark_price_b", "unrealised_pnl", "spread", "updated_at"])
+
+
+def position_payload(row: PaperPosition) -> dict[str, Any]:
+    """A paper position as the API shows it."""
+    return {
+        "id": row.pk,
+        "pair": row.pair_id,
+        "open": row.is_open,
+        **{
+            name: getattr(row, name)
+            for name in (
+                "direction", "hedge_ratio", "qty_a", "qty_b", "entry_time", "entry_price_a", "entry_price_b",
+                "entry_fees", "fee_bps", "slippage_bps", "notional", "mark_time", "mark_price_a", "mark_price_b",
+                "unrealised_pnl", "spread", "exit_time", "exit_price_a", "exit_price_b", "fees", "funding", "pnl",
+                "reason",
+            )
+        },
+        "unrealised_pct": None if row.unrealised_pnl is None else 100 * row.unrealised_pnl / row.notional,
+        "entry_alert": row.entry_alert_id,
+        "exit_alert": row.exit_alert_id,
+    }  # fmt: skip
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.models import Alert
+from alerts.models import Alert, PaperPosition
 from alerts.selectors import alerts_newest
-from alerts.services import alert_payload
+from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.bars import INTERVALS
@@ -483,3 +483,68 @@ class AlertListApi(generics.ListAPIView):
         params.is_valid(raise_exception=True)
         pair = params.validated_data.get("pair")
         return alerts_newest(pair_id=pair.pk if pair else None)
+
+
+class PositionListApi(generics.ListAPIView):
+    """Paper positions (each live entry alert, booked as a backtest trade), newest first; paginated."""
+
+    pagination_class = LinkHeaderPagination
+
+    class FilterSerializer(serializers.Serializer):
+        pair = serializers.PrimaryKeyRelatedField(queryset=Pair.objects.all(), required=False)
+        open = serializers.BooleanField(required=False, help_text="1: the open ones only; 0: the closed ones only")
+
+    @extend_schema_serializer(component_name="PaperPosition")
+    class OutputSerializer(serializers.Serializer):
+        """The fields are declared for the schema; the values are ``position_payload``'s."""
+
+        id = serializers.IntegerField()
+        pair = serializers.IntegerField()
+        open = serializers.BooleanField()
+        direction = serializers.ChoiceField(choices=Alert.Direction.choices)
+        hedge_ratio = serializers.FloatField(help_text="beta' of the entry's signal: the position's own hedge")
+        qty_a = serializers.FloatField(help_text="signed: + bought, - sold at entry")
+        qty_b = serializers.FloatField(help_text="signed: + bought, - sold at entry")
+        entry_time = serializers.IntegerField(help_text="the entry alert's bar, ms")
+        entry_price_a = serializers.FloatField(help_text="fill, slippage included")
+        entry_price_b = serializers.FloatField(help_text="fill, slippage included")
+        entry_fees = serializers.FloatField()
+        fee_bps = serializers.FloatField()
+        slippage_bps = serializers.FloatField()
+        notional = serializers.FloatField(help_text="quote currency of A at entry")
+        mark_time = serializers.IntegerField(allow_null=True, help_text="the newest bar it was marked at, ms")
+        mark_price_a = serializers.FloatField(allow_null=True)
+        mark_price_b = serializers.FloatField(allow_null=True)
+        unrealised_pnl = serializers.FloatField(allow_null=True, help_text="at the mark, net of the entry's fees")
+        unrealised_pct = serializers.FloatField(allow_null=True, help_text="unrealised_pnl, % of notional")
+        spread = serializers.FloatField(
+            allow_null=True, help_text="its own spread at the mark: price_a - beta' price_b"
+        )
+        exit_time = serializers.IntegerField(allow_null=True)
+        exit_price_a = serializers.FloatField(allow_null=True)
+        exit_price_b = serializers.FloatField(allow_null=True)
+        fees = serializers.FloatField(allow_null=True, help_text="entry and exit, once closed")
+        funding = serializers.FloatField(help_text="not tracked live: 0")
+        pnl = serializers.FloatField(allow_null=True, help_text="net, once closed")
+        reason = serializers.CharField(help_text="why it closed (empty while open)")
+        entry_alert = serializers.IntegerField()
+        exit_alert = serializers.IntegerField(allow_null=True)
+
+        def to_representation(self, instance: PaperPosition) -> dict:
+            return position_payload(instance)
+
+    serializer_class = OutputSerializer
+
+    @extend_schema(parameters=[FilterSerializer, NEXT_PAGE_HEADER, TOTAL_COUNT_HEADER])
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.FilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        rows = PaperPosition.objects.order_by("-entry_time", "-id")
+        if (pair := params.validated_data.get("pair")) is not None:
+            rows = rows.filter(pair=pair)
+        if (is_open := params.validated_data.get("open")) is not None:
+            rows = rows.filter(exit_time__isnull=is_open)
+        return rows

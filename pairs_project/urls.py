@@ -15,6 +15,7 @@ api_patterns = [
     path("api/ticks/", api.TickListApi.as_view(), name="api-ticks"),
     path("api/bars/", api.BarListApi.as_view(), name="api-bars"),
     path("api/alerts/", api.AlertListApi.as_view(), name="api-alerts"),
+    path("api/positions/", api.PositionListApi.as_view(), name="api-positions"),
     path("api/backtests/<int:backtest_id>/", api.BacktestApi.as_view(), name="api-backtest"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
