@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from pairs_project.common.admin import ReadOnlyAdmin
 
-from .models import Alert, AlertState
+from .models import Alert, AlertState, PaperPosition
 
 
 @admin.register(Alert)
@@ -34,3 +34,12 @@ class AlertAdmin(ReadOnlyAdmin):
 @admin.register(AlertState)
 class AlertStateAdmin(ReadOnlyAdmin):
     list_display = ["pair", "state", "updated_at"]
+
+
+@admin.register(PaperPosition)
+class PaperPositionAdmin(ReadOnlyAdmin):
+    """Read-only: each live entry alert, booked as a backtest trade."""
+
+    list_display = ["entry_time", "pair", "direction", "hedge_ratio", "unrealised_pnl", "exit_time", "reason", "pnl"]
+    list_filter = ["pair", "direction", "reason"]
+    readonly_fields = [f.name for f in PaperPosition._meta.fields]

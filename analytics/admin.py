@@ -5,7 +5,7 @@ from django.db import models
 
 from pairs_project.common.admin import ReadOnlyAdmin
 
-from .models import Bar, Pair, Snapshot
+from .models import Backtest, Bar, Pair, Snapshot
 
 
 @admin.register(Pair)
@@ -60,3 +60,13 @@ class SnapshotAdmin(ReadOnlyAdmin):
     list_display = ["pair", "as_of", "ready", "signal_zscore", "zscore", "created_at"]
     list_filter = ["pair", "ready"]
     show_full_result_count = False
+
+
+@admin.register(Backtest)
+class BacktestAdmin(ReadOnlyAdmin):
+    """Read-only: backtests are asked for from the pair's backtest page, the API or ``manage.py backtest``."""
+
+    list_display = ["id", "pair", "status", "progress", "created_at", "finished_at", "error"]
+    list_filter = ["pair", "status"]
+    exclude = ["result"]  # trades and equity: on the backtest page and in its CSVs
+    readonly_fields = [f.name for f in Backtest._meta.fields if f.name != "result"]
