@@ -256,7 +256,7 @@ class Simulator:
         return sent
 
     def fault_rate_limit(self, count: int, status: int = 429, retry_after: float = 1) -> None:
-        """Answer the next ``count`` REST market-data requests (aggTrades and klines alike) with ``status``.
+        """Answer the next ``count`` REST market-data requests (aggTrades, klines, fundingRate alike) with ``status``.
 
         Each answer carries ``Retry-After: retry_after`` and Binance's error body.
         """
