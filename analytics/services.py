@@ -7,7 +7,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
@@ -15,15 +15,16 @@ from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ingestion.binance import KLINES_LIMIT, Kline
-from ingestion.client import RateLimited, klines_fetch
+from ingestion.binance import KLINES_LIMIT, Kline, MalformedFrame, normalize_symbol
+from ingestion.client import HISTORY_MAX_WAIT, RateLimited, RestClient, history_error, klines_fetch, klines_pages
+from ingestion.history import HistoryError, history_range_check, missing_spans, open_times_range, utc_text
 from ingestion.journal import Run, StoredTicks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
@@ -1069,6 +1070,150 @@ def _warmup_hold_back(seconds: float) -> None:
         cache.set(WARMUP_NOT_BEFORE, time.time() + seconds, timeout=math.ceil(seconds) + 1)
     except Exception as exc:
         logger.warning("warm-up hold-back not recorded (%s)", exc)
+
+
+# -- history, for a backtest ------------------------------------------------------
+
+#: Intervals whose history is fetched as klines. 1 s bars are only what was built
+#: from stored trades (Binance's futures klines have no 1 s interval).
+HISTORY_KLINE_INTERVALS = ("1m", "5m")
+
+
+def bars_history_ensure(
+    symbols: Iterable[str],
+    interval: str,
+    start: int,
+    end: int,
+    *,
+    rest_url: str | None = None,
+    progress: Callable[[float], None] | None = None,
+    now: int | None = None,
+    max_wait: float = HISTORY_MAX_WAIT,
+) -> dict[str, Any]:
+    """Make the closed bars of ``symbols`` at ``interval`` opening in ``[start, end)`` (ms) stored; return counts.
+
+    For a 1m or 5m interval, the open times with no stored bar are found per
+    symbol and only those spans are fetched, as klines from
+    ``BINANCE_REST_URL/fapi/v1/klines`` (``ingestion.client.klines_pages``:
+    paged, paced by the request weight, 429/418 waited out up to ``max_wait``
+    seconds), and stored page by page as bars where none is (a bar built from
+    trades is never replaced). Bars still open at ``now`` are not part of the
+    range, so what is stored is closed klines only and a second call fetches
+    nothing. A fetch that fails half-way keeps the pages it stored (they are
+    right) and raises. For ``1s`` nothing is fetched: the answer says what is
+    stored. ``progress(fraction)`` follows the fetch.
+
+    Returns ``{"interval", "start", "end", "bars", "fetched", "requests",
+    "symbols": {symbol: {"stored", "fetched", "missing"}}}``: ``start`` and
+    ``end`` bound the open times of the range's closed bars, ``bars`` is how
+    many each symbol should have, ``stored`` how many it has now, ``missing``
+    the difference (a hole in the exchange's own history, or 1 s bars never
+    built), ``fetched`` the klines stored by this call, ``requests`` the REST
+    requests it made.
+
+    Raises ``HistoryError`` with a message a user can act on: an interval
+    other than 1s/1m/5m, a range that is empty, longer than
+    ``history.HISTORY_MAX_DAYS`` or with no closed bar yet, a symbol the
+    exchange does not know, a range that starts before the exchange's first
+    kline of a symbol (``HistoryBeforeListing``, saying where it begins), an
+    exchange that cannot be reached or limits the requests for longer than
+    ``max_wait`` (the raw error is logged).
+    """
+    if interval not in INTERVALS:
+        raise HistoryError(f"{interval!r} is not a bar interval (1s, 1m or 5m)")
+    names = _history_symbols(symbols)
+    history_range_check(start, end)
+    width = INTERVALS[interval]
+    now = now_ms() if now is None else now
+    first, stop = open_times_range(start, end, width, now)
+    if first >= stop:
+        raise HistoryError(
+            f"no {interval} bar opening from {utc_text(start)} to {utc_text(end)} has closed yet"
+            if start < now
+            else f"the range starts {utc_text(start)}, in the future"
+        )
+    plan = {
+        symbol: missing_spans(_bar_open_times(symbol, interval, first, stop), first, stop, width) for symbol in names
+    }
+    fetched = dict.fromkeys(names, 0)
+    requests = 0
+    if interval in HISTORY_KLINE_INTERVALS and any(plan.values()):
+        fetched, requests = async_to_sync(_bars_history_fetch)(
+            plan, interval, now, rest_url or settings.BINANCE_REST_URL, progress, max_wait
+        )
+    elif progress is not None:
+        progress(1.0)
+    bars = (stop - first) // width
+    counts = {
+        symbol: Bar.objects.filter(symbol=symbol, interval=interval, open_time__gte=first, open_time__lt=stop).count()
+        for symbol in names
+    }
+    return {
+        "interval": interval,
+        "start": first,
+        "end": stop,
+        "bars": bars,
+        "fetched": sum(fetched.values()),
+        "requests": requests,
+        "symbols": {
+            symbol: {"stored": counts[symbol], "fetched": fetched[symbol], "missing": bars - counts[symbol]}
+            for symbol in names
+        },
+    }
+
+
+def _history_symbols(symbols: Iterable[str]) -> list[str]:
+    """``symbols`` checked and upper-cased, each once, in order."""
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    try:
+        names = list(dict.fromkeys(normalize_symbol(s) for s in symbols))
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
+    if not names:
+        raise HistoryError("no symbol given")
+    return names
+
+
+def _bar_open_times(symbol: str, interval: str, first: int, stop: int) -> list[int]:
+    bars = Bar.objects.filter(symbol=symbol, interval=interval, open_time__gte=first, open_time__lt=stop)
+    return list(bars.values_list("open_time", flat=True))
+
+
+async def _bars_history_fetch(
+    plan: dict[str, list[tuple[int, int]]],
+    interval: str,
+    now: int,
+    rest_url: str,
+    progress: Callable[[float], None] | None,
+    max_wait: float,
+) -> tuple[dict[str, int], int]:
+    """Fetch the ``plan``'s spans (symbol -> ``[start, end)`` spans) as klines, storing each page as it comes.
+
+    Returns the klines stored per symbol and the requests made.
+    """
+    width = INTERVALS[interval]
+    total = sum(b - a for spans in plan.values() for a, b in spans)
+    done = 0
+    fetched = dict.fromkeys(plan, 0)
+    rest = RestClient(rest_url)
+    try:
+        for symbol, spans in plan.items():
+            try:
+                for a, b in spans:
+                    async for page in klines_pages(rest, symbol, interval, a, b, max_wait=max_wait):
+                        fetched[symbol] += await sync_to_async(_bars_store_klines)(symbol, interval, page, now)
+                        if progress is not None:
+                            await sync_to_async(progress)((done + min(b, page[-1].open_time + width) - a) / total)
+                    done += b - a
+            except (RateLimited, httpx.HTTPError, MalformedFrame) as exc:
+                raise history_error(exc, symbol=symbol, rest_url=rest_url) from exc
+            logger.info("%s: %d %s klines fetched for a history", symbol, fetched[symbol], interval)
+    finally:
+        await rest.close()
+    if progress is not None:
+        await sync_to_async(progress)(1.0)
+    return fetched, rest.requests
 
 
 # -- housekeeping -------------------------------------------------------------

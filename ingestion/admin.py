@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from pairs_project.common.admin import ReadOnlyAdmin
 
-from .models import FeedStatus, Symbol, Tick
+from .models import FeedStatus, FundingRate, Symbol, Tick
 
 
 @admin.register(Tick)
@@ -25,3 +25,9 @@ class SymbolAdmin(admin.ModelAdmin):
 class FeedStatusAdmin(admin.ModelAdmin):
     list_display = ["name", "connected", "reconnects", "gaps_filled", "gaps_unfilled", "malformed", "updated_at"]
     readonly_fields = [f.name for f in FeedStatus._meta.fields]
+
+
+@admin.register(FundingRate)
+class FundingRateAdmin(ReadOnlyAdmin):
+    list_display = ["symbol", "funding_time", "rate", "mark_price"]
+    list_filter = ["symbol"]

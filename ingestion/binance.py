@@ -10,6 +10,8 @@ References:
 - aggTrade stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Aggregate-Trade-Streams
 - aggTrades REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Compressed-Aggregate-Trades-List
 - klines REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
+- fundingRate REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Get-Funding-Rate-History
+- request weight: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info (limits)
 - markPrice stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream
 - exchangeInfo REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
 """
@@ -38,6 +40,19 @@ AGG_TRADES_LIMIT = 1000
 
 #: Largest page the klines REST endpoint serves.
 KLINES_LIMIT = 1500
+
+#: Largest page the fundingRate REST endpoint serves.
+FUNDING_RATE_LIMIT = 1000
+
+#: Request weight an IP may use a minute (``exchangeInfo``'s REQUEST_WEIGHT limit);
+#: every REST answer reports the weight used so far in ``X-MBX-USED-WEIGHT-1M``.
+WEIGHT_LIMIT_1M = 2400
+#: The used weight a long fetch lets a minute reach before it waits for the next
+#: one: a margin under the limit for the app's other requests (the feed's backfill,
+#: the warm-up) and anything else on the same IP.
+WEIGHT_BUDGET_1M = 2000
+#: The header that carries the used weight.
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 #: Largest trade time or id a tick may carry (the Tick table's 64-bit columns).
 INT64_MAX = 2**63 - 1
@@ -125,6 +140,73 @@ def klines_url(base: str, symbol: str, interval: str, limit: int) -> str:
     """REST URL of the newest ``limit`` klines of ``symbol`` at ``interval`` (the last one in progress)."""
     query = urlencode({"symbol": symbol, "interval": interval, "limit": limit})
     return f"{base.rstrip('/')}/fapi/v1/klines?{query}"
+
+
+def klines_range_url(base: str, symbol: str, interval: str, start_time: int, end_time: int | None, limit: int) -> str:
+    """REST URL of the first ``limit`` klines of ``symbol`` opening in ``[start_time, end_time]`` (ms, inclusive).
+
+    ``end_time`` None: no end (klines from ``start_time`` on).
+    """
+    params: dict[str, str | int] = {"symbol": symbol, "interval": interval, "startTime": start_time}
+    if end_time is not None:
+        params["endTime"] = end_time
+    params["limit"] = limit
+    return f"{base.rstrip('/')}/fapi/v1/klines?{urlencode(params)}"
+
+
+def funding_rate_url(base: str, symbol: str, start_time: int, end_time: int, limit: int = FUNDING_RATE_LIMIT) -> str:
+    """REST URL of the first ``limit`` funding rates of ``symbol`` in ``[start_time, end_time]`` (ms, inclusive)."""
+    query = urlencode({"symbol": symbol, "startTime": start_time, "endTime": end_time, "limit": limit})
+    return f"{base.rstrip('/')}/fapi/v1/fundingRate?{query}"
+
+
+def klines_weight(limit: int) -> int:
+    """Request weight of a klines request for ``limit`` rows: 1 below 100, 2 below 500, 5 up to 1000, 10 above."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+#: Seconds past the minute a paced request waits for, so the exchange's count has
+#: been reset when it arrives (the two clocks are never exactly together).
+WEIGHT_PAUSE_SLACK = 1.0
+
+
+def weight_pause(
+    used: int | None, used_at: float | None, weight: int, now: float, budget: int = WEIGHT_BUDGET_1M
+) -> float:
+    """Seconds to wait before a request of ``weight``, given the weight used this minute.
+
+    ``used`` is the exchange's last ``X-MBX-USED-WEIGHT-1M``, read at ``used_at``
+    (epoch seconds; None: nothing read yet). The count is per minute: read in an
+    earlier minute it has been reset. Within the same minute, if ``used`` plus
+    ``weight`` would pass ``budget``, the answer is the time to the next minute
+    (and ``WEIGHT_PAUSE_SLACK``); otherwise 0.
+    """
+    if used is None or used_at is None or int(used_at // 60) != int(now // 60):
+        return 0.0
+    if used + weight <= budget:
+        return 0.0
+    return 60.0 - now % 60.0 + WEIGHT_PAUSE_SLACK
+
+
+def interval_ms(interval: str) -> int:
+    """Length in ms of a kline interval (``1s``, ``1m``, ``5m``, ``1h``, ``1d``, ``1w``...).
+
+    Raises ``ValueError`` for anything else (``1M``, the calendar month, has no fixed length).
+    """
+    match = _INTERVAL_RE.match(interval)
+    if match is None:
+        raise ValueError(f"{interval!r} is not a kline interval (e.g. 1m, 5m, 1h)")
+    return int(match.group(1)) * _INTERVAL_UNITS[match.group(2)]
+
+
+_INTERVAL_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_INTERVAL_RE = re.compile(r"^([1-9][0-9]{0,2})([smhdw])$")
 
 
 # Event type -> key of its id. The live client subscribes to aggTrade only; the
@@ -501,3 +583,68 @@ def listing_problem(symbol: str, listed: dict[str, ListedSymbol]) -> str | None:
     if entry.contract_type not in PERPETUALS:
         return f"{symbol} is not a perpetual (contract type {entry.contract_type or 'none'})"
     return None
+
+
+# -- funding rates ------------------------------------------------------------------
+
+
+class FundingRate(NamedTuple):
+    """One row of ``GET /fapi/v1/fundingRate``: the rate ``symbol`` paid at ``funding_time``.
+
+    ``funding_time`` is ms since the epoch; ``rate`` is a fraction of the
+    position's notional (0.0001: 0.01 %), paid by longs to shorts when positive;
+    ``mark_price`` is the mark price the payment was computed on, None where the
+    exchange gives none (it sends an empty string for its oldest records).
+    """
+
+    symbol: str
+    funding_time: int
+    rate: float
+    mark_price: float | None
+
+
+def parse_rest_funding_rates(rows: Any) -> list[FundingRate]:
+    """Funding rates from the JSON body of ``GET /fapi/v1/fundingRate`` (a list of objects, oldest first).
+
+    A row is ``{"symbol": "BTCUSDT", "fundingTime": 1570608000000, "fundingRate":
+    "-0.03750000", "markPrice": "34287.54619963"}``. Raises ``MalformedFrame``
+    for anything else: a field missing or of the wrong type, a rate that is not
+    finite, a mark price that is not positive and finite.
+    """
+    if not isinstance(rows, list):
+        raise MalformedFrame(f"fundingRate answer is not a list: {str(rows)[:200]}")
+    return [_funding_rate_from_row(row) for row in rows]
+
+
+def _funding_rate_from_row(row: Any) -> FundingRate:
+    if not isinstance(row, dict):
+        raise MalformedFrame(f"fundingRate row is not an object: {str(row)[:200]}")
+    try:
+        symbol = row["symbol"]
+        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
+            raise ValueError(f"{symbol!r} is not a symbol")
+        mark = row.get("markPrice")
+        funding = FundingRate(
+            symbol,
+            _integer(row["fundingTime"]),
+            _number(row["fundingRate"]),
+            None if mark is None or mark == "" else _number(mark),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MalformedFrame(f"bad fundingRate row ({exc.__class__.__name__}: {exc})") from None
+    if not math.isfinite(funding.rate):
+        raise MalformedFrame(f"impossible funding rate {row.get('fundingRate')!r}")
+    if funding.mark_price is not None and not 0.0 < funding.mark_price < math.inf:
+        raise MalformedFrame(f"impossible mark price {row.get('markPrice')!r}")
+    return funding
+
+
+def funding_rate_payload(funding: FundingRate) -> dict[str, Any]:
+    """Serialise ``funding`` as Binance's fundingRate row (used by the simulator and the tests)."""
+    mark = "" if funding.mark_price is None else f"{funding.mark_price:.8f}"
+    return {
+        "symbol": funding.symbol,
+        "fundingTime": funding.funding_time,
+        "fundingRate": f"{funding.rate:.8f}",
+        "markPrice": mark,
+    }

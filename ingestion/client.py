@@ -21,6 +21,9 @@ Behaviour:
   goes to the writer with the tick that revealed it and its repair with the last
   trade the backfill brought, so the database always knows which gaps are open
   (a restart resumes them: ``open_gaps``);
+- history for a backtest comes through the same ``RestClient``, a page at a
+  time (``klines_pages``, ``funding_rate_pages``), paced by the request weight
+  the exchange reports and waiting out 429/418 answers;
 - with every batch the feed states, per symbol, the trade time before which it
   has every trade (``closed_through``): what closes the bars, read from the
   stream itself, never from the local clock.
@@ -30,10 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -45,21 +49,32 @@ from pairs_project.common.masking import url_credentials_masked
 
 from .binance import (
     AGG_TRADES_LIMIT,
+    FUNDING_RATE_LIMIT,
     KLINES_LIMIT,
     STREAMS,
+    USED_WEIGHT_HEADER,
+    WEIGHT_BUDGET_1M,
+    FundingRate,
     Kline,
     MalformedFrame,
     MarkPrice,
     Tick,
     agg_trades_url,
+    funding_rate_url,
+    interval_ms,
+    klines_range_url,
     klines_url,
+    klines_weight,
     parse_frame,
     parse_rest_agg_trades,
+    parse_rest_funding_rates,
     parse_rest_klines,
     stream_url,
+    weight_pause,
 )
 from .buffers import RollingBuffers
 from .gaps import GapTracker
+from .history import HistoryBeforeListing, HistoryError, utc_text
 from .writer import GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
@@ -133,17 +148,58 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+#: Binance's error code for a symbol it does not know (HTTP 400, "Invalid symbol.").
+INVALID_SYMBOL = -1121
+
+
+class ExchangeError(httpx.HTTPStatusError):
+    """An error answer in Binance's shape: an HTTP error status with ``{"code", "msg"}``.
+
+    E.g. HTTP 400 ``{"code": -1121, "msg": "Invalid symbol."}``. An
+    ``httpx.HTTPStatusError``, so whatever handles those handles it too.
+    """
+
+    def __init__(self, response: httpx.Response, code: int, msg: str) -> None:
+        super().__init__(
+            f"HTTP {response.status_code}: {msg} (code {code})", request=response.request, response=response
+        )
+        self.code = code
+        self.msg = msg
+
+
+def _exchange_error(response: httpx.Response) -> ExchangeError | None:
+    """The ``ExchangeError`` of an error answer with Binance's body, or None for any other body."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or type(body.get("code")) is not int or not isinstance(body.get("msg"), str):
+        return None
+    return ExchangeError(response, body["code"], body["msg"])
+
+
 class RestClient:
     """The REST market-data calls of the app, honouring 429/418 and ``Retry-After``.
 
     The feed's backfill pages aggregate trades through it, the klines warm-up
-    fetches candles through it: every request goes the same way (``_get_json``),
-    so a rate limit is recognised and reported alike for both.
+    fetches candles through it, the history of a backtest comes through it:
+    every request goes the same way (``_get_json``), so a rate limit is
+    recognised and reported alike for all. It keeps the request weight the
+    exchange last reported (``used_weight``, at ``used_weight_at``) for
+    ``pace``, and counts its ``requests``.
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, state: FeedState | None = None) -> None:
         self.base_url = base_url
         self.state = state or FeedState()
+        self.requests = 0
+        self.used_weight: int | None = None
+        self.used_weight_at: float | None = None
+        #: Used weight ``pace`` keeps a minute under (``binance.WEIGHT_BUDGET_1M``).
+        self.weight_budget = WEIGHT_BUDGET_1M
+        #: How it waits and tells the time (a test may count the waits, or stop the clock).
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.clock: Callable[[], float] = time.time
         self._http = httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "pairs/1.0"})
 
     async def close(self) -> None:
@@ -157,14 +213,54 @@ class RestClient:
         """The newest ``limit`` klines of ``symbol``, oldest first (the last one still in progress)."""
         return parse_rest_klines(await self._get_json(klines_url(self.base_url, symbol, interval, limit), "klines"))
 
+    async def klines_range(
+        self, symbol: str, interval: str, start: int, end: int | None, limit: int = KLINES_LIMIT
+    ) -> list[Kline]:
+        """The first ``limit`` klines of ``symbol`` opening in ``[start, end)`` (ms; None: no end), oldest first.
+
+        The last one may be in progress, when the range reaches now.
+        """
+        url = klines_range_url(self.base_url, symbol, interval, start, None if end is None else end - 1, limit)
+        return parse_rest_klines(await self._get_json(url, "klines"))
+
+    async def funding_rates(
+        self, symbol: str, start: int, end: int, limit: int = FUNDING_RATE_LIMIT
+    ) -> list[FundingRate]:
+        """The first ``limit`` funding rates of ``symbol`` in ``[start, end)`` (ms), oldest first."""
+        url = funding_rate_url(self.base_url, symbol, start, end - 1, limit)
+        return parse_rest_funding_rates(await self._get_json(url, "fundingRate"))
+
+    async def pace(self, weight: int) -> float:
+        """Wait, if need be, until a request of ``weight`` keeps the minute's used weight within ``weight_budget``.
+
+        Returns the seconds waited (see ``binance.weight_pause``).
+        """
+        delay = weight_pause(self.used_weight, self.used_weight_at, weight, self.clock(), self.weight_budget)
+        if delay > 0:
+            logger.info("REST weight %s used this minute; waiting %.0fs for the next one", self.used_weight, delay)
+            await self.sleep(delay)
+        return delay
+
     async def _get_json(self, url: str, what: str) -> Any:
-        """GET ``url`` and decode its JSON; raise ``RateLimited`` on 429/418, ``httpx.HTTPError`` on other errors."""
+        """GET ``url`` and decode its JSON.
+
+        Raises ``RateLimited`` on 429/418, ``ExchangeError`` on an error answer
+        in Binance's shape, ``httpx.HTTPError`` on other errors.
+        """
         response = await self._http.get(url)
+        self.requests += 1
+        used = response.headers.get(USED_WEIGHT_HEADER)
+        if used is not None and used.isascii() and used.isdigit():
+            self.used_weight, self.used_weight_at = int(used), self.clock()
         if response.status_code in (418, 429):
             # 429: too many requests; 418: the IP is banned for Retry-After seconds.
             retry_after = float(response.headers.get("Retry-After") or 60)
             self.state.rate_limited += 1
             raise RateLimited(response.status_code, retry_after)
+        if response.is_error:
+            error = _exchange_error(response)
+            if error is not None:
+                raise error
         response.raise_for_status()
         try:
             return orjson.loads(response.content)
@@ -195,6 +291,187 @@ async def klines_fetch(rest_url: str, symbol: str, interval: str, *, limit: int,
                 waited += exc.retry_after
     finally:
         await rest.close()
+
+
+# -- history, a page at a time -------------------------------------------------------
+
+#: Klines a history request asks for: 1,000 weigh 5 where 1,500 weigh 10, so a long
+#: range costs a third less of the minute's weight (in half as many requests again).
+HISTORY_KLINES_PAGE = 1000
+#: Longest a history fetch waits out 429/418 answers (their ``Retry-After``, summed)
+#: before giving up: a ban longer than that goes to the caller as ``RateLimited``.
+HISTORY_MAX_WAIT = 120.0
+#: The weight a fundingRate request is paced as (Binance counts those against a
+#: limit of their own, 500 requests in 5 minutes an IP, far from what a range needs).
+FUNDING_RATE_WEIGHT = 1
+
+#: ``progress(fraction)``: how much of a fetch is done, 0 to 1.
+Progress = Callable[[float], None]
+
+
+class _Patience:
+    """What a fetch has waited out of 429/418 answers, against its ``max_wait``."""
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self.waited = 0.0
+
+    async def ask(self, rest: RestClient, weight: int, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call()`` once the weight allows it, again after each 429/418 while the waits fit ``max_wait``."""
+        while True:
+            await rest.pace(weight)
+            try:
+                return await call()
+            except RateLimited as exc:
+                if self.waited + exc.retry_after > self.max_wait:
+                    raise
+                logger.warning("REST %s: %s; waiting %.0fs", what, exc, exc.retry_after)
+                await rest.sleep(exc.retry_after)
+                self.waited += exc.retry_after
+
+
+async def klines_pages(
+    rest: RestClient,
+    symbol: str,
+    interval: str,
+    start: int,
+    end: int,
+    *,
+    limit: int = HISTORY_KLINES_PAGE,
+    max_wait: float = HISTORY_MAX_WAIT,
+    progress: Progress | None = None,
+) -> AsyncIterator[list[Kline]]:
+    """The klines of ``symbol`` at ``interval`` opening in ``[start, end)`` (ms), a page at a time, oldest first.
+
+    Each request asks for ``limit`` from the open time after the last one
+    received; the fetch ends with the range's last kline, or a short (or
+    empty) page. A kline still in progress comes as the exchange sends it: the
+    caller keeps the closed ones. Before each request the used weight is
+    checked (``RestClient.pace``); a 429/418 is waited out for its
+    ``Retry-After``, up to ``max_wait`` seconds in all, beyond which
+    ``RateLimited`` is raised. ``progress(fraction)`` follows the range's time
+    covered.
+
+    When the first kline comes later than the range's first open time (or none
+    comes), the exchange is asked whether it has any before: if not, the range
+    starts before its history of the symbol and ``HistoryBeforeListing`` says
+    where that history begins (a hole later in its history is no error: the
+    klines there are simply missing). Other errors propagate: ``ExchangeError``
+    (e.g. code -1121, an unknown symbol), ``httpx.HTTPError``, ``MalformedFrame``.
+    """
+    patience = _Patience(max_wait)
+    weight = klines_weight(limit)
+    what = f"klines of {symbol}"
+    width = interval_ms(interval)
+    first_open = -(-start // width) * width
+    cursor = start
+    while cursor < end:
+        call = functools.partial(rest.klines_range, symbol, interval, cursor, end, limit)
+        page = [k for k in await patience.ask(rest, weight, what, call) if cursor <= k.open_time < end]
+        if cursor == start and (not page or page[0].open_time > first_open):
+            await _history_start_check(rest, patience, symbol, interval, (start, end), page)
+        if not page:
+            break
+        yield page
+        cursor = page[-1].open_time + 1
+        if progress is not None:
+            progress(min(1.0, (cursor - start) / (end - start)))
+        if len(page) < limit or page[-1].open_time + width >= end:
+            break  # the range is done: no kline opens in it after this one
+    if progress is not None:
+        progress(1.0)
+
+
+async def _history_start_check(
+    rest: RestClient, patience: _Patience, symbol: str, interval: str, span: tuple[int, int], page: list[Kline]
+) -> None:
+    """Raise ``HistoryBeforeListing`` when the exchange has no kline of ``symbol`` before ``span``'s start."""
+    start, end = span
+    what = f"klines of {symbol}"
+    earliest = functools.partial(rest.klines_range, symbol, interval, 0, start, 1)
+    if await patience.ask(rest, klines_weight(1), what, earliest):
+        return  # history before the range: this is a hole in it, not its beginning
+    if page:
+        begins: int | None = page[0].open_time
+    else:
+        after = functools.partial(rest.klines_range, symbol, interval, end, None, 1)
+        later = await patience.ask(rest, klines_weight(1), what, after)
+        begins = later[0].open_time if later else None
+    if begins is None:
+        message = f"the exchange has no {interval} klines of {symbol} from {utc_text(start)} on"
+    else:
+        message = (
+            f"the exchange's {interval} history of {symbol} begins {utc_text(begins)}; the range starts"
+            f" {utc_text(start)}, before it: start at {utc_text(begins)} or later"
+        )
+    raise HistoryBeforeListing(message, begins)
+
+
+async def funding_rate_pages(
+    rest: RestClient,
+    symbol: str,
+    start: int,
+    end: int,
+    *,
+    limit: int = FUNDING_RATE_LIMIT,
+    max_wait: float = HISTORY_MAX_WAIT,
+    progress: Progress | None = None,
+) -> AsyncIterator[list[FundingRate]]:
+    """The funding rates of ``symbol`` in ``[start, end)`` (ms), a page at a time, oldest first.
+
+    Paged like ``klines_pages`` (from the funding time after the last one
+    received, until the end of the range or a short page), paced and patient
+    the same way. Nothing before the symbol's listing is an error here: there
+    was no funding then.
+    """
+    patience = _Patience(max_wait)
+    cursor = start
+    while cursor < end:
+        call = functools.partial(rest.funding_rates, symbol, cursor, end, limit)
+        rows = await patience.ask(rest, FUNDING_RATE_WEIGHT, f"funding rates of {symbol}", call)
+        page = [f for f in rows if cursor <= f.funding_time < end]
+        if not page:
+            break
+        yield page
+        cursor = page[-1].funding_time + 1
+        if progress is not None:
+            progress(min(1.0, (cursor - start) / (end - start)))
+        if len(page) < limit:
+            break
+    if progress is not None:
+        progress(1.0)
+
+
+def history_error(exc: Exception, *, symbol: str, rest_url: str) -> HistoryError:
+    """What to tell a user when fetching ``symbol``'s history from ``rest_url`` failed with ``exc``.
+
+    The raw error goes to the log (the message a user reads says what to do).
+    """
+    if isinstance(exc, HistoryError):
+        return exc
+    where = url_credentials_masked(rest_url)
+    logger.warning("history of %s from %s failed: %s", symbol, where, url_credentials_masked(repr(exc)))
+    if isinstance(exc, RateLimited):
+        return HistoryError(
+            f"the exchange is limiting this address's requests (HTTP {exc.status}) and asks for none for"
+            f" {exc.retry_after:.0f} s, longer than a history fetch waits; try again later"
+        )
+    if isinstance(exc, ExchangeError):
+        if exc.code == INVALID_SYMBOL:
+            return HistoryError(f"{symbol} is not a symbol of the exchange (it answered: {exc.msg})")
+        return HistoryError(f"the exchange refused the history of {symbol}: {exc.msg} (code {exc.code})")
+    if isinstance(exc, httpx.HTTPStatusError):
+        return HistoryError(
+            f"the exchange answered HTTP {exc.response.status_code} to a history request for {symbol}; try again later"
+        )
+    if isinstance(exc, httpx.HTTPError):
+        return HistoryError(
+            f"cannot reach the exchange at {where} ({exc.__class__.__name__}) to fetch the history of {symbol};"
+            " check the network and BINANCE_REST_URL"
+        )
+    if isinstance(exc, MalformedFrame):
+        return HistoryError(f"the exchange's answer for the history of {symbol} could not be read: {exc}")
+    raise TypeError(f"not a history fetch error: {exc!r}") from exc
 
 
 #: ``check(symbols)``: for those the exchange does not trade, why (a message naming each).

@@ -127,3 +127,25 @@ class Gap(models.Model):
     @property
     def size(self) -> int:
         return self.last_id - self.first_id + 1
+
+
+class FundingRate(models.Model):
+    """The funding rate a perpetual paid at one funding time, as ``/fapi/v1/fundingRate`` reports it.
+
+    Fetched for a backtest's range and kept (funding, once charged, never
+    changes). ``rate`` is a fraction of the position's notional, paid by longs
+    to shorts when positive; ``mark_price`` is the price it was charged on,
+    null where the exchange gives none (its oldest records).
+    """
+
+    symbol = models.CharField(max_length=30)
+    funding_time = models.BigIntegerField(help_text="ms since the epoch (UTC)")
+    rate = models.FloatField(help_text="fraction of the notional, e.g. 0.0001 = 0.01 %")
+    mark_price = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["symbol", "funding_time"]
+        constraints = [models.UniqueConstraint(fields=["symbol", "funding_time"], name="funding_rate_symbol_time_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.rate:+.6f} @ {self.funding_time}"

@@ -7,13 +7,15 @@ import functools
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from asgiref.sync import sync_to_async
+import httpx
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
@@ -22,12 +24,23 @@ from django.utils import timezone
 
 from pairs_project.common.masking import url_credentials_masked
 
-from .binance import Exchange, Tick
+from .binance import Exchange, FundingRate, MalformedFrame, Tick, normalize_symbol
 from .buffers import RedisBuffers, RollingBuffers
-from .client import FeedClient, FeedState
+from .client import (
+    HISTORY_MAX_WAIT,
+    FeedClient,
+    FeedState,
+    Progress,
+    RateLimited,
+    RestClient,
+    funding_rate_pages,
+    history_error,
+)
+from .history import HistoryError, funding_slots_uncovered, history_range_check
 from .journal import Run, StoredTicks
 from .listing import symbols_tradable
 from .models import FeedStatus, Gap, Symbol
+from .models import FundingRate as FundingRateRow
 from .models import Tick as TickRow
 from .selectors import FEED_STATUS_KEY
 from .writer import Batch, GapEvent, TickWriter
@@ -588,3 +601,83 @@ class Feed:
 def prices_payload(a: Tick, b: Tick) -> dict:
     """The dashboard's ``prices`` message for legs whose newest ticks are ``a`` and ``b``."""
     return {"t": max(a.timestamp, b.timestamp), "price_a": a.price, "price_b": b.price}
+
+
+# -- funding rates, for a backtest ------------------------------------------------------
+
+
+def funding_rates_ensure(
+    symbol: str,
+    start: int,
+    end: int,
+    *,
+    rest_url: str | None = None,
+    progress: Progress | None = None,
+    now: int | None = None,
+    max_wait: float = HISTORY_MAX_WAIT,
+) -> list[FundingRate]:
+    """The funding rates of ``symbol`` in ``[start, end)`` (ms), oldest first; fetched first where missing.
+
+    The stored rates answer when every funding time of the range up to now
+    has one (every 8 hours, see ``history.funding_slots_uncovered``); else the
+    whole range is fetched from ``/fapi/v1/fundingRate`` (public, no key; a
+    year is 1,098 rates, two requests) and stored, then read back. Nothing
+    is charged before a symbol's listing: such a range returns what there is.
+    ``progress(fraction)`` follows the fetch.
+
+    Raises ``HistoryError`` with a message a user can act on: a range that is
+    empty or longer than ``history.HISTORY_MAX_DAYS``, a symbol the exchange
+    does not know, an exchange that cannot be reached or that limits the
+    requests for longer than ``max_wait`` seconds (the raw error is logged).
+    """
+    try:
+        symbol = normalize_symbol(symbol)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
+    history_range_check(start, end)
+    rest_url = rest_url or settings.BINANCE_REST_URL
+    now = int(time.time() * 1000) if now is None else now
+    stop = min(end, now + 1)  # nothing is charged after now
+    rows = FundingRateRow.objects.filter(symbol=symbol, funding_time__gte=start, funding_time__lt=stop)
+    if start < stop and funding_slots_uncovered(rows.values_list("funding_time", flat=True), start, stop):
+        async_to_sync(_funding_rates_fetch)(symbol, start, stop, rest_url, progress, max_wait)
+    elif progress is not None:
+        progress(1.0)
+    rows = FundingRateRow.objects.filter(symbol=symbol, funding_time__gte=start, funding_time__lt=end)
+    return [
+        FundingRate(*row)
+        for row in rows.order_by("funding_time").values_list("symbol", "funding_time", "rate", "mark_price")
+    ]
+
+
+async def _funding_rates_fetch(
+    symbol: str, start: int, end: int, rest_url: str, progress: Progress | None, max_wait: float
+) -> int:
+    """Fetch and store the funding rates of ``symbol`` in ``[start, end)``, a page at a time; return how many."""
+    rest = RestClient(rest_url)
+    stored = 0
+    try:
+        async for page in funding_rate_pages(rest, symbol, start, end, max_wait=max_wait):
+            stored += await sync_to_async(_funding_rates_store)(page)
+            if progress is not None:
+                await sync_to_async(progress)(min(1.0, (page[-1].funding_time + 1 - start) / (end - start)))
+    except (RateLimited, httpx.HTTPError, MalformedFrame) as exc:
+        raise history_error(exc, symbol=symbol, rest_url=rest_url) from exc
+    finally:
+        await rest.close()
+    if progress is not None:
+        await sync_to_async(progress)(1.0)
+    logger.info("%s: %d funding rates fetched in %d requests", symbol, stored, rest.requests)
+    return stored
+
+
+def _funding_rates_store(rates: list[FundingRate]) -> int:
+    """Store ``rates`` where none is yet (funding, once charged, never changes); return how many were offered."""
+    FundingRateRow.objects.bulk_create(
+        [
+            FundingRateRow(symbol=f.symbol, funding_time=f.funding_time, rate=f.rate, mark_price=f.mark_price)
+            for f in rates
+        ],
+        ignore_conflicts=True,
+    )
+    return len(rates)

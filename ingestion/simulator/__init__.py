@@ -9,8 +9,9 @@ It speaks the market-data protocol the feed client uses, on ONE port:
   ``/ws/btcusdt@aggTrade`` (raw frames), and bare ``/ws`` or ``/stream`` followed
   by ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY``
   messages. Unknown stream names are accepted and get nothing, as on Binance.
-- REST: ``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/exchangeInfo``,
-  ``/fapi/v1/time``, ``/fapi/v1/ping``, with Binance's error shape.
+- REST: ``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/fundingRate``,
+  ``/fapi/v1/exchangeInfo``, ``/fapi/v1/time``, ``/fapi/v1/ping``, with
+  Binance's error shape and its used-weight header (``X-MBX-USED-WEIGHT-1M``).
 - Control: ``/sim/fault?kind=drop|refuse|malformed|rate_limit|slow``, ``/sim/stats``,
   ``/sim/pause``, ``/sim/resume``.
 
@@ -24,10 +25,13 @@ Ornstein-Uhlenbeck spread), ``random_walk`` (same, but the spread wanders) or
 ``replay`` (a real recording, re-stamped to now). The exchange keeps a bounded
 per-symbol history in flat arrays, which is what REST serves; older trades are
 forgotten exactly like Binance's history window, so the client can meet a gap
-it cannot fill. Klines of the pair scenarios also reach back before the start:
-``PREHISTORY_BARS`` synthetic candles per interval of ``PREHISTORY_INTERVALS``
-(the scenario's model run backward from its starting prices), so an app can warm
-up a 1m or 5m window at once; aggTrades have no such history.
+it cannot fill. Klines of the pair scenarios also reach back before the start,
+to the listing date (``listed_since``, by default ``LISTED_SINCE_MS``,
+2019-09-25): synthetic candles at each interval of ``PREHISTORY_INTERVALS``
+(the scenario's model run backward from its starting prices), so an app can
+warm up a 1m or 5m window at once and a backtest has any past range; aggTrades
+have no such history. Funding is charged every 8 hours from the listing date
+on, at a seeded rate around 0.01 % (``funding``).
 
 The package, by concern (the wire format itself is ``ingestion.binance``'s):
 
@@ -35,6 +39,7 @@ The package, by concern (the wire format itself is ``ingestion.binance``'s):
 - ``market``, ``replay``, ``scenarios``: the seeded pair market, the recorded
   one, and the scenarios by name;
 - ``prehistory``: the synthetic klines before the start;
+- ``funding``: the funding times and rates;
 - ``exchange``, ``klines``: the exchange's memory (trades, ids, klines, the
   symbol list) and the candle arithmetic;
 - ``faults``: what can be made to go wrong, and when;
@@ -52,7 +57,7 @@ or from the command line: ``python manage.py simulate_binance``.
 from __future__ import annotations
 
 from ..binance import KLINES_LIMIT
-from .exchange import ApiError, Exchange
+from .exchange import LISTED_SINCE_MS, ApiError, Exchange
 from .faults import FAULT_KINDS, FaultSpec, parse_fault_spec
 from .klines import INTERVALS, Candles, PrehistorySource
 from .market import Batch, PairScenario, Scenario
@@ -66,6 +71,7 @@ __all__ = [
     "FAULT_KINDS",
     "INTERVALS",
     "KLINES_LIMIT",
+    "LISTED_SINCE_MS",
     "PREHISTORY_BARS",
     "PREHISTORY_INTERVALS",
     "RECORDING",

@@ -1,11 +1,12 @@
 """The offline exchange's memory: per-symbol trades, ids, klines and the symbol list.
 
 What REST serves is read from here: ``aggTrades`` pages, ``klines`` (built
-from the trades, after a synthetic pre-history where the scenario has one) and
-``exchangeInfo``. History is bounded per symbol: older trades are forgotten
-exactly like Binance's history window, so a client can meet a gap it cannot
-fill. No I/O and no event loop: the server (``server.py``) records the
-scenario's trades here and answers from it.
+from the trades, after a synthetic pre-history where the scenario has one that
+reaches back to the listing date), ``fundingRate`` and ``exchangeInfo``.
+History is bounded per symbol: older trades are forgotten exactly like
+Binance's history window, so a client can meet a gap it cannot fill. No I/O
+and no event loop: the server (``server.py``) records the scenario's trades
+here and answers from it.
 """
 
 from __future__ import annotations
@@ -20,20 +21,27 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..binance import Tick
+from ..binance import FundingRate, Tick, funding_rate_payload
+from .funding import funding_rate, funding_times
 from .klines import (
     INTERVALS,
     Candles,
+    FixedPrehistory,
+    Prehistory,
     PrehistorySource,
     Run,
     candles_joined,
-    candles_slice,
     choose_runs,
     clip_runs,
     kline_rows,
     trade_candles,
 )
 from .symbols import SymbolSpec, symbol_spec
+
+#: When the exchange's history begins by default (its symbols' ``onboardDate``):
+#: 2019-09-25 08:00 UTC, the month Binance opened its USD-M perpetuals. No kline
+#: opens before it, no funding is charged before it.
+LISTED_SINCE_MS = 1_569_398_400_000
 
 
 class _Book:
@@ -62,11 +70,13 @@ class _History(NamedTuple):
     """Where one symbol's candles at one interval come from, besides its kept trades."""
 
     #: The synthetic pre-history, or None.
-    pre: Candles | None
+    pre: Prehistory | None
     #: Open time of the candle holding the start: the pre-history ends just before it.
     anchor_open: int
     #: Trades have been forgotten since the start: a hole follows the pre-history.
     forgotten: bool
+    #: Open time of the first candle the listing date lets through.
+    first_open: int
 
     @property
     def joined(self) -> bool:
@@ -97,7 +107,12 @@ class Exchange:
     listed : mapping of str to (str, str)
         Symbols ``exchangeInfo`` lists without ever trading them, with their
         ``(status, contractType)``, e.g. ``{"LUNAUSDT": ("SETTLING", "PERPETUAL")}``.
-        REST answers their trades and klines with empty lists.
+        REST answers their trades, klines and funding rates with empty lists.
+    listed_since : int
+        When its symbols were listed (ms; ``exchangeInfo``'s ``onboardDate``): no
+        kline opens before it, no funding is charged before it, as on Binance.
+    seed : int
+        Seeds the funding rates (see ``funding.funding_rate``).
     """
 
     def __init__(
@@ -106,10 +121,16 @@ class Exchange:
         *,
         history_limit: int = 2_000_000,
         listed: Mapping[str, tuple[str, str]] | None = None,
+        listed_since: int = LISTED_SINCE_MS,
+        seed: int = 0,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
+        if listed_since < 0:
+            raise ValueError("listed_since must be a time in ms since 1970")
         self.listed: dict[str, tuple[str, str]] = dict(listed or {})
+        self.listed_since = listed_since
+        self.seed = seed
         self.history_limit = history_limit
         # Trim in slabs: deleting the front of an array is a memmove of the
         # rest, cheap once per slab, costly once per trade.
@@ -130,7 +151,8 @@ class Exchange:
         later, the first trade ever recorded. The pre-history's candles end with
         the one before the candle holding the start; that candle and the later
         ones are built from trades. ``source(symbol, interval_ms)`` returns a
-        ``Candles`` or None (no pre-history for that symbol or interval).
+        ``Prehistory`` (or plain ``Candles``) or None (no pre-history for that
+        symbol or interval); its candles are served back to the listing date.
         """
         self._prehistory = source
         self._prehistory_start = start_ms
@@ -263,11 +285,13 @@ class Exchange:
         run from the one holding the oldest kept trade to the one holding "now"
         (the last is in progress); a candle without trades repeats the previous
         close with zero volume. With a pre-history (``set_prehistory``) its
-        synthetic candles come first and the trade-built ones start at the
-        candle holding the start (unless trades have been forgotten since: then
-        from the oldest kept one, leaving a hole). ``start_time`` selects candles
-        opening at or after it, ``end_time`` candles opening at or before it;
-        of those, the first ``limit`` with ``start_time``, else the last.
+        synthetic candles come first, from the first one opening at or after
+        ``listed_since`` (or the pre-history's first, if it is shorter), and the
+        trade-built ones start at the candle holding the start (unless trades
+        have been forgotten since: then from the oldest kept one, leaving a
+        hole). ``start_time`` selects candles opening at or after it,
+        ``end_time`` candles opening at or before it; of those, the first
+        ``limit`` with ``start_time``, else the last.
         """
         try:
             width = INTERVALS[interval]
@@ -287,11 +311,18 @@ class Exchange:
     def _history(self, book: _Book, width: int) -> _History:
         """The pre-history of ``book`` at ``width``, where it ends, and whether trades were forgotten since."""
         forgotten = book.generated - (len(book.times) - self._window(book)) > 0
+        first_open = -(-self.listed_since // width) * width
         if self._prehistory is not None:
             starts = [t for t in (self._prehistory_start, book.first_time) if t is not None]
             if starts:
-                return _History(self._prehistory(book.spec.symbol, width), min(starts) // width * width, forgotten)
-        return _History(None, 0, forgotten)
+                pre = self._prehistory(book.spec.symbol, width)
+                if isinstance(pre, Candles):
+                    pre = FixedPrehistory(pre)
+                anchor_open = min(starts) // width * width
+                if first_open >= anchor_open:
+                    pre = None  # listed since the start: nothing before it
+                return _History(pre, anchor_open, forgotten, first_open)
+        return _History(None, 0, forgotten, first_open)
 
     def _runs(self, book: _Book, width: int, history: _History, now_ms: int) -> list[Run]:
         """The candles on offer: the pre-history's, then the trade-built ones up to the one holding now."""
@@ -299,8 +330,13 @@ class Exchange:
         first, n = self._window(book), len(times)
         runs: list[Run] = []
         pre = history.pre
-        if pre is not None and len(pre.closes):
-            runs.append(Run(history.anchor_open - len(pre.closes) * width, history.anchor_open - width, True))
+        if pre is not None:
+            depth = pre.depth
+            oldest = (
+                history.first_open if depth is None else max(history.first_open, history.anchor_open - depth * width)
+            )
+            if oldest < history.anchor_open:
+                runs.append(Run(oldest, history.anchor_open - width, True))
         if first < n or history.joined:
             live_lo = times[first] // width * width if first < n else history.anchor_open
             if history.joined:
@@ -314,9 +350,8 @@ class Exchange:
         pre = history.pre
         if run.pre:
             assert pre is not None
-            k0 = (run.first - (history.anchor_open - len(pre.closes) * width)) // width
-            return candles_slice(pre, k0, k0 + (run.last - run.first) // width + 1)
-        carry = float(pre.closes[-1]) if pre is not None and history.joined else math.nan
+            return pre.candles((history.anchor_open - run.first) // width, (history.anchor_open - run.last) // width)
+        carry = float(pre.candles(1, 1).closes[0]) if pre is not None and history.joined else math.nan
         return self._trade_candles(book, run.first, run.last, width, carry)
 
     def _trade_candles(self, book: _Book, lo_open: int, hi_open: int, width: int, carry: float) -> Candles:
@@ -342,6 +377,49 @@ class Exchange:
             prev_close,
         )
 
+    # -- funding ---------------------------------------------------------------
+
+    def funding_rate(self, symbol: str, funding_time: int) -> float:
+        """The rate ``symbol`` pays at ``funding_time`` (what the mark-price stream announces, and REST reports)."""
+        return funding_rate(self.seed, symbol, funding_time)
+
+    def funding_rates(
+        self,
+        symbol: str,
+        *,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int = 100,
+        now_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Funding rates as ``GET /fapi/v1/fundingRate`` answers them, ascending by funding time.
+
+        One every 8 hours (00:00, 08:00, 16:00 UTC) from ``listed_since`` to now,
+        at ``funding_rate``; ``markPrice`` is the close of the 1m kline that ends
+        at the funding time ("" where there is none). ``start_time`` and
+        ``end_time`` bound the funding times (inclusive); of those, the first
+        ``limit`` with ``start_time``, else the last.
+        """
+        self._book(symbol)
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        lo = self.listed_since if start_time is None else max(start_time, self.listed_since)
+        hi = now_ms if end_time is None else min(end_time, now_ms)
+        times = funding_times(lo, hi)
+        times = times[:limit] if start_time is not None else times[-limit:]
+        return [
+            funding_rate_payload(FundingRate(symbol, t, self.funding_rate(symbol, t), self._mark_at(symbol, t, now_ms)))
+            for t in times
+        ]
+
+    def _mark_at(self, symbol: str, funding_time: int, now_ms: int) -> float | None:
+        """The close of ``symbol``'s 1m kline ending at ``funding_time``, None where there is none."""
+        opens = funding_time - INTERVALS["1m"]
+        rows = self.klines(symbol, "1m", start_time=opens, end_time=opens, limit=1, now_ms=now_ms)
+        if not rows:
+            return None
+        close = float(rows[0][4])
+        return close if math.isfinite(close) and close > 0 else None
+
     # -- the symbol list and the counters ---------------------------------------
 
     def exchange_info(self, now_ms: int | None = None) -> dict[str, Any]:
@@ -357,7 +435,9 @@ class Exchange:
             ],
             "exchangeFilters": [],
             "assets": [],
-            "symbols": [_symbol_info(spec, status, contract_type) for spec, status, contract_type in entries],
+            "symbols": [
+                _symbol_info(spec, status, contract_type, self.listed_since) for spec, status, contract_type in entries
+            ],
         }
 
     def stats(self) -> dict[str, Any]:
@@ -389,7 +469,7 @@ class Exchange:
         }
 
 
-def _symbol_info(spec: SymbolSpec, status: str, contract_type: str) -> dict[str, Any]:
+def _symbol_info(spec: SymbolSpec, status: str, contract_type: str, listed_since: int) -> dict[str, Any]:
     """One entry of ``exchangeInfo``'s ``symbols``: the contract, its assets and its price/lot grid."""
     return {
         "symbol": spec.symbol,
@@ -399,6 +479,7 @@ def _symbol_info(spec: SymbolSpec, status: str, contract_type: str) -> dict[str,
         "baseAsset": spec.base_asset,
         "quoteAsset": spec.quote_asset,
         "marginAsset": spec.quote_asset,
+        "onboardDate": listed_since,
         "pricePrecision": spec.price_precision,
         "quantityPrecision": spec.quantity_precision,
         "baseAssetPrecision": 8,

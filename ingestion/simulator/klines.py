@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -55,9 +55,40 @@ class Candles(NamedTuple):
     trades: np.ndarray
 
 
+class Prehistory(Protocol):
+    """Synthetic candles before an exchange's start, counted back from it.
+
+    A candle's age is how many candles before the start it opens: age 1 closes
+    where the start's candle opens. ``depth`` is how many there are (None: as
+    many as asked for; the exchange's listing date then bounds them).
+    """
+
+    @property
+    def depth(self) -> int | None: ...
+
+    def candles(self, oldest: int, newest: int) -> Candles:
+        """The candles of ages ``oldest`` down to ``newest`` (``oldest >= newest >= 1``), oldest first."""
+        ...
+
+
+class FixedPrehistory:
+    """A ``Prehistory`` of the given ``Candles`` (the last one of age 1), and no more."""
+
+    def __init__(self, candles: Candles) -> None:
+        self._candles = candles
+
+    @property
+    def depth(self) -> int:
+        return len(self._candles.closes)
+
+    def candles(self, oldest: int, newest: int) -> Candles:
+        n = self.depth
+        return candles_slice(self._candles, n - oldest, n - newest + 1)
+
+
 #: ``source(symbol, interval_ms)``: the pre-history of ``symbol`` at that
-#: interval, or None when there is none.
-PrehistorySource = Callable[[str, int], "Candles | None"]
+#: interval, or None when there is none (a plain ``Candles`` reads as a ``FixedPrehistory``).
+PrehistorySource = Callable[[str, int], "Prehistory | Candles | None"]
 
 
 class Run(NamedTuple):

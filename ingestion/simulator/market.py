@@ -17,8 +17,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .klines import Candles
-from .prehistory import PREHISTORY_WIDTHS, build_prehistory
+from .prehistory import PREHISTORY_WIDTHS, PairPast, PastLeg
 from .symbols import SymbolSpec, round_to_grid, symbol_spec
 
 
@@ -137,7 +136,7 @@ class PairScenario:
         entropy = np.random.SeedSequence(seed).entropy
         assert isinstance(entropy, int)  # as the seed is (or fresh entropy for None)
         self._entropy = entropy
-        self._prehistory: dict[int, tuple[Candles, Candles]] = {}
+        self._prehistory: dict[int, PairPast] = {}
         self._rng = np.random.default_rng(seed)
         self._t = 0.0
         self._x = float(x_start)
@@ -170,22 +169,23 @@ class PairScenario:
             self._pos = end
         return out
 
-    def prehistory(self, symbol: str, interval_ms: int) -> Candles | None:
-        """``PREHISTORY_BARS`` synthetic candles of ``symbol`` ending at the start.
+    def prehistory(self, symbol: str, interval_ms: int) -> PastLeg | None:
+        """The synthetic candles of ``symbol`` before the start, as far back as asked.
 
         The scenario's model at candle resolution, run backward in time from
         ``x_start`` / ``y_start`` (the last candle closes exactly there): see
-        ``prehistory.build_prehistory``. Deterministic per seed and interval;
-        computed on first use, then cached. None for other symbols and for
-        intervals not in ``PREHISTORY_INTERVALS``.
+        ``prehistory``. Deterministic per seed and interval; the nearest
+        ``PREHISTORY_BARS`` are drawn on first use, older ones by blocks as they
+        are asked for. None for other symbols and for intervals not in
+        ``PREHISTORY_INTERVALS``.
         """
         y_spec, x_spec = self.specs
         if symbol not in (y_spec.symbol, x_spec.symbol) or interval_ms not in PREHISTORY_WIDTHS:
             return None
-        both = self._prehistory.get(interval_ms)
-        if both is None:
-            both = self._prehistory[interval_ms] = build_prehistory(self, interval_ms, self._entropy)
-        return both[0] if symbol == y_spec.symbol else both[1]
+        past = self._prehistory.get(interval_ms)
+        if past is None:
+            past = self._prehistory[interval_ms] = PairPast(self, interval_ms, self._entropy)
+        return past.legs[0] if symbol == y_spec.symbol else past.legs[1]
 
     # -- generation ------------------------------------------------------------
 

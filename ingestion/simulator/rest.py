@@ -1,10 +1,12 @@
 """The REST side of the offline exchange: Binance's market-data endpoints and error shape.
 
-``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/exchangeInfo``,
-``/fapi/v1/time`` and ``/fapi/v1/ping``, answered from the ``Exchange`` with
-Binance's parameter rules and ``{"code", "msg"}`` errors. Every answer is a
-complete JSON response on a connection that then closes (the server shares its
-port with the WebSocket routes).
+``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/fundingRate``,
+``/fapi/v1/exchangeInfo``, ``/fapi/v1/time`` and ``/fapi/v1/ping``, answered
+from the ``Exchange`` with Binance's parameter rules and ``{"code", "msg"}``
+errors, each with its request weight (``request_weight``), which the server
+counts per minute into ``X-MBX-USED-WEIGHT-1M`` as Binance does. Every answer
+is a complete JSON response on a connection that then closes (the server
+shares its port with the WebSocket routes).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from ..binance import AGG_TRADES_LIMIT, KLINES_LIMIT, agg_trade_payload
+from ..binance import AGG_TRADES_LIMIT, FUNDING_RATE_LIMIT, KLINES_LIMIT, agg_trade_payload, klines_weight
 from .exchange import ApiError, Exchange
 from .faults import FAULT_PARAMS
 
@@ -43,8 +45,8 @@ def json_response(status: int, body: Any, extra_headers: Sequence[tuple[str, str
     return Response(status, http.HTTPStatus(status).phrase, headers, payload)
 
 
-def error_response(exc: ApiError) -> Response:
-    return json_response(exc.status, {"code": exc.code, "msg": exc.msg})
+def error_response(exc: ApiError, extra_headers: Sequence[tuple[str, str]] = ()) -> Response:
+    return json_response(exc.status, {"code": exc.code, "msg": exc.msg}, extra_headers)
 
 
 # -- market data --------------------------------------------------------------------
@@ -80,6 +82,22 @@ def rest_klines(exchange: Exchange, params: dict[str, str]) -> list[list[Any]]:
     return exchange.klines(symbol, interval, start_time=start, end_time=end, limit=limit)
 
 
+def rest_funding_rate(exchange: Exchange, params: dict[str, str]) -> list[dict[str, Any]]:
+    """``GET /fapi/v1/fundingRate``: ``symbol`` (required here), ``startTime``, ``endTime``, ``limit``.
+
+    ``limit`` is 100 when absent, at most 1000.
+    """
+    symbol = _symbol_param(params)
+    if symbol in exchange.listed:
+        return []  # listed, never traded
+    limit = _limit_param(params, FUNDING_RATE_LIMIT, default=100)
+    start = _int_param(params, "startTime")
+    end = _int_param(params, "endTime")
+    if start is not None and end is not None and end < start:
+        raise ApiError(-1128, "startTime should be less than endTime.")
+    return exchange.funding_rates(symbol, start_time=start, end_time=end, limit=limit)
+
+
 def rest_exchange_info(exchange: Exchange, params: dict[str, str]) -> dict[str, Any]:
     return exchange.exchange_info()
 
@@ -96,10 +114,45 @@ def rest_ping(exchange: Exchange, params: dict[str, str]) -> dict[str, Any]:
 REST_ROUTES: dict[str, Callable[[Exchange, dict[str, str]], Any]] = {
     "/fapi/v1/aggTrades": rest_agg_trades,
     "/fapi/v1/klines": rest_klines,
+    "/fapi/v1/fundingRate": rest_funding_rate,
     "/fapi/v1/exchangeInfo": rest_exchange_info,
     "/fapi/v1/time": rest_time,
     "/fapi/v1/ping": rest_ping,
 }
+
+
+#: Binance's request weight of each endpoint (klines: by ``limit``, see ``request_weight``).
+_WEIGHTS = {
+    "/fapi/v1/aggTrades": 20,
+    "/fapi/v1/fundingRate": 1,
+    "/fapi/v1/exchangeInfo": 1,
+    "/fapi/v1/time": 1,
+    "/fapi/v1/ping": 1,
+}
+
+
+def request_weight(path: str, params: dict[str, str]) -> int:
+    """The weight Binance counts for a request to ``path`` (klines by their ``limit``, 500 when absent or bad)."""
+    if path == "/fapi/v1/klines":
+        limit = params.get("limit", "")
+        return klines_weight(int(limit) if limit.isascii() and limit.isdigit() and len(limit) < 10 else 500)
+    return _WEIGHTS.get(path, 1)
+
+
+class UsedWeight:
+    """The request weight used in the current minute (of the wall clock), as ``X-MBX-USED-WEIGHT-1M`` reports it."""
+
+    def __init__(self) -> None:
+        self.minute = 0
+        self.used = 0
+
+    def add(self, weight: int, now: float | None = None) -> int:
+        """Count a request of ``weight``; return the weight used this minute, it included."""
+        minute = int((time.time() if now is None else now) // 60)
+        if minute != self.minute:
+            self.minute, self.used = minute, 0
+        self.used += weight
+        return self.used
 
 
 def fault_params(params: dict[str, str]) -> dict[str, float]:
@@ -126,10 +179,10 @@ def _int_param(params: dict[str, str], name: str) -> int | None:
     return int(value)
 
 
-def _limit_param(params: dict[str, str], maximum: int) -> int:
-    """``limit``: 500 when absent, else 1..``maximum`` (Binance's rule for both endpoints)."""
+def _limit_param(params: dict[str, str], maximum: int, default: int = 500) -> int:
+    """``limit``: ``default`` when absent, else 1..``maximum`` (Binance's rule for its paged endpoints)."""
     limit = _int_param(params, "limit")
-    limit = 500 if limit is None else limit
+    limit = default if limit is None else limit
     if not 1 <= limit <= maximum:
         raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
     return limit

@@ -23,11 +23,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .exchange import ApiError, Exchange
+from ..binance import USED_WEIGHT_HEADER
+from .exchange import LISTED_SINCE_MS, ApiError, Exchange
 from .faults import FAULT_KINDS, RestFaults, parse_fault_spec, retry_after_value
 from .klines import PrehistorySource
 from .market import Batch
-from .rest import REST_ROUTES, error_response, fault_params, json_response
+from .rest import REST_ROUTES, UsedWeight, error_response, fault_params, json_response, request_weight
 from .scenarios import make_scenario
 from .streams import Subscriber, Subscribers, control_reply, strip_prefix, ws_route
 
@@ -87,6 +88,9 @@ class Simulator:
         Symbols ``exchangeInfo`` lists that never trade: ``delisted`` ones with
         status SETTLING, ``silent`` ones TRADING (a subscription to either gets
         nothing, as on Binance).
+    listed_since : int
+        When the symbols were listed (ms): the first kline and the first funding
+        (default ``exchange.LISTED_SINCE_MS``, 2019-09-25 08:00 UTC).
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class Simulator:
         start_on_subscribe: bool = False,
         delisted: Iterable[str] = (),
         silent: Iterable[str] = (),
+        listed_since: int = LISTED_SINCE_MS,
         **options: Any,
     ) -> None:
         if blast and not count:
@@ -117,7 +122,9 @@ class Simulator:
         self.scenario = make_scenario(scenario, rate=rate, seed=seed, **options)
         listed = {s.upper(): ("SETTLING", "PERPETUAL") for s in delisted}
         listed.update({s.upper(): ("TRADING", "PERPETUAL") for s in silent})
-        self.exchange = Exchange(self.scenario.specs, history_limit=history_limit, listed=listed)
+        self.exchange = Exchange(
+            self.scenario.specs, history_limit=history_limit, listed=listed, listed_since=listed_since, seed=seed or 0
+        )
         # Pair scenarios serve a synthetic pre-history as klines; replay none.
         self._prehistory: PrehistorySource | None = getattr(self.scenario, "prehistory", None)
         self.exchange.set_prehistory(self._prehistory)
@@ -130,6 +137,7 @@ class Simulator:
         self._tasks: list[asyncio.Task[None]] = []
         self._subs = Subscribers()
         self._faults = RestFaults()
+        self.used_weight = UsedWeight()
         self._running = asyncio.Event()
         self._running.set()
         self._subscribed = asyncio.Event()  # some symbol has a subscriber
@@ -248,7 +256,7 @@ class Simulator:
         return sent
 
     def fault_rate_limit(self, count: int, status: int = 429, retry_after: float = 1) -> None:
-        """Answer the next ``count`` REST market-data requests (aggTrades and klines alike) with ``status``.
+        """Answer the next ``count`` REST market-data requests (aggTrades, klines, fundingRate alike) with ``status``.
 
         Each answer carries ``Retry-After: retry_after`` and Binance's error body.
         """
@@ -383,7 +391,9 @@ class Simulator:
             now_ms = int(time.time() * 1000)
             generating = self._running.is_set() and self._origin * 1000 <= now_ms and not self._finished.is_set()
             event_time = min(now_ms, self._sent_through_ms or now_ms) if generating else now_ms
-            self.frames_sent += self._subs.send_marks(event_time, self.exchange.symbols, self.exchange.last_price)
+            self.frames_sent += self._subs.send_marks(
+                event_time, self.exchange.symbols, self.exchange.last_price, self.exchange.funding_rate
+            )
 
     # -- WebSocket ----------------------------------------------------------------------
 
@@ -455,17 +465,25 @@ class Simulator:
         return json_response(404, {"code": -5000, "msg": f"Path {path}, Method {request.method} is invalid"})
 
     def _rest(self, method: str, path: str, params: dict[str, str]) -> Response:
-        """A market-data answer, or the rate-limit answer a fault has made due."""
+        """A market-data answer, or the rate-limit answer a fault has made due.
+
+        Each carries the weight used this minute (``X-MBX-USED-WEIGHT-1M``), its
+        own included, errors too, as on Binance.
+        """
         if method != "GET":
             raise ApiError(-1000, f"Method {method} is not allowed.", 405)
         handler = REST_ROUTES.get(path)
         if handler is None:
             raise ApiError(-5000, f"Path {path}, Method GET is invalid", 404)
+        weight = [(USED_WEIGHT_HEADER, str(self.used_weight.add(request_weight(path, params))))]
         limited = self._faults.take_rate_limit()
         if limited is not None:
             status, body, retry_after = limited
-            return json_response(status, body, [("Retry-After", retry_after)])
-        return json_response(200, handler(self.exchange, params))
+            return json_response(status, body, [("Retry-After", retry_after), *weight])
+        try:
+            return json_response(200, handler(self.exchange, params), weight)
+        except ApiError as exc:
+            return error_response(exc, weight)
 
     def _control(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         if path == "/sim/stats":

@@ -25,6 +25,7 @@ from websockets.protocol import State
 
 from ..binance import MarkPrice, Tick, agg_trade_frame, mark_price_frame
 from .faults import malformed_frame
+from .funding import FUNDING_INTERVAL_MS, FUNDING_RATE
 
 logger = logging.getLogger(__package__)
 
@@ -32,9 +33,6 @@ logger = logging.getLogger(__package__)
 ROUTE_PREFIXES = ("/market", "/public")
 
 _MARK_PRICE_STREAMS = ("markPrice@1s", "markPrice")
-#: Funding every 8 hours (00:00, 08:00, 16:00 UTC), at a flat rate.
-FUNDING_INTERVAL_MS = 8 * 3_600_000
-FUNDING_RATE = 0.0001
 
 # A paced subscriber whose unsent backlog exceeds this is cut off, as Binance
 # does with clients that cannot keep up (no unbounded memory).
@@ -179,8 +177,18 @@ class Subscribers:
                 sub.conn.transport.abort()
         return sent
 
-    def send_marks(self, event_time: int, traded: Iterable[str], last_price: Callable[[str], float | None]) -> int:
-        """Send each mark-price subscriber its ``traded`` symbols' mark price; return the frames sent."""
+    def send_marks(
+        self,
+        event_time: int,
+        traded: Iterable[str],
+        last_price: Callable[[str], float | None],
+        funding_rate: Callable[[str, int], float] | None = None,
+    ) -> int:
+        """Send each mark-price subscriber its ``traded`` symbols' mark price; return the frames sent.
+
+        The rate announced is ``funding_rate(symbol, next_funding_time)`` (the one
+        REST reports once charged), or a flat ``FUNDING_RATE``.
+        """
         traded = set(traded)
         next_funding = (event_time // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
         frames: dict[tuple[str, bool], bytes] = {}
@@ -192,7 +200,8 @@ class Subscribers:
                     price = last_price(symbol)
                     if price is None:
                         continue
-                    mark = MarkPrice(event_time, symbol, price, FUNDING_RATE, next_funding)
+                    rate = FUNDING_RATE if funding_rate is None else funding_rate(symbol, next_funding)
+                    mark = MarkPrice(event_time, symbol, price, rate, next_funding)
                     frames[key] = ws_text_frame(mark_price_frame(mark, combined=sub.combined))
                 sub.write(frames[key])
                 sent += 1

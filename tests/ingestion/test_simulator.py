@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from ingestion.binance import MalformedFrame, Tick, parse_frame, parse_rest_agg_trades
 from ingestion.simulator import (
     INTERVALS,
+    LISTED_SINCE_MS,
     PREHISTORY_BARS,
     Exchange,
     PairScenario,
@@ -703,9 +704,11 @@ def test_klines_windows_carry_empty_candles_and_end_with_the_one_in_progress():
 START = 1_800_000_012_345  # scenario time 0 of the pre-history tests (not on a candle edge)
 
 
-def prehistory_exchange(scenario: PairScenario, *trades: tuple[str, int, float, float]) -> Exchange:
+def prehistory_exchange(
+    scenario: PairScenario, *trades: tuple[str, int, float, float], listed_since: int = LISTED_SINCE_MS
+) -> Exchange:
     """An exchange serving ``scenario``'s pre-history from START, with some trades after it."""
-    exchange = Exchange(scenario.specs)
+    exchange = Exchange(scenario.specs, listed_since=listed_since)
     exchange.set_prehistory(scenario.prehistory, start_ms=START)
     for symbol, offset, price, qty in trades:
         exchange.record(symbol, START + offset, price, qty)
@@ -732,15 +735,20 @@ def closes(rows: list[list]) -> np.ndarray:
 def test_pair_klines_serve_a_prehistory_that_pages_like_binance(interval):
     width = INTERVALS[interval]
     scenario = PairScenario(seed=3)
-    exchange = prehistory_exchange(scenario, ("ETHUSDT", 70_000, 3000.5, 0.1), ("BTCUSDT", 71_000, 62001.0, 0.01))
+    # Listed 6 days before the start: 8,640 1m candles (the first 1,500 drawn at
+    # once, then blocks) and 1,728 5m ones.
+    listed_since = START - 6 * 86_400_000 + 1
+    trades = ("ETHUSDT", 70_000, 3000.5, 0.1), ("BTCUSDT", 71_000, 62001.0, 0.01)
+    exchange = prehistory_exchange(scenario, *trades, listed_since=listed_since)
     now = START + 3 * width + 5
     start_open = START // width * width
+    first_open = -(-listed_since // width) * width  # the first candle opening at or after the listing
     for symbol, start_price in [("BTCUSDT", "62000.00"), ("ETHUSDT", "3000.00")]:
         everything = page_back(exchange, symbol, interval, now, limit=700)
         opens = [r[0] for r in everything]
-        assert opens == list(range(opens[0], now // width * width + 1, width))  # contiguous up to "now"
+        assert opens == list(range(first_open, now // width * width + 1, width))  # contiguous up to "now"
         pre = [r for r in everything if r[0] < start_open]
-        assert len(pre) == PREHISTORY_BARS >= 1500
+        assert len(pre) == (start_open - first_open) // width > PREHISTORY_BARS
         assert pre[-1][0] == start_open - width and pre[-1][4] == start_price  # ends at the start price
         # Paging forward with startTime gives the same candles.
         forward, start = [], 0

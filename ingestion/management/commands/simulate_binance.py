@@ -7,12 +7,13 @@ import asyncio
 import logging
 import signal
 from argparse import ArgumentParser
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.binance import normalize_symbol
-from ingestion.simulator import SCENARIOS, Simulator, clock_id_offset
+from ingestion.simulator import LISTED_SINCE_MS, SCENARIOS, Simulator, clock_id_offset
 
 logger = logging.getLogger("ingestion.simulator")
 
@@ -23,6 +24,15 @@ def symbol_list(text: str) -> list[str]:
         return [normalize_symbol(s) for s in text.split(",") if s.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def utc_date(text: str) -> int:
+    """``YYYY-MM-DD`` (midnight UTC) as ms since the epoch (an argparse type)."""
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+    return int(day.timestamp() * 1000)
 
 
 class Command(BaseCommand):
@@ -79,6 +89,13 @@ class Command(BaseCommand):
             help="symbols exchangeInfo lists as TRADING that never trade",
         )
         parser.add_argument(
+            "--listed-since",
+            type=utc_date,
+            default=LISTED_SINCE_MS,
+            metavar="YYYY-MM-DD",
+            help="when the symbols were listed (UTC): no kline or funding before it (default 2019-09-25 08:00 UTC)",
+        )
+        parser.add_argument(
             "--id-offset",
             type=int,
             default=None,
@@ -112,6 +129,7 @@ class Command(BaseCommand):
                 start_on_subscribe=options["start_on_subscribe"],
                 delisted=options["delisted"],
                 silent=options["silent"],
+                listed_since=options["listed_since"],
                 **extra,
             )
         except (TypeError, ValueError) as exc:
