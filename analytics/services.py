@@ -28,6 +28,7 @@ from ingestion.history import HistoryError, history_range_check, missing_spans, 
 from ingestion.journal import Run, StoredTicks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
+from ingestion.services import funding_rates_ensure
 from pairs_project.common.masking import url_credentials_masked
 
 from . import backtest as backtest_engine
@@ -1421,7 +1422,7 @@ def backtest_run(
                 on_progress(backtest)
 
     try:
-        outcome = _backtest_compute(pair, params, rules_of(pair), stats_of or pair_stats, progress)
+        outcome = _backtest_compute(pair, params, rules_of(pair), stats_of or pair_stats, progress, rest_url)
     except BacktestError as exc:
         return _backtest_finish(backtest, Backtest.Status.FAILED, error=str(exc))
     except Exception as exc:  # a bug or an outage: the run fails, the reason is kept, the worker goes on
@@ -1448,12 +1449,42 @@ def _backtest_compute(
     rule_for: backtest_engine.RuleFor,
     stats_of: PairStatsOf,
     progress: Callable[[float], None],
+    rest_url: str | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The summary and the result (trades, equity, grid) of a backtest of ``pair`` with ``params``."""
+    """The summary and the result (trades, equity, grid, funding) of a backtest of ``pair`` with ``params``.
+
+    A 1m/5m range (and one window before it) missing locally is fetched as klines
+    first (``bars_history_ensure``); funding rates are fetched for the range when
+    asked for, and a backtest whose exchange cannot give them runs without, saying so.
+    """
     interval, window = params["interval"], params["window"]
     interval_ms = INTERVALS[interval]
     start, end = params["start"], params["end"]
     history_from = start - window * interval_ms  # one window before the range: ready at its start
+    fetching = 0.15 if interval != "1s" else 0.0  # the progress bar's share of the history fetch
+    if interval != "1s":
+        try:
+            bars_history_ensure(
+                pair.symbols, interval, history_from, end, rest_url=rest_url, progress=lambda d: progress(fetching * d)
+            )
+        except HistoryError as exc:
+            raise BacktestError(str(exc)) from None
+    funding_note: dict[str, Any] = {"source": None, "rates": 0, "error": None}
+    funding_a: list[backtest_engine.Funding] = []
+    funding_b: list[backtest_engine.Funding] = []
+    if params["funding"]:
+        try:
+            funding_a, funding_b = (
+                [
+                    backtest_engine.Funding(r.funding_time, r.rate)
+                    for r in funding_rates_ensure(s, start, end, rest_url=rest_url)
+                ]
+                for s in pair.symbols
+            )
+            funding_note |= {"source": "exchange fundingRate", "rates": len(funding_a) + len(funding_b)}
+        except HistoryError as exc:
+            logger.warning("backtest of %s runs without funding: %s", pair, exc)
+            funding_note["error"] = str(exc)
     legs = [
         selectors.closes_between(symbol=symbol, interval=interval, start=history_from, end=end)
         for symbol in pair.symbols
@@ -1490,8 +1521,8 @@ def _backtest_compute(
         notional=params["notional"],
         delay_bars=params["delay_bars"],
     )
-    funding_a, funding_b = _funding_of(pair, params) if params["funding"] else ((), ())
-    shares = (0.5, 0.5) if params["grid"] else (1.0, 0.0)
+    rest = 1.0 - fetching
+    shares = (fetching, rest / 2, rest / 2) if params["grid"] else (fetching, rest, 0.0)
     rule, state = rule_for(params["entry_z"], params["exit_z"])
     result = backtest_engine.backtest(
         times,
@@ -1504,7 +1535,7 @@ def _backtest_compute(
         funding_a=funding_a,
         funding_b=funding_b,
         stats_of=stats_of,
-        progress=lambda done: progress(done * shares[0]),
+        progress=lambda done: progress(shares[0] + done * shares[1]),
         trade_from=trade_from,
     )
     grid = None
@@ -1521,17 +1552,10 @@ def _backtest_compute(
             funding_a=funding_a,
             funding_b=funding_b,
             stats_of=stats_of,
-            progress=lambda done: progress(shares[0] + done * shares[1]),
+            progress=lambda done: progress(shares[0] + shares[1] + done * shares[2]),
             trade_from=trade_from,
         )
-    return result.summary, {**result.as_json(), "grid": grid}
-
-
-def _funding_of(
-    pair: Pair, params: dict[str, Any]
-) -> tuple[list[backtest_engine.Funding], list[backtest_engine.Funding]]:
-    """The funding rates of the pair's legs over the range (none known yet: none paid)."""
-    return [], []
+    return result.summary, {**result.as_json(), "grid": grid, "funding": funding_note}
 
 
 def backtest_json(backtest: Backtest, *, full: bool = True) -> dict[str, Any]:
@@ -1552,5 +1576,11 @@ def backtest_json(backtest: Backtest, *, full: bool = True) -> dict[str, Any]:
         "summary": backtest.summary,
     }
     if full:
-        data |= {"trades": result.get("trades", []), "equity": result.get("equity"), "grid": result.get("grid")}
+        data |= {
+            "trades": result.get("trades", []),
+            "equity": result.get("equity"),
+            "grid": result.get("grid"),
+            # Where the funding came from: {source, rates, error} (error: why there was none).
+            "funding_source": result.get("funding"),
+        }
     return data

@@ -23,6 +23,7 @@ NOW = T0 + (SECONDS + 5) * 1000
 
 
 def run_backtest(pair, **params) -> Backtest:
+    params.setdefault("funding", False)  # no exchange here: the funding test has one
     backtest = services.backtest_create(pair, services.backtest_params(pair, now=NOW, **params))
     claimed = services.backtest_claim()
     assert claimed is not None and claimed.pk == backtest.pk
@@ -88,7 +89,7 @@ def test_backtests_are_claimed_oldest_first_once_and_a_lost_one_again():
 def test_the_periodic_step_runs_what_was_asked_for():
     pair = make_pair(window=80, min_bars=40, confirm_bars=5)
     run_live(cointegrated_ticks(200, seed=4, half_life=5), 200)
-    services.backtest_create(pair, services.backtest_params(pair, start=T0, end=T0 + 200_000, now=NOW))
+    services.backtest_create(pair, services.backtest_params(pair, start=T0, end=T0 + 200_000, funding=False, now=NOW))
     runtime = Runtime.build(stats_process=False)
     try:
         assert Pipeline(runtime).backtests() == 1
@@ -100,13 +101,13 @@ def test_the_periodic_step_runs_what_was_asked_for():
 def test_the_command_prints_the_result_object_or_the_reason(capsys):
     pair = make_pair(window=80, min_bars=40, confirm_bars=5)
     run_live(cointegrated_ticks(200, seed=4, half_life=5), 200)
-    call_command("backtest", str(pair.id), "--start", str(T0), "--end", str(T0 + 200_000), "--json")
+    call_command("backtest", str(pair.id), "--start", str(T0), "--end", str(T0 + 200_000), "--no-funding", "--json")
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "done" and result["pair"] == pair.id
     assert set(result) >= {"id", "params", "summary", "trades", "equity", "grid"}
     assert len(result["equity"]["t"]) == len(result["equity"]["equity"]) == result["summary"]["bars"]
     start = datetime.fromtimestamp(T0 / 1000, tz=UTC).replace(tzinfo=None).isoformat()  # an ISO time, UTC
-    call_command("backtest", str(pair.id), "--start", start, "--end", str(T0 + 200_000), "--grid")
+    call_command("backtest", str(pair.id), "--start", start, "--end", str(T0 + 200_000), "--no-funding", "--grid")
     out = capsys.readouterr().out
     assert "walk-forward: best in-sample" in out and "filling at the signal bar's close is optimistic" in out
     with pytest.raises(CommandError, match="no pair with id 999"):

@@ -16,7 +16,7 @@ def test_staff_asks_the_runner_runs_anyone_reads(api, staff_api):
     pair = make_pair(window=80, min_bars=40, confirm_bars=5)
     run_live(cointegrated_ticks(200, seed=4, half_life=5), 200)
     url = f"/api/pairs/{pair.id}/backtests/"
-    body = {"start": T0, "end": T0 + 200_000, "fee_bps": 4, "grid": True}
+    body = {"start": T0, "end": T0 + 200_000, "fee_bps": 4, "grid": True, "funding": False}
     assert api.post(url, body, format="json").status_code in (401, 403)  # reading is open, asking is staff's
 
     asked = staff_api.post(url, body, format="json")
