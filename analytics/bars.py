@@ -485,6 +485,20 @@ def align_closes(
         raise ValueError(f"window must be at least 1, got {window}")
     times_a, closes_a = _leg(bars_a, as_of, "A")
     times_b, closes_b = _leg(bars_b, as_of, "B")
+    return align_arrays(times_a, closes_a, times_b, closes_b, window=window)
+
+
+def align_arrays(
+    times_a: npt.NDArray[np.int64],
+    closes_a: npt.NDArray[np.float64],
+    times_b: npt.NDArray[np.int64],
+    closes_b: npt.NDArray[np.float64],
+    *,
+    window: int,
+) -> Aligned:
+    """``align_closes`` of two legs given as arrays: open times (sorted, unique) and closes."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     last_a = int(times_a[-1]) if len(times_a) else None
     last_b = int(times_b[-1]) if len(times_b) else None
     if not len(times_a) or not len(times_b):

@@ -23,6 +23,7 @@ from statsmodels.tsa.stattools import adfuller, coint
 
 __all__ = [
     "MIN_OBS",
+    "coint_pvalue",
     "PairStats",
     "pair_stats",
     "quality_score",
@@ -474,3 +475,16 @@ def _half_life(s: npt.NDArray[np.float64], scale: float) -> float | None:
     if not lam < 0:
         return None
     return _finite(-_LN2 / lam)
+
+
+def coint_pvalue(y: npt.ArrayLike, x: npt.ArrayLike) -> float | None:
+    """The Engle-Granger p-value of y on x (``coint(y, x)``), None where it cannot be computed.
+
+    As ``pair_stats`` gives it: None for a window shorter than ``MIN_OBS``, a
+    non-finite value, a constant leg or an (almost) perfectly collinear pair.
+    """
+    ys, xs = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+    fit = _fit(ys, xs)
+    if fit is None or fit.flat or fit.r_squared is None:
+        return None
+    return _coint_pvalue(ys, xs)
