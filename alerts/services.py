@@ -221,16 +221,19 @@ def position_payload(row: PaperPosition) -> dict[str, Any]:
     return {
         "id": row.pk,
         "pair": row.pair_id,
+        "direction": row.direction,
+        "opened_at": row.entry_time,  # the entry alert's bar (ms)
+        "closed_at": row.exit_time,  # the exit alert's bar (ms), null while open
         "open": row.is_open,
         **{
             name: getattr(row, name)
             for name in (
-                "direction", "hedge_ratio", "qty_a", "qty_b", "entry_time", "entry_price_a", "entry_price_b",
-                "entry_fees", "fee_bps", "slippage_bps", "notional", "mark_time", "mark_price_a", "mark_price_b",
-                "unrealised_pnl", "spread", "exit_time", "exit_price_a", "exit_price_b", "fees", "funding", "pnl",
-                "reason",
+                "hedge_ratio", "qty_a", "qty_b", "entry_price_a", "entry_price_b", "entry_fees", "fee_bps",
+                "slippage_bps", "notional", "mark_time", "mark_price_a", "mark_price_b", "unrealised_pnl", "spread",
+                "exit_price_a", "exit_price_b", "fees", "funding", "reason",
             )
         },
+        "realised_pnl": row.pnl,
         "unrealised_pct": None if row.unrealised_pnl is None else 100 * row.unrealised_pnl / row.notional,
         "entry_alert": row.entry_alert_id,
         "exit_alert": row.exit_alert_id,

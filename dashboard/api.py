@@ -505,7 +505,8 @@ class PositionListApi(generics.ListAPIView):
         hedge_ratio = serializers.FloatField(help_text="beta' of the entry's signal: the position's own hedge")
         qty_a = serializers.FloatField(help_text="signed: + bought, - sold at entry")
         qty_b = serializers.FloatField(help_text="signed: + bought, - sold at entry")
-        entry_time = serializers.IntegerField(help_text="the entry alert's bar, ms")
+        opened_at = serializers.IntegerField(help_text="the entry alert's bar, ms")
+        closed_at = serializers.IntegerField(allow_null=True, help_text="the exit alert's bar, ms (null while open)")
         entry_price_a = serializers.FloatField(help_text="fill, slippage included")
         entry_price_b = serializers.FloatField(help_text="fill, slippage included")
         entry_fees = serializers.FloatField()
@@ -520,12 +521,11 @@ class PositionListApi(generics.ListAPIView):
         spread = serializers.FloatField(
             allow_null=True, help_text="its own spread at the mark: price_a - beta' price_b"
         )
-        exit_time = serializers.IntegerField(allow_null=True)
         exit_price_a = serializers.FloatField(allow_null=True)
         exit_price_b = serializers.FloatField(allow_null=True)
         fees = serializers.FloatField(allow_null=True, help_text="entry and exit, once closed")
         funding = serializers.FloatField(help_text="not tracked live: 0")
-        pnl = serializers.FloatField(allow_null=True, help_text="net, once closed")
+        realised_pnl = serializers.FloatField(allow_null=True, help_text="net, once closed")
         reason = serializers.CharField(help_text="why it closed (empty while open)")
         entry_alert = serializers.IntegerField()
         exit_alert = serializers.IntegerField(allow_null=True)
