@@ -270,3 +270,38 @@ class Backtest(models.Model):
 
     def __str__(self) -> str:
         return f"backtest {self.pk} of {self.pair} ({self.status})"
+
+
+class ScreenerRun(models.Model):
+    """One screener run over a universe (docs/analytics.md, "Screener"): its settings and ranked pairs."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1 while it runs")
+    requested = models.JSONField(help_text="what was asked: symbols or top N, interval, window, fdr")
+    as_of = models.BigIntegerField(null=True, blank=True, help_text="open time of the newest closed bar screened, ms")
+    interval = models.CharField(max_length=2, choices=[(i.value, i.label) for i in (Interval.M1, Interval.M5)])
+    window = models.PositiveIntegerField()
+    fdr = models.FloatField()
+    symbols = models.JSONField(default=list, help_text="the universe screened")
+    skipped = models.JSONField(default=dict, blank=True, help_text="symbol -> why it was left out")
+    pairs = models.JSONField(default=list, blank=True, help_text="every pair, ranked by q-value then half-life")
+    took_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="why it failed, in words")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    #: Written with the progress: a running screen silent for long lost its worker.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="screener_status_created_idx")]
+
+    def __str__(self) -> str:
+        return f"screener run {self.pk} ({self.status})"

@@ -1372,23 +1372,33 @@ def backtest_create(pair: Pair, params: dict[str, Any]) -> Backtest:
 
 
 def backtest_claim(*, now: datetime | None = None) -> Backtest | None:
-    """The oldest queued backtest (or one whose worker was lost), now ``running`` for this caller; else None.
+    """The oldest queued backtest (or one whose worker was lost), now ``running`` for this caller; else None."""
+    claimed = _job_claim(Backtest, now=now)
+    return Backtest.objects.select_related("pair").get(pk=claimed) if claimed is not None else None
 
-    A conditional update claims it, so two workers never run the same one.
+
+def _job_claim(model: Any, *, now: datetime | None = None) -> int | None:
+    """The id of the oldest queued row of ``model`` (a job: backtest, screener run), now ``running``; else None.
+
+    A row still ``running`` whose ``updated_at`` has not moved for
+    ``BACKTEST_LOST_SECONDS`` lost its worker (a crash, a restart) and is claimed
+    again. A conditional update claims it, so two workers never run the same one.
     """
     now = now or timezone.now()
     lost = now - timedelta(seconds=BACKTEST_LOST_SECONDS)
-    waiting = Backtest.objects.filter(
-        Q(status=Backtest.Status.QUEUED) | Q(status=Backtest.Status.RUNNING, updated_at__lt=lost)
+    waiting = model.objects.filter(
+        Q(status=model.Status.QUEUED) | Q(status=model.Status.RUNNING, updated_at__lt=lost)
     ).order_by("created_at")
     for candidate in waiting.values("pk", "status", "updated_at")[:10]:
-        claimed = Backtest.objects.filter(
+        claimed = model.objects.filter(
             pk=candidate["pk"], status=candidate["status"], updated_at=candidate["updated_at"]
-        ).update(status=Backtest.Status.RUNNING, started_at=now, updated_at=now, progress=0.0)
+        ).update(status=model.Status.RUNNING, started_at=now, updated_at=now, progress=0.0)
         if claimed:
-            if candidate["status"] == Backtest.Status.RUNNING:
-                logger.warning("backtest %s: its worker was lost; running it again", candidate["pk"])
-            return Backtest.objects.select_related("pair").get(pk=candidate["pk"])
+            if candidate["status"] == model.Status.RUNNING:
+                logger.warning(
+                    "%s %s: its worker was lost; running it again", model._meta.verbose_name, candidate["pk"]
+                )
+            return int(candidate["pk"])
     return None
 
 
@@ -1409,38 +1419,46 @@ def backtest_run(
     Nothing of a failed run is stored but the reason.
     """
     pair, params = backtest.pair, backtest.params
+    progress = _job_progress(backtest, on_progress)
+    try:
+        outcome = _backtest_compute(pair, params, rules_of(pair), stats_of or pair_stats, progress, rest_url)
+    except BacktestError as exc:
+        return _job_finish(backtest, backtest.Status.FAILED, error=str(exc))
+    except Exception as exc:  # a bug or an outage: the run fails, the reason is kept, the worker goes on
+        logger.exception("backtest %s of %s failed", backtest.pk, pair)
+        return _job_finish(backtest, backtest.Status.FAILED, error=f"the backtest failed: {exc}")
+    summary, result = outcome
+    return _job_finish(backtest, backtest.Status.DONE, summary=summary, result=result)
+
+
+def _job_progress(row: Any, on_progress: Callable[[Any], None] | None = None) -> Callable[[float], None]:
+    """A ``progress(done)`` for a running job ``row``: written (and told to ``on_progress``) every
+    ``PROGRESS_WRITE_SECONDS`` at most, its ``updated_at`` with it (the job is alive)."""
     last_write = 0.0
 
     def progress(done: float) -> None:
         nonlocal last_write
         if time.monotonic() - last_write >= PROGRESS_WRITE_SECONDS:
             last_write = time.monotonic()
-            backtest.progress = round(min(max(done, 0.0), 1.0), 4)
-            backtest.updated_at = timezone.now()
-            Backtest.objects.filter(pk=backtest.pk).update(progress=backtest.progress, updated_at=backtest.updated_at)
+            row.progress = round(min(max(done, 0.0), 1.0), 4)
+            row.updated_at = timezone.now()
+            type(row).objects.filter(pk=row.pk).update(progress=row.progress, updated_at=row.updated_at)
             if on_progress is not None:
-                on_progress(backtest)
+                on_progress(row)
 
-    try:
-        outcome = _backtest_compute(pair, params, rules_of(pair), stats_of or pair_stats, progress, rest_url)
-    except BacktestError as exc:
-        return _backtest_finish(backtest, Backtest.Status.FAILED, error=str(exc))
-    except Exception as exc:  # a bug or an outage: the run fails, the reason is kept, the worker goes on
-        logger.exception("backtest %s of %s failed", backtest.pk, pair)
-        return _backtest_finish(backtest, Backtest.Status.FAILED, error=f"the backtest failed: {exc}")
-    summary, result = outcome
-    return _backtest_finish(backtest, Backtest.Status.DONE, summary=summary, result=result)
+    return progress
 
 
-def _backtest_finish(backtest: Backtest, status: str, **fields: Any) -> Backtest:
-    backtest.status = status
-    backtest.finished_at = backtest.updated_at = timezone.now()
-    if status == Backtest.Status.DONE:
-        backtest.progress = 1.0
+def _job_finish(row: Any, status: str, **fields: Any) -> Any:
+    """A job ``row`` done or failed, with ``fields`` (its result, or its ``error``)."""
+    row.status = status
+    row.finished_at = row.updated_at = timezone.now()
+    if status == row.Status.DONE:
+        row.progress = 1.0
     for name, value in fields.items():
-        setattr(backtest, name, value)
-    backtest.save(update_fields=["status", "finished_at", "updated_at", "progress", *fields])
-    return backtest
+        setattr(row, name, value)
+    row.save(update_fields=["status", "finished_at", "updated_at", "progress", *fields])
+    return row
 
 
 def _backtest_compute(
