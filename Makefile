@@ -19,7 +19,11 @@ CHARTJS := static/vendor/chart.umd.min.js
 # bench` replays it). Both demos trade it; on fresh databases they compute the same
 # numbers (the seed fixes every trade).
 DEMO_MARKET ?= --seed 7 --rate 100 --half-life 5 --spread-sigma 5 --shock-every 60 --shock-size 3
-DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET))
+# Beside the pair, the demo exchange lists a universe of 30 USDT perpetuals with
+# klines and 24 h tickers, a few groups of them cointegrated by construction, for the
+# screener to find (0: the pair only).
+DEMO_UNIVERSE ?= 30
+DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET) --universe $(DEMO_UNIVERSE))
 EXCHANGE_PORT ?= 9100
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
@@ -55,7 +59,7 @@ demo-distributed: setup redis
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) EXCHANGE_PORT=$(EXCHANGE_PORT) \
-		DEMO_MARKET="$(DEMO_MARKET)" $(VENV)/bin/honcho start -f Procfile exchange web ingest worker
+		DEMO_MARKET="$(DEMO_MARKET) --universe $(DEMO_UNIVERSE)" $(VENV)/bin/honcho start -f Procfile exchange web ingest worker
 
 redis: setup
 	@$(PY) -c 'import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()' "$(REDIS_URL)" 2>/dev/null || \

@@ -14,13 +14,16 @@ References:
 - request weight: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info (limits)
 - markPrice stream: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream
 - exchangeInfo REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
+- 24hr ticker REST: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/24hr-Ticker-Price-Change-Statistics
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
@@ -53,6 +56,11 @@ WEIGHT_LIMIT_1M = 2400
 WEIGHT_BUDGET_1M = 2000
 #: The header that carries the used weight.
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+#: Request weight of ``exchangeInfo``.
+EXCHANGE_INFO_WEIGHT = 1
+#: Request weight of ``ticker/24hr``: every symbol at once, or one (``symbol=``).
+TICKER_24HR_WEIGHT_ALL = 40
+TICKER_24HR_WEIGHT_ONE = 1
 
 #: Largest trade time or id a tick may carry (the Tick table's 64-bit columns).
 INT64_MAX = 2**63 - 1
@@ -128,6 +136,12 @@ def stream_url(base: str, symbols: list[str] | tuple[str, ...]) -> str:
 def exchange_info_url(base: str) -> str:
     """REST URL of the exchange's symbol list (``GET /fapi/v1/exchangeInfo``)."""
     return f"{base.rstrip('/')}/fapi/v1/exchangeInfo"
+
+
+def ticker_24hr_url(base: str, symbol: str | None = None) -> str:
+    """REST URL of the 24 h statistics of every symbol (``GET /fapi/v1/ticker/24hr``), or of ``symbol`` alone."""
+    url = f"{base.rstrip('/')}/fapi/v1/ticker/24hr"
+    return url if symbol is None else f"{url}?{urlencode({'symbol': symbol})}"
 
 
 def agg_trades_url(base: str, symbol: str, from_id: int, limit: int = AGG_TRADES_LIMIT) -> str:
@@ -537,11 +551,15 @@ PERPETUALS = frozenset({"PERPETUAL", "TRADIFI_PERPETUAL"})
 
 
 class ListedSymbol(NamedTuple):
-    """What ``exchangeInfo`` says of one symbol (only what pairs looks at)."""
+    """What ``exchangeInfo`` says of one symbol (only what pairs looks at).
+
+    ``quote_asset`` is what its price is in (USDT, USDC...; "" when not said).
+    """
 
     symbol: str
     status: str
     contract_type: str
+    quote_asset: str = ""
 
     @property
     def tradable(self) -> bool:
@@ -552,8 +570,8 @@ def parse_exchange_info(body: Any) -> dict[str, ListedSymbol]:
     """The symbols of the JSON body of ``GET /fapi/v1/exchangeInfo``, by name.
 
     Raises ``MalformedFrame`` when the body is not an object with a ``symbols``
-    list; an entry without a symbol name is skipped, a missing status or contract
-    type reads as empty (so such a symbol is not tradable).
+    list; an entry without a symbol name is skipped, a missing status, contract
+    type or quote asset reads as empty (so such a symbol is not tradable).
     """
     if not isinstance(body, dict) or not isinstance(body.get("symbols"), list):
         raise MalformedFrame(f"exchangeInfo answer has no symbol list: {str(body)[:200]}")
@@ -561,11 +579,12 @@ def parse_exchange_info(body: Any) -> dict[str, ListedSymbol]:
     for row in body["symbols"]:
         if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
             continue
-        status, contract_type = row.get("status"), row.get("contractType")
+        status, contract_type, quote = row.get("status"), row.get("contractType"), row.get("quoteAsset")
         listed[row["symbol"]] = ListedSymbol(
             row["symbol"],
             status if isinstance(status, str) else "",
             contract_type if isinstance(contract_type, str) else "",
+            quote if isinstance(quote, str) else "",
         )
     return listed
 
@@ -582,6 +601,155 @@ def listing_problem(symbol: str, listed: dict[str, ListedSymbol]) -> str | None:
         return f"{symbol} is not trading on the exchange (status {entry.status or 'none'})"
     if entry.contract_type not in PERPETUALS:
         return f"{symbol} is not a perpetual (contract type {entry.contract_type or 'none'})"
+    return None
+
+
+# -- 24 h tickers and the universe of a screener --------------------------------------
+
+
+class Ticker24h(NamedTuple):
+    """One row of ``GET /fapi/v1/ticker/24hr``: a symbol's last 24 hours (only what pairs looks at).
+
+    ``volume`` is in the base asset, ``quote_volume`` in the quote asset (what
+    symbols are ranked by); ``trades`` is its ``count``, the number of trades;
+    ``close_time`` (ms) is when the 24 h end.
+    """
+
+    symbol: str
+    last_price: float
+    price_change_percent: float
+    volume: float
+    quote_volume: float
+    trades: int
+    close_time: int
+
+
+def parse_rest_tickers(rows: Any) -> list[Ticker24h]:
+    """The tickers of the JSON body of ``GET /fapi/v1/ticker/24hr`` (every symbol: a list of objects).
+
+    A row is ``{"symbol": "BTCUSDT", "lastPrice": "61800.10", "priceChangePercent":
+    "-1.250", "volume": "181230.145", "quoteVolume": "11205874110.51", "count":
+    3061345, "closeTime": 1700000000000, ...}`` (numbers as strings, as Binance
+    sends them). The answer for one symbol, a single object, reads as a list of
+    one. Raises ``MalformedFrame`` for anything else: a field missing or of the
+    wrong type, a volume or price that is negative or not finite.
+    """
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list):
+        raise MalformedFrame(f"ticker/24hr answer is not a list: {str(rows)[:200]}")
+    return [_ticker_from_row(row) for row in rows]
+
+
+def _ticker_from_row(row: Any) -> Ticker24h:
+    if not isinstance(row, dict):
+        raise MalformedFrame(f"ticker/24hr row is not an object: {str(row)[:200]}")
+    try:
+        symbol = row["symbol"]
+        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
+            raise ValueError(f"{symbol!r} is not a symbol")
+        ticker = Ticker24h(
+            symbol,
+            _number(row["lastPrice"]),
+            _number(row.get("priceChangePercent", "0")),
+            _number(row["volume"]),
+            _number(row["quoteVolume"]),
+            _integer(row["count"]),
+            _integer(row["closeTime"]),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MalformedFrame(f"bad ticker/24hr row ({exc.__class__.__name__}: {exc})") from None
+    # A symbol without trades in 24 h (or settled) shows 0; nothing is negative or endless.
+    amounts = (ticker.last_price, ticker.volume, ticker.quote_volume)
+    if not all(0.0 <= v < math.inf for v in amounts) or not math.isfinite(ticker.price_change_percent):
+        raise MalformedFrame(f"impossible ticker/24hr price/volumes: {str(row)[:200]}")
+    return ticker
+
+
+#: The quote asset of the universe a screener ranks by default.
+UNIVERSE_QUOTE = "USDT"
+#: Contract types a universe is made of: the plain perpetuals (not the TradFi ones,
+#: stocks and metals, nor the delivery contracts).
+UNIVERSE_CONTRACT_TYPES = frozenset({"PERPETUAL"})
+
+
+def universe_top(
+    infos: Mapping[str, ListedSymbol], tickers: Iterable[Ticker24h], n: int, quote: str = UNIVERSE_QUOTE
+) -> list[str]:
+    """The ``n`` symbols with the largest 24 h quote volume among the perpetuals trading in ``quote``.
+
+    A symbol is a candidate when ``infos`` (``parse_exchange_info``) lists it
+    with status TRADING, contract type PERPETUAL and quote asset ``quote``, and
+    ``tickers`` (``parse_rest_tickers``) gives it a volume (none in 24 hours:
+    nothing to screen); ties go by name. Fewer than ``n`` when there are fewer
+    candidates.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    candidates = [t for t in tickers if t.quote_volume > 0 and _universe_problem(t.symbol, infos, quote) is None]
+    ranked = sorted({t.symbol: t for t in candidates}.values(), key=lambda t: (-t.quote_volume, t.symbol))
+    return [t.symbol for t in ranked[:n]]
+
+
+def universe_passed_over(
+    infos: Mapping[str, ListedSymbol], tickers: Iterable[Ticker24h], chosen: list[str], quote: str = UNIVERSE_QUOTE
+) -> dict[str, str]:
+    """Why each symbol quoted in ``quote`` with a 24 h volume above the last of ``chosen``'s was left out.
+
+    What a user would miss from a top N: a perpetual delisted (or paused) since
+    the last look, one the exchange's list does not name. Symbols in other quote
+    assets, or below the cut, are no news and are left out of the answer.
+    """
+    volumes = {t.symbol: t.quote_volume for t in tickers}
+    cut = min((volumes.get(s, 0.0) for s in chosen), default=0.0)
+    passed = {}
+    for symbol, volume in sorted(volumes.items(), key=lambda item: (-item[1], item[0])):
+        if volume < cut or symbol in chosen:
+            continue
+        entry = infos.get(symbol)
+        if entry is not None and entry.quote_asset and entry.quote_asset != quote:
+            continue
+        if entry is None and not symbol.endswith(quote):
+            continue
+        problem = _universe_problem(symbol, infos, quote)
+        if problem is not None:
+            passed[symbol] = problem
+    return passed
+
+
+def universe_check(symbols: Iterable[str], infos: Mapping[str, ListedSymbol]) -> dict[str, str]:
+    """Per symbol of ``symbols`` that cannot be in a universe, a message naming it (the others are left out).
+
+    A symbol the exchange does not list (with the nearest names it does, when
+    some are close: ``BTCUSD`` -> ``BTCUSDT``), one that is not trading (its
+    status), one that is not a perpetual. Any quote asset is accepted: the
+    symbols were chosen by name.
+    """
+    problems = {}
+    for symbol in dict.fromkeys(symbols):
+        entry = infos.get(symbol)
+        if entry is None:
+            close = difflib.get_close_matches(symbol, [s for s, e in infos.items() if e.tradable], n=3, cutoff=0.75)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            problems[symbol] = f"{symbol} is not a symbol of Binance USD-M futures{hint}"
+        elif entry.status != TRADING:
+            problems[symbol] = f"{symbol} is not trading on the exchange (status {entry.status or 'none'})"
+        elif entry.contract_type not in PERPETUALS:
+            problems[symbol] = f"{symbol} is not a perpetual (contract type {entry.contract_type or 'none'})"
+    return problems
+
+
+def _universe_problem(symbol: str, infos: Mapping[str, ListedSymbol], quote: str) -> str | None:
+    """Why ``symbol`` is no candidate of a top-N universe in ``quote``, or None when it is."""
+    entry = infos.get(symbol)
+    if entry is None:
+        return f"{symbol} has a 24 h ticker but is not in the exchange's symbol list"
+    if entry.status != TRADING:
+        return f"{symbol} is not trading on the exchange (status {entry.status or 'none'})"
+    if entry.contract_type not in UNIVERSE_CONTRACT_TYPES:
+        return f"{symbol} is not a plain perpetual (contract type {entry.contract_type or 'none'})"
+    if entry.quote_asset != quote:
+        return f"{symbol} is quoted in {entry.quote_asset or 'an unknown asset'}, not {quote}"
     return None
 
 

@@ -49,27 +49,35 @@ from pairs_project.common.masking import url_credentials_masked
 
 from .binance import (
     AGG_TRADES_LIMIT,
+    EXCHANGE_INFO_WEIGHT,
     FUNDING_RATE_LIMIT,
     KLINES_LIMIT,
     STREAMS,
+    TICKER_24HR_WEIGHT_ALL,
     USED_WEIGHT_HEADER,
     WEIGHT_BUDGET_1M,
     FundingRate,
     Kline,
+    ListedSymbol,
     MalformedFrame,
     MarkPrice,
     Tick,
+    Ticker24h,
     agg_trades_url,
+    exchange_info_url,
     funding_rate_url,
     interval_ms,
     klines_range_url,
     klines_url,
     klines_weight,
+    parse_exchange_info,
     parse_frame,
     parse_rest_agg_trades,
     parse_rest_funding_rates,
     parse_rest_klines,
+    parse_rest_tickers,
     stream_url,
+    ticker_24hr_url,
     weight_pause,
 )
 from .buffers import RollingBuffers
@@ -229,6 +237,14 @@ class RestClient:
         """The first ``limit`` funding rates of ``symbol`` in ``[start, end)`` (ms), oldest first."""
         url = funding_rate_url(self.base_url, symbol, start, end - 1, limit)
         return parse_rest_funding_rates(await self._get_json(url, "fundingRate"))
+
+    async def exchange_info(self) -> dict[str, ListedSymbol]:
+        """The exchange's symbol list, by name (``GET /fapi/v1/exchangeInfo``, weight 1)."""
+        return parse_exchange_info(await self._get_json(exchange_info_url(self.base_url), "exchangeInfo"))
+
+    async def tickers_24hr(self) -> list[Ticker24h]:
+        """The 24 h statistics of every symbol (``GET /fapi/v1/ticker/24hr``, weight 40)."""
+        return parse_rest_tickers(await self._get_json(ticker_24hr_url(self.base_url), "ticker/24hr"))
 
     async def pace(self, weight: int) -> float:
         """Wait, if need be, until a request of ``weight`` keeps the minute's used weight within ``weight_budget``.
@@ -440,6 +456,22 @@ async def funding_rate_pages(
             break
     if progress is not None:
         progress(1.0)
+
+
+async def market_listing(
+    rest: RestClient, *, tickers: bool = True, max_wait: float = HISTORY_MAX_WAIT
+) -> tuple[dict[str, ListedSymbol], list[Ticker24h]]:
+    """The exchange's symbol list and, with ``tickers``, every symbol's 24 h ticker (else an empty list).
+
+    Two requests (weights 1 and 40), paced and patient as ``klines_pages``
+    is: a 429/418 is waited out for its ``Retry-After``, up to ``max_wait``
+    seconds in all, beyond which ``RateLimited`` is raised. Other errors
+    propagate: ``httpx.HTTPError``, ``MalformedFrame``.
+    """
+    patience = _Patience(max_wait)
+    infos = await patience.ask(rest, EXCHANGE_INFO_WEIGHT, "exchangeInfo", rest.exchange_info)
+    rows = await patience.ask(rest, TICKER_24HR_WEIGHT_ALL, "ticker/24hr", rest.tickers_24hr) if tickers else []
+    return infos, rows
 
 
 def history_error(exc: Exception, *, symbol: str, rest_url: str) -> HistoryError:

@@ -192,12 +192,13 @@ def _keys(rest_url: str) -> tuple[str, str]:
     return _KEY.format(digest=digest), _FAILED_KEY.format(digest=digest)
 
 
-def _pack(symbols: dict[str, ListedSymbol]) -> dict[str, tuple[str, str]]:
-    return {name: (entry.status, entry.contract_type) for name, entry in symbols.items()}
+def _pack(symbols: dict[str, ListedSymbol]) -> dict[str, tuple[str, ...]]:
+    return {name: tuple(entry[1:]) for name, entry in symbols.items()}
 
 
-def _unpack(packed: dict[str, tuple[str, str]]) -> dict[str, ListedSymbol]:
-    return {name: ListedSymbol(name, status, contract_type) for name, (status, contract_type) in packed.items()}
+def _unpack(packed: dict[str, tuple[str, ...]]) -> dict[str, ListedSymbol]:
+    # A copy cached before the quote asset was kept has (status, contract type) only.
+    return {name: ListedSymbol(name, *fields) for name, fields in packed.items()}
 
 
 def _describe(exc: BaseException) -> str:

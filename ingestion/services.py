@@ -24,7 +24,17 @@ from django.utils import timezone
 
 from pairs_project.common.masking import url_credentials_masked
 
-from .binance import Exchange, FundingRate, MalformedFrame, Tick, normalize_symbol
+from .binance import (
+    UNIVERSE_QUOTE,
+    Exchange,
+    FundingRate,
+    MalformedFrame,
+    Tick,
+    normalize_symbol,
+    universe_check,
+    universe_passed_over,
+    universe_top,
+)
 from .buffers import RedisBuffers, RollingBuffers
 from .client import (
     HISTORY_MAX_WAIT,
@@ -35,14 +45,16 @@ from .client import (
     RestClient,
     funding_rate_pages,
     history_error,
+    market_listing,
 )
-from .history import HistoryError, funding_slots_uncovered, history_range_check
+from .history import HistoryError, funding_slots_uncovered, history_range_check, utc_text
 from .journal import Run, StoredTicks
 from .listing import symbols_tradable
 from .models import FeedStatus, Gap, Symbol
 from .models import FundingRate as FundingRateRow
 from .models import Tick as TickRow
 from .selectors import FEED_STATUS_KEY
+from .universe import UNIVERSE_TOP_DEFAULT, Universe, UniverseError, universe_size_check
 from .writer import Batch, GapEvent, TickWriter
 
 logger = logging.getLogger(__name__)
@@ -681,3 +693,135 @@ def _funding_rates_store(rates: list[FundingRate]) -> int:
         ignore_conflicts=True,
     )
     return len(rates)
+
+
+# -- the universe of a screener -------------------------------------------------------
+
+
+def universe_resolve(
+    *,
+    symbols: Iterable[str] | None = None,
+    top: int = UNIVERSE_TOP_DEFAULT,
+    rest_url: str | None = None,
+    previous: Iterable[str] = (),
+    quote: str = UNIVERSE_QUOTE,
+    max_wait: float = HISTORY_MAX_WAIT,
+) -> Universe:
+    """The symbols a screener looks at: ``symbols`` checked against the exchange, else its top ``top``.
+
+    With ``symbols``, each must be a perpetual the exchange trades: one that
+    is not (unknown, delisted or paused since the last run, a delivery
+    contract) is refused by name, all of them in one message. Without, the
+    ``top`` symbols in status TRADING, contract type PERPETUAL and quote asset
+    ``quote`` with the largest 24 h quote volume (``/fapi/v1/exchangeInfo``,
+    weight 1, and ``/fapi/v1/ticker/24hr``, weight 40: ``binance.universe_top``).
+    A perpetual that would rank but no longer trades (delisted since) drops
+    out, logged, and so does a symbol of ``previous`` (the last universe) no
+    longer in it: ``Universe.skipped`` says why of each.
+
+    A 429/418 is waited out up to ``max_wait`` seconds in all (see
+    ``client.market_listing``).
+
+    Raises ``UniverseError`` with a message a user can act on: a symbol that
+    is not one, fewer than 2 symbols or ``top`` out of 2..200 (200 symbols are
+    19,900 pairs), symbols the exchange does not trade (named), an exchange
+    that cannot be reached, answers an error, or limits the requests for
+    longer than ``max_wait`` (saying when to try again; the raw error is logged).
+    """
+    rest_url = rest_url or settings.BINANCE_REST_URL
+    wanted: list[str] | None = None
+    if symbols is not None:
+        wanted = _universe_symbols(symbols)
+    else:
+        universe_size_check(top)
+    try:
+        infos, tickers = async_to_sync(_universe_listing)(rest_url, wanted is None, max_wait)
+    except (RateLimited, httpx.HTTPError, MalformedFrame) as exc:
+        raise _universe_error(exc, rest_url) from exc
+    if wanted is not None:
+        problems = universe_check(wanted, infos)
+        if problems:
+            listed = "; ".join(problems.values())
+            raise UniverseError(
+                f"{'this symbol' if len(problems) == 1 else 'these symbols'} cannot be screened: {listed}"
+            )
+        return Universe(tuple(wanted), {}, {})
+    chosen = universe_top(infos, tickers, top, quote)
+    skipped = universe_passed_over(infos, tickers, chosen, quote)
+    volumes = {t.symbol: t.quote_volume for t in tickers}
+    for symbol in dict.fromkeys(s.upper() for s in previous):
+        if symbol in chosen or symbol in skipped:
+            continue
+        entry = infos.get(symbol)
+        if entry is None:
+            skipped[symbol] = f"{symbol} is no longer in the exchange's symbol list"
+        elif not entry.tradable:
+            skipped[symbol] = f"{symbol} is no longer trading on the exchange (status {entry.status or 'none'})"
+        elif symbol not in volumes:
+            skipped[symbol] = f"{symbol} has no 24 h ticker"
+        else:
+            skipped[symbol] = f"{symbol} is no longer among the top {top} by 24 h quote volume"
+    for symbol, why in skipped.items():
+        trading = (entry := infos.get(symbol)) is not None and entry.status == "TRADING"
+        logger.log(logging.INFO if trading else logging.WARNING, "universe: %s; left out", why)
+    if len(chosen) < 2:
+        raise UniverseError(
+            f"the exchange trades {len(chosen)} {quote} perpetual{'' if len(chosen) == 1 else 's'} with a 24 h"
+            " volume: a universe needs at least 2"
+        )
+    if len(chosen) < top:
+        logger.info("universe: the exchange trades %d %s perpetuals, fewer than the top %d", len(chosen), quote, top)
+    return Universe(tuple(chosen), skipped, {symbol: volumes[symbol] for symbol in chosen})
+
+
+def _universe_symbols(symbols: Iterable[str]) -> list[str]:
+    """``symbols`` upper-cased, each once, in order; refused unless they are 2 to ``UNIVERSE_MAX`` symbols."""
+    if isinstance(symbols, str):
+        symbols = symbols.split(",")
+    names: list[str] = []
+    bad: list[str] = []
+    for raw in symbols:
+        if not raw.strip():
+            continue
+        try:
+            names.append(normalize_symbol(raw))
+        except ValueError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise UniverseError("; ".join(bad))
+    names = list(dict.fromkeys(names))
+    if len(names) < 2:
+        given = f"only {names[0]} was given" if names else "none was given"
+        raise UniverseError(f"a universe needs at least 2 symbols to make a pair; {given}")
+    universe_size_check(len(names))
+    return names
+
+
+async def _universe_listing(rest_url: str, tickers: bool, max_wait: float) -> tuple[dict, list]:
+    rest = RestClient(rest_url)
+    try:
+        return await market_listing(rest, tickers=tickers, max_wait=max_wait)
+    finally:
+        await rest.close()
+
+
+def _universe_error(exc: Exception, rest_url: str) -> UniverseError:
+    """What to tell a user when the exchange's list or tickers could not be had from ``rest_url``."""
+    where = url_credentials_masked(rest_url)
+    logger.warning("universe from %s failed: %s", where, url_credentials_masked(repr(exc)))
+    if isinstance(exc, RateLimited):
+        after = utc_text(int((time.time() + exc.retry_after) * 1000))
+        return UniverseError(
+            f"the exchange is limiting this address's requests (HTTP {exc.status}) and asks for none for"
+            f" {exc.retry_after:.0f} s: try again after {after}"
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        return UniverseError(
+            f"the exchange answered HTTP {exc.response.status_code} when asked for its symbols; try again later"
+        )
+    if isinstance(exc, httpx.HTTPError):
+        return UniverseError(
+            f"cannot reach the exchange at {where} ({exc.__class__.__name__}) to list its symbols;"
+            " check the network and BINANCE_REST_URL, then try again"
+        )
+    return UniverseError(f"the exchange's symbol list could not be read ({exc}); try again later")

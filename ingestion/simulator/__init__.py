@@ -10,8 +10,9 @@ It speaks the market-data protocol the feed client uses, on ONE port:
   by ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY``
   messages. Unknown stream names are accepted and get nothing, as on Binance.
 - REST: ``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/fundingRate``,
-  ``/fapi/v1/exchangeInfo``, ``/fapi/v1/time``, ``/fapi/v1/ping``, with
-  Binance's error shape and its used-weight header (``X-MBX-USED-WEIGHT-1M``).
+  ``/fapi/v1/exchangeInfo``, ``/fapi/v1/ticker/24hr``, ``/fapi/v1/time``,
+  ``/fapi/v1/ping``, with Binance's error shape and its used-weight header
+  (``X-MBX-USED-WEIGHT-1M``).
 - Control: ``/sim/fault?kind=drop|refuse|malformed|rate_limit|slow``, ``/sim/stats``,
   ``/sim/pause``, ``/sim/resume``.
 
@@ -33,6 +34,12 @@ warm up a 1m or 5m window at once and a backtest has any past range; aggTrades
 have no such history. Funding is charged every 8 hours from the listing date
 on, at a seeded rate around 0.01 % (``funding``).
 
+With a universe (``universe=N``), N USDT perpetuals are listed: the traded pair
+and N - 2 more that never trade but have klines over any past range, funding
+and a 24 h ticker, a few groups of them cointegrated by construction, the rest
+independent random walks (``universe``; the planted pairs: ``planted_pairs``,
+``Simulator.planted``). A screener has something to find.
+
 The package, by concern (the wire format itself is ``ingestion.binance``'s):
 
 - ``symbols``: ids and the price/lot grid of each symbol;
@@ -40,6 +47,7 @@ The package, by concern (the wire format itself is ``ingestion.binance``'s):
   one, and the scenarios by name;
 - ``prehistory``: the synthetic klines before the start;
 - ``funding``: the funding times and rates;
+- ``universe``: the untraded symbols of a universe, their klines and what is planted in them;
 - ``exchange``, ``klines``: the exchange's memory (trades, ids, klines, the
   symbol list) and the candle arithmetic;
 - ``faults``: what can be made to go wrong, and when;
@@ -66,6 +74,17 @@ from .replay import RECORDING, ReplayScenario
 from .scenarios import SCENARIOS, make_scenario
 from .server import Simulator
 from .symbols import SymbolSpec, clock_id_offset, symbol_spec
+from .universe import (
+    UNIVERSE_DEFAULT,
+    UNIVERSE_LIMIT,
+    UNIVERSE_NAMES,
+    PlantedPair,
+    UniverseMarket,
+    UniversePlan,
+    planted_pairs,
+    universe_names,
+    universe_plan,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -76,19 +95,28 @@ __all__ = [
     "PREHISTORY_INTERVALS",
     "RECORDING",
     "SCENARIOS",
+    "UNIVERSE_DEFAULT",
+    "UNIVERSE_LIMIT",
+    "UNIVERSE_NAMES",
     "ApiError",
     "Batch",
     "Candles",
     "Exchange",
     "FaultSpec",
     "PairScenario",
+    "PlantedPair",
     "PrehistorySource",
     "ReplayScenario",
     "Scenario",
     "Simulator",
     "SymbolSpec",
+    "UniverseMarket",
+    "UniversePlan",
     "clock_id_offset",
     "make_scenario",
     "parse_fault_spec",
+    "planted_pairs",
     "symbol_spec",
+    "universe_names",
+    "universe_plan",
 ]

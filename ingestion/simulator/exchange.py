@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..binance import FundingRate, Tick, funding_rate_payload
+from ..binance import FundingRate, Tick, format_decimal, funding_rate_payload
 from .funding import funding_rate, funding_times
 from .klines import (
     INTERVALS,
@@ -37,6 +37,7 @@ from .klines import (
     trade_candles,
 )
 from .symbols import SymbolSpec, symbol_spec
+from .universe import DAY_MS, MINUTE_MS, UniverseMarket, default_quote_volume, trade_count
 
 #: When the exchange's history begins by default (its symbols' ``onboardDate``):
 #: 2019-09-25 08:00 UTC, the month Binance opened its USD-M perpetuals. No kline
@@ -113,6 +114,9 @@ class Exchange:
         kline opens before it, no funding is charged before it, as on Binance.
     seed : int
         Seeds the funding rates (see ``funding.funding_rate``).
+    universe : UniverseMarket or None
+        More symbols, listed TRADING, that never trade but have klines (any past
+        range), funding rates and a 24 h ticker (see ``universe``).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Exchange:
         listed: Mapping[str, tuple[str, str]] | None = None,
         listed_since: int = LISTED_SINCE_MS,
         seed: int = 0,
+        universe: UniverseMarket | None = None,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
@@ -141,8 +146,15 @@ class Exchange:
         self.faults: Counter[str] = Counter()
         self._prehistory: PrehistorySource | None = None
         self._prehistory_start: int | None = None
+        self.universe = universe
+        #: Symbols whose status ``exchangeInfo`` gives as other than TRADING (``delist``).
+        self.statuses: dict[str, str] = {}
         for spec in specs:
             self.add_symbol(spec)
+        if universe is not None:
+            overlap = sorted(set(universe.specs) & (set(self._books) | set(self.listed)))
+            if overlap:
+                raise ValueError(f"{', '.join(overlap)} cannot be both in the universe and traded or listed")
 
     def set_prehistory(self, source: PrehistorySource | None, *, start_ms: int | None = None) -> None:
         """Serve ``source``'s synthetic candles as klines before the start.
@@ -160,16 +172,32 @@ class Exchange:
     # -- symbols -------------------------------------------------------------
 
     def add_symbol(self, spec: SymbolSpec) -> None:
-        if spec.symbol in self._books or spec.symbol in self.listed:
+        if spec.symbol in self._books or spec.symbol in self.listed or spec.symbol in self._untraded:
             raise ValueError(f"{spec.symbol} is already listed")
         self._books[spec.symbol] = _Book(spec)
 
     @property
     def symbols(self) -> list[str]:
+        """The symbols that trade."""
         return list(self._books)
 
+    @property
+    def universe_symbols(self) -> list[str]:
+        """The symbols that trade, then those of the universe that do not (klines only)."""
+        return [*self._books, *self._untraded]
+
+    @property
+    def _untraded(self) -> dict[str, SymbolSpec]:
+        return self.universe.specs if self.universe is not None else {}
+
     def spec(self, symbol: str) -> SymbolSpec:
-        return self._book(symbol).spec
+        untraded = self._untraded.get(symbol)
+        return untraded if untraded is not None else self._book(symbol).spec
+
+    def delist(self, symbol: str, status: str = "SETTLING") -> None:
+        """List ``symbol`` with ``status`` from now on (a delisting: its klines stay, it is no longer TRADING)."""
+        self.spec(symbol)
+        self.statuses[symbol] = status
 
     def _book(self, symbol: str) -> _Book:
         try:
@@ -249,6 +277,8 @@ class Exchange:
         ``from_id`` nor ``start_time`` the most recent trades (up to ``end_time``)
         are returned.
         """
+        if symbol in self._untraded:
+            return []  # listed, never traded
         book = self._book(symbol)
         times = book.times
         n = len(times)
@@ -297,8 +327,18 @@ class Exchange:
             width = INTERVALS[interval]
         except KeyError:
             raise ApiError(-1120, "Invalid interval.") from None
-        book = self._book(symbol)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if self.universe is not None and symbol in self.universe.specs:
+            return self.universe.klines(
+                symbol,
+                interval,
+                start_time=start_time,
+                end_time=end_time,
+                limit=limit,
+                now_ms=now_ms,
+                first_open=self.listed_since,
+            )
+        book = self._book(symbol)
         history = self._history(book, width)
         runs = clip_runs(self._runs(book, width, history, now_ms), width, start_time, end_time)
         chosen = choose_runs(runs, width, limit, from_start=start_time is not None)
@@ -400,7 +440,7 @@ class Exchange:
         ``end_time`` bound the funding times (inclusive); of those, the first
         ``limit`` with ``start_time``, else the last.
         """
-        self._book(symbol)
+        self.spec(symbol)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         lo = self.listed_since if start_time is None else max(start_time, self.listed_since)
         hi = now_ms if end_time is None else min(end_time, now_ms)
@@ -425,6 +465,8 @@ class Exchange:
     def exchange_info(self, now_ms: int | None = None) -> dict[str, Any]:
         """The ``GET /fapi/v1/exchangeInfo`` body (only what clients look at)."""
         entries = [(book.spec, "TRADING", "PERPETUAL") for book in self._books.values()]
+        entries += [(spec, "TRADING", "PERPETUAL") for spec in self._untraded.values()]
+        entries = [(spec, self.statuses.get(spec.symbol, status), kind) for spec, status, kind in entries]
         entries += [(symbol_spec(name), status, kind) for name, (status, kind) in self.listed.items()]
         return {
             "timezone": "UTC",
@@ -438,6 +480,85 @@ class Exchange:
             "symbols": [
                 _symbol_info(spec, status, contract_type, self.listed_since) for spec, status, contract_type in entries
             ],
+        }
+
+    def tickers_24hr(self, symbol: str | None = None, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """``GET /fapi/v1/ticker/24hr``'s rows: every listed symbol's last 24 hours, or ``symbol``'s.
+
+        Prices are those of its 1m klines over the 24 hours up to now; the
+        quote volume is the universe's (seeded: BTC first, ETH second, a fixed
+        order for the rest; see ``universe``), the base volume and trade count
+        follow from it. Symbols listed that never trade show zeros.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if symbol is not None:
+            if symbol in self.listed:
+                return [self._ticker_idle(symbol, now_ms)]
+            self.spec(symbol)
+            return [self._ticker(symbol, now_ms)]
+        rows = [self._ticker(name, now_ms) for name in self.universe_symbols]
+        return rows + [self._ticker_idle(name, now_ms) for name in self.listed]
+
+    def _ticker(self, symbol: str, now_ms: int) -> dict[str, Any]:
+        spec = self.spec(symbol)
+        first = (now_ms - DAY_MS) // MINUTE_MS * MINUTE_MS + MINUTE_MS
+        last = now_ms // MINUTE_MS * MINUTE_MS
+        first = max(first, -(-self.listed_since // MINUTE_MS) * MINUTE_MS)
+        if self.universe is not None and symbol in self.universe.specs:
+            count = (last - first) // MINUTE_MS + 1
+            candles = self.universe.candles(symbol, first, count) if count > 0 else None
+            day = (
+                None
+                if candles is None
+                else (candles.opens[0], candles.highs.max(), candles.lows.min(), candles.closes[-1])
+            )
+        else:
+            rows = self.klines(symbol, "1m", start_time=first, end_time=last, limit=1500, now_ms=now_ms)
+            day = None
+            if rows:
+                day = (
+                    float(rows[0][1]),
+                    max(float(r[2]) for r in rows),
+                    min(float(r[3]) for r in rows),
+                    float(rows[-1][4]),
+                )
+        if day is None:
+            return self._ticker_idle(symbol, now_ms)
+        open_, high, low, close = (float(v) for v in day)
+        quote = self.universe.quote_volume(symbol) if self.universe is not None else default_quote_volume(symbol)
+        average = (open_ + high + low + close) / 4.0
+        pp, qp = spec.price_precision, spec.quantity_precision
+        return {
+            "symbol": symbol,
+            "priceChange": f"{close - open_:.{pp}f}",
+            "priceChangePercent": f"{(close / open_ - 1.0) * 100.0:.3f}",
+            "weightedAvgPrice": f"{average:.{pp}f}",
+            "lastPrice": f"{close:.{pp}f}",
+            "lastQty": format_decimal(spec.step_size),
+            "openPrice": f"{open_:.{pp}f}",
+            "highPrice": f"{high:.{pp}f}",
+            "lowPrice": f"{low:.{pp}f}",
+            "volume": f"{quote / average:.{qp}f}",
+            "quoteVolume": f"{quote:.2f}",
+            "openTime": now_ms - DAY_MS,
+            "closeTime": now_ms,
+            "firstId": spec.first_id,
+            "lastId": spec.first_id + trade_count(quote) - 1,
+            "count": trade_count(quote),
+        }
+
+    def _ticker_idle(self, symbol: str, now_ms: int) -> dict[str, Any]:
+        """The ticker of a symbol without a trade in 24 hours: zeros."""
+        zero = {"priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice", "lastQty", "openPrice"}
+        zero |= {"highPrice", "lowPrice", "volume", "quoteVolume"}
+        return {
+            "symbol": symbol,
+            **dict.fromkeys(sorted(zero), "0"),
+            "openTime": now_ms - DAY_MS,
+            "closeTime": now_ms,
+            "firstId": -1,
+            "lastId": -1,
+            "count": 0,
         }
 
     def stats(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The REST side of the offline exchange: Binance's market-data endpoints and error shape.
 
 ``/fapi/v1/aggTrades``, ``/fapi/v1/klines``, ``/fapi/v1/fundingRate``,
-``/fapi/v1/exchangeInfo``, ``/fapi/v1/time`` and ``/fapi/v1/ping``, answered
+``/fapi/v1/exchangeInfo``, ``/fapi/v1/ticker/24hr``, ``/fapi/v1/time`` and ``/fapi/v1/ping``, answered
 from the ``Exchange`` with Binance's parameter rules and ``{"code", "msg"}``
 errors, each with its request weight (``request_weight``), which the server
 counts per minute into ``X-MBX-USED-WEIGHT-1M`` as Binance does. Every answer
@@ -22,7 +22,16 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from ..binance import AGG_TRADES_LIMIT, FUNDING_RATE_LIMIT, KLINES_LIMIT, agg_trade_payload, klines_weight
+from ..binance import (
+    AGG_TRADES_LIMIT,
+    EXCHANGE_INFO_WEIGHT,
+    FUNDING_RATE_LIMIT,
+    KLINES_LIMIT,
+    TICKER_24HR_WEIGHT_ALL,
+    TICKER_24HR_WEIGHT_ONE,
+    agg_trade_payload,
+    klines_weight,
+)
 from .exchange import ApiError, Exchange
 from .faults import FAULT_PARAMS
 
@@ -102,6 +111,14 @@ def rest_exchange_info(exchange: Exchange, params: dict[str, str]) -> dict[str, 
     return exchange.exchange_info()
 
 
+def rest_ticker_24hr(exchange: Exchange, params: dict[str, str]) -> list[dict[str, Any]] | dict[str, Any]:
+    """``GET /fapi/v1/ticker/24hr``: every symbol's row as a list, or with ``symbol`` its row alone."""
+    if params.get("symbol"):
+        (row,) = exchange.tickers_24hr(_symbol_param(params))
+        return row
+    return exchange.tickers_24hr()
+
+
 def rest_time(exchange: Exchange, params: dict[str, str]) -> dict[str, Any]:
     return {"serverTime": int(time.time() * 1000)}
 
@@ -116,26 +133,34 @@ REST_ROUTES: dict[str, Callable[[Exchange, dict[str, str]], Any]] = {
     "/fapi/v1/klines": rest_klines,
     "/fapi/v1/fundingRate": rest_funding_rate,
     "/fapi/v1/exchangeInfo": rest_exchange_info,
+    "/fapi/v1/ticker/24hr": rest_ticker_24hr,
     "/fapi/v1/time": rest_time,
     "/fapi/v1/ping": rest_ping,
 }
 
 
-#: Binance's request weight of each endpoint (klines: by ``limit``, see ``request_weight``).
+#: Binance's request weight of each endpoint (klines: by ``limit``, the 24 h ticker: by
+#: ``symbol``; see ``request_weight``).
 _WEIGHTS = {
     "/fapi/v1/aggTrades": 20,
     "/fapi/v1/fundingRate": 1,
-    "/fapi/v1/exchangeInfo": 1,
+    "/fapi/v1/exchangeInfo": EXCHANGE_INFO_WEIGHT,
     "/fapi/v1/time": 1,
     "/fapi/v1/ping": 1,
 }
 
 
 def request_weight(path: str, params: dict[str, str]) -> int:
-    """The weight Binance counts for a request to ``path`` (klines by their ``limit``, 500 when absent or bad)."""
+    """The weight Binance counts for a request to ``path``.
+
+    Klines by their ``limit`` (500 when absent or bad), the 24 h ticker 1 for
+    one symbol and 40 for all.
+    """
     if path == "/fapi/v1/klines":
         limit = params.get("limit", "")
         return klines_weight(int(limit) if limit.isascii() and limit.isdigit() and len(limit) < 10 else 500)
+    if path == "/fapi/v1/ticker/24hr":
+        return TICKER_24HR_WEIGHT_ONE if params.get("symbol") else TICKER_24HR_WEIGHT_ALL
     return _WEIGHTS.get(path, 1)
 
 

@@ -27,10 +27,11 @@ from ..binance import USED_WEIGHT_HEADER
 from .exchange import LISTED_SINCE_MS, ApiError, Exchange
 from .faults import FAULT_KINDS, RestFaults, parse_fault_spec, retry_after_value
 from .klines import PrehistorySource
-from .market import Batch
+from .market import Batch, PairScenario
 from .rest import REST_ROUTES, UsedWeight, error_response, fault_params, json_response, request_weight
 from .scenarios import make_scenario
 from .streams import Subscriber, Subscribers, control_reply, strip_prefix, ws_route
+from .universe import DAY_MS, UNIVERSE_LIMIT, PlantedPair, UniverseMarket, universe_plan
 
 # The package's logger: what ``simulate_binance`` reports under.
 logger = logging.getLogger(__package__)
@@ -91,6 +92,12 @@ class Simulator:
     listed_since : int
         When the symbols were listed (ms): the first kline and the first funding
         (default ``exchange.LISTED_SINCE_MS``, 2019-09-25 08:00 UTC).
+    universe : int
+        0 (default): the scenario's symbols only. N: a universe of N USDT
+        perpetuals, the scenario's pair first and N - 2 more that do not trade
+        but have klines over any past range, funding rates and a 24 h ticker,
+        a few groups of them cointegrated by construction (``planted``; see
+        ``universe``). Seeded by ``seed``, the same on every run.
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class Simulator:
         delisted: Iterable[str] = (),
         silent: Iterable[str] = (),
         listed_since: int = LISTED_SINCE_MS,
+        universe: int = 0,
         **options: Any,
     ) -> None:
         if blast and not count:
@@ -122,9 +130,19 @@ class Simulator:
         self.scenario = make_scenario(scenario, rate=rate, seed=seed, **options)
         listed = {s.upper(): ("SETTLING", "PERPETUAL") for s in delisted}
         listed.update({s.upper(): ("TRADING", "PERPETUAL") for s in silent})
+        market = self._universe(universe, seed or 0, listed_since)
+        # A universe symbol named delisted is delisted; named silent, it is already (it never trades).
+        untraded = set(market.specs) if market is not None else set()
         self.exchange = Exchange(
-            self.scenario.specs, history_limit=history_limit, listed=listed, listed_since=listed_since, seed=seed or 0
+            self.scenario.specs,
+            history_limit=history_limit,
+            listed={name: entry for name, entry in listed.items() if name not in untraded},
+            listed_since=listed_since,
+            seed=seed or 0,
+            universe=market,
         )
+        for name in untraded & {s.upper() for s in delisted}:
+            self.exchange.delist(name)
         # Pair scenarios serve a synthetic pre-history as klines; replay none.
         self._prehistory: PrehistorySource | None = getattr(self.scenario, "prehistory", None)
         self.exchange.set_prehistory(self._prehistory)
@@ -151,6 +169,30 @@ class Simulator:
         self.frames_sent = 0
         #: Client messages answered, by method (``SUBSCRIBE``, ...).
         self.requests: Counter[str] = Counter()
+
+    def _universe(self, size: int, seed: int, listed_since: int) -> UniverseMarket | None:
+        if not size:
+            return None
+        traded = [spec.symbol for spec in self.scenario.specs]
+        if not len(traded) <= size <= UNIVERSE_LIMIT:
+            raise ValueError(
+                f"a universe has {len(traded)} (the traded symbols) to {UNIVERSE_LIMIT} symbols, not {size}"
+            )
+        plan = universe_plan(seed, size, traded)
+        return UniverseMarket(plan, seed=seed, epoch=listed_since // DAY_MS * DAY_MS)
+
+    @property
+    def planted(self) -> list[PlantedPair]:
+        """The pairs cointegrated by construction: the traded one (scenario ``cointegrated``), the universe's."""
+        pairs = []
+        scenario = self.scenario
+        if isinstance(scenario, PairScenario) and scenario.mean_reverting:
+            y, x = scenario.specs
+            half_life = math.log(2.0) / scenario.theta
+            pairs.append(PlantedPair(y.symbol, x.symbol, scenario.hedge_ratio, half_life, scenario.spread_sigma))
+        if self.exchange.universe is not None:
+            pairs += self.exchange.universe.plan.planted
+        return pairs
 
     # -- lifecycle ------------------------------------------------------------
 

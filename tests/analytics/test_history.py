@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -116,6 +117,28 @@ async def test_a_range_partly_stored_fetches_only_what_is_missing():
     }
     assert requests == again["requests"] == 4  # the day before for each, and ETHUSDT's two holes
     assert bars == expected
+
+
+async def test_a_universes_klines_are_fetched_stored_and_topped_up_the_same_for_the_same_seed():
+    """Three symbols of the offline exchange's universe over a day: what a screener stores, and then adds to."""
+    symbols = ["SOLUSDT", "XRPUSDT", "ICPUSDT"]
+    day = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1000)
+    async with Simulator(port=0, rate=50, seed=7, universe=30) as sim:
+        asked = counting(sim)
+        report = await ensure(symbols, "1m", day, day + DAY_MS, rest_url=sim.rest_url)
+        fetched = asked["klines"]
+        again = await ensure(symbols, "1m", day, day + DAY_MS, rest_url=sim.rest_url)
+        later = await ensure(symbols, "1m", day, day + DAY_MS + 6 * 3_600_000, rest_url=sim.rest_url)
+    # Another run of the exchange, started later, with the same seed: the same klines.
+    async with Simulator(port=0, rate=50, seed=7, universe=30) as other:
+        for symbol in symbols:
+            stored = await stored_bars(symbol, "1m", day, day + DAY_MS + 6 * 3_600_000)
+            assert stored == served(other, symbol, "1m", day, day + DAY_MS + 6 * 3_600_000)
+    assert report["symbols"] == dict.fromkeys(symbols, {"stored": 1440, "fetched": 1440, "missing": 0})
+    assert report["requests"] == fetched == 6  # 1,000 and 440 a symbol
+    assert again["requests"] == 0 and again["fetched"] == 0
+    assert later["symbols"] == dict.fromkeys(symbols, {"stored": 1800, "fetched": 360, "missing": 0})
+    assert later["requests"] == 3
 
 
 async def test_1s_history_is_what_is_stored_and_never_fetched():

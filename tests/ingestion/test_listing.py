@@ -31,9 +31,9 @@ LISTED = parse_exchange_info(
 
 
 def test_exchange_info_is_parsed_to_each_symbols_status_and_contract_type():
-    assert LISTED["BTCUSDT"] == ListedSymbol("BTCUSDT", "TRADING", "PERPETUAL")
-    assert LISTED["LUNAUSDT"] == ListedSymbol("LUNAUSDT", "SETTLING", "PERPETUAL")
-    assert LISTED["BTCUSDT_260327"] == ListedSymbol("BTCUSDT_260327", "TRADING", "CURRENT_QUARTER")
+    assert LISTED["BTCUSDT"] == ListedSymbol("BTCUSDT", "TRADING", "PERPETUAL", "USDT")
+    assert LISTED["LUNAUSDT"] == ListedSymbol("LUNAUSDT", "SETTLING", "PERPETUAL", "USDT")
+    assert LISTED["BTCUSDT_260327"] == ListedSymbol("BTCUSDT_260327", "TRADING", "CURRENT_QUARTER", "USDT")
     assert [s for s, entry in LISTED.items() if entry.tradable] == ["BTCUSDT", "XAUUSDT"]
 
 
@@ -164,8 +164,8 @@ async def test_a_rate_limited_fetch_waits_as_long_as_the_exchange_asks(status):
 async def test_the_offline_exchange_lists_what_never_trades():
     async with Simulator(port=0, rate=50, seed=1, delisted=["LUNAUSDT"], silent=["XRPUSDT"]) as sim:
         symbols = await asyncio.to_thread(listing.exchange_info_fetch, sim.rest_url)
-    assert symbols["LUNAUSDT"] == ListedSymbol("LUNAUSDT", "SETTLING", "PERPETUAL")
-    assert symbols["XRPUSDT"] == ListedSymbol("XRPUSDT", "TRADING", "PERPETUAL")
+    assert symbols["LUNAUSDT"] == ListedSymbol("LUNAUSDT", "SETTLING", "PERPETUAL", "USDT")
+    assert symbols["XRPUSDT"] == ListedSymbol("XRPUSDT", "TRADING", "PERPETUAL", "USDT")
     assert [s for s, entry in symbols.items() if entry.tradable] == ["BTCUSDT", "ETHUSDT", "XRPUSDT"]
 
 

@@ -96,6 +96,14 @@ class Command(BaseCommand):
             help="when the symbols were listed (UTC): no kline or funding before it (default 2019-09-25 08:00 UTC)",
         )
         parser.add_argument(
+            "--universe",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also serve a universe of N USDT perpetuals (the pair first): klines, funding and 24 h tickers, "
+            "a few groups cointegrated by construction (default 0: the pair only; make demo: 30)",
+        )
+        parser.add_argument(
             "--id-offset",
             type=int,
             default=None,
@@ -130,6 +138,7 @@ class Command(BaseCommand):
                 delisted=options["delisted"],
                 silent=options["silent"],
                 listed_since=options["listed_since"],
+                universe=options["universe"],
                 **extra,
             )
         except (TypeError, ValueError) as exc:
@@ -150,6 +159,15 @@ class Command(BaseCommand):
                 f"ws {simulator.ws_url}  rest {simulator.rest_url}\n"
                 f"point the app at it: BINANCE_WS_URL={simulator.ws_url} BINANCE_REST_URL={simulator.rest_url}"
             )
+            if simulator.exchange.universe is not None:
+                planted = "; ".join(
+                    f"{p.symbol_a} = a + {p.hedge_ratio:.4g} {p.symbol_b} + spread (half-life {p.half_life:g} s)"
+                    for p in simulator.planted
+                )
+                self.stdout.write(
+                    f"a universe of {len(simulator.exchange.universe_symbols)} symbols, cointegrated by construction:"
+                    f" {planted or 'none'}"
+                )
             if simulator.blast:
                 logger.info("blast mode: %d trades as soon as a client subscribes", simulator.count)
             await stop.wait()

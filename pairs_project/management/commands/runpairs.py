@@ -17,7 +17,7 @@ from argparse import ArgumentParser
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from twisted.internet import defer, reactor
 
 from ingestion.binance import Exchange
@@ -53,8 +53,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sim-silent", type=symbol_list, default=[], metavar="A,B", help="symbols listed as trading (no trades)"
         )
+        parser.add_argument(
+            "--sim-universe",
+            type=int,
+            default=0,
+            metavar="N",
+            help="a universe of N USDT perpetuals with klines and 24 h tickers (default 0: the pair only)",
+        )
 
     def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
+        if simulate and options["sim_universe"]:
+            from ingestion.simulator.universe import UNIVERSE_LIMIT
+
+            if not 2 <= int(options["sim_universe"]) <= UNIVERSE_LIMIT:
+                raise CommandError(
+                    f"--sim-universe is 0 (off) or 2 to {UNIVERSE_LIMIT} symbols, not {options['sim_universe']}"
+                )
         self.simulate = simulate
         self.options = options
         self.simulator = None
@@ -95,6 +109,7 @@ class Command(BaseCommand):
                 start_on_subscribe=True,  # the same seed trades the same as `simulate_binance`
                 delisted=self.options["sim_delisted"],
                 silent=self.options["sim_silent"],
+                universe=self.options["sim_universe"],
                 **self.scenario_options(),
                 **await sync_to_async(simulation_resume_options)(),
             )
