@@ -28,11 +28,12 @@ from ingestion.history import HistoryError, history_range_check, missing_spans, 
 from ingestion.journal import Run, StoredTicks
 from ingestion.models import Gap, Symbol, Tick
 from ingestion.selectors import feeds_state
-from ingestion.services import funding_rates_ensure
+from ingestion.services import funding_rates_ensure, universe_resolve
+from ingestion.universe import UNIVERSE_MAX, UniverseError
 from pairs_project.common.masking import url_credentials_masked
 
 from . import backtest as backtest_engine
-from . import selectors
+from . import screener, selectors
 from .bars import (
     INTERVALS,
     TICK_COLUMNS,
@@ -43,7 +44,7 @@ from .bars import (
     in_time_order,
     last_closed_open_time,
 )
-from .models import Backtest, Bar, Pair, Snapshot, Watermark
+from .models import MAX_WINDOW, Backtest, Bar, Pair, ScreenerRun, Snapshot, Watermark
 from .replay import statistics_of
 from .snapshot import (
     SOURCE_CYCLE,
@@ -56,7 +57,7 @@ from .snapshot import (
     snapshot_json,
     snapshot_placeholder,
 )
-from .stats import PairStats, pair_stats, spread_model, zscore_series
+from .stats import MIN_OBS, PairStats, pair_stats, spread_model, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -1602,3 +1603,203 @@ def backtest_json(backtest: Backtest, *, full: bool = True) -> dict[str, Any]:
             "funding_source": result.get("funding"),
         }
     return data
+
+
+# -- the screener ---------------------------------------------------------------
+
+
+class ScreenerError(ValueError):
+    """A screener run that cannot run as asked; the message says why, in words."""
+
+
+#: The universe's default size, and the largest (200 symbols: 19,900 pairs).
+SCREENER_TOP = 30
+SCREENER_MAX_TOP = UNIVERSE_MAX
+SCREENER_INTERVALS = ("1m", "5m")
+#: The shortest window screened: fewer bars test too little to be worth a q-value.
+MIN_SCREEN_WINDOW = 100
+
+
+def screener_request(
+    *,
+    symbols: list[str] | None = None,
+    top: int | None = None,
+    interval: str = "5m",
+    window: int = 1_000,
+    fdr: float = 0.05,
+) -> dict[str, Any]:
+    """What a screener run is asked for, checked (``ScreenerError`` names each problem)."""
+    problems = []
+    if symbols is not None:
+        symbols = sorted({normalize_symbol(s) for s in symbols if s.strip()})
+        if len(symbols) < 2:
+            problems.append(f"a universe needs 2 symbols at least, not {len(symbols)}")
+        if top is not None:
+            problems.append("give the symbols or top N, not both")
+    top = SCREENER_TOP if symbols is None and top is None else top
+    if top is not None and not 2 <= top <= SCREENER_MAX_TOP:
+        problems.append(
+            f"top must be 2 to {SCREENER_MAX_TOP} symbols, not {top} "
+            f"({SCREENER_MAX_TOP} symbols are {SCREENER_MAX_TOP * (SCREENER_MAX_TOP - 1) // 2:,} pairs)"
+        )
+    if interval not in SCREENER_INTERVALS:
+        problems.append(f"interval must be 1m or 5m, not {interval!r}")
+    if not MIN_SCREEN_WINDOW <= window <= MAX_WINDOW:
+        problems.append(f"window must be {MIN_SCREEN_WINDOW} to {MAX_WINDOW} bars, not {window}")
+    if not (math.isfinite(fdr) and 0 < fdr < 1):
+        problems.append(f"fdr must be between 0 and 1, not {fdr}")
+    if problems:
+        raise ScreenerError("; ".join(problems))
+    return {"symbols": symbols, "top": top, "interval": interval, "window": window, "fdr": fdr}
+
+
+def screener_compute(
+    symbols: list[str],
+    *,
+    interval: str,
+    window: int,
+    fdr: float,
+    rest_url: str | None = None,
+    now: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    stats_of: PairStatsOf | None = None,
+) -> tuple[int | None, list[screener.ScreenedPair], dict[str, str]]:
+    """Every pair of ``symbols`` on its newest ``window`` closed bars: the bars' newest open time, ranked pairs, skips.
+
+    The bars come from the database, topped up from the exchange's klines first
+    (``bars_history_ensure``: only what is missing). A symbol with no bar in the
+    window is skipped (and said so); a degenerate pair gets nulls.
+    """
+    interval_ms = INTERVALS[interval]
+    now = now_ms() if now is None else now
+    end = now - now % interval_ms  # the open time of the bar in progress: closed bars end before it
+    start = end - (window + 1) * interval_ms
+    report = progress or (lambda done: None)
+    try:
+        bars_history_ensure(
+            symbols, interval, start, end, rest_url=rest_url, now=now, progress=lambda d: report(0.3 * d)
+        )
+    except HistoryError as exc:
+        raise ScreenerError(str(exc)) from None
+    legs: dict[str, screener.Leg] = {}
+    skipped: dict[str, str] = {}
+    for symbol in symbols:
+        closes = selectors.closes_between(symbol=symbol, interval=interval, start=start, end=end)
+        if len(closes) < MIN_OBS:
+            skipped[symbol] = f"{len(closes)} closed {interval} bars in the window, {MIN_OBS} needed"
+            continue
+        legs[symbol] = (
+            np.fromiter((c.open_time for c in closes), np.int64, len(closes)),
+            np.fromiter((c.close for c in closes), np.float64, len(closes)),
+        )
+    if len(legs) < 2:
+        raise ScreenerError(f"fewer than 2 symbols have {interval} bars to screen: {skipped}")
+    ranked = screener.screen(
+        legs, window=window, fdr=fdr, stats_of=stats_of or pair_stats, progress=lambda d: report(0.3 + 0.7 * d)
+    )
+    as_of = max(int(times[-1]) for times, _ in legs.values())
+    return as_of, ranked, skipped
+
+
+def screener_create(requested: dict[str, Any]) -> ScreenerRun:
+    """A queued screener run of a checked request (``screener_request``)."""
+    return ScreenerRun.objects.create(
+        requested=requested, interval=requested["interval"], window=requested["window"], fdr=requested["fdr"]
+    )
+
+
+def screener_claim(*, now: datetime | None = None) -> ScreenerRun | None:
+    """The oldest queued screener run (or one whose worker was lost), now ``running``; else None."""
+    claimed = _job_claim(ScreenerRun, now=now)
+    return ScreenerRun.objects.get(pk=claimed) if claimed is not None else None
+
+
+def screener_run(
+    run: ScreenerRun,
+    *,
+    rest_url: str | None = None,
+    stats_of: PairStatsOf | None = None,
+    on_progress: Callable[[ScreenerRun], None] | None = None,
+) -> ScreenerRun:
+    """Run a claimed screener ``run``: its universe, their klines topped up, every pair scored, stored.
+
+    ``failed`` with the reason in words when the universe or its bars cannot be
+    had (the last good run stays the one the page and the API show).
+    """
+    requested = run.requested
+    progress = _job_progress(run, on_progress)
+    started = time.monotonic()
+    try:
+        latest = screener_latest()
+        universe = universe_resolve(
+            symbols=requested["symbols"],
+            top=requested["top"] or SCREENER_TOP,
+            rest_url=rest_url,
+            previous=latest.symbols if latest is not None else (),
+        )
+        as_of, ranked, skipped = screener_compute(
+            list(universe.symbols),
+            interval=requested["interval"],
+            window=requested["window"],
+            fdr=requested["fdr"],
+            rest_url=rest_url,
+            progress=progress,
+            stats_of=stats_of,
+        )
+    except (ScreenerError, UniverseError) as exc:
+        logger.warning("screener run %s failed: %s", run.pk, exc)
+        return _job_finish(run, run.Status.FAILED, error=str(exc))
+    except Exception as exc:  # a bug or an outage: the run fails, the reason is kept, the worker goes on
+        logger.exception("screener run %s failed", run.pk)
+        return _job_finish(run, run.Status.FAILED, error=f"the screener failed: {exc}")
+    for symbol, why in skipped.items():
+        logger.info("screener run %s: %s left out: %s", run.pk, symbol, why)
+    return _job_finish(
+        run,
+        run.Status.DONE,
+        as_of=as_of,
+        symbols=[s for s in universe.symbols if s not in skipped],
+        skipped={**dict(universe.skipped), **skipped},
+        pairs=[pair.as_json() for pair in ranked],
+        took_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+def screener_latest() -> ScreenerRun | None:
+    """The newest screener run that finished: what the page and ``GET /api/screener/`` show."""
+    return ScreenerRun.objects.filter(status=ScreenerRun.Status.DONE).order_by("-finished_at", "-pk").first()
+
+
+def screener_json(run: ScreenerRun) -> dict[str, Any]:
+    """A screener run as the API and ``manage.py screen --json`` give it (CONTRACT: "Screener run")."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "progress": run.progress,
+        "error": run.error or None,
+        "as_of": run.as_of,
+        "interval": run.interval,
+        "window": run.window,
+        "fdr": run.fdr,
+        "symbols": run.symbols,
+        "skipped": run.skipped,
+        "took_ms": run.took_ms,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "pairs": run.pairs,
+    }
+
+
+def screener_schedule() -> int:
+    """Queue a screen with the settings' defaults (``SCREENER_*``) unless one is queued or running; 1 if queued."""
+    if ScreenerRun.objects.filter(status__in=[ScreenerRun.Status.QUEUED, ScreenerRun.Status.RUNNING]).exists():
+        return 0
+    screener_create(
+        screener_request(
+            top=settings.SCREENER_TOP,
+            interval=settings.SCREENER_INTERVAL,
+            window=settings.SCREENER_WINDOW,
+            fdr=settings.SCREENER_FDR,
+        )
+    )
+    return 1

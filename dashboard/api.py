@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,7 +22,7 @@ from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from analytics.bars import INTERVALS
-from analytics.models import Backtest, Pair
+from analytics.models import Backtest, Pair, ScreenerRun
 from ingestion import selectors as ingestion_selectors
 from ingestion.binance import normalize_symbol
 from pairs_project.common.times import time_ms
@@ -548,3 +549,84 @@ class PositionListApi(generics.ListAPIView):
         if (is_open := params.validated_data.get("open")) is not None:
             rows = rows.filter(exit_time__isnull=is_open)
         return rows
+
+
+# -- the screener -----------------------------------------------------------------
+
+
+class ScreenerRequestSerializer(serializers.Serializer):
+    """What ``POST /api/screener/runs/`` takes: ``manage.py screen``'s options."""
+
+    symbols = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="the universe (default: the top N)"
+    )
+    top = serializers.IntegerField(required=False, help_text="the N USDT perpetuals with the most 24 h quote volume")
+    interval = serializers.ChoiceField(choices=["1m", "5m"], default="5m")
+    window = serializers.IntegerField(default=1000, help_text="closed bars per pair")
+    fdr = serializers.FloatField(default=0.05, help_text="false-discovery rate of the q-values")
+
+
+class ScreenedPairSerializer(serializers.Serializer):
+    symbol_a = serializers.CharField(help_text="y: the leg of the order with the smaller Engle-Granger p-value")
+    symbol_b = serializers.CharField()
+    n = serializers.IntegerField(help_text="aligned bars tested")
+    coint_pvalue = serializers.FloatField(allow_null=True, help_text="the larger of coint(A, B) and coint(B, A)")
+    qvalue = serializers.FloatField(allow_null=True, help_text="Benjamini-Hochberg over the run's tested pairs")
+    significant = serializers.BooleanField(help_text="qvalue < fdr")
+    hedge_ratio = serializers.FloatField(allow_null=True)
+    half_life = serializers.FloatField(allow_null=True, help_text="bars")
+    correlation = serializers.FloatField(allow_null=True, help_text="of the log returns")
+    adf_pvalue = serializers.FloatField(allow_null=True)
+
+
+class ScreenerRunSerializer(serializers.Serializer):
+    """A screener run (docs/analytics.md, "Screener"): ``pairs`` ranked by q-value, then half-life."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ScreenerRun.Status.choices)
+    progress = serializers.FloatField()
+    error = serializers.CharField(allow_null=True, help_text="why it failed, in words")
+    as_of = serializers.IntegerField(allow_null=True, help_text="open time of the newest closed bar screened, ms")
+    interval = serializers.CharField()
+    window = serializers.IntegerField()
+    fdr = serializers.FloatField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    skipped = serializers.DictField(child=serializers.CharField(), help_text="symbol -> why it was left out")
+    took_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    pairs = ScreenedPairSerializer(many=True)
+
+
+class ScreenerApi(APIView):
+    """The newest screener run that finished (a failed run never hides the last good one)."""
+
+    @extend_schema(responses=ScreenerRunSerializer)
+    def get(self, request: Request) -> Response:
+        run = analytics_services.screener_latest()
+        if run is None:
+            raise NotFound("no screener run has finished yet")
+        return Response(analytics_services.screener_json(run))
+
+
+class ScreenerRunsApi(APIView):
+    """Staff: start a screener run; it runs as a task (202, then poll /api/screener/runs/{id}/)."""
+
+    @extend_schema(request=ScreenerRequestSerializer, responses={202: ScreenerRunSerializer})
+    def post(self, request: Request) -> Response:
+        body = ScreenerRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            requested = analytics_services.screener_request(**body.validated_data)
+        except analytics_services.ScreenerError as exc:
+            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from None
+        run = analytics_services.screener_create(requested)
+        return Response(analytics_services.screener_json(run), status=status.HTTP_202_ACCEPTED)
+
+
+class ScreenerRunApi(APIView):
+    """One screener run, with its progress while it runs."""
+
+    @extend_schema(responses=ScreenerRunSerializer)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(analytics_services.screener_json(get_object_or_404(ScreenerRun, pk=run_id)))

@@ -79,6 +79,20 @@ class Pipeline:
             ran += 1
         return ran
 
+    def screens(self) -> int:
+        """Each screen users (or the schedule) asked for -> the universe's bars -> every pair scored -> stored."""
+        ran = 0
+        while (run := analytics_services.screener_claim()) is not None:
+            analytics_services.screener_run(
+                run, rest_url=self.runtime.exchange.rest_url, stats_of=self.runtime.stats_of
+            )
+            ran += 1
+        return ran
+
+    def screen_scheduled(self) -> int:
+        """A screen of the universe with the settings' defaults, queued (unless one is waiting already)."""
+        return analytics_services.screener_schedule()
+
     #: A pair's alert rule at other thresholds: what a backtest steps (the live rule itself).
     rules_of = staticmethod(alerts_services.rules_of)
 

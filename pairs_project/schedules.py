@@ -86,6 +86,10 @@ PERIODIC = (
     # Every 2 seconds: run the backtests users asked for, one at a time, oldest first
     # (their own cadence, so a long one never holds up the bars and snapshots).
     Periodic("run-backtests", "backtests", 2.0, expires=4.0, single_flight=True),
+    # Every 3 seconds: run the screens users asked for (a cadence and a thread of their own).
+    Periodic("run-screens", "screens", 3.0, expires=6.0, single_flight=True),
+    # Every 5 minutes (a 5m bar): ask for a screen of the universe with the settings' defaults.
+    Periodic("screen-universe", "screen_scheduled", 300.0, expires=300.0, single_flight=True),
     # Every hour: prune history past retention, checkpoint the SQLite WAL.
     Periodic("housekeeping", "housekeeping", 3600.0, expires=600.0),
 )

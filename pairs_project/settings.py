@@ -397,6 +397,12 @@ ANALYTICS_STALE_BARS = env_int("ANALYTICS_STALE_BARS", 5)
 # not hold the GIL against the web server; 0 computes them in the snapshot cycle's thread.
 EMBEDDED_STATS_PROCESS = env_bool("EMBEDDED_STATS_PROCESS", True)
 SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
+# The screener's scheduled run (docs/analytics.md, "Screener"): the top N USDT
+# perpetuals by 24 h quote volume, on closed bars of this interval and window.
+SCREENER_TOP = env_int("SCREENER_TOP", 30)
+SCREENER_INTERVAL = env_str("SCREENER_INTERVAL", "5m")
+SCREENER_WINDOW = env_int("SCREENER_WINDOW", 1000)
+SCREENER_FDR = env_float("SCREENER_FDR", 0.05)
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)
 BAR_1S_RETENTION_SECONDS = env_int("BAR_1S_RETENTION_SECONDS", 7 * 24 * 3600)

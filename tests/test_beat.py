@@ -55,6 +55,8 @@ def test_the_one_schedule_names_real_tasks_with_their_cadence():
     assert {period: [p.name for p in entries] for period, entries in beat.groups.items()} == {
         1.0: ["resample-bars", "compute-snapshots"],
         2.0: ["run-backtests"],  # a thread of its own: a long backtest holds up nothing else
+        3.0: ["run-screens"],
+        300.0: ["screen-universe"],
         5.0: ["warmup-pairs"],
         3600.0: ["housekeeping"],
     }
