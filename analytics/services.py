@@ -1792,6 +1792,8 @@ def screener_json(run: ScreenerRun) -> dict[str, Any]:
 
 def screener_schedule() -> int:
     """Queue a screen with the settings' defaults (``SCREENER_*``) unless one is queued or running; 1 if queued."""
+    if not settings.SCREENER_SCHEDULED:
+        return 0
     if ScreenerRun.objects.filter(status__in=[ScreenerRun.Status.QUEUED, ScreenerRun.Status.RUNNING]).exists():
         return 0
     screener_create(

@@ -399,6 +399,7 @@ EMBEDDED_STATS_PROCESS = env_bool("EMBEDDED_STATS_PROCESS", True)
 SNAPSHOT_RETENTION_SECONDS = env_int("SNAPSHOT_RETENTION_SECONDS", 7 * 24 * 3600)
 # The screener's scheduled run (docs/analytics.md, "Screener"): the top N USDT
 # perpetuals by 24 h quote volume, on closed bars of this interval and window.
+SCREENER_SCHEDULED = env_bool("SCREENER_SCHEDULED", True)  # 0: only the runs users ask for
 SCREENER_TOP = env_int("SCREENER_TOP", 30)
 SCREENER_INTERVAL = env_str("SCREENER_INTERVAL", "5m")
 SCREENER_WINDOW = env_int("SCREENER_WINDOW", 1000)
