@@ -94,6 +94,7 @@ bench: setup-dev
 	$(PY) bench/bench_storage.py
 	$(PY) bench/bench_signals.py --demo-market "$(DEMO_MARKET)"
 	$(PY) bench/bench_backtest.py
+	$(PY) bench/bench_screener.py
 
 # Distributed mode through Redis, worker, daphne and ingestion restarts and 429/418
 # answers, against embedded mode on the same seed (needs redis-server and chromium).
