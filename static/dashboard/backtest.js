@@ -39,6 +39,7 @@
     seen: [], // the states the selected run was shown in: "queued", "running 40 %", "done"...
     charts: {},
     polls: 0,
+    asked: null, // the run this page's form asked for
   };
   window.backtestPage = page;
 
@@ -264,6 +265,7 @@
         if (page.selected !== id) return;
         if (run.status === "done" || run.status === "failed") {
           seen(run.status);
+          if (page.asked === id) setFormStatus("backtest #" + id + " " + run.status, run.status === "failed");
           loadRun(id);
           refreshRuns();
           return;
@@ -498,6 +500,7 @@
       .then(function (answer) {
         if (answer.status === 202 && answer.data) {
           setFormStatus("backtest #" + answer.data.id + " queued", false);
+          page.asked = answer.data.id;
           page.seen = [];
           selectRun(answer.data.id);
           page.runs.unshift(answer.data);
