@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from html import unescape as html_unescape
 from http import HTTPStatus
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from analytics import services
 from analytics.models import Backtest, Pair
-from dashboard.views import EQUITY_COLUMNS, TRADES_COLUMNS, number_text
+from dashboard.views import EQUITY_COLUMNS, TRADES_COLUMNS, chart_points, number_text
 from pairs_project.pipeline import Pipeline
 from tests.support import T0, cointegrated_ticks, make_pair, run_live
 
@@ -340,3 +341,19 @@ def test_the_csvs_of_a_run_not_done_say_why(client):
         assert f"backtest {failed.id} failed, so it has no trades or equity: no 1s bars of BTCUSDT" in (
             response.content.decode()
         )
+
+
+# -- chart points ------------------------------------------------------------------------
+
+
+def test_a_long_equity_is_thinned_to_its_ends_and_each_stretch_extremes():
+    rng = np.random.default_rng(3)
+    t = 1_000 * np.arange(100_000, dtype=np.int64)
+    y = np.cumsum(rng.normal(0, 1, t.size))
+    thinned = chart_points(t, y, limit=1000)
+    assert len(thinned["t"]) == len(thinned["y"]) <= 1002
+    assert thinned["t"] == sorted(thinned["t"]) and {int(t[0]), int(t[-1])} <= set(thinned["t"])
+    assert min(thinned["y"]) == y.min() and max(thinned["y"]) == y.max()  # the drawdown's depth is kept
+    kept = dict(zip(thinned["t"], thinned["y"], strict=True))
+    assert all(kept[int(k)] == v for k, v in zip(t, y, strict=True) if int(k) in kept)  # points, not averages
+    assert chart_points(t[:50], y[:50], limit=1000) == {"t": t[:50].tolist(), "y": y[:50].tolist()}
