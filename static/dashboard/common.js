@@ -54,6 +54,12 @@
     return pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + hms(ms);
   }
 
+  /** YYYY-MM-DD HH:MM:SS (UTC) of a ms timestamp. */
+  function utc(ms) {
+    if (!isNum(ms)) return "—";
+    return new Date(ms).getUTCFullYear() + "-" + stamp(ms);
+  }
+
   /** A duration in seconds, compact: "0.4 s", "12 s", "4m 05s", "2h 03m". */
   function duration(s) {
     if (!isNum(s)) return "—";
@@ -62,6 +68,34 @@
     if (s < 60) return Math.round(s) + " s";
     if (s < 3600) return Math.floor(s / 60) + "m " + pad(Math.round(s % 60)) + "s";
     return Math.floor(s / 3600) + "h " + pad(Math.floor((s % 3600) / 60)) + "m";
+  }
+
+  // -- chart time axes ---------------------------------------------------------
+
+  var TIME_STEPS_S = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+    1209600, 2592000,
+  ];
+
+  /** A Chart.js afterBuildTicks hook: ticks at round UTC times (every 1 s ... 30 days) that fit the axis width. */
+  function timeTicks(axis) {
+    var min = axis.min;
+    var max = axis.max;
+    if (!isNum(min) || !isNum(max) || max <= min) {
+      axis.ticks = isNum(min) ? [{ value: min }] : [];
+      return;
+    }
+    var maxCount = Math.max(2, Math.floor((axis.chart.width || 600) / 90));
+    var step = TIME_STEPS_S[TIME_STEPS_S.length - 1] * 1000;
+    for (var i = 0; i < TIME_STEPS_S.length; i++) {
+      if ((max - min) / (TIME_STEPS_S[i] * 1000) <= maxCount) {
+        step = TIME_STEPS_S[i] * 1000;
+        break;
+      }
+    }
+    var ticks = [];
+    for (var v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push({ value: v });
+    axis.ticks = ticks;
   }
 
   function readJSON(id) {
@@ -175,7 +209,9 @@
     fmtP: fmtP,
     hms: hms,
     stamp: stamp,
+    utc: utc,
     duration: duration,
+    timeTicks: timeTicks,
     readJSON: readJSON,
     setText: setText,
     onHealth: onHealth,

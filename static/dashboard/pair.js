@@ -81,34 +81,11 @@
 
   // -- charts -------------------------------------------------------------------
 
-  var TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
-
-  /** Ticks at round UTC times (every 1 s ... 1 day) that fit the axis width. */
-  function timeTicks(axis) {
-    var min = axis.min;
-    var max = axis.max;
-    if (!isNum(min) || !isNum(max) || max <= min) {
-      axis.ticks = isNum(min) ? [{ value: min }] : [];
-      return;
-    }
-    var maxCount = Math.max(2, Math.floor((axis.chart.width || 600) / 90));
-    var step = TIME_STEPS_S[TIME_STEPS_S.length - 1] * 1000;
-    for (var i = 0; i < TIME_STEPS_S.length; i++) {
-      if ((max - min) / (TIME_STEPS_S[i] * 1000) <= maxCount) {
-        step = TIME_STEPS_S[i] * 1000;
-        break;
-      }
-    }
-    var ticks = [];
-    for (var v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push({ value: v });
-    axis.ticks = ticks;
-  }
-
   function xAxis() {
     return {
       type: "linear",
       bounds: "data",
-      afterBuildTicks: timeTicks,
+      afterBuildTicks: P.timeTicks,
       ticks: {
         color: C.tick,
         maxRotation: 0,

@@ -6,7 +6,9 @@ it go live: warm-up ends, charts fill (the z chart with the signal), the signal 
 moves without a reload, the entry gates and the confirmation ("related n/N") show
 the snapshot's numbers, a shock's alert appears in the feed with its marker on the
 signal line (where an edit of the thresholds does not move it), and the console
-stays clean. A screenshot is saved under ``artifacts/``.
+stays clean. A second test signs in as staff, runs a backtest from the pair's
+backtest page and watches it through to its charts and tables. Screenshots are saved
+under ``artifacts/``.
 
 Skips with a reason when no chromium is installed; fails instead when
 REQUIRE_BROWSER=1 (CI).
@@ -21,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -242,3 +246,106 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             page.screenshot(path=str(ARTIFACTS / "pair-page.png"), full_page=True)
             browser.close()
     assert errors == [], errors
+
+
+STAFF = ("desk", "backtest-desk-pw")
+
+#: A console error the backtest test causes on purpose: the 400 of a refused backtest.
+REFUSED = (
+    "Failed to load resource: the server responded with a status of 400 (Bad Request)",
+    "/api/pairs/1/backtests/",
+)
+
+
+def test_a_backtest_runs_from_the_page_to_its_charts(system, database_url):
+    """Staff signs in, asks for an impossible backtest (told why beside the field), then a real one."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    ARTIFACTS.mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", STAFF[0], "--email", "d@x.test"],
+        cwd=ROOT,
+        env={**manage_env(database_url), "DJANGO_SUPERUSER_PASSWORD": STAFF[1]},
+        check=True,
+        capture_output=True,
+    )
+    # The pair's bars: ready once min_bars have closed, then until the rule has fired (a shock comes every
+    # minute), so that the backtest of the same bars has a trade to show.
+    wait_until(lambda: get_json(f"{system}/api/pairs/1/snapshot/")["ready"], 90, "the pair's snapshot ready")
+    wait_until(lambda: get_json(f"{system}/api/alerts/?pair=1"), 180, "an alert")
+    start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")  # before the first bar
+    errors: list[tuple[str, str]] = []  # (message, the resource's path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on(
+            "console",
+            lambda m: errors.append((m.text, urlsplit(m.location.get("url", "")).path)) if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: errors.append((str(e), "")))
+        try:
+            # Anyone sees the page; the form is staff's.
+            page.goto(f"{system}/pairs/1/backtest/")
+            assert page.locator("#bt-form").count() == 0
+            page.click("#bt-signin a")
+            page.fill("#id_username", STAFF[0])
+            page.fill("#id_password", STAFF[1])
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{system}/pairs/1/backtest/")
+            assert page.text_content("#bt-none").strip().startswith("No backtest of this pair yet.")
+            # A refused request: the reason beside its field, nothing queued.
+            page.fill("input[name=start]", start)
+            page.fill("input[name=fee_bps]", "-1")
+            page.click("#bt-submit")
+            page.wait_for_selector('.field-error[data-for="fee_bps"]:not([hidden])', timeout=10_000)
+            assert "fee_bps must be >= 0" in page.text_content('.field-error[data-for="fee_bps"]')
+            assert page.get_attribute("input[name=fee_bps]", "aria-invalid") == "true"
+            assert get_json(f"{system}/api/pairs/1/backtests/") == []
+            # The real one, with the walk-forward grid: queued, then running, then done.
+            page.fill("input[name=fee_bps]", "5")
+            page.check("input[name=grid]")
+            page.click("#bt-submit")
+            page.wait_for_selector("#bt-run[data-run-id]", timeout=10_000)
+            run_id = int(page.get_attribute("#bt-run", "data-run-id"))
+            assert page.url.endswith(f"/pairs/1/backtest/?run={run_id}")
+            assert page.is_hidden('.field-error[data-for="fee_bps"]')
+            page.wait_for_selector(f'#bt-run[data-run-id="{run_id}"][data-status="done"]', timeout=60_000)
+            assert page.text_content("#bt-form-status") == f"backtest #{run_id} done"
+            seen = page.evaluate("window.backtestPage.seen")
+            assert seen[0] in ("queued", "running") and seen[-1] == "done", seen  # its progress, then its end
+            # The summary, the charts drawn, the trades or the reason there are none, the grid.
+            run = get_json(f"{system}/api/backtests/{run_id}/")
+            assert run["status"] == "done" and run["params"]["grid"] is True
+            assert page.locator("#bt-summary .tile").count() == 6
+            for canvas in ("chart-equity", "chart-drawdown"):
+                assert int(page.get_attribute(f"#{canvas}", "data-points")) == run["summary"]["bars"] > 0
+            drawn = page.evaluate(
+                "() => Object.values(window.backtestPage.charts).map(c => [c.chartArea.width, c.chartArea.height])"
+            )
+            assert len(drawn) == 2 and all(w > 100 and h > 50 for w, h in drawn), drawn
+            if run["trades"]:
+                assert page.locator("#bt-trades tbody tr").count() == len(run["trades"])
+            else:
+                assert page.text_content("#bt-no-trades").startswith("No trades")
+            assert page.locator("#bt-grid tbody tr").count() == len(run["grid"])
+            assert page.locator("#bt-grid tr.chosen").count() == 1
+            assert page.is_visible("#bt-headline") and page.is_visible("#bt-one-second")
+            assert "Funding" in page.text_content("#bt-assumed")
+            # Listed as the newest run, selected; its CSVs download.
+            assert page.get_attribute("#bt-runs > li:first-child", "data-run-id") == str(run_id)
+            assert page.get_attribute("#bt-runs > li:first-child", "aria-current") == "true"
+            trades_csv = page.request.get(system + page.get_attribute("#csv-trades", "href"))
+            assert trades_csv.ok and trades_csv.text().startswith("entry_time,entry_time_utc,exit_time,")
+            equity_csv = page.request.get(system + page.get_attribute("#csv-equity", "href"))
+            assert len(equity_csv.text().splitlines()) == run["summary"]["bars"] + 1
+            page.screenshot(path=str(ARTIFACTS / "backtest-page.png"), full_page=True)
+            # On a phone: one column, nothing wider than the screen but the tables' own scroll.
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(300)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(ARTIFACTS / "backtest-page-phone.png"), full_page=True)
+        finally:
+            browser.close()
+    # Clean but for the refused request, and the admin's login page asking for a /favicon.ico it has not.
+    assert [e for e in errors if e[1] != "/favicon.ico"] == [REFUSED], errors

@@ -279,7 +279,13 @@ def test_the_static_assets_are_served_locally(client):
     # Chart.js comes from npm through the Makefile; the dashboard's own files are in the repository.
     from django.contrib.staticfiles import finders
 
-    for path in ("dashboard/dashboard.css", "dashboard/common.js", "dashboard/pair.js", "dashboard/index.js"):
+    for path in (
+        "dashboard/dashboard.css",
+        "dashboard/common.js",
+        "dashboard/pair.js",
+        "dashboard/index.js",
+        "dashboard/backtest.js",
+    ):
         assert finders.find(path), path
 
 

@@ -1,0 +1,550 @@
+/* pairs: a pair's backtests.
+ *
+ * The form (staff) POSTs to /api/pairs/<id>/backtests/ with the session's CSRF token
+ * and shows a 400's messages beside their fields; the run is then polled every second
+ * at /api/backtests/<id>/ (queued, then running with its progress) and, once done or
+ * failed, its part of the page is fetched as the server renders it
+ * (/pairs/<id>/backtest/<run>/) and swapped in. The page computes no figure: the
+ * summary, tables and words are the server's, and so are the chart points (the
+ * equity and its drawdown, thinned to the lowest and highest of each stretch). The
+ * list of runs comes from /api/pairs/<id>/backtests/; ?run=ID selects one.
+ *
+ * Hooks for tests: #bt-run[data-status], #bt-progress-text, #bt-form-errors,
+ * .field-error[data-for], canvases #chart-equity/#chart-drawdown with data-points,
+ * #bt-runs > li[data-run-id], window.backtestPage (the states seen, the charts).
+ */
+(function () {
+  "use strict";
+
+  var P = window.Pairs;
+  var cfg = P && P.readJSON("backtest-config");
+  if (!cfg) return;
+
+  var POLL_MS = 1000;
+  var FIELDS = ["start", "end", "days", "fee_bps", "slippage_bps", "notional", "delay_bars", "funding", "grid"];
+
+  var C = {
+    equity: "#2dd4bf",
+    equityFill: "rgba(45, 212, 191, 0.08)",
+    drawdown: "#f85149",
+    drawdownFill: "rgba(248, 81, 73, 0.16)",
+    zero: "rgba(255, 255, 255, 0.22)",
+    grid: "rgba(255, 255, 255, 0.06)",
+    tick: "#8b949e",
+  };
+
+  var page = {
+    runs: P.readJSON("backtest-runs") || [],
+    selected: cfg.selected,
+    seen: [], // the states the selected run was shown in: "queued", "running 40 %", "done"...
+    charts: {},
+    polls: 0,
+    asked: null, // the run this page's form asked for
+  };
+  window.backtestPage = page;
+
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+  var isNum = P.isNum;
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function seen(state) {
+    if (page.seen[page.seen.length - 1] !== state) page.seen.push(state);
+  }
+
+  // -- charts -------------------------------------------------------------------
+
+  function timeLabel(v, span) {
+    if (span > 2 * 86400000) return v % 86400000 === 0 ? P.stamp(v).slice(0, 5) : P.stamp(v).slice(0, 11);
+    if (v % 86400000 === 0 && span > 3600000) return P.stamp(v).slice(0, 5);
+    return span > 3 * 3600000 ? P.hms(v).slice(0, 5) : P.hms(v);
+  }
+
+  function chartOptions(label) {
+    return {
+      animation: false,
+      normalized: true,
+      parsing: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      resizeDelay: 50,
+      interaction: { mode: "nearest", axis: "x", intersect: false },
+      layout: { padding: { top: 4, right: 4 } },
+      scales: {
+        x: {
+          type: "linear",
+          bounds: "data",
+          afterBuildTicks: P.timeTicks,
+          ticks: {
+            color: C.tick,
+            maxRotation: 0,
+            autoSkipPadding: 12,
+            callback: function (v) {
+              return timeLabel(v, this.max - this.min);
+            },
+          },
+          grid: { color: C.grid, drawTicks: false },
+          border: { display: false },
+        },
+        y: {
+          type: "linear",
+          ticks: { color: C.tick, maxTicksLimit: 6 },
+          grid: { color: C.grid, drawTicks: false },
+          border: { display: false },
+        },
+      },
+      plugins: {
+        legend: { display: false },
+        decimation: { enabled: true, algorithm: "min-max" },
+        tooltip: {
+          backgroundColor: "rgba(13, 17, 23, 0.94)",
+          borderColor: "rgba(255, 255, 255, 0.12)",
+          borderWidth: 1,
+          titleColor: "#e6edf3",
+          bodyColor: "#c9d1d9",
+          titleFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
+          bodyFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
+          displayColors: false,
+          filter: function (item) {
+            return !item.dataset.hline;
+          },
+          callbacks: {
+            title: function (items) {
+              return items.length ? P.utc(items[0].parsed.x) + " UTC" : "";
+            },
+            label: function (ctx) {
+              return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2);
+            },
+          },
+        },
+      },
+    };
+  }
+
+  function points(line) {
+    var out = [];
+    if (!line || !line.t || !line.y) return out;
+    for (var i = 0; i < line.t.length && i < line.y.length; i++) {
+      if (isNum(line.t[i]) && isNum(line.y[i])) out.push({ x: line.t[i], y: line.y[i] });
+    }
+    return out;
+  }
+
+  function dataset(label, color, fill, data) {
+    return {
+      label: label,
+      data: data,
+      borderColor: color,
+      backgroundColor: fill,
+      borderWidth: 1.5,
+      pointRadius: 0,
+      pointHoverRadius: 3,
+      pointHitRadius: 4,
+      tension: 0,
+      fill: "origin",
+    };
+  }
+
+  function zeroLine(pts) {
+    if (!pts.length) return [];
+    return [
+      { x: pts[0].x, y: 0 },
+      { x: pts[pts.length - 1].x, y: 0 },
+    ];
+  }
+
+  function drawChart(key, canvasId, label, color, fill, line) {
+    if (page.charts[key]) {
+      page.charts[key].destroy();
+      delete page.charts[key];
+    }
+    var canvas = $(canvasId);
+    if (!canvas) return;
+    var pts = points(line);
+    canvas.setAttribute("data-points", String(pts.length));
+    var overlay = document.querySelector('.chart-empty[data-for="' + canvasId + '"]');
+    if (overlay) overlay.hidden = pts.length > 0;
+    if (!pts.length || typeof window.Chart !== "function") return;
+    page.charts[key] = new window.Chart(canvas, {
+      type: "line",
+      data: {
+        datasets: [
+          dataset(label, color, fill, pts),
+          {
+            label: "0",
+            data: zeroLine(pts),
+            borderColor: C.zero,
+            borderWidth: 1,
+            pointRadius: 0,
+            pointHoverRadius: 0,
+            hline: true,
+            fill: false,
+          },
+        ],
+      },
+      options: chartOptions(label),
+    });
+  }
+
+  function drawCharts() {
+    var data = P.readJSON("bt-chart-data");
+    if (!data) {
+      for (var key in page.charts) page.charts[key].destroy();
+      page.charts = {};
+      return;
+    }
+    if (typeof window.Chart === "function") {
+      window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+      window.Chart.defaults.font.size = 10;
+      window.Chart.defaults.color = C.tick;
+    }
+    drawChart("equity", "chart-equity", "equity", C.equity, C.equityFill, data.equity);
+    drawChart("drawdown", "chart-drawdown", "drawdown", C.drawdown, C.drawdownFill, data.drawdown);
+  }
+
+  // -- the selected run ------------------------------------------------------------
+
+  function url(template, id) {
+    return template.replace(/\/0\/$/, "/" + id + "/");
+  }
+
+  function selectRun(id) {
+    page.selected = id;
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", cfg.page_url + "?run=" + id);
+    }
+    markSelected();
+  }
+
+  function renderProgress(run) {
+    var bar = $("bt-progress");
+    var text = $("bt-progress-text");
+    var badge = $("bt-status");
+    var pct = Math.round(100 * (isNum(run.progress) ? run.progress : 0));
+    if (badge) {
+      badge.setAttribute("data-status", run.status);
+      P.setText(badge, run.status);
+    }
+    var head = $("bt-run");
+    if (head) head.setAttribute("data-status", run.status);
+    if (bar) {
+      bar.setAttribute("data-status", run.status);
+      bar.setAttribute("aria-valuenow", String(pct));
+      var fill = bar.querySelector("span");
+      if (fill) fill.style.width = pct + "%";
+    }
+    if (run.status === "queued") {
+      P.setText(text, "queued: waiting for the runner, which takes one backtest at a time every 2 s");
+      seen("queued");
+    } else if (run.status === "running") {
+      P.setText(text, "running: " + pct + " %");
+      seen("running");
+    }
+  }
+
+  var pollTimer = null;
+
+  function poll(id) {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+    if (page.selected !== id) return;
+    page.polls++;
+    fetch(url(cfg.backtest_url, id), { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (run) {
+        if (page.selected !== id) return;
+        if (run.status === "done" || run.status === "failed") {
+          seen(run.status);
+          if (page.asked === id) setFormStatus("backtest #" + id + " " + run.status, run.status === "failed");
+          loadRun(id);
+          refreshRuns();
+          return;
+        }
+        renderProgress(run);
+        pollTimer = setTimeout(function () {
+          poll(id);
+        }, POLL_MS);
+      })
+      .catch(function () {
+        P.setText("bt-progress-text", "the server cannot be reached; trying again");
+        pollTimer = setTimeout(function () {
+          poll(id);
+        }, 2 * POLL_MS);
+      });
+  }
+
+  /** The run's part of the page, as the server renders it; then its charts, or its progress polled. */
+  function loadRun(id) {
+    return fetch(url(cfg.result_url, id), { headers: { Accept: "text/html" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        if (page.selected !== id) return;
+        $("bt-result").innerHTML = html;
+        afterRender();
+      })
+      .catch(function () {
+        setFormStatus("the result could not be loaded; reload the page", true);
+      });
+  }
+
+  function afterRender() {
+    var head = $("bt-run");
+    var status = head ? head.getAttribute("data-status") : null;
+    drawCharts();
+    if (status === "queued" || status === "running") {
+      var bar = $("bt-progress");
+      renderProgress({ status: status, progress: bar ? Number(bar.getAttribute("aria-valuenow")) / 100 : 0 });
+      pollTimer = setTimeout(function () {
+        poll(page.selected);
+      }, POLL_MS);
+    } else if (status) {
+      seen(status);
+    }
+  }
+
+  // -- the runs --------------------------------------------------------------------
+
+  function runItem(run) {
+    var li = el("li", "bt-run-item");
+    li.setAttribute("data-run-id", String(run.id));
+    li.setAttribute("data-status", run.status);
+    var a = el("a");
+    a.href = cfg.page_url + "?run=" + run.id;
+    var top = el("div", "bt-run-line");
+    top.appendChild(el("span", "mono bt-run-id", "#" + run.id));
+    top.appendChild(el("span", "badge bt-badge", run.status));
+    var s = run.summary;
+    if (s) {
+      top.appendChild(el("span", "mono bt-run-net " + (s.net_pnl > 0 ? "pos" : s.net_pnl < 0 ? "neg" : ""), P.fmtSigned(s.net_pnl, 2)));
+      top.appendChild(el("span", "muted small", s.trades + " trade" + (s.trades === 1 ? "" : "s")));
+    } else if (run.status === "running") {
+      top.appendChild(el("span", "muted small", Math.round(100 * run.progress) + " %"));
+    }
+    a.appendChild(top);
+    var p = run.params || {};
+    var costs = "fee " + p.fee_bps + " · slip " + p.slippage_bps + " · delay " + p.delay_bars + (p.funding ? "" : " · no funding") + (p.grid ? " · grid" : "");
+    a.appendChild(el("div", "muted small mono bt-run-range", P.stamp(p.start) + " → " + P.stamp(p.end)));
+    a.appendChild(el("div", "muted small bt-run-costs", costs));
+    li.appendChild(a);
+    return li;
+  }
+
+  function renderRuns() {
+    var list = $("bt-runs");
+    if (!list) return;
+    list.textContent = "";
+    for (var i = 0; i < page.runs.length; i++) list.appendChild(runItem(page.runs[i]));
+    var empty = $("bt-runs-empty");
+    if (empty) empty.hidden = page.runs.length > 0;
+    markSelected();
+  }
+
+  function markSelected() {
+    var items = document.querySelectorAll("#bt-runs > li");
+    for (var i = 0; i < items.length; i++) {
+      var on = Number(items[i].getAttribute("data-run-id")) === page.selected;
+      if (on) items[i].setAttribute("aria-current", "true");
+      else items[i].removeAttribute("aria-current");
+    }
+  }
+
+  function refreshRuns() {
+    return fetch(cfg.runs_url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (runs) {
+        if (!Array.isArray(runs)) return;
+        page.runs = runs;
+        renderRuns();
+      })
+      .catch(function () {
+        /* the list stays as it was; the next run refreshes it */
+      });
+  }
+
+  // -- the form --------------------------------------------------------------------
+
+  var form = $("bt-form");
+
+  function setFormStatus(text, bad) {
+    var status = $("bt-form-status");
+    if (!status) return;
+    P.setText(status, text);
+    status.setAttribute("data-bad", bad ? "true" : "false");
+  }
+
+  function clearErrors() {
+    var errors = document.querySelectorAll(".field-error");
+    for (var i = 0; i < errors.length; i++) {
+      errors[i].textContent = "";
+      errors[i].hidden = true;
+      var input = errors[i].parentNode.querySelector("input");
+      if (input) input.removeAttribute("aria-invalid");
+    }
+    var box = $("bt-form-errors");
+    if (box) {
+      box.textContent = "";
+      box.hidden = true;
+    }
+  }
+
+  function messagesOf(value) {
+    if (Array.isArray(value)) return value.map(String);
+    if (value && typeof value === "object") return [JSON.stringify(value)];
+    return [String(value)];
+  }
+
+  /** The form field a message of the engine starts with ("fee_bps must be >= 0, not -1.0"), if any. */
+  function fieldNamed(message) {
+    for (var i = 0; i < FIELDS.length; i++) if (message.indexOf(FIELDS[i] + " ") === 0) return FIELDS[i];
+    return null;
+  }
+
+  function addFieldError(field, message) {
+    var spot = FIELDS.indexOf(field) >= 0 ? document.querySelector('.field-error[data-for="' + field + '"]') : null;
+    if (!spot) return false;
+    spot.textContent = spot.textContent ? spot.textContent + " " + message : message;
+    spot.hidden = false;
+    var input = spot.parentNode.querySelector("input");
+    if (input) input.setAttribute("aria-invalid", "true");
+    return true;
+  }
+
+  /** A 400's messages: each beside its field, and the rest (the range, the costs together) under the form. */
+  function showErrors(errors) {
+    var box = $("bt-form-errors");
+    var general = [];
+    for (var field in errors) {
+      var messages = messagesOf(errors[field]);
+      if (!addFieldError(field, messages.join(" "))) {
+        for (var i = 0; i < messages.length; i++) {
+          // The engine joins its problems with "; ": one line each, beside the field it names first.
+          var parts = messages[i].split("; ");
+          for (var j = 0; j < parts.length; j++) {
+            var named = fieldNamed(parts[j]);
+            if (named) addFieldError(named, parts[j]);
+            else general.push((field === "non_field_errors" ? "" : field + ": ") + parts[j]);
+          }
+        }
+      }
+    }
+    if (box && general.length) {
+      for (var k = 0; k < general.length; k++) box.appendChild(el("li", "", general[k]));
+      box.hidden = false;
+    }
+  }
+
+  function csrfToken() {
+    var input = form && form.querySelector('input[name="csrfmiddlewaretoken"]');
+    if (input && input.value) return input.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /** The form as the API takes it: what is typed, as typed (the server judges it); days only without a start. */
+  function body() {
+    var out = {};
+    var start = form.elements.start.value.trim();
+    var end = form.elements.end.value.trim();
+    if (start) out.start = start;
+    if (end) out.end = end;
+    var days = form.elements.days.value.trim();
+    if (!start && days) out.days = days;
+    ["fee_bps", "slippage_bps", "notional", "delay_bars"].forEach(function (name) {
+      var v = form.elements[name].value.trim();
+      if (v) out[name] = v;
+    });
+    out.funding = form.elements.funding.checked;
+    out.grid = form.elements.grid.checked;
+    return out;
+  }
+
+  function submit(ev) {
+    ev.preventDefault();
+    clearErrors();
+    var button = $("bt-submit");
+    if (button) button.disabled = true;
+    setFormStatus("asking…", false);
+    fetch(cfg.runs_url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+      cache: "no-store",
+      body: JSON.stringify(body()),
+    })
+      .then(function (r) {
+        return r
+          .json()
+          .catch(function () {
+            return null;
+          })
+          .then(function (data) {
+            return { status: r.status, data: data };
+          });
+      })
+      .then(function (answer) {
+        if (answer.status === 202 && answer.data) {
+          setFormStatus("backtest #" + answer.data.id + " queued", false);
+          page.asked = answer.data.id;
+          page.seen = [];
+          selectRun(answer.data.id);
+          page.runs.unshift(answer.data);
+          renderRuns();
+          loadRun(answer.data.id);
+        } else if (answer.status === 400 && answer.data) {
+          setFormStatus("not run: see below", true);
+          showErrors(answer.data);
+        } else if (answer.status === 401 || answer.status === 403) {
+          setFormStatus("not run: sign in as staff again (the session ended or lacks the right)", true);
+        } else if (answer.status === 429) {
+          setFormStatus("not run: too many requests; try again in a minute", true);
+        } else {
+          setFormStatus("not run: the server answered HTTP " + answer.status, true);
+        }
+      })
+      .catch(function () {
+        setFormStatus("not run: the server cannot be reached", true);
+      })
+      .then(function () {
+        if (button) button.disabled = false;
+      });
+  }
+
+  function syncDays() {
+    // Without a start the range is days back from the end; with one, days plays no part.
+    if (!form) return;
+    var days = form.elements.days;
+    days.disabled = !!form.elements.start.value;
+  }
+
+  // -- start ------------------------------------------------------------------------
+
+  function start() {
+    renderRuns();
+    afterRender();
+    if (form) {
+      form.addEventListener("submit", submit);
+      form.elements.start.addEventListener("input", syncDays);
+      form.elements.start.addEventListener("change", syncDays);
+      syncDays();
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
