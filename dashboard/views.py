@@ -542,11 +542,15 @@ def _funding_text(backtest: Backtest) -> str:
         return "off: none paid or received"
     if backtest.status != Backtest.Status.DONE:
         return f"on · {FUNDING_SOURCE}, where a funding time falls inside a held position"
+    source = (backtest.result or {}).get("funding") or {}
+    if source.get("error"):
+        return f"on, but none could be had: {source['error']}; the run is without funding"
+    rates = source.get("rates", 0)
     trades = (backtest.result or {}).get("trades") or []
     if not any(trade["funding"] for trade in trades):
-        return "on · none in this range: nothing paid or received"
+        return f"on · {FUNDING_SOURCE}: {rates} rates in the range, none inside a held position"
     paid = (backtest.summary or {}).get("funding")
-    return f"on · {FUNDING_SOURCE}: {number_text(paid, 2, signed=True)} paid (net)"
+    return f"on · {FUNDING_SOURCE}: {rates} rates in the range, {number_text(paid, 2, signed=True)} paid (net)"
 
 
 def backtest_assumptions(pair: Pair, backtest: Backtest) -> list[dict[str, str]]:

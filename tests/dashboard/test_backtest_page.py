@@ -32,7 +32,8 @@ def run_backtest(pair: Pair, **params) -> Backtest:
     asked = services.backtest_create(pair, services.backtest_params(pair, now=NOW, **params))
     claimed = services.backtest_claim()
     assert claimed is not None and claimed.pk == asked.pk
-    return services.backtest_run(claimed, rules_of=Pipeline.rules_of)
+    # No exchange answers here: a run with funding on says it had none.
+    return services.backtest_run(claimed, rules_of=Pipeline.rules_of, rest_url="http://127.0.0.1:9")
 
 
 @pytest.fixture
@@ -221,14 +222,15 @@ def test_the_page_says_what_the_run_assumed(client, traded_pair):
     assert assumed["delay"] == "0 bars: filled at the closes of the bar the signal fired on"
     assert assumed["funding"] == "off: none paid or received"
     assert "a one-second fill model is optimistic" in text_of(section(html, "bt-one-second"))
-    # An earlier run, selected: its own costs, and funding on with no rate in its range.
+    # An earlier run, selected: its own costs, and funding on that no exchange could give.
     first = Backtest.objects.exclude(pk=funded.pk).get()
     html = client.get(f"{page_url(traded_pair)}?run={first.id}").content.decode()
     assert f'data-run-id="{first.id}"' in html
     assumed = assumptions(html)
     assert assumed["fee"].startswith("4 bps") and assumed["slippage"].startswith("2.5 bps")
     assert assumed["delay"] == "2 bars (2.0 s): filled at the closes 2 bars after the signal's"
-    assert assumed["funding"] == "on · none in this range: nothing paid or received"
+    assert assumed["funding"].startswith("on, but none could be had: cannot reach the exchange at http://127.0.0.1:9")
+    assert assumed["funding"].endswith("the run is without funding")
 
 
 def test_a_queued_run_shows_its_progress_and_a_failed_one_its_reason(client):
