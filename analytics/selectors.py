@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, NamedTuple
+from typing import Any
 
+import numpy as np
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from .bars import INTERVALS
+from .bars import INTERVALS, LegCloses
 from .models import Bar, Pair, Snapshot, Watermark
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,6 @@ SNAPSHOTS_RAN_AT_WATERMARK = "snapshots.ran_at"
 TASKS_LATE_AFTER_MS = 10_000
 #: A snapshot is late when its newest bar ended more than a bar and this long ago (ms).
 SNAPSHOT_LATE_AFTER_MS = 10_000
-
-
-class Close(NamedTuple):
-    open_time: int
-    close: float
 
 
 def pairs_active() -> list[Pair]:
@@ -66,14 +62,18 @@ def bars_for_symbol(
     return qs[:limit] if limit is not None else qs
 
 
-def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> list[Close]:
-    """The newest ``limit`` closes with open time <= ``as_of``, oldest first."""
+def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> LegCloses:
+    """The newest ``limit`` closes with open time <= ``as_of``, oldest first, as columns."""
     rows = (
         Bar.objects.filter(symbol=symbol, interval=interval, open_time__lte=as_of)
         .order_by("-open_time")
         .values_list("open_time", "close")[:limit]
     )
-    return [Close(t, c) for t, c in reversed(rows)]
+    columns = np.array(list(rows), dtype=_CLOSE_ROW)[::-1]
+    return LegCloses(np.ascontiguousarray(columns["open_time"]), np.ascontiguousarray(columns["close"]))
+
+
+_CLOSE_ROW = np.dtype([("open_time", np.int64), ("close", np.float64)])
 
 
 def cached(key: str) -> Any:

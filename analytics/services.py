@@ -31,6 +31,7 @@ from . import selectors
 from .bars import (
     INTERVALS,
     TICK_COLUMNS,
+    LegCloses,
     WidestBarTicks,
     align_closes,
     build_bars_of_symbol,
@@ -488,19 +489,45 @@ class PairWindow(NamedTuple):
     stale_legs: list[str]
 
 
-def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
+class ClosesRead:
+    """A leg's window of closes, read once however many pairs of a cycle have the leg.
+
+    ``selectors.closes_window`` keyed by all its arguments, so each pair gets exactly
+    what its own read would give: 200 pairs over 40 symbols read 40 windows a cycle,
+    not 400. A snapshot cycle makes one (``snapshots_compute``) and drops it at its end.
+    """
+
+    #: Windows kept at most (a catch-up reads one per symbol and bar): then it starts over.
+    MAX_WINDOWS = 2_000
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str, int, int], LegCloses] = {}
+
+    def __call__(self, *, symbol: str, interval: str, as_of: int, limit: int) -> LegCloses:
+        key = (symbol, interval, as_of, limit)
+        closes = self._windows.get(key)
+        if closes is None:
+            if len(self._windows) >= self.MAX_WINDOWS:
+                self._windows.clear()
+            closes = self._windows[key] = selectors.closes_window(
+                symbol=symbol, interval=interval, as_of=as_of, limit=limit
+            )
+        return closes
+
+
+def pair_window_load(*, pair: Pair, closed: int | None, closes: ClosesRead | None = None) -> PairWindow:
     """The window of bars up to ``closed`` (an open time) the snapshot of ``pair`` is computed on.
 
     Database reads, no statistics. Follows docs/analytics.md ("The pair's aligned
     series", "Staleness"): aligned closes (forward fill, leading points dropped),
     the last ``window`` grid points ending at the newest closed bar. A leg whose
     newest own bar is more than ``ANALYTICS_STALE_BARS`` intervals behind marks it
-    stale.
+    stale. ``closes``: the cycle's reads, shared by its pairs (default: read here).
     """
     interval_ms = INTERVALS[pair.interval]
     aligned = None
     if closed is not None:
-        aligned = _aligned(pair=pair, as_of=closed, window=pair.window)
+        aligned = _aligned(pair=pair, as_of=closed, window=pair.window, closes=closes)
     n = aligned.n if aligned is not None else 0
     stale_legs = []
     if aligned is not None and closed is not None:
@@ -510,11 +537,9 @@ def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
     return PairWindow(aligned, closed, n, int(aligned.times[-1]) if n else None, stale_legs)
 
 
-def _aligned(*, pair: Pair, as_of: int, window: int):
-    legs = [
-        selectors.closes_window(symbol=symbol, interval=pair.interval, as_of=as_of, limit=window)
-        for symbol in pair.symbols
-    ]
+def _aligned(*, pair: Pair, as_of: int, window: int, closes: ClosesRead | None = None):
+    read = selectors.closes_window if closes is None else closes
+    legs = [read(symbol=symbol, interval=pair.interval, as_of=as_of, limit=window) for symbol in pair.symbols]
     return align_closes(legs[0], legs[1], as_of=as_of, window=window)
 
 
@@ -607,6 +632,7 @@ def pair_snapshot_build(
     stats_of: PairStatsOf | None = None,
     previous: PairSnapshot | None = None,
     previous_series: dict[str, Any] | None = None,
+    closes: ClosesRead | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """The snapshot and chart series of ``pair`` on its window of closed bars.
 
@@ -618,11 +644,12 @@ def pair_snapshot_build(
     default ``pair_stats`` in this process). ``previous``: the snapshot of the
     previous grid point when the caller has it (its model scores the newest bar,
     its run is continued; see ``_formation``); ``previous_series``: the series the
-    pages have, whose recorded signal z the new one keeps.
+    pages have, whose recorded signal z the new one keeps; ``closes``: the cycle's
+    reads of the bars (``ClosesRead``).
     """
     if window is None:
         closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
-        window = pair_window_load(pair=pair, closed=closed)
+        window = pair_window_load(pair=pair, closed=closed, closes=closes)
     aligned, n = window.aligned, window.n
     statistics = None
     if n >= pair.min_bars:
@@ -630,7 +657,7 @@ def pair_snapshot_build(
             statistics = statistics_of.statistics
         else:
             statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval], stats_of)
-    formation, previous_run = _formation(pair, window, previous) if statistics is not None else (None, 0)
+    formation, previous_run = _formation(pair, window, previous, closes) if statistics is not None else (None, 0)
     snapshot = snapshot_build(
         **_settings_of(pair),
         as_of=window.as_of,
@@ -647,7 +674,9 @@ def pair_snapshot_build(
     return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None, signal)
 
 
-def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) -> tuple[Statistics | None, int]:
+def _formation(
+    pair: Pair, window: PairWindow, previous: PairSnapshot | None, closes: ClosesRead | None = None
+) -> tuple[Statistics | None, int]:
     """The previous grid point's model and run: its statistics (None unless ready) and ``related_run``.
 
     From ``previous`` when it is that grid point's snapshot under the pair's
@@ -672,7 +701,7 @@ def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) ->
         previous = _typed(selectors.snapshot_recorded_at(pair.id, at))
     if previous is not None and usable(previous):
         return (previous.statistics if previous.ready else None), previous.related_run
-    formation = pair_window_load(pair=pair, closed=at)
+    formation = pair_window_load(pair=pair, closed=at, closes=closes)
     if formation.n < pair.min_bars:
         return None, 0
     model = spread_model(formation.aligned.y, formation.aligned.x)  # its model only: no tests are needed
@@ -687,10 +716,11 @@ def pair_snapshot_at(
     closed: int | None,
     stats_of: PairStatsOf | None = None,
     previous: PairSnapshot | None = None,
+    closes: ClosesRead | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
-    window = pair_window_load(pair=pair, closed=closed)
-    return pair_snapshot_build(pair=pair, window=window, stats_of=stats_of, previous=previous)
+    window = pair_window_load(pair=pair, closed=closed, closes=closes)
+    return pair_snapshot_build(pair=pair, window=window, stats_of=stats_of, previous=previous, closes=closes)
 
 
 def _same_window(previous: PairSnapshot | None, pair: Pair, window: PairWindow) -> bool:
@@ -735,6 +765,7 @@ def snapshots_compute(
     """
     now = now_ms() if now is None else now
     clock = EventClock()
+    closes = ClosesRead()
     published = []
     for pair in selectors.pairs_active():
         previous = _typed(selectors.snapshot_cached(pair.id))
@@ -742,7 +773,7 @@ def snapshots_compute(
         # killed between caching a snapshot and recording it left a cached bar without.
         resumed_from = _typed(selectors.snapshot_recorded_latest(pair.id)) or previous
         after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
-        window = pair_window_load(pair=pair, closed=closed)
+        window = pair_window_load(pair=pair, closed=closed, closes=closes)
         unchanged = (
             _same_window(previous, pair, window)
             and previous.thresholds == thresholds_of(pair)
@@ -751,7 +782,7 @@ def snapshots_compute(
         if unchanged and not force:
             continue
         missed = _snapshots_missed(
-            pair=pair, after=after, before=window.as_of, previous=resumed_from, stats_of=stats_of
+            pair=pair, after=after, before=window.as_of, previous=resumed_from, stats_of=stats_of, closes=closes
         )
         same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
@@ -764,6 +795,7 @@ def snapshots_compute(
             stats_of=stats_of,
             previous=missed[-1] if missed else resumed_from,
             previous_series=previous_series,
+            closes=closes,
         )
         for bar in missed:
             recorded(pair, bar)
@@ -825,6 +857,7 @@ def _snapshots_missed(
     before: int | None,
     previous: PairSnapshot | None,
     stats_of: PairStatsOf | None,
+    closes: ClosesRead | None = None,
 ) -> list[PairSnapshot]:
     """Snapshots of the bars that closed after ``after`` and before ``before``, each the next one's ``previous``.
 
@@ -838,7 +871,7 @@ def _snapshots_missed(
     interval_ms = INTERVALS[pair.interval]
     snapshots = []
     for open_time in range(after + interval_ms, before, interval_ms):
-        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of, previous=previous)
+        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of, previous=previous, closes=closes)
         if snapshot.as_of == open_time:
             snapshots.append(snapshot)
             previous = snapshot

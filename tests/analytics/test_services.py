@@ -468,6 +468,29 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch, pipeline):
     )
 
 
+def test_pairs_that_share_a_symbol_read_its_bars_once_a_cycle_and_get_their_own_numbers(monkeypatch, pipeline):
+    pair = make_pair(window=120, min_bars=60)
+    other = Pair.objects.create(symbol_a="ETHUSDT", symbol_b="BTCUSDT", interval="1s", window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    reads = []
+    real = selectors.closes_window
+    monkeypatch.setattr(
+        selectors, "closes_window", lambda **kw: reads.append((kw["symbol"], kw["as_of"])) or real(**kw)
+    )
+    now = T0 + 150_500
+    published = {s["pair"]: s for s in snapshot_cycle(pipeline, now=now)}
+    # Each leg's window once (and the previous bar's, for the signal's model), for both pairs.
+    assert len(reads) == len(set(reads)) == 4
+    monkeypatch.setattr(selectors, "closes_window", real)
+    for p in (pair, other):
+        alone, series = build_snapshot(pair=p, event_time_ms=services.event_time(), now=now)
+        assert {k: published[p.id][k] for k in (*STAT_FIELDS, "signal_zscore", "as_of", "n")} == {
+            k: alone[k] for k in (*STAT_FIELDS, "signal_zscore", "as_of", "n")
+        }
+        assert selectors.series_cached(p.id) == series
+    assert published[other.id]["hedge_ratio"] != published[pair.id]["hedge_ratio"]
+
+
 def test_statistics_computed_in_the_child_process_are_those_computed_in_place(monkeypatch):
     """Embedded mode's statistics process (off the web server's GIL) gives the very same numbers."""
     pair = make_pair(window=120, min_bars=60)
