@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from .bars import INTERVALS, LegCloses
 from .models import Bar, Pair, Snapshot, Watermark
@@ -96,6 +96,13 @@ def series_cached(pair_id: int) -> dict[str, list] | None:
 def snapshot_recorded_latest(pair_id: int) -> dict[str, Any] | None:
     """The newest snapshot in the history (where a cycle resumes when the cache was lost)."""
     return Snapshot.objects.filter(pair_id=pair_id).order_by("-as_of").values_list("data", flat=True).first()
+
+
+def snapshots_recorded_latest(pair_ids: list[int]) -> dict[int, dict[str, Any] | None]:
+    """``snapshot_recorded_latest`` of each pair, in one query (each pair's newest row through the index)."""
+    newest = Snapshot.objects.filter(pair_id=OuterRef("pk")).order_by("-as_of").values("data")[:1]
+    rows = Pair.objects.filter(pk__in=pair_ids).annotate(newest=Subquery(newest)).values_list("pk", "newest")
+    return dict(rows)
 
 
 def snapshot_recorded_at(pair_id: int, as_of: int) -> dict[str, Any] | None:

@@ -431,7 +431,10 @@ class EventClock:
 def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
     if values is None:
         return [None] * n
-    return [float(v) if np.isfinite(v) else None for v in values]
+    floats: list[float | None] = values.tolist()
+    if not np.isfinite(values).all():
+        floats = [v if math.isfinite(v) else None for v in floats]
+    return floats
 
 
 # -- statistics off the web server's GIL ---------------------------------------------
@@ -767,11 +770,15 @@ def snapshots_compute(
     clock = EventClock()
     closes = ClosesRead()
     published = []
-    for pair in selectors.pairs_active():
+    pairs = selectors.pairs_active()
+    # Each pair's newest history row, for all pairs in one read: only the cycle records
+    # snapshots, a pair's at its own turn, so this is what each turn would read.
+    recorded_latest = selectors.snapshots_recorded_latest([pair.id for pair in pairs])
+    for pair in pairs:
         previous = _typed(selectors.snapshot_cached(pair.id))
         # The bars since the newest *recorded* one get their row and rule step: a worker
         # killed between caching a snapshot and recording it left a cached bar without.
-        resumed_from = _typed(selectors.snapshot_recorded_latest(pair.id)) or previous
+        resumed_from = _typed(recorded_latest.get(pair.id)) or previous
         after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
         window = pair_window_load(pair=pair, closed=closed, closes=closes)
         unchanged = (
