@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import httpx
@@ -52,7 +53,7 @@ from .snapshot import (
     snapshot_json,
     snapshot_placeholder,
 )
-from .stats import PairStats, pair_stats, spread_model, zscore_series
+from .stats import PairStats, pair_stats, pair_stats_served, spread_model, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -448,33 +449,56 @@ class StatsProcess:
     """``pair_stats`` computed in a child process (embedded mode: ``runpairs``).
 
     In embedded mode the snapshot cycle runs in a thread of the web server's
-    process, and ADF + Engle-Granger hold the GIL (about 10 ms a bar at 300 bars,
-    0.2 s at 5,000) against the pages and the API. ``analytics.stats`` is pure
-    (numpy and statsmodels only), so a spawned child computes it; the cycle's thread
-    waits for the answer without the GIL. Distributed mode needs none: the Celery
-    worker is a process of its own. A child that dies is replaced; the window it
-    was computing is computed in this process meanwhile.
+    process, and the statistics would hold the GIL against the pages and the API
+    (about 0.5 ms a window at 300 bars, 5 ms at 5,000). ``analytics.stats`` is pure
+    (no Django), so a spawned child computes it (``pair_stats_served``); the cycle's
+    thread hands it each window over a pipe and waits for the answer without the
+    GIL, one round trip and no other thread of this process involved. Distributed
+    mode needs none: the Celery worker is a process of its own. A child that dies
+    is replaced; the window it was computing is computed in this process meanwhile.
     """
 
     def __init__(self) -> None:
-        self._pool = self._spawn()
+        self._lock = threading.Lock()  # one request at a time on the pipe
+        self._process, self._connection = self._spawn()
 
     @staticmethod
-    def _spawn() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    def _spawn() -> tuple[Any, Connection]:
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        process = context.Process(target=pair_stats_served, args=(theirs,), name="pairs-statistics", daemon=True)
+        process.start()
+        theirs.close()
+        return process, mine
 
     def pair_stats(self, y: np.ndarray, x: np.ndarray) -> PairStats:
-        pool = self._pool
-        try:
-            return pool.submit(pair_stats, y, x).result()
-        except BrokenProcessPool:
-            logger.warning("the statistics process died; computing in this process and starting a new one")
-            if self._pool is pool:
-                self._pool = self._spawn()
+        with self._lock:
+            try:
+                self._connection.send((y, x))
+                computed, answer = self._connection.recv()
+            except (EOFError, OSError):
+                logger.warning("the statistics process died; computing in this process and starting a new one")
+                self._stop()
+                self._process, self._connection = self._spawn()
+                computed, answer = None, None
+        if computed is None:
             return pair_stats(y, x)
+        if not computed:
+            raise answer
+        return answer
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            with contextlib.suppress(OSError):
+                self._connection.send(None)  # the child's loop ends
+            self._stop()
+
+    def _stop(self) -> None:
+        self._connection.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
 
 def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int, stats_of: PairStatsOf | None) -> Statistics:

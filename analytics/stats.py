@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "MIN_OBS",
     "PairStats",
     "pair_stats",
+    "pair_stats_served",
     "quality_score",
     "spread_series",
     "zscore_series",
@@ -431,6 +433,27 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
         quality_score=score,
         quality=breakdown,
     )
+
+
+def pair_stats_served(connection: Connection) -> None:
+    """Answer the ``pair_stats`` requests read from ``connection`` until it closes or reads None.
+
+    The loop of a child process that computes statistics for its parent
+    (``analytics.services.StatsProcess``; the child imports no Django). A request is
+    ``(y, x)``; its answer ``(True, PairStats)``, or ``(False, the exception raised)``.
+    """
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        try:
+            answer: tuple[bool, PairStats | Exception] = (True, pair_stats(*request))
+        except Exception as exc:  # noqa: BLE001 - raised again in the parent, as in place
+            answer = (False, exc)
+        connection.send(answer)
 
 
 def _adf(s: npt.NDArray[np.float64]) -> tuple[float | None, float | None, int | None]:

@@ -499,16 +499,35 @@ def test_statistics_computed_in_the_child_process_are_those_computed_in_place(mo
     stats = services.StatsProcess()
     try:
         submitted = []
-        real_submit = stats._pool.submit
-        monkeypatch.setattr(stats._pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
+        real_send = stats._connection.send
+        monkeypatch.setattr(stats._connection, "send", lambda obj: submitted.append(obj) or real_send(obj))
         in_child, _ = build_snapshot(
             pair=pair, event_time_ms=services.event_time(), now=None, stats_of=stats.pair_stats
         )
+        with pytest.raises(ValueError, match="equal length"):  # raised in the child, raised here as in place
+            stats.pair_stats(np.ones(30), np.ones(31))
     finally:
         stats.close()
-    assert len(submitted) == 1
+    assert len(submitted) == 3 and submitted[-1] is None  # two windows, then the end of the child's loop
     assert {k: in_child[k] for k in STAT_FIELDS} == {k: in_place[k] for k in STAT_FIELDS}
     assert in_child["quality"] == in_place["quality"]
+    assert not stats._process.is_alive()
+
+
+def test_a_statistics_process_that_dies_is_replaced_and_its_window_computed_in_place(caplog):
+    y, x = (np.asarray(v, dtype=float) for v in (np.arange(60.0) ** 1.5 + np.sin(np.arange(60.0)), np.arange(60.0)))
+    stats = services.StatsProcess()
+    try:
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)
+        dead = stats._process
+        dead.kill()
+        dead.join()
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)  # computed here
+        assert "statistics process died" in caplog.text
+        assert stats._process is not dead and stats._process.is_alive()
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)  # by the new child
+    finally:
+        stats.close()
 
 
 def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle(pipeline):
