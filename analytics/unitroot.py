@@ -42,13 +42,13 @@ and reports p = 0 (its R^2 >= 1 - 100 * sqrt(machine eps)). Nothing here warns.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy.linalg.lapack import dtrcon
-from statsmodels.tsa.adfvalues import mackinnonp
+from scipy.linalg.lapack import dgeqrf, dtrcon
+from scipy.special import ndtr
+from statsmodels.tsa import adfvalues
 
 __all__ = ["REGRESSIONS", "UnitRootResult", "adf", "engle_granger"]
 
@@ -108,7 +108,7 @@ def adf(series: npt.ArrayLike, regression: str = "c") -> UnitRootResult | None:
     if found is None:
         return None
     stat, lag = found
-    return _result(stat, float(mackinnonp(stat, regression=regression, N=1)), lag)
+    return _result(stat, _mackinnonp(stat, regression, 1), lag)
 
 
 def engle_granger(y: npt.ArrayLike, x: npt.ArrayLike) -> UnitRootResult | None:
@@ -154,7 +154,57 @@ def engle_granger(y: npt.ArrayLike, x: npt.ArrayLike) -> UnitRootResult | None:
     if found is None:
         return None
     stat, lag = found
-    return _result(stat, float(mackinnonp(stat, regression="c", N=2)), lag)
+    return _result(stat, _mackinnonp(stat, "c", 2), lag)
+
+
+class _MacKinnon(NamedTuple):
+    """MacKinnon's (1994) p-value surface for one regression and number of series (statsmodels' tables)."""
+
+    maximum: float  # above it p = 1
+    minimum: float  # below it p = 0
+    star: float  # up to it the small-p polynomial, above it the large-p one
+    small: tuple[float, ...]  # coefficients, highest power first
+    large: tuple[float, ...]
+
+
+_MACKINNON = {
+    (regression, n_series): _MacKinnon(
+        float(maximum[n_series - 1]),
+        float(minimum[n_series - 1]),
+        float(star[n_series - 1]),
+        tuple(float(c) for c in small[n_series - 1][::-1]),
+        tuple(float(c) for c in large[n_series - 1][::-1]),
+    )
+    for regression, (maximum, minimum, star, small, large) in {
+        "n": (adfvalues.tau_max_nc, adfvalues.tau_min_nc, adfvalues.tau_star_nc,
+              adfvalues.tau_nc_smallp, adfvalues.tau_nc_largep),
+        "c": (adfvalues.tau_max_c, adfvalues.tau_min_c, adfvalues.tau_star_c,
+              adfvalues.tau_c_smallp, adfvalues.tau_c_largep),
+        "ct": (adfvalues.tau_max_ct, adfvalues.tau_min_ct, adfvalues.tau_star_ct,
+               adfvalues.tau_ct_smallp, adfvalues.tau_ct_largep),
+        "ctt": (adfvalues.tau_max_ctt, adfvalues.tau_min_ctt, adfvalues.tau_star_ctt,
+                adfvalues.tau_ctt_smallp, adfvalues.tau_ctt_largep),
+    }.items()
+    for n_series in (1, 2)
+}  # fmt: skip
+
+
+def _mackinnonp(stat: float, regression: str, n_series: int) -> float:
+    """``statsmodels.tsa.adfvalues.mackinnonp(stat, regression, N=n_series)``, the same arithmetic.
+
+    mackinnonp evaluates ``norm.cdf(polyval(coefficients, stat))``; scipy.stats' cdf
+    costs some 20 us a call around ``scipy.special.ndtr``, which is what it computes,
+    and Horner's rule on floats is polyval's own (tested equal, bit for bit).
+    """
+    table = _MACKINNON[(regression, n_series)]
+    if stat > table.maximum:
+        return 1.0
+    if stat < table.minimum:
+        return 0.0
+    value = 0.0
+    for c in table.small if stat <= table.star else table.large:
+        value = value * stat + c
+    return float(ndtr(value))
 
 
 def _result(stat: float, pvalue: float, lag: int) -> UnitRootResult | None:
@@ -176,11 +226,13 @@ def _adf_stat(x: Array, regression: str) -> tuple[float, int] | None:
 
 def _adf_stat_of(x: Array, regression: str) -> tuple[float, int] | None:
     n = x.size
-    if n < 2 or not np.isfinite(x).all() or x.max() == x.min():
+    if n < 2:
+        return None
+    low, high = float(x.min()), float(x.max())  # NaN and infinities reach them
+    if not (math.isfinite(low) and math.isfinite(high)) or low == high:
         return None
     ntrend = _NTREND[regression]
-    # statsmodels' default, to the same floating-point expression (its ceil decides the lag count).
-    maxlag = min(n // 2 - ntrend - 1, int(np.ceil(12.0 * np.power(n / 100.0, 1 / 4.0))))
+    maxlag = min(n // 2 - ntrend - 1, _schwert(n))
     if maxlag < 0:
         return None
     d = np.diff(x)
@@ -190,21 +242,35 @@ def _adf_stat_of(x: Array, regression: str) -> tuple[float, int] | None:
     return (stat, lag) if math.isfinite(stat) else None
 
 
+_SCHWERT: dict[int, int] = {}
+
+
+def _schwert(n: int) -> int:
+    """statsmodels' default maxlag, ``ceil(12 * (n / 100) ** 0.25)``, to its very floating-point expression."""
+    maxlag = _SCHWERT.get(n)
+    if maxlag is None:
+        maxlag = _SCHWERT[n] = int(np.ceil(12.0 * np.power(n / 100.0, 1 / 4.0)))
+    return maxlag
+
+
 def _aic_lag(x: Array, d: Array, maxlag: int, regression: str) -> int:
     """The lag (0..maxlag) with the smallest AIC on the common sample, as statsmodels' ``_autolag`` picks it."""
     ntrend = _NTREND[regression]
     n = x.size
     nobs = n - 1 - maxlag
     k = ntrend + 1 + maxlag  # columns of the largest model
-    m = np.empty((nobs, k + 1))
-    m[:, :ntrend] = _trend(nobs, regression)
-    m[:, ntrend] = x[maxlag : n - 1]
-    windows = sliding_window_view(d, maxlag + 1)  # row i: d[i .. i + maxlag], its row's t = i + maxlag
-    m[:, ntrend + 1 : k] = windows[:, maxlag - 1 :: -1] if maxlag else windows[:, :0]
-    m[:, k] = windows[:, maxlag]
     if nobs <= k:  # the largest model fits exactly (a short window, no constant): no residual to compare
         return _aic_lag_exact(x, d, maxlag, regression)
-    r = cast(Array, np.linalg.qr(m, mode="r"))  # R alone: (k + 1) x (k + 1), upper triangular
+    endog = d[maxlag:]
+    m = np.empty((nobs, k + 1), order="F")  # [trend, level, lags 1..maxlag, endog], as LAPACK takes it
+    m[:, :ntrend] = _trend(nobs, regression)
+    m[:, ntrend] = x[maxlag : n - 1]
+    m[:, ntrend + 1 : k] = _lagged(d[:-1], maxlag)
+    m[:, k] = endog
+    qr, _, _, info = dgeqrf(m, overwrite_a=1)
+    if info != 0:
+        return _aic_lag_exact(x, d, maxlag, regression)
+    r = qr[: k + 1, : k + 1]  # R in the upper triangle (what is below it is not R's)
     rcond = float(dtrcon(r[:k, :k])[0])
     if not rcond > 1.0 / _MAX_COND:
         return _aic_lag_exact(x, d, maxlag, regression)
@@ -214,19 +280,27 @@ def _aic_lag(x: Array, d: Array, maxlag: int, regression: str) -> int:
     rss = np.cumsum(tail[::-1])[::-1]
     if not rss[-1] > 0:  # an exact fit: statsmodels' AICs are -inf, decided by its own rounding
         return _aic_lag_exact(x, d, maxlag, regression)
-    aic = _aic(rss, nobs, np.arange(ntrend + 1, k + 1, dtype=np.float64))
+    aic = _aic(rss, nobs, np.arange(ntrend + 1, k + 1, dtype=np.float64))  # ranks: the lag matrix is of full rank
     best = int(np.argmin(aic))  # the first minimum: the smallest lag on a tie, as min((aic, lag)) takes it
     # Both statsmodels' fits and this search carry rounding errors of the residual sums
     # of squares up to about eps * cond * |y| / |residual|, relative: lags whose AIC is
     # within that of the best are compared on statsmodels' own numbers.
-    ynorm2 = float(np.dot(m[:, k], m[:, k]))
-    relative = _TIE_SAFETY * _EPS * (1.0 / rcond) * math.sqrt(ynorm2 / float(rss[-1]))
+    relative = _TIE_SAFETY * _EPS * (1.0 / rcond) * math.sqrt(float(np.dot(endog, endog)) / float(rss[-1]))
     near = np.flatnonzero(aic <= aic[best] + nobs * relative + 1e-9 * abs(float(aic[best])))
     if near.size > 1:
         design = _search_design(x, d, maxlag, regression)
-        exact = [(_aic_exact(design[:, : ntrend + 1 + int(j)], m[:, k]), int(j)) for j in near]
+        exact = [(_aic_exact(design[:, : ntrend + 1 + int(j)], endog), int(j)) for j in near]
         return min(exact)[1]
     return best
+
+
+def _lagged(d: Array, lags: int) -> Array:
+    """Rows t = lags .. len(d): ``d[t - 1], d[t - 2], .., d[t - lags]`` (a strided view, no copy)."""
+    if not lags:
+        return np.empty((d.size + 1, 0))
+    step = d.strides[0]
+    # Row i starts at d[i + lags - 1] and walks back one element a column.
+    return np.lib.stride_tricks.as_strided(d[lags - 1 :], shape=(d.size - lags + 1, lags), strides=(step, -step))
 
 
 def _aic(rss: Array, nobs: int, rank: Array) -> Array:
@@ -264,8 +338,7 @@ def _lag_matrix(x: Array, d: Array, lags: int) -> Array:
     n = x.size
     out = np.empty((n - 1 - lags, lags + 1))
     out[:, 0] = x[lags : n - 1]
-    if lags:
-        out[:, 1:] = sliding_window_view(d[:-1], lags)[:, ::-1]
+    out[:, 1:] = _lagged(d[:-1], lags)
     return out
 
 

@@ -28,10 +28,11 @@ from hypothesis import strategies as st
 from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.sm_exceptions import CollinearityWarning
 from statsmodels.tools.tools import add_constant
+from statsmodels.tsa.adfvalues import mackinnonp
 from statsmodels.tsa.stattools import adfuller, coint
 
 from analytics.stats import pair_stats
-from analytics.unitroot import REGRESSIONS, UnitRootResult, adf, engle_granger
+from analytics.unitroot import _MACKINNON, REGRESSIONS, UnitRootResult, _mackinnonp, adf, engle_granger
 
 RTOL = 1e-9
 
@@ -269,6 +270,19 @@ def test_collinear_pairs_are_none_exactly_where_statsmodels_warns():
         assert_same(got, want, f"noise {size:g}")
         verdicts.append(got is None)
     assert verdicts[0] and not verdicts[-1]  # both verdicts occur
+
+
+@pytest.mark.parametrize("n_series", [1, 2])
+@pytest.mark.parametrize("regression", REGRESSIONS)
+def test_its_p_values_are_statsmodels_mackinnonp_bit_for_bit(regression, n_series):
+    table = _MACKINNON[(regression, n_series)]
+    edges = [e for e in (table.minimum, table.star, table.maximum) if math.isfinite(e)]
+    near_edges = [np.nextafter(e, direction) for e in edges for direction in (-np.inf, np.inf)]
+    for stat in [*np.linspace(-30.0, 5.0, 3501).tolist(), *edges, *near_edges, -1e300, 1e300]:
+        with np.errstate(over="ignore"):  # statsmodels' polyval at 1e300
+            want = mackinnonp(float(stat), regression, N=n_series)
+        got = quiet(_mackinnonp, float(stat), regression, n_series)
+        assert got == want or (math.isnan(got) and math.isnan(want))
 
 
 def test_it_rejects_bad_arguments():
