@@ -503,6 +503,10 @@ def align_closes(
         empty = np.empty(0, dtype=np.float64)
         return Aligned(np.empty(0, dtype=np.int64), empty, empty.copy(), 0, 0, last_a, last_b)
 
+    if times_a.shape == times_b.shape and bool(np.all(times_a == times_b)):
+        # Both legs have a bar at every grid point (the usual case on 1 s bars of liquid symbols).
+        grid = times_a[-window:]
+        return Aligned(grid.copy(), closes_a[-window:].copy(), closes_b[-window:].copy(), 0, 0, last_a, last_b)
     grid = np.union1d(times_a, times_b)  # sorted, unique
     grid = grid[grid >= max(times_a[0], times_b[0])][-window:]
     # Index of each leg's latest bar at or before each grid point (>= 0 after the drop).
