@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from .bars import INTERVALS, LegCloses
@@ -63,13 +64,23 @@ def bars_for_symbol(
 
 
 def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> LegCloses:
-    """The newest ``limit`` closes with open time <= ``as_of``, oldest first, as columns."""
-    rows = (
-        Bar.objects.filter(symbol=symbol, interval=interval, open_time__lte=as_of)
-        .order_by("-open_time")
-        .values_list("open_time", "close")[:limit]
+    """The newest ``limit`` closes with open time <= ``as_of``, oldest first, as columns.
+
+    ``Bar.objects.filter(symbol=, interval=, open_time__lte=as_of).order_by("-open_time")
+    .values_list("open_time", "close")[:limit]``, in SQL: the snapshot cycle reads a
+    window per symbol each second, and the ORM's row-by-row iteration cost as much as
+    the statistics.
+    """
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT {qn('open_time')}, {qn('close')} FROM {qn(Bar._meta.db_table)} "
+        f"WHERE {qn('symbol')} = %s AND {qn('interval')} = %s AND {qn('open_time')} <= %s "
+        f"ORDER BY {qn('open_time')} DESC LIMIT %s"
     )
-    columns = np.array(list(rows), dtype=_CLOSE_ROW)[::-1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [symbol, interval, as_of, limit])
+        rows = cursor.fetchall()
+    columns = np.array(rows, dtype=_CLOSE_ROW)[::-1]
     return LegCloses(np.ascontiguousarray(columns["open_time"]), np.ascontiguousarray(columns["close"]))
 
 
