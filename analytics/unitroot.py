@@ -1,4 +1,4 @@
-"""Augmented Dickey-Fuller and Engle-Granger tests with the AIC lag search, exact and fast (pure numpy).
+"""Augmented Dickey-Fuller and Engle-Granger tests with the AIC lag search, exact and fast (pure: numpy, LAPACK).
 
 The numbers are statsmodels' ``adfuller(x, regression=..., autolag="AIC")`` and
 ``coint(y, x)`` (trend "c", autolag "aic"), the definitions docs/analytics.md
@@ -18,9 +18,10 @@ The algorithm, step for step as statsmodels runs it:
   profile log-likelihood, and takes the smallest AIC, the smallest lag on a tie.
 * The chosen lag is refitted on all the differences it can use, and the
   statistic is the t-value of the lagged level.
-* p-values: MacKinnon's (``statsmodels.tsa.adfvalues.mackinnonp``), N = 1 for
-  ADF, N = 2 with trend "c" for Engle-Granger, whose residual is tested without
-  a constant (regression "n").
+* p-values: MacKinnon's, ``statsmodels.tsa.adfvalues.mackinnonp`` on its own
+  tables (evaluated here without scipy.stats' overhead, bit for bit the same),
+  N = 1 for ADF, N = 2 with trend "c" for Engle-Granger, whose residual is tested
+  without a constant (regression "n").
 
 Exactness. The refit is the same pseudo-inverse fit statsmodels makes (an SVD
 with the same cut-off and rank rule), so the statistic equals statsmodels' to
@@ -34,9 +35,10 @@ including its rules for a rank-deficient design and for a constant column
 (statsmodels then leaves the constant out).
 
 Degenerate windows give None, where statsmodels raises or gives a non-finite
-number: fewer than 4 points, a constant series, NaN or infinity; and for
-Engle-Granger also y and x (almost) perfectly collinear, where ``coint`` warns
-and reports p = 0 (its R^2 >= 1 - 100 * sqrt(machine eps)). Nothing here warns.
+number: too few points for the regression, a constant series, NaN or infinity;
+and for Engle-Granger also y and x (almost) perfectly collinear, where ``coint``
+warns and reports p = 0 (its R^2 >= 1 - 100 * sqrt(machine eps)), and a constant
+y (where ``coint`` divides by y's zero variance). Nothing here warns.
 """
 
 from __future__ import annotations
