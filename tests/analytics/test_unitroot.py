@@ -294,6 +294,21 @@ def test_it_rejects_bad_arguments():
         engle_granger(np.ones(30), np.ones(31))
 
 
+@pytest.mark.parametrize(("y", "x"), PAIRS.values(), ids=PAIRS.keys())
+def test_pair_stats_gives_statsmodels_tests_with_its_none_policy(y, x):
+    """pair_stats' ADF of its spread and its Engle-Granger p-value are statsmodels', wrapped as documented."""
+    st_ = quiet(pair_stats, y, x)
+    tested = st_.hedge_ratio is not None and st_.spread_std != 0.0  # a constant spread is not tested
+    want_adf = sm_adf(y - st_.hedge_ratio * x, "c") if tested else None
+    want_eg = sm_coint(y, x) if tested and st_.r_squared is not None else None
+    got_adf = None if st_.adf_stat is None else UnitRootResult(st_.adf_stat, st_.adf_pvalue, st_.adf_lag)
+    assert_same(got_adf, want_adf, "pair_stats ADF")
+    if want_eg is None:
+        assert st_.coint_pvalue is None
+    else:
+        np.testing.assert_allclose(st_.coint_pvalue, want_eg[1], rtol=RTOL, atol=0)
+
+
 def test_pair_stats_reports_the_tests_of_this_module():
     y, x = PAIRS["cointegrated"]
     st_ = pair_stats(y, x)
