@@ -413,16 +413,28 @@ class Aligned:
         return len(self.times)
 
 
+class LegCloses(NamedTuple):
+    """One leg's bars as columns: open times (ms) and closes, in any order (``align_closes`` sorts them)."""
+
+    open_time: npt.NDArray[np.int64]
+    close: npt.NDArray[np.float64]
+
+
 def _leg(bars: Iterable[Any], as_of: int | None, name: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Sorted open times and closes of one leg's bars up to ``as_of``."""
-    rows = [(bar.open_time, bar.close) for bar in bars]
-    times = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    closes = np.fromiter((r[1] for r in rows), np.float64, len(rows))
-    order = np.argsort(times, kind="stable")
-    times, closes = times[order], closes[order]
-    if len(times) > 1 and (times[1:] == times[:-1]).any():
-        raise ValueError(f"bars of leg {name} repeat an open time (mixed symbols or intervals?)")
-    if as_of is not None:
+    if isinstance(bars, LegCloses):
+        times = np.asarray(bars.open_time, dtype=np.int64)
+        closes = np.asarray(bars.close, dtype=np.float64)
+    else:
+        rows = [(bar.open_time, bar.close) for bar in bars]
+        times = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        closes = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+    if len(times) > 1 and not bool(np.all(times[1:] > times[:-1])):  # sorted and distinct already: kept as is
+        order = np.argsort(times, kind="stable")
+        times, closes = times[order], closes[order]
+        if (times[1:] == times[:-1]).any():
+            raise ValueError(f"bars of leg {name} repeat an open time (mixed symbols or intervals?)")
+    if as_of is not None and len(times) and times[-1] > as_of:
         keep = times <= as_of
         times, closes = times[keep], closes[keep]
     return times, closes
@@ -439,7 +451,7 @@ def align_closes(
 
     Parameters
     ----------
-    bars_a, bars_b : iterables of Bar (or anything with ``open_time`` and ``close``)
+    bars_a, bars_b : iterables of Bar (or anything with ``open_time`` and ``close``), or LegCloses
         The bars of legs A and B of one interval, in any order.
     as_of : int or None
         Open time of the newest closed bar (ms), e.g. ``last_closed_open_time``;
@@ -505,6 +517,10 @@ def align_arrays(
         empty = np.empty(0, dtype=np.float64)
         return Aligned(np.empty(0, dtype=np.int64), empty, empty.copy(), 0, 0, last_a, last_b)
 
+    if times_a.shape == times_b.shape and bool(np.all(times_a == times_b)):
+        # Both legs have a bar at every grid point (the usual case on 1 s bars of liquid symbols).
+        grid = times_a[-window:]
+        return Aligned(grid.copy(), closes_a[-window:].copy(), closes_b[-window:].copy(), 0, 0, last_a, last_b)
     grid = np.union1d(times_a, times_b)  # sorted, unique
     grid = grid[grid >= max(times_a[0], times_b[0])][-window:]
     # Index of each leg's latest bar at or before each grid point (>= 0 after the drop).

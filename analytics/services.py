@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import httpx
@@ -37,6 +38,7 @@ from . import screener, selectors
 from .bars import (
     INTERVALS,
     TICK_COLUMNS,
+    LegCloses,
     WidestBarTicks,
     align_closes,
     build_bars_of_symbol,
@@ -57,7 +59,7 @@ from .snapshot import (
     snapshot_json,
     snapshot_placeholder,
 )
-from .stats import MIN_OBS, PairStats, pair_stats, spread_model, zscore_series
+from .stats import MIN_OBS, PairStats, pair_stats, pair_stats_served, spread_model, zscore_series
 
 logger = logging.getLogger(__name__)
 
@@ -439,7 +441,10 @@ class EventClock:
 def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
     if values is None:
         return [None] * n
-    return [float(v) if np.isfinite(v) else None for v in values]
+    floats: list[float | None] = values.tolist()
+    if not np.isfinite(values).all():
+        floats = [v if math.isfinite(v) else None for v in floats]
+    return floats
 
 
 # -- statistics off the web server's GIL ---------------------------------------------
@@ -453,33 +458,56 @@ class StatsProcess:
     """``pair_stats`` computed in a child process (embedded mode: ``runpairs``).
 
     In embedded mode the snapshot cycle runs in a thread of the web server's
-    process, and ADF + Engle-Granger hold the GIL (about 10 ms a bar at 300 bars,
-    0.2 s at 5,000) against the pages and the API. ``analytics.stats`` is pure
-    (numpy and statsmodels only), so a spawned child computes it; the cycle's thread
-    waits for the answer without the GIL. Distributed mode needs none: the Celery
-    worker is a process of its own. A child that dies is replaced; the window it
-    was computing is computed in this process meanwhile.
+    process, and the statistics would hold the GIL against the pages and the API
+    (about 0.3 ms a window at 300 bars, 2 ms at 5,000). ``analytics.stats`` is pure
+    (no Django), so a spawned child computes it (``pair_stats_served``); the cycle's
+    thread hands it each window over a pipe and waits for the answer without the
+    GIL, one round trip and no other thread of this process involved. Distributed
+    mode needs none: the Celery worker is a process of its own. A child that dies
+    is replaced; the window it was computing is computed in this process meanwhile.
     """
 
     def __init__(self) -> None:
-        self._pool = self._spawn()
+        self._lock = threading.Lock()  # one request at a time on the pipe
+        self._process, self._connection = self._spawn()
 
     @staticmethod
-    def _spawn() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    def _spawn() -> tuple[Any, Connection]:
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        process = context.Process(target=pair_stats_served, args=(theirs,), name="pairs-statistics", daemon=True)
+        process.start()
+        theirs.close()
+        return process, mine
 
     def pair_stats(self, y: np.ndarray, x: np.ndarray) -> PairStats:
-        pool = self._pool
-        try:
-            return pool.submit(pair_stats, y, x).result()
-        except BrokenProcessPool:
-            logger.warning("the statistics process died; computing in this process and starting a new one")
-            if self._pool is pool:
-                self._pool = self._spawn()
+        with self._lock:
+            try:
+                self._connection.send((y, x))
+                computed, answer = self._connection.recv()
+            except (EOFError, OSError):
+                logger.warning("the statistics process died; computing in this process and starting a new one")
+                self._stop()
+                self._process, self._connection = self._spawn()
+                computed, answer = None, None
+        if computed is None:
             return pair_stats(y, x)
+        if not computed:
+            raise answer
+        return answer
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            with contextlib.suppress(OSError):
+                self._connection.send(None)  # the child's loop ends
+            self._stop()
+
+    def _stop(self) -> None:
+        self._connection.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
 
 def _statistics(y: np.ndarray, x: np.ndarray, interval_ms: int, stats_of: PairStatsOf | None) -> Statistics:
@@ -497,19 +525,45 @@ class PairWindow(NamedTuple):
     stale_legs: list[str]
 
 
-def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
+class ClosesRead:
+    """A leg's window of closes, read once however many pairs of a cycle have the leg.
+
+    ``selectors.closes_window`` keyed by all its arguments, so each pair gets exactly
+    what its own read would give: 200 pairs over 40 symbols read 40 windows a cycle,
+    not 400. A snapshot cycle makes one (``snapshots_compute``) and drops it at its end.
+    """
+
+    #: Windows kept at most (a catch-up reads one per symbol and bar): then it starts over.
+    MAX_WINDOWS = 2_000
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str, int, int], LegCloses] = {}
+
+    def __call__(self, *, symbol: str, interval: str, as_of: int, limit: int) -> LegCloses:
+        key = (symbol, interval, as_of, limit)
+        closes = self._windows.get(key)
+        if closes is None:
+            if len(self._windows) >= self.MAX_WINDOWS:
+                self._windows.clear()
+            closes = self._windows[key] = selectors.closes_window(
+                symbol=symbol, interval=interval, as_of=as_of, limit=limit
+            )
+        return closes
+
+
+def pair_window_load(*, pair: Pair, closed: int | None, closes: ClosesRead | None = None) -> PairWindow:
     """The window of bars up to ``closed`` (an open time) the snapshot of ``pair`` is computed on.
 
     Database reads, no statistics. Follows docs/analytics.md ("The pair's aligned
     series", "Staleness"): aligned closes (forward fill, leading points dropped),
     the last ``window`` grid points ending at the newest closed bar. A leg whose
     newest own bar is more than ``ANALYTICS_STALE_BARS`` intervals behind marks it
-    stale.
+    stale. ``closes``: the cycle's reads, shared by its pairs (default: read here).
     """
     interval_ms = INTERVALS[pair.interval]
     aligned = None
     if closed is not None:
-        aligned = _aligned(pair=pair, as_of=closed, window=pair.window)
+        aligned = _aligned(pair=pair, as_of=closed, window=pair.window, closes=closes)
     n = aligned.n if aligned is not None else 0
     stale_legs = []
     if aligned is not None and closed is not None:
@@ -519,11 +573,9 @@ def pair_window_load(*, pair: Pair, closed: int | None) -> PairWindow:
     return PairWindow(aligned, closed, n, int(aligned.times[-1]) if n else None, stale_legs)
 
 
-def _aligned(*, pair: Pair, as_of: int, window: int):
-    legs = [
-        selectors.closes_window(symbol=symbol, interval=pair.interval, as_of=as_of, limit=window)
-        for symbol in pair.symbols
-    ]
+def _aligned(*, pair: Pair, as_of: int, window: int, closes: ClosesRead | None = None):
+    read = selectors.closes_window if closes is None else closes
+    legs = [read(symbol=symbol, interval=pair.interval, as_of=as_of, limit=window) for symbol in pair.symbols]
     return align_closes(legs[0], legs[1], as_of=as_of, window=window)
 
 
@@ -616,6 +668,7 @@ def pair_snapshot_build(
     stats_of: PairStatsOf | None = None,
     previous: PairSnapshot | None = None,
     previous_series: dict[str, Any] | None = None,
+    closes: ClosesRead | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """The snapshot and chart series of ``pair`` on its window of closed bars.
 
@@ -627,11 +680,12 @@ def pair_snapshot_build(
     default ``pair_stats`` in this process). ``previous``: the snapshot of the
     previous grid point when the caller has it (its model scores the newest bar,
     its run is continued; see ``_formation``); ``previous_series``: the series the
-    pages have, whose recorded signal z the new one keeps.
+    pages have, whose recorded signal z the new one keeps; ``closes``: the cycle's
+    reads of the bars (``ClosesRead``).
     """
     if window is None:
         closed = last_closed_open_time(event_time_ms, INTERVALS[pair.interval], now_ms=now)
-        window = pair_window_load(pair=pair, closed=closed)
+        window = pair_window_load(pair=pair, closed=closed, closes=closes)
     aligned, n = window.aligned, window.n
     statistics = None
     if n >= pair.min_bars:
@@ -639,7 +693,7 @@ def pair_snapshot_build(
             statistics = statistics_of.statistics
         else:
             statistics = _statistics(aligned.y, aligned.x, INTERVALS[pair.interval], stats_of)
-    formation, previous_run = _formation(pair, window, previous) if statistics is not None else (None, 0)
+    formation, previous_run = _formation(pair, window, previous, closes) if statistics is not None else (None, 0)
     snapshot = snapshot_build(
         **_settings_of(pair),
         as_of=window.as_of,
@@ -656,7 +710,9 @@ def pair_snapshot_build(
     return snapshot, _series(pair, aligned, n, window.as_of, snapshot.statistics if snapshot.ready else None, signal)
 
 
-def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) -> tuple[Statistics | None, int]:
+def _formation(
+    pair: Pair, window: PairWindow, previous: PairSnapshot | None, closes: ClosesRead | None = None
+) -> tuple[Statistics | None, int]:
     """The previous grid point's model and run: its statistics (None unless ready) and ``related_run``.
 
     From ``previous`` when it is that grid point's snapshot under the pair's
@@ -681,7 +737,7 @@ def _formation(pair: Pair, window: PairWindow, previous: PairSnapshot | None) ->
         previous = _typed(selectors.snapshot_recorded_at(pair.id, at))
     if previous is not None and usable(previous):
         return (previous.statistics if previous.ready else None), previous.related_run
-    formation = pair_window_load(pair=pair, closed=at)
+    formation = pair_window_load(pair=pair, closed=at, closes=closes)
     if formation.n < pair.min_bars:
         return None, 0
     model = spread_model(formation.aligned.y, formation.aligned.x)  # its model only: no tests are needed
@@ -696,10 +752,11 @@ def pair_snapshot_at(
     closed: int | None,
     stats_of: PairStatsOf | None = None,
     previous: PairSnapshot | None = None,
+    closes: ClosesRead | None = None,
 ) -> tuple[PairSnapshot, dict]:
     """``pair_snapshot_build`` on the bars up to ``closed`` (an open time)."""
-    window = pair_window_load(pair=pair, closed=closed)
-    return pair_snapshot_build(pair=pair, window=window, stats_of=stats_of, previous=previous)
+    window = pair_window_load(pair=pair, closed=closed, closes=closes)
+    return pair_snapshot_build(pair=pair, window=window, stats_of=stats_of, previous=previous, closes=closes)
 
 
 def _same_window(previous: PairSnapshot | None, pair: Pair, window: PairWindow) -> bool:
@@ -744,14 +801,19 @@ def snapshots_compute(
     """
     now = now_ms() if now is None else now
     clock = EventClock()
+    closes = ClosesRead()
     published = []
-    for pair in selectors.pairs_active():
+    pairs = selectors.pairs_active()
+    # Each pair's newest history row, for all pairs in one read: only the cycle records
+    # snapshots, a pair's at its own turn, so this is what each turn would read.
+    recorded_latest = selectors.snapshots_recorded_latest([pair.id for pair in pairs])
+    for pair in pairs:
         previous = _typed(selectors.snapshot_cached(pair.id))
         # The bars since the newest *recorded* one get their row and rule step: a worker
         # killed between caching a snapshot and recording it left a cached bar without.
-        resumed_from = _typed(selectors.snapshot_recorded_latest(pair.id)) or previous
+        resumed_from = _typed(recorded_latest.get(pair.id)) or previous
         after, closed = _catch_up(pair=pair, previous=resumed_from, closed=clock.closed(pair, now))
-        window = pair_window_load(pair=pair, closed=closed)
+        window = pair_window_load(pair=pair, closed=closed, closes=closes)
         unchanged = (
             _same_window(previous, pair, window)
             and previous.thresholds == thresholds_of(pair)
@@ -760,7 +822,7 @@ def snapshots_compute(
         if unchanged and not force:
             continue
         missed = _snapshots_missed(
-            pair=pair, after=after, before=window.as_of, previous=resumed_from, stats_of=stats_of
+            pair=pair, after=after, before=window.as_of, previous=resumed_from, stats_of=stats_of, closes=closes
         )
         same = next((s for s in (previous, resumed_from) if _same_window(s, pair, window)), None)
         previous_series = selectors.series_cached(pair.id)  # what open pages have: the base of a delta
@@ -773,6 +835,7 @@ def snapshots_compute(
             stats_of=stats_of,
             previous=missed[-1] if missed else resumed_from,
             previous_series=previous_series,
+            closes=closes,
         )
         for bar in missed:
             recorded(pair, bar)
@@ -834,6 +897,7 @@ def _snapshots_missed(
     before: int | None,
     previous: PairSnapshot | None,
     stats_of: PairStatsOf | None,
+    closes: ClosesRead | None = None,
 ) -> list[PairSnapshot]:
     """Snapshots of the bars that closed after ``after`` and before ``before``, each the next one's ``previous``.
 
@@ -847,7 +911,7 @@ def _snapshots_missed(
     interval_ms = INTERVALS[pair.interval]
     snapshots = []
     for open_time in range(after + interval_ms, before, interval_ms):
-        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of, previous=previous)
+        snapshot, _ = pair_snapshot_at(pair=pair, closed=open_time, stats_of=stats_of, previous=previous, closes=closes)
         if snapshot.as_of == open_time:
             snapshots.append(snapshot)
             previous = snapshot
@@ -1509,12 +1573,12 @@ def _backtest_compute(
         for symbol in pair.symbols
     ]
     for symbol, closes in zip(pair.symbols, legs, strict=True):
-        if not any(start <= c.open_time for c in closes):
+        if not (closes.open_time >= start).any():
             raise BacktestError(
                 f"no {interval} bars of {symbol} from {_iso(start)} to {_iso(end)}"
                 + (": a 1s pair's history is the bars stored from its trades" if interval == "1s" else "")
             )
-    aligned = align_closes(legs[0], legs[1], as_of=None, window=len(legs[0]) + len(legs[1]))
+    aligned = align_closes(legs[0], legs[1], as_of=None, window=max(1, len(legs[0].open_time) + len(legs[1].open_time)))
     times = aligned.times
     trade_from = int(np.searchsorted(times, start, side="left"))
     if times.size - trade_from < 2:
@@ -1685,13 +1749,10 @@ def screener_compute(
     skipped: dict[str, str] = {}
     for symbol in symbols:
         closes = selectors.closes_between(symbol=symbol, interval=interval, start=start, end=end)
-        if len(closes) < MIN_OBS:
-            skipped[symbol] = f"{len(closes)} closed {interval} bars in the window, {MIN_OBS} needed"
+        if len(closes.open_time) < MIN_OBS:
+            skipped[symbol] = f"{len(closes.open_time)} closed {interval} bars in the window, {MIN_OBS} needed"
             continue
-        legs[symbol] = (
-            np.fromiter((c.open_time for c in closes), np.int64, len(closes)),
-            np.fromiter((c.close for c in closes), np.float64, len(closes)),
-        )
+        legs[symbol] = (closes.open_time, closes.close)
     if len(legs) < 2:
         raise ScreenerError(f"fewer than 2 symbols have {interval} bars to screen: {skipped}")
     ranked = screener.screen(

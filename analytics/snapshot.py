@@ -9,6 +9,7 @@ The fields and their definitions: docs/analytics.md, "Snapshots".
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -227,15 +228,31 @@ def snapshot_json(snapshot: PairSnapshot) -> dict[str, Any]:
         "stale_legs": list(snapshot.stale_legs),
         "price_a": snapshot.price_a,
         "price_b": snapshot.price_b,
-        **dataclasses.asdict(snapshot.statistics),
+        **{name: _plain(getattr(snapshot.statistics, name)) for name in _STATISTICS_FIELDS},
         "signal_zscore": snapshot.signal_zscore,
         "signal_hedge_ratio": snapshot.signal_hedge_ratio,
         "related": snapshot.related,
         "related_run": snapshot.related_run,
-        "thresholds": dataclasses.asdict(snapshot.thresholds),
+        "thresholds": {name: getattr(snapshot.thresholds, name) for name in _THRESHOLDS_FIELDS},
         "computed_at": snapshot.computed_at,
         "source": snapshot.source,
     }
+
+
+_STATISTICS_FIELDS = tuple(f.name for f in dataclasses.fields(Statistics))
+_THRESHOLDS_FIELDS = tuple(f.name for f in dataclasses.fields(Thresholds))
+_ATOMS = (float, int, bool, str, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` copied as ``dataclasses.asdict`` copies a field's value (dicts and lists anew, all the way down)."""
+    if type(value) in _ATOMS:
+        return value
+    if isinstance(value, dict):
+        return type(value)((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def snapshot_from_json(data: Mapping[str, Any]) -> PairSnapshot:

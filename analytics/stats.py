@@ -1,31 +1,32 @@
-"""Pair statistics on one window of aligned prices (pure numpy/statsmodels, no Django).
+"""Pair statistics on one window of aligned prices (pure numpy, no Django).
 
 Every number here follows the definitions in docs/analytics.md ("Statistics on the
 window") exactly, so a reader with pandas and statsmodels can reproduce it from the
 same bars. The cheap parts (OLS, correlations, half-life) are closed-form numpy; the
-two unit-root tests are the statsmodels functions themselves (``adfuller`` and
-``coint``, once each), because they dominate the cost and their p-values are the
-definition.
+two unit-root tests are statsmodels' ``adfuller`` and ``coint``, computed by
+``analytics.unitroot`` (the same numbers, lag search included, at a fraction of the
+cost; tests/analytics/test_unitroot.py checks them equal).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from statsmodels.tools.sm_exceptions import CollinearityWarning
-from statsmodels.tsa.stattools import adfuller, coint
+
+from .unitroot import adf, engle_granger
 
 __all__ = [
     "MIN_OBS",
     "coint_pvalue",
     "PairStats",
     "pair_stats",
+    "pair_stats_served",
     "quality_score",
     "spread_series",
     "zscore_series",
@@ -335,6 +336,7 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
           ``ln(x[k]/x[k-1])`` (n - 1 returns); price_correlation: Pearson of y and x.
         * adf_stat, adf_pvalue, adf_lag: ``adfuller(s, regression="c", autolag="AIC")``.
         * coint_pvalue: ``coint(y, x)`` (Engle-Granger, trend "c", autolag "aic").
+          Both tests are statsmodels' numbers, computed by ``analytics.unitroot``.
         * half_life: OLS of ``s[k] - s[k-1] = c + lambda * s[k-1]``;
           ``-ln(2) / lambda`` bars when lambda < 0, else None.
         * quality_score, quality: :func:`quality_score` of (adf_pvalue, coint_pvalue,
@@ -367,7 +369,8 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     * coint_pvalue is None when statsmodels flags y and x as (almost) perfectly
       collinear (its R^2 >= 1 - 100 * sqrt(machine eps), about 1 - 1.5e-6), where
       ``coint`` itself warns and returns p = 0.
-    * statsmodels raising or returning a non-finite value: that test's fields are None.
+    * where statsmodels' ``adfuller``/``coint`` would raise or return a non-finite
+      value: that test's fields are None.
     * quality_score/quality are None when all five of their inputs are None;
       otherwise missing inputs score 0 (see :func:`quality_score`).
     """
@@ -433,35 +436,43 @@ def pair_stats(y: npt.ArrayLike, x: npt.ArrayLike) -> PairStats:
     )
 
 
-def _adf(s: npt.NDArray[np.float64]) -> tuple[float | None, float | None, int | None]:
-    """``adfuller(s, regression="c", autolag="AIC")`` -> (stat, pvalue, usedlag), Nones on failure."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+def pair_stats_served(connection: Connection) -> None:
+    """Answer the ``pair_stats`` requests read from ``connection`` until it closes or reads None.
+
+    The loop of a child process that computes statistics for its parent
+    (``analytics.services.StatsProcess``; the child imports no Django). A request is
+    ``(y, x)``; its answer ``(True, PairStats)``, or ``(False, the exception raised)``.
+    """
+    while True:
         try:
-            res = adfuller(s, regression="c", autolag="AIC", result_object=True)
-        except Exception:  # noqa: BLE001 - statsmodels raises assorted types on degenerate data; contract is None
-            return None, None, None
-    stat, pvalue = _finite(res.statistic), _finite(res.pvalue)
-    if stat is None or pvalue is None:
+            request = connection.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        try:
+            answer: tuple[bool, PairStats | Exception] = (True, pair_stats(*request))
+        except Exception as exc:  # noqa: BLE001 - raised again in the parent, as in place
+            answer = (False, exc)
+        connection.send(answer)
+
+
+def _adf(s: npt.NDArray[np.float64]) -> tuple[float | None, float | None, int | None]:
+    """``adfuller(s, regression="c", autolag="AIC")`` -> (stat, pvalue, usedlag), Nones where it fails."""
+    res = adf(s, "c")
+    if res is None:
         return None, None, None
-    return stat, pvalue, int(res.lags)
+    return res.statistic, res.pvalue, res.lag
 
 
 def _coint_pvalue(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> float | None:
-    """``coint(y, x).pvalue``; None on failure or when statsmodels flags collinearity.
+    """``coint(y, x).pvalue``; None where it fails or where statsmodels flags collinearity.
 
-    Calling coint itself (not re-deriving it from our OLS residuals) costs ~0.3 ms
-    more at n = 300 and nothing measurable above; it keeps the definition literal.
+    Near-perfect collinearity makes statsmodels return stat=-inf, p=0 with a warning
+    that the test "is not reliable": that is "not computable" here.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Near-perfect collinearity makes statsmodels return stat=-inf, p=0 with a
-        # warning that the test "is not reliable": report "not computable" instead.
-        warnings.simplefilter("error", CollinearityWarning)
-        try:
-            return _finite(coint(y, x).pvalue)
-        except Exception:  # noqa: BLE001 - see _adf
-            return None
+    res = engle_granger(y, x)
+    return None if res is None else res.pvalue
 
 
 def _half_life(s: npt.NDArray[np.float64], scale: float) -> float | None:

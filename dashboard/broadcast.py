@@ -83,12 +83,13 @@ class Pushes:
         """A new snapshot, then the window's chart series it belongs to: as a delta from
         ``previous_series`` (the one pages have) when there is an exact one, else whole;
         nothing when it is that very series (the same bar published again: thresholds
-        edited, a leg turning stale)."""
-        self.send(pair_id, "snapshot.update", snapshot)
-        if previous_series == series:
-            return
-        delta = series_delta(previous_series, series, snapshot)
-        if delta is not None:
-            self.send(pair_id, "series.delta", delta)
-        else:
-            self.send(pair_id, "series.update", series)
+        edited, a leg turning stale). Both in one hop to the event loop."""
+        messages = [("snapshot.update", snapshot)]
+        if previous_series != series:
+            delta = series_delta(previous_series, series, snapshot)
+            messages.append(("series.delta", delta) if delta is not None else ("series.update", series))
+        async_to_sync(self._asend_all)(pair_id, messages)
+
+    async def _asend_all(self, pair_id: int, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        for message_type, payload in messages:
+            await self.asend(pair_id, message_type, payload)

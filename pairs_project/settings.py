@@ -269,7 +269,12 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Every active pair keeps its snapshot and its series here, both read and written each
+    # second: with Django's default of 300 entries, culling evicted them from about 150
+    # pairs on (each cycle then read the history back from the database).
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 10_000}}
+    }
 # What one process keeps for itself, whatever the mode: the health record it serves
 # its pages and API from (made at most once every HEALTH_CACHE_SECONDS).
 CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process"}

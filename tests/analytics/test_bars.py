@@ -17,6 +17,7 @@ from analytics.bars import (
     INTERVALS,
     TICK_COLUMNS,
     Bar,
+    LegCloses,
     affected_open_times,
     affected_spans,
     align_closes,
@@ -416,6 +417,18 @@ def test_it_aligns_on_the_union_grid_forward_filling_holes():
     assert (tail.filled_a, tail.filled_b, tail.last_b) == (0, 2, 4_000)
     assert_matches_pandas(a, b, 8_000, 300)
     assert_matches_pandas(a, b[:3], 8_000, 3)
+
+
+@pytest.mark.parametrize("window", [1, 4, 5, 300])
+def test_legs_with_a_bar_at_every_point_align_as_any_legs_do(window):
+    times = [1_000, 2_000, 4_000, 5_000, 9_000]
+    a = [bar("A", t, t / 7.0) for t in times]
+    b = [bar("B", t, t / 3.0) for t in times]
+    got = assert_matches_pandas(list(reversed(a)), b, 9_000, window)
+    assert (got.filled_a, got.filled_b, got.last_a, got.last_b) == (0, 0, 9_000, 9_000)
+    columns = LegCloses(np.array(times), np.array([x.close for x in a]))
+    assert align_closes(columns, b, as_of=5_000, window=window).times.tolist() == times[:4][-window:]
+    assert not np.shares_memory(align_closes(columns, columns, as_of=None, window=window).y, columns.close)
 
 
 def test_it_returns_an_empty_window_until_both_legs_have_a_bar():

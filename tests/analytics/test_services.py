@@ -465,6 +465,29 @@ def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch, pipeline):
     )
 
 
+def test_pairs_that_share_a_symbol_read_its_bars_once_a_cycle_and_get_their_own_numbers(monkeypatch, pipeline):
+    pair = make_pair(window=120, min_bars=60)
+    other = Pair.objects.create(symbol_a="ETHUSDT", symbol_b="BTCUSDT", interval="1s", window=120, min_bars=60)
+    store_and_resample(cointegrated_ticks(150))
+    reads = []
+    real = selectors.closes_window
+    monkeypatch.setattr(
+        selectors, "closes_window", lambda **kw: reads.append((kw["symbol"], kw["as_of"])) or real(**kw)
+    )
+    now = T0 + 150_500
+    published = {s["pair"]: s for s in snapshot_cycle(pipeline, now=now)}
+    # Each leg's window once (and the previous bar's, for the signal's model), for both pairs.
+    assert len(reads) == len(set(reads)) == 4
+    monkeypatch.setattr(selectors, "closes_window", real)
+    for p in (pair, other):
+        alone, series = build_snapshot(pair=p, event_time_ms=services.event_time(), now=now)
+        assert {k: published[p.id][k] for k in (*STAT_FIELDS, "signal_zscore", "as_of", "n")} == {
+            k: alone[k] for k in (*STAT_FIELDS, "signal_zscore", "as_of", "n")
+        }
+        assert selectors.series_cached(p.id) == series
+    assert published[other.id]["hedge_ratio"] != published[pair.id]["hedge_ratio"]
+
+
 def test_statistics_computed_in_the_child_process_are_those_computed_in_place(monkeypatch):
     """Embedded mode's statistics process (off the web server's GIL) gives the very same numbers."""
     pair = make_pair(window=120, min_bars=60)
@@ -473,16 +496,35 @@ def test_statistics_computed_in_the_child_process_are_those_computed_in_place(mo
     stats = services.StatsProcess()
     try:
         submitted = []
-        real_submit = stats._pool.submit
-        monkeypatch.setattr(stats._pool, "submit", lambda *a: submitted.append(a) or real_submit(*a))
+        real_send = stats._connection.send
+        monkeypatch.setattr(stats._connection, "send", lambda obj: submitted.append(obj) or real_send(obj))
         in_child, _ = build_snapshot(
             pair=pair, event_time_ms=services.event_time(), now=None, stats_of=stats.pair_stats
         )
+        with pytest.raises(ValueError, match="equal length"):  # raised in the child, raised here as in place
+            stats.pair_stats(np.ones(30), np.ones(31))
     finally:
         stats.close()
-    assert len(submitted) == 1
+    assert len(submitted) == 3 and submitted[-1] is None  # two windows, then the end of the child's loop
     assert {k: in_child[k] for k in STAT_FIELDS} == {k: in_place[k] for k in STAT_FIELDS}
     assert in_child["quality"] == in_place["quality"]
+    assert not stats._process.is_alive()
+
+
+def test_a_statistics_process_that_dies_is_replaced_and_its_window_computed_in_place(caplog):
+    y, x = (np.asarray(v, dtype=float) for v in (np.arange(60.0) ** 1.5 + np.sin(np.arange(60.0)), np.arange(60.0)))
+    stats = services.StatsProcess()
+    try:
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)
+        dead = stats._process
+        dead.kill()
+        dead.join()
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)  # computed here
+        assert "statistics process died" in caplog.text
+        assert stats._process is not dead and stats._process.is_alive()
+        assert stats.pair_stats(y, x) == services.pair_stats(y, x)  # by the new child
+    finally:
+        stats.close()
 
 
 def test_a_bar_cached_but_not_recorded_gets_its_row_and_rule_step_on_the_next_cycle(pipeline):

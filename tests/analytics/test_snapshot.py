@@ -64,6 +64,17 @@ def test_the_json_form_is_flat_versioned_and_reads_back_the_same():
     assert snapshot_from_json(data) == snapshot
 
 
+def test_the_json_form_copies_the_statistics_as_asdict_does_in_field_order():
+    snapshot = build(40)
+    data = snapshot_json(snapshot)
+    expected = dataclasses.asdict(snapshot.statistics)
+    assert {name: data[name] for name in expected} == expected
+    assert [name for name in data if name in expected] == list(expected)
+    assert list(data["thresholds"].items()) == list(dataclasses.asdict(THRESHOLDS).items())
+    data["quality"]["stationarity"]["value"] = 0.0  # a copy: the snapshot is not changed through its JSON
+    assert snapshot.statistics.quality == STATS.quality and STATS.quality["stationarity"]["value"] == 0.9
+
+
 def test_every_field_is_present_even_when_nothing_was_computed():
     placeholder = snapshot_placeholder(
         pair=4, symbols=("BTCUSDT", "ETHUSDT"), interval="1m", window=100, min_bars=50, thresholds=THRESHOLDS
