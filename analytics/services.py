@@ -1695,7 +1695,13 @@ def screener_request(
     """What a screener run is asked for, checked (``ScreenerError`` names each problem)."""
     problems = []
     if symbols is not None:
-        symbols = sorted({normalize_symbol(s) for s in symbols if s.strip()})
+        names = set()
+        for text in symbols:
+            try:
+                names.add(normalize_symbol(text))
+            except ValueError as exc:
+                problems.append(str(exc))
+        symbols = sorted(names)
         if len(symbols) < 2:
             problems.append(f"a universe needs 2 symbols at least, not {len(symbols)}")
         if top is not None:
