@@ -64,6 +64,7 @@ def discoveries(seeds: int, n: int) -> None:
 def store_bars(legs: dict) -> None:
     from analytics.models import Bar
 
+    Bar.objects.all().delete()  # a universe of its own each time
     rows = []
     for symbol, (times, closes) in legs.items():
         for t, c in zip(times.tolist(), closes.tolist(), strict=True):
