@@ -237,8 +237,14 @@ class Watermark(models.Model):
         return f"{self.name} = {self.value}"
 
 
-class Backtest(models.Model):
-    """A backtest of a pair's own rule over a range (docs/analytics.md, "Backtest"): its parameters and result."""
+class Job(models.Model):
+    """Work a user (or the schedule) asks for and a worker runs: queued, running (with progress), done or failed.
+
+    Claimed with a conditional update, its progress and ``updated_at`` written as it
+    runs (a running job silent for long lost its worker and is claimed again), its
+    reason kept when it fails (``analytics.services``: ``_job_claim``, ``_job_progress``,
+    ``_job_finish``).
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -246,21 +252,29 @@ class Backtest(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="backtests")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0 to 1 while it runs")
-    params = models.JSONField(help_text="the range, the pair's settings and the costs it ran with")
-    summary = models.JSONField(null=True, blank=True, help_text="the metrics over the range")
-    result = models.JSONField(null=True, blank=True, help_text="trades, equity and the walk-forward grid")
     error = models.TextField(blank=True, help_text="why it failed, in words")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    #: Written with the progress: a running backtest silent for long lost its worker.
+    #: Written with the progress: a running job silent for long lost its worker.
     updated_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
+
+
+class Backtest(Job):
+    """A backtest of a pair's own rule over a range (docs/analytics.md, "Backtest"): its parameters and result."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="backtests")
+    params = models.JSONField(help_text="the range, the pair's settings and the costs it ran with")
+    summary = models.JSONField(null=True, blank=True, help_text="the metrics over the range")
+    result = models.JSONField(null=True, blank=True, help_text="trades, equity and the walk-forward grid")
+
+    class Meta(Job.Meta):
         indexes = [models.Index(fields=["pair", "-created_at"], name="backtest_pair_created_idx")]
         constraints = [
             models.CheckConstraint(
@@ -272,17 +286,9 @@ class Backtest(models.Model):
         return f"backtest {self.pk} of {self.pair} ({self.status})"
 
 
-class ScreenerRun(models.Model):
+class ScreenerRun(Job):
     """One screener run over a universe (docs/analytics.md, "Screener"): its settings and ranked pairs."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0, help_text="0 to 1 while it runs")
     requested = models.JSONField(help_text="what was asked: symbols or top N, interval, window, fdr")
     as_of = models.BigIntegerField(null=True, blank=True, help_text="open time of the newest closed bar screened, ms")
     interval = models.CharField(max_length=2, choices=[(i.value, i.label) for i in (Interval.M1, Interval.M5)])
@@ -292,15 +298,8 @@ class ScreenerRun(models.Model):
     skipped = models.JSONField(default=dict, blank=True, help_text="symbol -> why it was left out")
     pairs = models.JSONField(default=list, blank=True, help_text="every pair, ranked by q-value then half-life")
     took_ms = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True, help_text="why it failed, in words")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    #: Written with the progress: a running screen silent for long lost its worker.
-    updated_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(Job.Meta):
         indexes = [models.Index(fields=["status", "-created_at"], name="screener_status_created_idx")]
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from analytics.services import (
     screener_run,
 )
 from ingestion.services import exchange_configured
+from pairs_project.common.terminal import progress_bar
 
 
 def symbol_list(text: str) -> list[str]:
@@ -69,10 +70,7 @@ class Command(BaseCommand):
             raise CommandError(run.error)
 
     def _progress(self, run: ScreenerRun) -> None:
-        width = 40
-        done = int(run.progress * width)
-        self.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {100 * run.progress:5.1f} %", ending="")
-        self.stderr.flush()
+        progress_bar(self.stderr, run.progress)
 
     def _report(self, run: ScreenerRun) -> None:
         if run.status != ScreenerRun.Status.DONE:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from analytics.models import Backtest, Pair
 from analytics.services import BacktestError, backtest_json, backtest_params, backtest_run
+from pairs_project.common.terminal import progress_bar
 from pairs_project.common.times import time_ms
 from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
@@ -86,10 +87,7 @@ class Command(BaseCommand):
             raise CommandError(backtest.error)
 
     def _progress(self, backtest: Backtest) -> None:
-        width = 40
-        done = int(backtest.progress * width)
-        self.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {100 * backtest.progress:5.1f} %", ending="")
-        self.stderr.flush()
+        progress_bar(self.stderr, backtest.progress)
 
     def _report(self, backtest: Backtest) -> None:
         if backtest.summary is None:
