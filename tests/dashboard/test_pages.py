@@ -285,6 +285,7 @@ def test_the_static_assets_are_served_locally(client):
         "dashboard/pair.js",
         "dashboard/index.js",
         "dashboard/backtest.js",
+        "dashboard/screener.js",
     ):
         assert finders.find(path), path
 
@@ -466,7 +467,7 @@ def test_a_recorded_series_is_derived_once_for_many_gets(client, api, ready_pair
     assert len(loads) == 2  # one window per leg, once
 
 
-@pytest.mark.parametrize("path", ["/", "/pairs/overview/", "/pairs/{id}/"])
+@pytest.mark.parametrize("path", ["/", "/pairs/overview/", "/pairs/{id}/", "/screener/"])
 def test_pages_answer_429_with_retry_after_over_their_limit(client, settings, path):
     settings.PAGE_THROTTLE = "3/min"
     settings.CSV_THROTTLE = "1/min"
