@@ -1631,8 +1631,16 @@ def screener_request(
     """What a screener run is asked for, checked (``ScreenerError`` names each problem)."""
     problems = []
     if symbols is not None:
-        symbols = sorted({normalize_symbol(s) for s in symbols if s.strip()})
-        if len(symbols) < 2:
+        named = set()
+        for given in symbols:
+            if not given.strip():
+                continue
+            try:
+                named.add(normalize_symbol(given))
+            except ValueError as exc:
+                problems.append(str(exc))
+        symbols = sorted(named)
+        if not problems and len(symbols) < 2:
             problems.append(f"a universe needs 2 symbols at least, not {len(symbols)}")
         if top is not None:
             problems.append("give the symbols or top N, not both")

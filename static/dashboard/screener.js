@@ -617,7 +617,7 @@
 
   function fieldNamed(message) {
     for (var i = 0; i < REASON_FIELDS.length; i++) if (message.indexOf(REASON_FIELDS[i][0]) === 0) return REASON_FIELDS[i][1];
-    return null;
+    return / is not a symbol /.test(message) ? "symbols" : null;
   }
 
   /** A 400's reasons: each beside its field (the screener joins its reasons with "; "), the rest under the form. */
