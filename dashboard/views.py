@@ -25,9 +25,10 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from rest_framework import serializers
 
+from alerts.models import Alert
 from alerts.rules import RuleState
-from alerts.selectors import alerts_newest, latest_alerts, open_entries
-from alerts.services import alert_payload
+from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest
+from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
 from analytics.models import Backtest, Pair, ScreenerRun
@@ -260,7 +261,10 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
         "open_entry": open_entry.as_dict() if open_entry else None,
         "alerts_shown": ALERTS_SHOWN,
+        "positions_url": f"{reverse('api-positions')}?{urlencode({'pair': pair.id})}",
+        "positions_closed_shown": POSITIONS_CLOSED_SHOWN,
     }
+    positions = [position_payload(row) for row in positions_newest(pair_id=pair.id)[:POSITIONS_FETCHED]]
     quality = snapshot.statistics.quality or {}
     last_tick_at = health["feed"].get("last_tick_at")
     alerts_display = [
@@ -301,8 +305,78 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
             if key in quality
         ],
         "bars_symbols": pair.symbols,
+        "positions": positions,
+        "position": position_card(positions, pair, decimals_a, decimals_b),
     }
     return render(request, "dashboard/pair.html", context)
+
+
+#: The closed paper positions the pair page lists (the API pages through the rest), and the newest
+#: positions it reads for them and the open one.
+POSITIONS_CLOSED_SHOWN = 5
+POSITIONS_FETCHED = 50
+POSITION_REASONS = {str(value): str(label) for value, label in Alert.Reason.choices}
+
+
+def position_card(positions: list[dict[str, Any]], pair: Pair, decimals_a: int, decimals_b: int) -> dict[str, Any]:
+    """The pair page's paper position card: the open position in words and figures, the last closed ones.
+
+    ``positions`` are the API's (``position_payload``), newest first; the page
+    script writes the same texts from ``/api/positions/`` (``renderPosition``).
+    Fills with two decimals more than the instrument's tick, the own spread with
+    the spread's decimals.
+    """
+    open_one = next((p for p in positions if p["open"]), None)
+    closed = [p for p in positions if not p["open"]][:POSITIONS_CLOSED_SHOWN]
+    card: dict[str, Any] = {"open": None, "closed": []}
+    if open_one is not None:
+        p = open_one
+        way, _, legs = direction_text(p["direction"], pair.symbols).partition(" (")
+        card["open"] = {
+            "id": p["id"],
+            "direction": p["direction"],
+            "way": way,
+            "legs": f"({legs}",
+            "since": f"{_stamp(p['opened_at'])} UTC",
+            "mark": f"{_stamp(p['mark_time'])} UTC" if p["mark_time"] is not None else "not marked yet",
+            "hedge_ratio": number_text(p["hedge_ratio"], 4),
+            "qty_a": _qty_text(p["qty_a"]),
+            "qty_b": _qty_text(p["qty_b"]),
+            "entry_a": number_text(p["entry_price_a"], decimals_a + 2),
+            "entry_b": number_text(p["entry_price_b"], decimals_b + 2),
+            "spread": number_text(p["spread"], decimals_a + 1),
+            "unrealised": number_text(p["unrealised_pnl"], 2, signed=True),
+            "unrealised_pct": number_text(p["unrealised_pct"], 2, signed=True),
+            "tone": tone(p["unrealised_pnl"]),
+            "notional": number_text(p["notional"], 2),
+            "entry_fees": number_text(p["entry_fees"], 2),
+        }
+    for p in closed:
+        card["closed"].append(
+            {
+                "id": p["id"],
+                "direction": p["direction"],
+                "way": p["direction"].split("_")[0],
+                "entry": _stamp(p["opened_at"]),
+                "exit": _exit_stamp(p["opened_at"], p["closed_at"]),
+                "held": duration_text((p["closed_at"] - p["opened_at"]) / 1000),
+                "reason": POSITION_REASONS.get(p["reason"], p["reason"].replace("_", " ")),
+                "pnl": number_text(p["realised_pnl"], 2, signed=True),
+                "tone": tone(p["realised_pnl"]),
+            }
+        )
+    return card
+
+
+def _exit_stamp(entry: int, exit_: int) -> str:
+    """An exit's time beside its entry's: HH:MM:SS, with MM-DD when it is another day."""
+    shown = _stamp(exit_)
+    return shown if shown[:5] != _stamp(entry)[:5] else shown[6:]
+
+
+def _qty_text(quantity: float) -> str:
+    """A signed quantity as the trades show it: + bought, - sold, 6 significant digits."""
+    return ("+" if quantity > 0 else "") + significant_text(quantity, 6)
 
 
 def _stamp(ms: int | None) -> str:
