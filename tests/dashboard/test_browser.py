@@ -25,9 +25,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from html import unescape as html_unescape
 from urllib.parse import urlsplit
 
 import pytest
@@ -157,6 +159,44 @@ Z_CHART = (
 )
 
 
+#: The paper position card as the page shows it, and the position's own spread on the spread chart.
+POSITION_CARD = (
+    "() => ({open: document.querySelector('#position-panel').dataset.open,"
+    " id: (document.querySelector('#pos-body .pos-open') || {dataset: {}}).dataset.positionId || null,"
+    " closed: [...document.querySelectorAll('#pos-closed > li[data-position-id]')].map(li => +li.dataset.positionId),"
+    " line: window.pairsCharts.spread.data.datasets[6].data.length})"
+)
+
+
+def words(html: str) -> str:
+    """The words of some HTML, its tags dropped and its spaces collapsed."""
+    return " ".join(html_unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def check_position_card(page, base: str) -> None:
+    """The card shows the pair's positions as the API has them, in the words the server writes (a few tries:
+    a 1 s pair is marked every second)."""
+    for _ in range(20):
+        positions = get_json(f"{base}/api/positions/?pair=1")
+        html = urllib.request.urlopen(f"{base}/pairs/1/", timeout=5).read().decode()
+        card = page.evaluate(POSITION_CARD)
+        shown_text = words(page.inner_html("#pos-body"))
+        opened = next((p for p in positions if p["open"]), None)
+        served_text = words(re.search(r'<div id="pos-body"[^>]*>(.*?)</div>\s*</section>', html, re.S).group(1))
+        if (
+            card["open"] == ("true" if opened else "false")
+            and card["id"] == (str(opened["id"]) if opened else None)
+            and card["closed"] == [p["id"] for p in positions if not p["open"]][:5]
+            and shown_text == served_text
+            and (card["line"] > 0) == (opened is not None)  # its own spread on the chart while it is open
+        ):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"the card is not the API's: {card} {shown_text!r} vs {positions} {served_text!r}")
+    assert positions, "an alert was fired and no paper position was booked"
+
+
 def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
     from playwright.sync_api import sync_playwright
 
@@ -227,6 +267,9 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             assert shown in alerts
             # Pushed, not polled: on the page within 3 s of its row being saved.
             assert seen_at - alerts[shown]["created_at"] < 3000
+            # The alert opened (an entry) or closed (an exit) a paper position: the card says what
+            # /api/positions/ says without a reload, in the words and figures the server renders.
+            check_position_card(page, system)
             # Its marker sits on the signal line: at its bar, at the signal z it fired on, which is
             # that bar's point of the line.
             chart = page.evaluate(Z_CHART)
