@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import Alert, AlertState
+from .models import Alert, AlertState, PaperPosition
 from .rules import RuleState
 
 
 def alerts_newest(*, pair_id: int | None = None) -> QuerySet[Alert]:
     alerts = Alert.objects.order_by("-created_at", "-id")
     return alerts.filter(pair_id=pair_id) if pair_id is not None else alerts
+
+
+def positions_newest(*, pair_id: int) -> QuerySet[PaperPosition]:
+    """A pair's paper positions, the newest entry first (as ``/api/positions/`` lists them)."""
+    return PaperPosition.objects.filter(pair_id=pair_id).order_by("-entry_time", "-id")
 
 
 def open_entries() -> dict[int, RuleState]:

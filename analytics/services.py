@@ -1695,14 +1695,16 @@ def screener_request(
     """What a screener run is asked for, checked (``ScreenerError`` names each problem)."""
     problems = []
     if symbols is not None:
-        names = set()
-        for text in symbols:
+        named = set()
+        for given in symbols:
+            if not given.strip():
+                continue
             try:
-                names.add(normalize_symbol(text))
+                named.add(normalize_symbol(given))
             except ValueError as exc:
                 problems.append(str(exc))
-        symbols = sorted(names)
-        if len(symbols) < 2:
+        symbols = sorted(named)
+        if not problems and len(symbols) < 2:
             problems.append(f"a universe needs 2 symbols at least, not {len(symbols)}")
         if top is not None:
             problems.append("give the symbols or top N, not both")

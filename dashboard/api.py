@@ -494,7 +494,13 @@ class PositionListApi(generics.ListAPIView):
 
     class FilterSerializer(serializers.Serializer):
         pair = serializers.PrimaryKeyRelatedField(queryset=Pair.objects.all(), required=False)
-        open = serializers.BooleanField(required=False, help_text="1: the open ones only; 0: the closed ones only")
+        # Without a default, DRF reads a boolean missing from a query string as False (an unticked checkbox).
+        open = serializers.BooleanField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="1: the open ones only; 0: the closed ones only; absent: both",
+        )
 
     @extend_schema_serializer(component_name="PaperPosition")
     class OutputSerializer(serializers.Serializer):

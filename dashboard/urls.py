@@ -12,6 +12,8 @@ urlpatterns = [
     path("pairs/<int:pair_id>/", views.pair_detail, name="dashboard-pair"),
     path("pairs/<int:pair_id>/series.csv", views.series_csv, name="dashboard-series-csv"),
     path("pairs/<int:pair_id>/bars.csv", views.bars_csv, name="dashboard-bars-csv"),
+    path("screener/", views.screener_page, name="dashboard-screener"),
+    path("screener/runs/<int:run_id>/", views.screener_result_partial, name="dashboard-screener-result"),
     path("pairs/<int:pair_id>/backtest/", views.backtest_page, name="dashboard-backtest"),
     path(
         "pairs/<int:pair_id>/backtest/<int:backtest_id>/",

@@ -1,4 +1,4 @@
-"""Server-rendered pages: the pairs overview, the live pair page and its backtests, plus CSV downloads.
+"""Server-rendered pages: the pairs overview, the live pair page and its backtests, the screener, plus CSV downloads.
 
 The pages are rendered with the current state (the cached snapshot and series, the
 latest alerts, the feed health) so they are useful before the websocket connects;
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -24,13 +25,21 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from rest_framework import serializers
 
+from alerts.models import Alert
 from alerts.rules import RuleState
-from alerts.selectors import alerts_newest, latest_alerts, open_entries
-from alerts.services import alert_payload
+from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest
+from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
-from analytics.models import Backtest, Pair
-from analytics.services import BACKTEST_DEFAULT_DAYS, backtest_json, pair_current, pair_snapshot_current
+from analytics.models import Backtest, Pair, ScreenerRun
+from analytics.services import (
+    BACKTEST_DEFAULT_DAYS,
+    SCREENER_INTERVALS,
+    backtest_json,
+    pair_current,
+    pair_snapshot_current,
+    screener_latest,
+)
 from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE, PairSnapshot, snapshot_from_json
 
 from .api import BACKTESTS_LISTED, BarListApi, SeriesFilterSerializer
@@ -252,7 +261,10 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
         "open_entry": open_entry.as_dict() if open_entry else None,
         "alerts_shown": ALERTS_SHOWN,
+        "positions_url": f"{reverse('api-positions')}?{urlencode({'pair': pair.id})}",
+        "positions_closed_shown": POSITIONS_CLOSED_SHOWN,
     }
+    positions = [position_payload(row) for row in positions_newest(pair_id=pair.id)[:POSITIONS_FETCHED]]
     quality = snapshot.statistics.quality or {}
     last_tick_at = health["feed"].get("last_tick_at")
     alerts_display = [
@@ -293,8 +305,78 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
             if key in quality
         ],
         "bars_symbols": pair.symbols,
+        "positions": positions,
+        "position": position_card(positions, pair, decimals_a, decimals_b),
     }
     return render(request, "dashboard/pair.html", context)
+
+
+#: The closed paper positions the pair page lists (the API pages through the rest), and the newest
+#: positions it reads for them and the open one.
+POSITIONS_CLOSED_SHOWN = 5
+POSITIONS_FETCHED = 50
+POSITION_REASONS = {str(value): str(label) for value, label in Alert.Reason.choices}
+
+
+def position_card(positions: list[dict[str, Any]], pair: Pair, decimals_a: int, decimals_b: int) -> dict[str, Any]:
+    """The pair page's paper position card: the open position in words and figures, the last closed ones.
+
+    ``positions`` are the API's (``position_payload``), newest first; the page
+    script writes the same texts from ``/api/positions/`` (``renderPosition``).
+    Fills with two decimals more than the instrument's tick, the own spread with
+    the spread's decimals.
+    """
+    open_one = next((p for p in positions if p["open"]), None)
+    closed = [p for p in positions if not p["open"]][:POSITIONS_CLOSED_SHOWN]
+    card: dict[str, Any] = {"open": None, "closed": []}
+    if open_one is not None:
+        p = open_one
+        way, _, legs = direction_text(p["direction"], pair.symbols).partition(" (")
+        card["open"] = {
+            "id": p["id"],
+            "direction": p["direction"],
+            "way": way,
+            "legs": f"({legs}",
+            "since": f"{_stamp(p['opened_at'])} UTC",
+            "mark": f"{_stamp(p['mark_time'])} UTC" if p["mark_time"] is not None else "not marked yet",
+            "hedge_ratio": number_text(p["hedge_ratio"], 4),
+            "qty_a": _qty_text(p["qty_a"]),
+            "qty_b": _qty_text(p["qty_b"]),
+            "entry_a": number_text(p["entry_price_a"], decimals_a + 2),
+            "entry_b": number_text(p["entry_price_b"], decimals_b + 2),
+            "spread": number_text(p["spread"], decimals_a + 1),
+            "unrealised": number_text(p["unrealised_pnl"], 2, signed=True),
+            "unrealised_pct": number_text(p["unrealised_pct"], 2, signed=True),
+            "tone": tone(p["unrealised_pnl"]),
+            "notional": number_text(p["notional"], 2),
+            "entry_fees": number_text(p["entry_fees"], 2),
+        }
+    for p in closed:
+        card["closed"].append(
+            {
+                "id": p["id"],
+                "direction": p["direction"],
+                "way": p["direction"].split("_")[0],
+                "entry": _stamp(p["opened_at"]),
+                "exit": _exit_stamp(p["opened_at"], p["closed_at"]),
+                "held": duration_text((p["closed_at"] - p["opened_at"]) / 1000),
+                "reason": POSITION_REASONS.get(p["reason"], p["reason"].replace("_", " ")),
+                "pnl": number_text(p["realised_pnl"], 2, signed=True),
+                "tone": tone(p["realised_pnl"]),
+            }
+        )
+    return card
+
+
+def _exit_stamp(entry: int, exit_: int) -> str:
+    """An exit's time beside its entry's: HH:MM:SS, with MM-DD when it is another day."""
+    shown = _stamp(exit_)
+    return shown if shown[:5] != _stamp(entry)[:5] else shown[6:]
+
+
+def _qty_text(quantity: float) -> str:
+    """A signed quantity as the trades show it: + bought, - sold, 6 significant digits."""
+    return ("+" if quantity > 0 else "") + significant_text(quantity, 6)
 
 
 def _stamp(ms: int | None) -> str:
@@ -904,3 +986,263 @@ def backtest_equity_csv(request: HttpRequest, pair_id: int, backtest_id: int) ->
         for t, v, d in zip(equity["t"], values, drawdown, strict=True)
     ]
     return _csv_response(_backtest_filename(pair, backtest, "equity"), EQUITY_COLUMNS, rows)
+
+
+# -- the screener ------------------------------------------------------------------
+
+#: Rows of the screener's table (the API has every pair of the run).
+SCREEN_ROWS_SHOWN = 500
+#: Runs listed beside the form, newest first.
+SCREENS_LISTED = 10
+#: The table's sort keys and the fields of a screened pair they sort by (the half-life in time sorts as in bars).
+SCREEN_SORT_FIELDS = {
+    "q": "qvalue",
+    "p": "coint_pvalue",
+    "hl": "half_life",
+    "beta": "hedge_ratio",
+    "corr": "correlation",
+    "adf": "adf_pvalue",
+    "n": "n",
+}
+SCREEN_STATUS_TEXTS = {
+    ScreenerRun.Status.QUEUED: "queued: the runner takes one screen at a time, every 3 s",
+    ScreenerRun.Status.RUNNING: "running",
+    ScreenerRun.Status.DONE: "done",
+    ScreenerRun.Status.FAILED: "failed",
+}
+
+
+def screen_p_text(value: float | None) -> str:
+    """A p- or q-value of the screener: 4 decimals, in scientific notation below 0.0001 ("2.8e-28"), "0" at 0.
+
+    The page script's ``fmtQ`` writes the same texts.
+    """
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "0"
+    if value < 0.0001:
+        mantissa, _, exponent = f"{value:.1e}".partition("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.4f}"
+
+
+def screen_bands(fdr: float) -> list[dict[str, Any]]:
+    """The heatmap's colour bands by q-value, strongest first: significant ones below ``fdr``, then the rest."""
+    cuts = [cut for cut in (0.001, 0.01) if cut < fdr] + [fdr]
+    bands: list[dict[str, Any]] = [
+        {"key": f"sig{k}", "below": cut, "label": f"q < {cut:g}"} for k, cut in enumerate(cuts)
+    ]
+    if fdr < 0.25:
+        bands.append({"key": "near", "below": 0.25, "label": f"{fdr:g} ≤ q < 0.25"})
+    bands.append({"key": "far", "below": None, "label": f"q ≥ {max(fdr, 0.25):g}"})
+    bands.append({"key": "none", "below": None, "label": "no test"})
+    return bands
+
+
+def screen_requested_text(requested: dict[str, Any]) -> str:
+    """What a run was asked to screen, in words."""
+    if requested.get("symbols"):
+        return f"{len(requested['symbols'])} named symbols"
+    return f"the top {requested.get('top')} USDT perpetuals by 24 h quote volume"
+
+
+def screen_run_item(run: ScreenerRun) -> dict[str, Any]:
+    """A run as the list beside the form shows it (the page script writes the same from the API's JSON)."""
+    pairs = run.pairs or []
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "progress": run.progress,
+        "error": run.error or None,
+        "interval": run.interval,
+        "window": run.window,
+        "fdr": run.fdr,
+        "requested": run.requested,
+        "universe": len(run.symbols or []),
+        "pairs": len(pairs),
+        "significant": sum(1 for p in pairs if p.get("significant")),
+        "created_at": int(run.created_at.timestamp() * 1000) if run.created_at else None,
+        "finished_at": int(run.finished_at.timestamp() * 1000) if run.finished_at else None,
+    }
+
+
+def screen_rows(run: ScreenerRun, watched: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """The first ``SCREEN_ROWS_SHOWN`` pairs in rank order, as the table shows them (sort keys as raw numbers)."""
+    interval_s = INTERVALS[run.interval] / 1000
+    rows = []
+    for rank, p in enumerate((run.pairs or [])[:SCREEN_ROWS_SHOWN], start=1):
+        half_life = p.get("half_life")
+        rows.append(
+            {
+                "rank": rank,
+                "symbol_a": p["symbol_a"],
+                "symbol_b": p["symbol_b"],
+                "significant": bool(p.get("significant")),
+                "tested": p.get("coint_pvalue") is not None,
+                "q_text": screen_p_text(p.get("qvalue")),
+                "p_text": screen_p_text(p.get("coint_pvalue")),
+                "adf_text": screen_p_text(p.get("adf_pvalue")),
+                "half_life_text": number_text(half_life, 1),
+                "half_life_time": duration_text(half_life * interval_s) if half_life is not None else "—",
+                "hedge_ratio_text": significant_text(p["hedge_ratio"], 4) if p.get("hedge_ratio") is not None else "—",
+                "correlation_text": number_text(p.get("correlation"), 3),
+                "n_text": f"{p['n']:,}" if p.get("n") is not None else "—",
+                "watched": watched.get((p["symbol_a"], p["symbol_b"])),
+                # The values the table sorts by, written out in full (empty: none).
+                "sort": {
+                    key: "" if p.get(field) is None else repr(float(p[field]))
+                    for key, field in SCREEN_SORT_FIELDS.items()
+                },
+            }
+        )
+    return rows
+
+
+def screen_heat(run: ScreenerRun) -> dict[str, Any]:
+    """The heatmap's data: the universe and each pair as [i, j, q, p, half-life, β, ρ, significant, rank]."""
+    symbols = list(run.symbols or [])
+    index = {s: k for k, s in enumerate(symbols)}
+    cells = []
+    for rank, p in enumerate(run.pairs or [], start=1):
+        i, j = index.get(p["symbol_a"]), index.get(p["symbol_b"])
+        if i is None or j is None:
+            continue
+        cells.append(
+            [
+                i,
+                j,
+                p.get("qvalue"),
+                p.get("coint_pvalue"),
+                p.get("half_life"),
+                p.get("hedge_ratio"),
+                p.get("correlation"),
+                1 if p.get("significant") else 0,
+                rank,
+            ]
+        )
+    return {
+        "symbols": symbols,
+        "interval_ms": INTERVALS[run.interval],
+        "fdr": run.fdr,
+        "bands": screen_bands(run.fdr),
+        "cells": cells,
+    }
+
+
+def screener_context(
+    shown: ScreenerRun | None, *, failed: ScreenerRun | None = None, can_run: bool = False
+) -> dict[str, Any]:
+    """What the screener page's result part shows: the run ``shown`` (None: none has finished), a newer failed one."""
+    context: dict[str, Any] = {"sc": shown, "can_run": can_run}
+    if failed is not None:
+        context["failed"] = {
+            "id": failed.pk,
+            "error": (failed.error or "no reason was recorded").rstrip("."),
+            "finished_text": _datetime_text(failed.finished_at),
+        }
+    if shown is None:
+        return context
+    pairs = shown.pairs or []
+    watched = {
+        (a, b): pk
+        for pk, a, b in Pair.objects.filter(interval=shown.interval).values_list("pk", "symbol_a", "symbol_b")
+    }
+    significant = sum(1 for p in pairs if p.get("significant"))
+    tested = sum(1 for p in pairs if p.get("coint_pvalue") is not None)
+    context |= {
+        "as_of_text": utc_text(shown.as_of),
+        "finished_text": _datetime_text(shown.finished_at),
+        "took_text": duration_text(shown.took_ms / 1000) if shown.took_ms is not None else "—",
+        "fdr_text": f"{shown.fdr:g}",
+        "requested_text": screen_requested_text(shown.requested or {}),
+        "universe": len(shown.symbols or []),
+        "pairs_total": len(pairs),
+        "tested": tested,
+        "significant": significant,
+        "skipped": sorted((shown.skipped or {}).items()),
+        "rows": screen_rows(shown, watched),
+        "heat": screen_heat(shown),
+    }
+    return context
+
+
+def _screen_of(run_id: int | str) -> ScreenerRun:
+    if isinstance(run_id, str) and not run_id.isdigit():
+        raise Http404(f"no screener run {run_id!r}")
+    return get_object_or_404(ScreenerRun, pk=int(run_id))
+
+
+def _screen_shown(selected: ScreenerRun | None) -> tuple[ScreenerRun | None, ScreenerRun | None]:
+    """The run to show and the failed run to name beside it.
+
+    A done run selected is shown; otherwise the newest done one, with the run
+    selected if it failed, or else the newest run to finish if it failed after it.
+    """
+    if selected is not None and selected.status == ScreenerRun.Status.DONE:
+        return selected, None
+    latest = screener_latest()
+    if selected is not None:
+        return latest, selected if selected.status == ScreenerRun.Status.FAILED else None
+    newest = ScreenerRun.objects.filter(finished_at__isnull=False).order_by("-finished_at", "-pk").first()
+    if newest is not None and newest.status == ScreenerRun.Status.FAILED and newest != latest:
+        return latest, newest
+    return latest, None
+
+
+@require_GET
+@rate_limited(PageRateThrottle)
+@ensure_csrf_cookie
+def screener_page(request: HttpRequest) -> HttpResponse:
+    """The screener: the newest finished run (``?run=ID``: another), its ranked pairs and heatmap, the form (staff)."""
+    run = request.GET.get("run")
+    shown, failed = _screen_shown(_screen_of(run) if run is not None else None)
+    runs = list(ScreenerRun.objects.order_by("-created_at", "-pk")[:SCREENS_LISTED])
+    active = (
+        ScreenerRun.objects.filter(status__in=[ScreenerRun.Status.QUEUED, ScreenerRun.Status.RUNNING])
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    can_run = _can_run(request)
+    config = {
+        "can_run": can_run,
+        "shown": shown.pk if shown else None,
+        "active": active.pk if active else None,
+        "runs_url": reverse("api-screener-runs"),
+        "run_url": reverse("api-screener-run", args=[0]),
+        "result_url": reverse("dashboard-screener-result", args=[0]),
+        "page_url": reverse("dashboard-screener"),
+        "pairs_url": reverse("pair-list"),
+        "pair_page_url": reverse("dashboard-pair", args=[0]),
+    }
+    context = {
+        **screener_context(shown, failed=failed, can_run=can_run),
+        "config": config,
+        "runs": [screen_run_item(r) for r in runs],
+        "active": active,
+        "active_pct": round(100 * active.progress) if active else 0,
+        "active_text": SCREEN_STATUS_TEXTS.get(active.status, active.status) if active else "",
+        "intervals": SCREENER_INTERVALS,
+        "defaults": {
+            "scheduled": settings.SCREENER_SCHEDULED,
+            "top": settings.SCREENER_TOP,
+            "interval": settings.SCREENER_INTERVAL,
+            "window": settings.SCREENER_WINDOW,
+            "fdr": f"{settings.SCREENER_FDR:g}",
+        },
+        "login_url": f"{reverse('admin:login')}?{urlencode({'next': request.get_full_path()})}",
+        "health": system_health(),
+    }
+    return render(request, "dashboard/screener.html", context)
+
+
+@require_GET
+@rate_limited(PageRateThrottle)
+def screener_result_partial(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The page's result part once run ``run_id`` has ended: it, if done; else the newest done one and why it failed."""
+    shown, failed = _screen_shown(_screen_of(run_id))
+    return render(
+        request,
+        "dashboard/partials/screener_result.html",
+        screener_context(shown, failed=failed, can_run=_can_run(request)),
+    )

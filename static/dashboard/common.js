@@ -60,14 +60,15 @@
     return new Date(ms).getUTCFullYear() + "-" + stamp(ms);
   }
 
-  /** A duration in seconds, compact: "0.4 s", "12 s", "4m 05s", "2h 03m". */
+  /** A duration in seconds, compact: "0.4 s", "12 s", "4m 05s", "2h 03m", "3d 04h" (as the server's duration_text). */
   function duration(s) {
     if (!isNum(s)) return "—";
     if (s < 0) s = 0;
     if (s < 10) return s.toFixed(1) + " s";
     if (s < 60) return Math.round(s) + " s";
     if (s < 3600) return Math.floor(s / 60) + "m " + pad(Math.round(s % 60)) + "s";
-    return Math.floor(s / 3600) + "h " + pad(Math.floor((s % 3600) / 60)) + "m";
+    if (s < 2 * 86400) return Math.floor(s / 3600) + "h " + pad(Math.floor((s % 3600) / 60)) + "m";
+    return Math.floor(s / 86400) + "d " + pad(Math.floor((s % 86400) / 3600)) + "h";
   }
 
   // -- chart time axes ---------------------------------------------------------

@@ -10,9 +10,16 @@
  *   snapshot when no delta applies), series_delta (after a snapshot: the new points
  *   and the window's model, see applyDelta), prices, alert, health (the
  *   /api/health/ record every 5 s: the page polls it only while these do not come).
+ * The paper position card is read again from /api/positions/?pair=<id> after each
+ * alert, after each snapshot while a position is open (its mark moves with every
+ * bar) and on each connect; the server marks it, the page only writes its numbers
+ * (as dashboard.views.position_card does). While one is open, its own spread
+ * (A − β at entry × B) is drawn on the spread chart over the bars since its entry,
+ * on an axis of its own (right).
  *
  * Hooks for tests: #ws-status ("live"/"disconnected"), #signal-zscore-value, #warmup,
  * #gates > li[data-ok] (the entry checklist), #alert-feed > li[data-alert-id],
+ * #position-panel[data-open] with #pos-unrealised and #pos-closed > li[data-position-id],
  * canvases #chart-prices/#chart-spread/#chart-zscore with data-points (points of the
  * main series drawn; the z chart's is the signal), window.pairsCharts and
  * window.pairsPage (state and counters).
@@ -46,7 +53,11 @@
     short: "#f85149",
     grid: "rgba(255, 255, 255, 0.06)",
     tick: "#8b949e",
+    position: "#f0b90b",
   };
+
+  // Why a paper position closed (its exit alert's reason), in words.
+  var POSITION_REASONS = { reverted: "spread reverted", relationship_broken: "relationship broke" };
 
   var SOURCE_NOTES = {
     history: "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet",
@@ -68,6 +79,8 @@
     tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
     prices: { a: null, b: null, t: null },
     messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0, health: 0 },
+    positions: P.readJSON("initial-positions") || [], // the API's, newest first
+    positionReads: 0,
     connected: false,
     reconnects: 0,
   };
@@ -223,11 +236,20 @@
             hline("−1σ", C.band1, [4, 3]),
             hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill }),
             hline("−2σ", C.band2, [2, 3]),
+            // On an axis of its own (right): its level is set by its own β, not the window's.
+            line("position spread (β at entry)", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
           ],
         },
-        options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
-          return " spread  " + P.fmt(ctx.parsed.y, dec.s);
-        }),
+        options: options(
+          {
+            x: xAxis(),
+            y: yAxis(),
+            yPos: yAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
+          },
+          function (ctx) {
+            return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
+          }
+        ),
       });
     }
 
@@ -355,6 +377,8 @@
       sd[3].data = ok ? flat(m - sigma, x0, x1) : [];
       sd[4].data = ok ? flat(m + 2 * sigma, x0, x1) : [];
       sd[5].data = ok ? flat(m - 2 * sigma, x0, x1) : [];
+      sd[6].data = positionSpread(s);
+      charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
       charts.spread.update("none");
     }
     markEmpty("chart-spread", spreadPts.length);
@@ -375,6 +399,18 @@
       charts.zscore.update("none");
     }
     markEmpty("chart-zscore", zCount);
+  }
+
+  /** The open paper position's own spread, A − β at entry × B, at each bar since its entry (none when flat). */
+  function positionSpread(s) {
+    var pos = openPosition();
+    var out = [];
+    if (!pos || !isNum(pos.hedge_ratio) || !s.t) return out;
+    for (var i = 0; i < s.t.length; i++) {
+      if (s.t[i] < pos.opened_at || !isNum(s.price_a[i]) || !isNum(s.price_b[i])) continue;
+      out.push({ x: s.t[i], y: s.price_a[i] - pos.hedge_ratio * s.price_b[i] });
+    }
+    return out;
   }
 
   /** The live price points after the newest closed bar, joined to its close. */
@@ -738,6 +774,8 @@
     var empty = $("alert-empty");
     if (empty) empty.hidden = true;
     if (isNew) {
+      positionsWatchUntil = Date.now() + 5000;
+      readPositions();
       if (a.kind === "entry") page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
       else if (a.kind === "exit") page.openEntry = null;
       renderState();
@@ -760,6 +798,168 @@
       })
       .catch(function () {
         /* the next reconnect retries */
+      });
+  }
+
+  // -- paper position ---------------------------------------------------------------
+
+  function openPosition() {
+    for (var i = 0; i < page.positions.length; i++) if (page.positions[i].open) return page.positions[i];
+    return null;
+  }
+
+  /** A number to 6 significant digits, written out (dashboard.views.significant_text). */
+  function sig6(v) {
+    if (!isNum(v)) return "—";
+    var t = String(Number(v.toPrecision(6)));
+    return t === "-0" ? "0" : t;
+  }
+
+  function qtyText(q) {
+    return (isNum(q) && q > 0 ? "+" : "") + sig6(q);
+  }
+
+  /** "pos", "neg" or "" for money as shown with 2 decimals (a PnL that shows 0.00 is neither). */
+  function toneOf(v) {
+    if (!isNum(v) || Math.round(v * 100) === 0) return "";
+    return v > 0 ? "pos" : "neg";
+  }
+
+  function exitStamp(entry, exit) {
+    var shown = P.stamp(exit);
+    return shown.slice(0, 5) !== P.stamp(entry).slice(0, 5) ? shown : shown.slice(6);
+  }
+
+  function metric(label, id, text, title, wide) {
+    var div = el("div", wide ? "pos-wide" : "");
+    var dt = el("dt", "", label);
+    if (title) dt.title = title;
+    div.appendChild(dt);
+    var dd = el("dd", "mono", text);
+    dd.id = id;
+    div.appendChild(dd);
+    return div;
+  }
+
+  /** The card as the server renders it (dashboard.views.position_card), from the API's positions. */
+  function renderPosition() {
+    var panel = $("position-panel");
+    var body = $("pos-body");
+    if (!panel || !body) return;
+    var pos = openPosition();
+    var key = pos ? pos.id + ":" + pos.mark_time : "none";
+    var frag = document.createDocumentFragment();
+    if (pos) {
+      var long = pos.direction === "long_spread";
+      var box = el("div", "pos-open");
+      box.setAttribute("data-position-id", String(pos.id));
+      var head = el("div", "pos-head");
+      head.appendChild(el("span", "dir dir-" + pos.direction, long ? "long spread" : "short spread"));
+      head.appendChild(document.createTextNode(" "));
+      head.appendChild(
+        el("span", "legs muted", long ? "(buy " + cfg.symbol_a + ", sell " + cfg.symbol_b + ")" : "(sell " + cfg.symbol_a + ", buy " + cfg.symbol_b + ")")
+      );
+      box.appendChild(head);
+      var tone = toneOf(pos.unrealised_pnl);
+      var pnl = el("div", "pos-pnl");
+      var value = el("span", "pos-pnl-value mono " + tone, P.fmtSigned(pos.unrealised_pnl, 2));
+      value.id = "pos-unrealised";
+      pnl.appendChild(value);
+      pnl.appendChild(document.createTextNode(" "));
+      var pct = el("span", "mono " + tone, P.fmtSigned(pos.unrealised_pct, 2) + " %");
+      pct.id = "pos-unrealised-pct";
+      pnl.appendChild(pct);
+      pnl.appendChild(document.createTextNode(" "));
+      pnl.appendChild(el("span", "muted small", "unrealised, quote · net of entry fees"));
+      box.appendChild(pnl);
+      var dl = el("dl", "metrics pos-metrics");
+      dl.appendChild(metric("Since", "pos-since", P.stamp(pos.opened_at) + " UTC", "", true));
+      dl.appendChild(metric("Marked at", "pos-mark", isNum(pos.mark_time) ? P.stamp(pos.mark_time) + " UTC" : "not marked yet", "", true));
+      dl.appendChild(metric("Own spread", "pos-spread", P.fmt(pos.spread, dec.s), "its own spread at the mark: A − β at entry × B"));
+      dl.appendChild(metric("β at entry", "pos-beta", P.fmt(pos.hedge_ratio, 4), "the entry signal's hedge ratio"));
+      dl.appendChild(metric("Qty " + cfg.symbol_a, "pos-qty-a", qtyText(pos.qty_a), "+ bought, − sold"));
+      dl.appendChild(metric("Qty " + cfg.symbol_b, "pos-qty-b", qtyText(pos.qty_b), "+ bought, − sold"));
+      dl.appendChild(metric("Entry " + cfg.symbol_a, "pos-entry-a", P.fmt(pos.entry_price_a, dec.a + 2), "fill, slippage included"));
+      dl.appendChild(metric("Entry " + cfg.symbol_b, "pos-entry-b", P.fmt(pos.entry_price_b, dec.b + 2), "fill, slippage included"));
+      dl.appendChild(metric("Notional", "pos-notional", P.fmt(pos.notional, 2)));
+      dl.appendChild(metric("Entry fees", "pos-fees", P.fmt(pos.entry_fees, 2)));
+      box.appendChild(dl);
+      frag.appendChild(box);
+    } else {
+      var none = el(
+        "p",
+        "muted small pos-none",
+        "No open position. An entry alert opens one at its bar's closes (the signal's β, fee 5 bps and slippage 1 bps a leg, notional 10,000); its exit alert closes it."
+      );
+      none.id = "pos-none";
+      frag.appendChild(none);
+    }
+    var sub = el("h3", "sub-head", "Closed ");
+    sub.appendChild(el("span", "muted pos-closed-note", "newest first"));
+    frag.appendChild(sub);
+    var list = el("ul", "pos-closed");
+    list.id = "pos-closed";
+    var shown = 0;
+    for (var i = 0; i < page.positions.length && shown < cfg.positions_closed_shown; i++) {
+      var c = page.positions[i];
+      if (c.open) continue;
+      shown++;
+      key += "|" + c.id;
+      var li = el("li");
+      li.setAttribute("data-position-id", String(c.id));
+      li.appendChild(el("span", "dir dir-" + c.direction, String(c.direction).split("_")[0]));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("span", "mono pos-times", P.stamp(c.opened_at) + " → " + exitStamp(c.opened_at, c.closed_at)));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("span", "mono pnl " + toneOf(c.realised_pnl), P.fmtSigned(c.realised_pnl, 2)));
+      li.appendChild(document.createTextNode(" "));
+      var reason = POSITION_REASONS[c.reason] || String(c.reason || "").replace(/_/g, " ");
+      li.appendChild(el("span", "muted small pos-reason", reason + " · held " + P.duration((c.closed_at - c.opened_at) / 1000)));
+      list.appendChild(li);
+    }
+    if (!shown) list.appendChild(el("li", "muted small pos-closed-empty", "None closed yet."));
+    frag.appendChild(list);
+    if (body.getAttribute("data-key") === key) return;
+    body.setAttribute("data-key", key);
+    body.textContent = "";
+    body.appendChild(frag);
+    setData(panel, "data-open", pos ? "true" : "false");
+    var legend = $("pos-legend");
+    if (legend) legend.hidden = !pos;
+    scheduleDraw();
+  }
+
+  var positionsBusy = false;
+  var positionsAgain = false;
+  var positionsWatchUntil = 0; // after an alert, the next snapshots read the positions too
+
+  function readPositions() {
+    if (!cfg.positions_url) return;
+    if (positionsBusy) {
+      positionsAgain = true;
+      return;
+    }
+    positionsBusy = true;
+    page.positionReads++;
+    fetch(cfg.positions_url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (list) {
+        if (!Array.isArray(list)) return;
+        page.positions = list;
+        renderPosition();
+      })
+      .catch(function () {
+        /* the next snapshot or alert reads them again */
+      })
+      .then(function () {
+        positionsBusy = false;
+        if (positionsAgain) {
+          positionsAgain = false;
+          readPositions();
+        }
       });
   }
 
@@ -799,6 +999,7 @@
       page.snapshot = msg;
       renderSnapshot();
       scheduleDraw();
+      if (openPosition() || Date.now() < positionsWatchUntil) readPositions();
     } else if (type === "series") {
       page.messages.series++;
       delete msg.type;
@@ -912,6 +1113,7 @@
       backoff = RECONNECT_MIN_MS;
       setWs(true);
       backfillAlerts(); // whatever fired while the socket was down
+      readPositions();
     };
     ws.onmessage = function (ev) {
       var msg;
@@ -1004,6 +1206,7 @@
     }
     makeCharts();
     renderSnapshot();
+    renderPosition();
     drawSeries();
     P.onHealth(renderHealth);
     setInterval(renderHealthAge, 1000);

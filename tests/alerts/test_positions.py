@@ -8,7 +8,7 @@ from alerts.models import Alert, PaperPosition
 from analytics import services
 from analytics.backtest import Costs, position_mark, position_open
 from pairs_project.pipeline import Pipeline
-from tests.support import T0, cointegrated_ticks, make_pair, run_live
+from tests.support import T0, cointegrated_ticks, make_alert, make_pair, run_live
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +67,21 @@ def test_an_open_position_is_marked_at_each_bar_with_its_own_spread(api):
     assert all(p["open"] for p in open_ones)
     assert api.get("/api/positions/?open=maybe").status_code == 400
     assert api.get("/api/positions/?pair=999").status_code == 400
+
+
+def test_the_positions_listed_are_open_and_closed_unless_asked_for_one_kind(api):
+    pair = make_pair()
+    for k, closed in enumerate((True, True, False)):
+        alert = make_alert(pair, bar_time=T0 + k * 60_000)
+        PaperPosition.objects.create(
+            pair=pair, entry_alert=alert, direction="short_spread", hedge_ratio=20.0, qty_a=-0.1, qty_b=2.0,
+            entry_time=T0 + k * 60_000, entry_price_a=97_000.0, entry_price_b=3_000.0, entry_fees=6.0, fee_bps=5.0,
+            slippage_bps=1.0, notional=10_000.0, exit_time=T0 + k * 60_000 + 30_000 if closed else None,
+        )  # fmt: skip
+
+    def listed(query: str) -> list[bool]:
+        return [p["open"] for p in api.get(f"/api/positions/?pair={pair.id}{query}").json()]
+
+    assert listed("") == [True, False, False]  # newest first
+    assert listed("&open=1") == [True] and listed("&open=true") == [True]
+    assert listed("&open=0") == [False, False]

@@ -81,7 +81,7 @@ def api_async():
     [
         ({"top": 500}, "top must be 2 to 200 symbols, not 500"),
         ({"symbols": ["BTCUSDT"]}, "a universe needs 2 symbols at least"),
-        ({"symbols": ["BTCUSDT", "{}"]}, "'{}' is not a symbol"),
+        ({"symbols": ["BTCUSDT", "ETH-USDT", "{}"]}, "'ETH-USDT' is not a symbol .*; '{}' is not a symbol"),
         ({"interval": "1s"}, "interval must be 1m or 5m"),
         ({"fdr": 1.5}, "fdr must be between 0 and 1"),
         ({"window": 20}, "window must be 100 to 5000 bars"),

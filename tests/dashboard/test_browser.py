@@ -7,8 +7,10 @@ moves without a reload, the entry gates and the confirmation ("related n/N") sho
 the snapshot's numbers, a shock's alert appears in the feed with its marker on the
 signal line (where an edit of the thresholds does not move it), and the console
 stays clean. A second test signs in as staff, runs a backtest from the pair's
-backtest page and watches it through to its charts and tables. Screenshots are saved
-under ``artifacts/``.
+backtest page and watches it through to its charts and tables. A third runs the
+offline exchange with a universe of 12 symbols, screens it from the screener page,
+sorts and filters the ranked pairs, and watches a planted pair: its live page fills
+from the klines. Screenshots are saved under ``artifacts/``.
 
 Skips with a reason when no chromium is installed; fails instead when
 REQUIRE_BROWSER=1 (CI).
@@ -23,7 +25,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from html import unescape as html_unescape
 from urllib.parse import urlsplit
 
 import pytest
@@ -65,10 +71,11 @@ def manage_env(database_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def system(tmp_path, database_url):
-    """``runpairs --simulate`` on a fresh database, the default pair with a 120-bar window."""
-    env = manage_env(database_url)
+@contextmanager
+def running_system(tmp_path, database_url, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``runpairs --simulate`` (with ``args`` and ``env``) on a fresh database, the default pair with a 120-bar
+    window; its base URL once the feed is connected."""
+    env = {**manage_env(database_url), **(env or {})}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
@@ -108,6 +115,7 @@ def system(tmp_path, database_url):
             "60",
             "--sim-shock-size",
             "3",
+            *args,
         ],
         cwd=ROOT,
         env=env,
@@ -121,6 +129,13 @@ def system(tmp_path, database_url):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+@pytest.fixture
+def system(tmp_path, database_url):
+    """``runpairs --simulate`` on a fresh database, the default pair with a 120-bar window."""
+    with running_system(tmp_path, database_url) as base:
+        yield base
 
 
 #: The entry checklist as the page writes it: each gate with its value, its threshold and its mark.
@@ -142,6 +157,44 @@ Z_CHART = (
     "() => { const d = window.pairsCharts.zscore.data.datasets;"
     " return {entry: d[1].data.map(p => p.y), markers: d[6].data.map(p => ({x: p.x, y: p.y, kind: p.kind}))}; }"
 )
+
+
+#: The paper position card as the page shows it, and the position's own spread on the spread chart.
+POSITION_CARD = (
+    "() => ({open: document.querySelector('#position-panel').dataset.open,"
+    " id: (document.querySelector('#pos-body .pos-open') || {dataset: {}}).dataset.positionId || null,"
+    " closed: [...document.querySelectorAll('#pos-closed > li[data-position-id]')].map(li => +li.dataset.positionId),"
+    " line: window.pairsCharts.spread.data.datasets[6].data.length})"
+)
+
+
+def words(html: str) -> str:
+    """The words of some HTML, its tags dropped and its spaces collapsed."""
+    return " ".join(html_unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def check_position_card(page, base: str) -> None:
+    """The card shows the pair's positions as the API has them, in the words the server writes (a few tries:
+    a 1 s pair is marked every second)."""
+    for _ in range(20):
+        positions = get_json(f"{base}/api/positions/?pair=1")
+        html = urllib.request.urlopen(f"{base}/pairs/1/", timeout=5).read().decode()
+        card = page.evaluate(POSITION_CARD)
+        shown_text = words(page.inner_html("#pos-body"))
+        opened = next((p for p in positions if p["open"]), None)
+        served_text = words(re.search(r'<div id="pos-body"[^>]*>(.*?)</div>\s*</section>', html, re.S).group(1))
+        if (
+            card["open"] == ("true" if opened else "false")
+            and card["id"] == (str(opened["id"]) if opened else None)
+            and card["closed"] == [p["id"] for p in positions if not p["open"]][:5]
+            and shown_text == served_text
+            and (card["line"] > 0) == (opened is not None)  # its own spread on the chart while it is open
+        ):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"the card is not the API's: {card} {shown_text!r} vs {positions} {served_text!r}")
+    assert positions, "an alert was fired and no paper position was booked"
 
 
 def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
@@ -214,6 +267,9 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             assert shown in alerts
             # Pushed, not polled: on the page within 3 s of its row being saved.
             assert seen_at - alerts[shown]["created_at"] < 3000
+            # The alert opened (an entry) or closed (an exit) a paper position: the card says what
+            # /api/positions/ says without a reload, in the words and figures the server renders.
+            check_position_card(page, system)
             # Its marker sits on the signal line: at its bar, at the signal z it fired on, which is
             # that bar's point of the line.
             chart = page.evaluate(Z_CHART)
@@ -349,3 +405,193 @@ def test_a_backtest_runs_from_the_page_to_its_charts(system, database_url):
             browser.close()
     # Clean but for the refused request, and the admin's login page asking for a /favicon.ico it has not.
     assert [e for e in errors if e[1] != "/favicon.ico"] == [REFUSED], errors
+
+
+#: The offline exchange's universe for the screener's test, and the group planted in it (seed 7, 12 symbols:
+#: ``ingestion.simulator.planted_pairs(7, 12)``). The scheduled screen is the one the test asks for too.
+UNIVERSE = 12
+PLANTED = {frozenset(("DOTUSDT", "SUIUSDT")), frozenset(("LTCUSDT", "SUIUSDT")), frozenset(("DOTUSDT", "LTCUSDT"))}
+SCREEN_ENV = {"SCREENER_TOP": str(UNIVERSE), "SCREENER_INTERVAL": "1m", "SCREENER_WINDOW": "200"}
+
+
+@pytest.fixture
+def universe_system(tmp_path, database_url):
+    """``runpairs --simulate --sim-universe 12``: the pair trades, ten more symbols have klines only."""
+    with running_system(tmp_path, database_url, "--sim-universe", str(UNIVERSE), env=SCREEN_ENV) as base:
+        yield base
+
+
+#: The table's rows as the page shows them: pair, data-* and visibility.
+SCREEN_ROWS = (
+    "() => [...document.querySelectorAll('#sc-rows > tr')].map(r => ({pair: r.dataset.pair, rank: +r.dataset.rank,"
+    " sig: r.dataset.sig === 'true', hl: r.dataset.hl === '' ? null : +r.dataset.hl, visible: !r.hidden}))"
+)
+
+
+def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(universe_system, database_url):
+    """Staff signs in, a refused screen says why beside its field, a real one runs to its table and heatmap;
+    the table sorts and filters; "watch" adds the pair and its live page fills from the klines."""
+    from playwright.sync_api import sync_playwright
+
+    system = universe_system
+    executable = chromium_path()
+    ARTIFACTS.mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", STAFF[0], "--email", "d@x.test"],
+        cwd=ROOT,
+        env={**manage_env(database_url), "DJANGO_SUPERUSER_PASSWORD": STAFF[1]},
+        check=True,
+        capture_output=True,
+    )
+    errors: list[tuple[str, str]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+        session = browser.new_context(viewport={"width": 1440, "height": 900})
+
+        def opened():
+            """A tab of the session."""
+            tab = session.new_page()
+            tab.on(
+                "console",
+                lambda m: (
+                    errors.append((m.text, urlsplit(m.location.get("url", "")).path)) if m.type == "error" else None
+                ),
+            )
+            tab.on("pageerror", lambda e: errors.append((str(e), "")))
+            return tab
+
+        page = opened()
+        try:
+            # Anyone sees the page; the form and the watch buttons are staff's.
+            page.goto(f"{system}/screener/")
+            assert page.locator("#sc-form").count() == 0
+            page.click("#sc-signin a")
+            page.fill("#id_username", STAFF[0])
+            page.fill("#id_password", STAFF[1])
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{system}/screener/")
+            # A refused request: the reason beside its field, nothing queued.
+            page.fill("input[name=window]", "50")
+            page.click("#sc-submit")
+            page.wait_for_selector('.field-error[data-for="window"]:not([hidden])', timeout=10_000)
+            assert page.text_content('.field-error[data-for="window"]') == "window must be 100 to 5000 bars, not 50"
+            assert page.get_attribute("input[name=window]", "aria-invalid") == "true"
+            # The real one: the universe's top 12 on 1m bars, window 200; queued or running, then done and shown.
+            page.fill("input[name=top]", str(UNIVERSE))
+            page.select_option("select[name=interval]", "1m")
+            page.fill("input[name=window]", "200")
+            page.click("#sc-submit")
+            page.wait_for_function(
+                "/^screen #\\d+ /.test(document.querySelector('#sc-form-status').textContent)", timeout=10_000
+            )
+            run_id = int(re.match(r"screen #(\d+) ", page.text_content("#sc-form-status")).group(1))
+            assert page.is_hidden('.field-error[data-for="window"]')
+            page.wait_for_selector(f'#sc-run[data-run-id="{run_id}"]', timeout=300_000)
+            assert page.text_content("#sc-form-status") == f"screen #{run_id} done"
+            seen = page.evaluate("window.screenerPage.seen")
+            assert seen[0] in ("queued", "running") and seen[-1] == "done", seen
+            assert page.is_hidden("#sc-active") and page.url.endswith(f"/screener/?run={run_id}")
+            # Every run listed is followed to its end (the scheduled one too), the one shown marked.
+            page.wait_for_function(
+                "[...document.querySelectorAll('#sc-runs > li')].every(li => li.dataset.status === 'done')",
+                timeout=10_000,
+            )
+            assert page.get_attribute("#sc-runs > li:first-child", "data-run-id") == str(run_id)
+            assert page.get_attribute("#sc-runs > li:first-child", "aria-current") == "true"
+            run = get_json(f"{system}/api/screener/runs/{run_id}/")
+            assert run["status"] == "done" and run["interval"] == "1m" and run["window"] == 200
+            assert len(run["symbols"]) == UNIVERSE and run["skipped"] == {}
+            # The table in rank order, as the API has it; the planted pairs significant; the heatmap drawn.
+            rows = page.evaluate(SCREEN_ROWS)
+            assert [r["pair"] for r in rows] == [f"{q['symbol_a']}/{q['symbol_b']}" for q in run["pairs"]]
+            assert len(rows) == UNIVERSE * (UNIVERSE - 1) // 2
+            significant = {frozenset(r["pair"].split("/")) for r in rows if r["sig"]}
+            assert PLANTED <= significant, significant
+            assert page.text_content("#sc-significant .tile-value").strip() == str(len(significant))
+            assert int(page.get_attribute("#sc-heat", "data-cells")) == len(rows)
+            size = page.evaluate("() => { const c = document.querySelector('#sc-heat'); return [c.width, c.height]; }")
+            assert size[0] > 200 and size[0] == size[1], size
+            # Hovering a cell names its pair: the first one's.
+            heat = page.evaluate("() => ({m: screenerPage.heat.margin, c: screenerPage.heat.cell})")
+            page.locator("#sc-heat").scroll_into_view_if_needed()
+            box = page.locator("#sc-heat").bounding_box()
+            first = run["pairs"][0]
+            i, j = run["symbols"].index(first["symbol_a"]), run["symbols"].index(first["symbol_b"])
+            page.mouse.move(box["x"] + heat["m"] + (j + 0.5) * heat["c"], box["y"] + heat["m"] + (i + 0.5) * heat["c"])
+            assert page.get_attribute("#sc-heat-info", "data-pair") == f"{first['symbol_a']}/{first['symbol_b']}"
+            assert page.text_content("#sc-heat-info").startswith(f"{first['symbol_a']} / {first['symbol_b']} · #1 · q ")
+            # Sorted by half-life (shortest first, none last), then the other way; the rank order by "#".
+            page.click('th[data-key="hl"]:not([data-as]) button')
+            by_half_life = page.evaluate(SCREEN_ROWS)
+            known = [r["hl"] for r in by_half_life if r["hl"] is not None]
+            assert known == sorted(known)
+            assert all(r["hl"] is None for r in by_half_life[len(known) :])  # none last
+            assert page.get_attribute('th[data-key="hl"]:not([data-as])', "aria-sort") == "ascending"
+            page.click('th[data-key="hl"]:not([data-as]) button')
+            by_half_life = page.evaluate(SCREEN_ROWS)
+            known = [r["hl"] for r in by_half_life if r["hl"] is not None]
+            assert known == sorted(known, reverse=True)
+            assert [r["pair"] for r in by_half_life] != [r["pair"] for r in rows]
+            assert page.get_attribute('th[data-key="hl"]:not([data-as])', "aria-sort") == "descending"
+            page.click('th[data-key="rank"] button')
+            assert [r["pair"] for r in page.evaluate(SCREEN_ROWS)] == [r["pair"] for r in rows]
+            # Significant only.
+            page.check("#sc-significant-only")
+            assert [r["pair"] for r in page.evaluate(SCREEN_ROWS) if r["visible"]] == [
+                r["pair"] for r in rows if r["sig"]
+            ]
+            page.uncheck("#sc-significant-only")
+            page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
+            page.screenshot(path=str(ARTIFACTS / "screener-page.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(400)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "screener-page-phone.png"), full_page=True)
+            page.set_viewport_size({"width": 1440, "height": 900})
+            # Watch a planted pair: added at the screen's interval and window, its live page opens and fills from
+            # the klines (the universe's symbols have no trades: each new 1m bar comes with the warm-up's klines).
+            target = next(r for r in rows if r["sig"] and frozenset(r["pair"].split("/")) in PLANTED)
+            symbol_a, symbol_b = target["pair"].split("/")
+            stale = opened()  # signed in too, opened before the pair exists
+            stale.goto(f"{system}/screener/?run={run_id}")
+            page.click(f'#sc-rows > tr[data-pair="{target["pair"]}"] button.sc-watch')
+            page.wait_for_url(re.compile(r".*/pairs/\d+/$"), timeout=15_000)
+            pair_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+            pair = get_json(f"{system}/api/pairs/{pair_id}/")
+            assert (pair["symbol_a"], pair["symbol_b"], pair["interval"], pair["window"]) == (
+                symbol_a,
+                symbol_b,
+                "1m",
+                200,
+            )
+            assert page.text_content(".pair-title h1").split() == [f"{symbol_a}/{symbol_b}", "1m"]
+            page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
+            page.wait_for_function(
+                "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
+            )
+            page.wait_for_function("Number(document.querySelector('#chart-spread').dataset.points) >= 100")
+            snapshot = get_json(f"{system}/api/pairs/{pair_id}/snapshot/")
+            assert snapshot["ready"] and snapshot["n"] == 200, snapshot
+            assert page.text_content("#window-info") == "200/200 bars"
+            assert page.text_content("#m-hedge_ratio") != "—" and page.text_content("#m-coint_pvalue") != "—"
+            page.screenshot(path=str(ARTIFACTS / "screener-watched-pair.png"), full_page=True)
+            # A page opened before: its "watch" finds the pair there already and opens it.
+            stale.click(f'#sc-rows > tr[data-pair="{target["pair"]}"] button.sc-watch')
+            stale.wait_for_url(f"{system}/pairs/{pair_id}/", timeout=15_000)
+            stale.close()
+            # The screener links the watched pair to its page.
+            page.goto(f"{system}/screener/?run={run_id}")
+            assert page.get_attribute(f'#sc-rows > tr[data-pair="{target["pair"]}"] a.sc-open', "href") == (
+                f"/pairs/{pair_id}/"
+            )
+        finally:
+            browser.close()
+    # Clean but for the refused screen, the pair that exists already, and the admin's login page asking for a
+    # /favicon.ico it has not.
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert sorted(e for e in errors if e[1] != "/favicon.ico") == [
+        (refused, "/api/pairs/"),
+        (refused, "/api/screener/runs/"),
+    ], errors

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from alerts.models import AlertState
+from alerts.models import AlertState, PaperPosition
 from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
@@ -285,6 +285,7 @@ def test_the_static_assets_are_served_locally(client):
         "dashboard/pair.js",
         "dashboard/index.js",
         "dashboard/backtest.js",
+        "dashboard/screener.js",
     ):
         assert finders.find(path), path
 
@@ -466,7 +467,7 @@ def test_a_recorded_series_is_derived_once_for_many_gets(client, api, ready_pair
     assert len(loads) == 2  # one window per leg, once
 
 
-@pytest.mark.parametrize("path", ["/", "/pairs/overview/", "/pairs/{id}/"])
+@pytest.mark.parametrize("path", ["/", "/pairs/overview/", "/pairs/{id}/", "/screener/"])
 def test_pages_answer_429_with_retry_after_over_their_limit(client, settings, path):
     settings.PAGE_THROTTLE = "3/min"
     settings.CSV_THROTTLE = "1/min"
@@ -491,3 +492,104 @@ def test_csv_downloads_have_a_tighter_limit_than_pages(client, settings, path):
         HTTPStatus.TOO_MANY_REQUESTS,
     ]
     assert client.get(f"/pairs/{pair.id}/").status_code == HTTPStatus.OK  # pages have their own allowance
+
+
+# -- paper positions ---------------------------------------------------------------
+
+
+def book_position(pair: Pair, *, entry: int, direction: str = "long_spread", **fields) -> PaperPosition:
+    """A paper position of ``pair`` with its entry alert (an exit alert too when ``exit_time`` is given)."""
+    entry_alert = make_alert(pair, kind="entry", direction=direction, bar_time=entry, signal_zscore=-2.4)
+    values = {
+        "direction": direction,
+        "hedge_ratio": 20.5,
+        "qty_a": 0.10309278,
+        "qty_b": -2.1134021,
+        "entry_time": entry,
+        "entry_price_a": 97009.7,
+        "entry_price_b": 3012.3,
+        "entry_fees": 9.99,
+        "fee_bps": 5.0,
+        "slippage_bps": 1.0,
+        "notional": 10_000.0,
+        **fields,
+    }
+    if values.get("exit_time") is not None:
+        values["exit_alert"] = make_alert(pair, kind="exit", direction=direction, bar_time=values["exit_time"])
+    return PaperPosition.objects.create(pair=pair, entry_alert=entry_alert, **values)
+
+
+def test_the_pair_page_shows_its_open_paper_position_and_the_last_closed_ones(client, api):
+    pair = make_pair()
+    closed = [
+        book_position(
+            pair,
+            entry=T0 + k * 600_000,
+            direction="short_spread" if k % 2 else "long_spread",
+            exit_time=T0 + k * 600_000 + 125_000,
+            exit_price_a=97000.0,
+            exit_price_b=3011.0,
+            fees=19.98,
+            pnl=-4.5 + k,
+            reason="relationship_broken" if k == 5 else "reverted",
+        )
+        for k in range(7)
+    ]
+    opened = book_position(
+        pair,
+        entry=T0 + 7 * 600_000,
+        mark_time=T0 + 7 * 600_000 + 60_000,
+        mark_price_a=97130.0,
+        mark_price_b=3013.1,
+        unrealised_pnl=12.3456,
+        spread=35_360.45,
+    )
+    response = client.get(f"/pairs/{pair.id}/")
+    html = response.content.decode()
+    card = html[html.index('id="position-panel"') : html.index('id="metrics-panel"')]
+    assert 'data-open="true"' in card and f'data-position-id="{opened.id}"' in card
+    texts = {key: element_text(response, key) for key in (
+        "pos-unrealised", "pos-unrealised-pct", "pos-since", "pos-spread", "pos-mark", "pos-beta", "pos-qty-a",
+        "pos-qty-b", "pos-entry-a", "pos-entry-b", "pos-notional", "pos-fees",
+    )}  # fmt: skip
+    assert texts == {
+        "pos-unrealised": "+12.35",
+        "pos-unrealised-pct": "+0.12 %",
+        "pos-since": "01-01 01:10:00 UTC",
+        "pos-spread": "35,360.45",  # the spread's decimals: one more than BTCUSDT's tick
+        "pos-mark": "01-01 01:11:00 UTC",
+        "pos-beta": "20.5000",
+        "pos-qty-a": "+0.103093",
+        "pos-qty-b": "-2.1134",
+        "pos-entry-a": "97,009.700",  # fills: two decimals more than the tick
+        "pos-entry-b": "3,012.3000",
+        "pos-notional": "10,000.00",
+        "pos-fees": "9.99",
+    }
+    assert 'class="pos-pnl-value mono pos" id="pos-unrealised"' in card
+    assert "long spread" in card and "(buy BTCUSDT, sell ETHUSDT)" in card
+    # The last five closed, newest first: direction, entry → exit, realised PnL, why and how long.
+    items = re.findall(r'<li data-position-id="(\d+)">(.*?)</li>', card, re.S)
+    assert [int(pk) for pk, _ in items] == [p.id for p in reversed(closed)][:5]
+    words = [" ".join(html_unescape(re.sub(r"<[^>]+>", " ", body)).split()) for _, body in items]
+    assert words[0] == "long 01-01 01:00:00 → 01:02:05 +1.50 spread reverted · held 2m 05s"
+    assert words[1] == "short 01-01 00:50:00 → 00:52:05 +0.50 relationship broke · held 2m 05s"
+    assert '<span class="mono pnl pos">+1.50</span>' in items[0][1]
+    assert '<span class="mono pnl neg">-0.50</span>' in items[2][1]
+    # The page script is handed the API's positions and where to read them again.
+    positions = api.get(f"/api/positions/?pair={pair.id}").json()
+    assert embedded(response, "initial-positions") == positions
+    config = embedded(response, "pair-config")
+    assert config["positions_url"] == f"/api/positions/?pair={pair.id}" and config["positions_closed_shown"] == 5
+    assert 'id="pos-legend">' in html  # the position's own spread is drawn on the spread chart
+
+
+def test_without_a_paper_position_the_card_says_so(client):
+    pair = make_pair()
+    response = client.get(f"/pairs/{pair.id}/")
+    html = response.content.decode()
+    card = html[html.index('id="position-panel"') : html.index('id="metrics-panel"')]
+    assert 'data-open="false"' in card
+    assert element_text(response, "pos-none").startswith("No open position. An entry alert opens one")
+    assert "None closed yet." in card
+    assert 'id="pos-legend" hidden>' in html
