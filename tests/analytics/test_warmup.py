@@ -18,9 +18,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @sync_to_async
 def add_and_warm_up(pipeline, rest_url: str, interval: str, window: int) -> tuple[int, dict, int]:
     # A minute that closes between the warm-up and the snapshot is the next warm-up's
-    # bar: the window would end on it one bar short. Start well inside a minute.
-    if time.time() % 60 > 50:
-        time.sleep(61 - time.time() % 60)
+    # bar: the window would end on it one bar short. And in the first seconds of a
+    # minute the warm-up has stored the minute just ended, which the snapshot takes
+    # as closed only after the bar-closing grace. Start well inside a minute.
+    second = time.time() % 60
+    if not 5 <= second <= 50:
+        time.sleep((65 - second) % 60)
     cache.clear()
     pair, _ = services.pair_upsert(
         symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval=interval, window=window, min_bars=window // 2
