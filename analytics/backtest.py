@@ -45,6 +45,7 @@ __all__ = [
     "position_mark",
     "position_open",
     "signals_of",
+    "snapshots_of",
     "summary_of",
     "walk_forward",
 ]
@@ -432,19 +433,27 @@ class PairSettings(NamedTuple):
     thresholds: Thresholds
 
 
-def _snapshots(
-    times: npt.NDArray[np.int64],
-    y: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
+def snapshots_of(
+    times: npt.ArrayLike,
+    y: npt.ArrayLike,
+    x: npt.ArrayLike,
     settings: PairSettings,
-    stats_of: StatsOf,
-    progress: Callable[[float], None] | None,
+    *,
+    stats_of: StatsOf = pair_stats,
+    progress: Callable[[float], None] | None = None,
     share: tuple[float, float] = (0.0, 1.0),
 ) -> list[PairSnapshot]:
+    """The pair's snapshot at every grid point (``replay.snapshots_replay``), the cost of a backtest.
+
+    A caller that runs both ``backtest`` and ``walk_forward`` on one range computes
+    them once and hands them to both. ``progress`` hears ``share``'s part of the
+    way (its start and width).
+    """
     snapshots = []
     first, width = share
+    replay_times = np.asarray(times, dtype=np.int64)
     replay = snapshots_replay(
-        times,
+        replay_times,
         y,
         x,
         pair=settings.pair,
@@ -458,7 +467,7 @@ def _snapshots(
     for k, snapshot in enumerate(replay):
         snapshots.append(snapshot)
         if progress is not None and k % PROGRESS_EVERY == 0:
-            progress(first + width * k / max(1, times.size))
+            progress(first + width * k / max(1, len(replay_times)))
     return snapshots
 
 
@@ -476,17 +485,20 @@ def backtest(
     stats_of: StatsOf = pair_stats,
     progress: Callable[[float], None] | None = None,
     trade_from: int = 0,
+    snapshots: Sequence[PairSnapshot] | None = None,
 ) -> Result:
     """The pair's rule (``rule`` from ``state``) over its snapshots of the aligned closes, traded with ``costs``.
 
     The grid points before ``trade_from`` are history only: the windows of the
     first traded points look back into them (so the range starts ready, as a pair
     that has run for a while is), the rule steps over them (its confirmation run
-    carries on), and nothing it fires there is traded.
+    carries on), and nothing it fires there is traded. ``snapshots``: those of
+    ``snapshots_of`` for these closes and ``settings``, when the caller has them.
     """
     t = np.asarray(times, dtype=np.int64)
     ya, xb = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    snapshots = _snapshots(t, ya, xb, settings, stats_of, progress)
+    if snapshots is None:
+        snapshots = snapshots_of(t, ya, xb, settings, stats_of=stats_of, progress=progress)
     state = _stepped(snapshots[:trade_from], rule, state)
     traded = slice(trade_from, t.size)
     signals = signals_of(snapshots[traded], rule, state)
@@ -526,6 +538,7 @@ def walk_forward(
     stats_of: StatsOf = pair_stats,
     progress: Callable[[float], None] | None = None,
     trade_from: int = 0,
+    snapshots: Sequence[PairSnapshot] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (entry_z, exit_z[, window]) scored in-sample and out-of-sample; the best in-sample first.
 
@@ -534,7 +547,8 @@ def walk_forward(
     steps over everything before it without trading; a position open at the end of
     the in-sample part closes there), on the snapshots of the whole range, so the
     out-of-sample windows look back into the in-sample bars as live operation
-    would, never forward. Each window's snapshots are computed once. Rows with
+    would, never forward. Each window's snapshots are computed once (those at the
+    pair's own window not at all when ``snapshots`` are handed in, see ``backtest``). Rows with
     entry_z <= exit_z are skipped. Sorted by in-sample Sharpe (none last), the
     first row being the choice whose out-of-sample figures are the headline.
     """
@@ -552,7 +566,10 @@ def walk_forward(
     for w, window in enumerate(sizes):
         mine = settings._replace(window=window, min_bars=min(settings.min_bars, window))
         share = (w / len(sizes), 1 / len(sizes))
-        snapshots = _snapshots(t, ya, xb, mine, stats_of, progress, share)
+        if snapshots is not None and window == settings.window:
+            at_window = snapshots
+        else:
+            at_window = snapshots_of(t, ya, xb, mine, stats_of=stats_of, progress=progress, share=share)
         for entry_z in entry_zs:
             for exit_z in exit_zs:
                 if not entry_z > exit_z:
@@ -560,8 +577,8 @@ def walk_forward(
                 scored = []
                 for part in parts:
                     rule, state = rule_for(entry_z, exit_z)
-                    state = _stepped(snapshots[: part.start], rule, state)
-                    signals = signals_of(snapshots[part], rule, state)
+                    state = _stepped(at_window[: part.start], rule, state)
+                    signals = signals_of(at_window[part], rule, state)
                     scored.append(
                         book(
                             t[part],

@@ -1604,8 +1604,16 @@ def _backtest_compute(
         notional=params["notional"],
         delay_bars=params["delay_bars"],
     )
-    rest = 1.0 - fetching
-    shares = (fetching, rest / 2, rest / 2) if params["grid"] else (fetching, rest, 0.0)
+    # The snapshots (nearly all of the cost) once, for the run and its grid alike.
+    snapshots = backtest_engine.snapshots_of(
+        times,
+        aligned.y,
+        aligned.x,
+        settings_,
+        stats_of=stats_of,
+        progress=progress,
+        share=(fetching, 1.0 - fetching),
+    )
     rule, state = rule_for(params["entry_z"], params["exit_z"])
     result = backtest_engine.backtest(
         times,
@@ -1618,8 +1626,8 @@ def _backtest_compute(
         funding_a=funding_a,
         funding_b=funding_b,
         stats_of=stats_of,
-        progress=lambda done: progress(shares[0] + done * shares[1]),
         trade_from=trade_from,
+        snapshots=snapshots,
     )
     grid = None
     if params["grid"]:
@@ -1635,8 +1643,8 @@ def _backtest_compute(
             funding_a=funding_a,
             funding_b=funding_b,
             stats_of=stats_of,
-            progress=lambda done: progress(shares[0] + shares[1] + done * shares[2]),
             trade_from=trade_from,
+            snapshots=snapshots,
         )
     return result.summary, {**result.as_json(), "grid": grid, "funding": funding_note}
 

@@ -19,6 +19,7 @@ from analytics.backtest import (
     position_mark,
     position_open,
     signals_of,
+    snapshots_of,
     walk_forward,
 )
 from analytics.replay import snapshots_replay
@@ -297,3 +298,18 @@ def test_the_bars_before_the_range_are_history_only():
     assert result.trades and result.trades[0].entry_time == int(times[first_entry])
     assert result.summary["start"] == int(times[start]) and result.summary["bars"] == 700 - start
     assert len(result.equity) == 700 - start
+
+
+def test_snapshots_handed_in_give_the_same_run_and_grid_as_computed_ones():
+    """The service computes the snapshots once for a run and its grid: the same results as each on its own."""
+    times, y, x = cointegrated(500)
+    snapshots = snapshots_of(times, y, x, SETTINGS)
+    rule, state = live_rule()
+    alone = backtest(times, y, x, settings=SETTINGS, rule=rule, state=state, costs=Costs(), trade_from=150)
+    rule, state = live_rule()
+    handed = backtest(
+        times, y, x, settings=SETTINGS, rule=rule, state=state, costs=Costs(), trade_from=150, snapshots=snapshots
+    )
+    assert handed.summary == alone.summary and handed.trades == alone.trades
+    grid = {"settings": SETTINGS, "rule_for": live_rule, "entry_zs": [1.5, 2.0], "exit_zs": [0.5], "costs": Costs()}
+    assert walk_forward(times, y, x, **grid, snapshots=snapshots) == walk_forward(times, y, x, **grid)
