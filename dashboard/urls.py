@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from .views import backtest, pairs, screener
 
 urlpatterns = [
-    path("", views.index, name="dashboard-index"),
-    path("pairs/overview/", views.overview_rows_partial, name="dashboard-overview-rows"),
-    path("pairs/<int:pair_id>/", views.pair_detail, name="dashboard-pair"),
-    path("pairs/<int:pair_id>/series.csv", views.series_csv, name="dashboard-series-csv"),
-    path("pairs/<int:pair_id>/bars.csv", views.bars_csv, name="dashboard-bars-csv"),
-    path("screener/", views.screener_page, name="dashboard-screener"),
-    path("screener/runs/<int:run_id>/", views.screener_result_partial, name="dashboard-screener-result"),
-    path("pairs/<int:pair_id>/backtest/", views.backtest_page, name="dashboard-backtest"),
+    path("", pairs.index, name="dashboard-index"),
+    path("pairs/overview/", pairs.overview_rows_partial, name="dashboard-overview-rows"),
+    path("pairs/<int:pair_id>/", pairs.pair_detail, name="dashboard-pair"),
+    path("pairs/<int:pair_id>/series.csv", pairs.series_csv, name="dashboard-series-csv"),
+    path("pairs/<int:pair_id>/bars.csv", pairs.bars_csv, name="dashboard-bars-csv"),
+    path("screener/", screener.screener_page, name="dashboard-screener"),
+    path("screener/runs/<int:run_id>/", screener.screener_result_partial, name="dashboard-screener-result"),
+    path("pairs/<int:pair_id>/backtest/", backtest.backtest_page, name="dashboard-backtest"),
     path(
         "pairs/<int:pair_id>/backtest/<int:backtest_id>/",
-        views.backtest_result_partial,
+        backtest.backtest_result_partial,
         name="dashboard-backtest-result",
     ),
     path(
         "pairs/<int:pair_id>/backtest/<int:backtest_id>/trades.csv",
-        views.backtest_trades_csv,
+        backtest.backtest_trades_csv,
         name="dashboard-backtest-trades-csv",
     ),
     path(
         "pairs/<int:pair_id>/backtest/<int:backtest_id>/equity.csv",
-        views.backtest_equity_csv,
+        backtest.backtest_equity_csv,
         name="dashboard-backtest-equity-csv",
     ),
 ]

@@ -17,7 +17,8 @@ from django.test import Client
 
 from analytics import services
 from analytics.models import Backtest, Pair
-from dashboard.views import EQUITY_COLUMNS, TRADES_COLUMNS, chart_points, number_text
+from dashboard.formatting import number_text
+from dashboard.views.backtest import EQUITY_COLUMNS, TRADES_COLUMNS, chart_points
 from pairs_project.pipeline import Pipeline
 from tests.support import T0, cointegrated_ticks, make_pair, run_live
 

@@ -18,7 +18,7 @@ from alerts.models import AlertState, PaperPosition
 from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
-from dashboard.views import price_decimals, signed_text, threshold_text
+from dashboard.formatting import price_decimals, signed_text, threshold_text
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from analytics.models import Pair, ScreenerRun
-from dashboard.views import screen_bands, screen_p_text
+from dashboard.views.screener import screen_bands, screen_p_text
 
 pytestmark = pytest.mark.django_db
 

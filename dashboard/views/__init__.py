@@ -1,0 +1,1 @@
+"""Server-rendered pages: the pairs overview, the live pair page and its backtests, the screener, plus CSV downloads."""

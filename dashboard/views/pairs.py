@@ -1,0 +1,406 @@
+"""The pairs overview, the live pair page and its CSV downloads.
+
+The pages are rendered with the current state (the cached snapshot and series, the
+latest alerts, the feed health) so they are useful before the websocket connects;
+the page script then keeps them live. Every number comes from the server: the
+views only pick, label and format.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from rest_framework import serializers
+
+from alerts.models import Alert
+from alerts.rules import RuleState
+from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest
+from alerts.services import alert_payload, position_payload
+from analytics import selectors as analytics_selectors
+from analytics.bars import INTERVALS
+from analytics.models import Pair
+from analytics.services import (
+    pair_current,
+    pair_snapshot_current,
+)
+from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE, PairSnapshot, snapshot_from_json
+
+from ..api import BarListApi, SeriesFilterSerializer
+from ..formatting import (
+    alert_z_text,
+    direction_text,
+    duration_text,
+    gate_pvalue_text,
+    number_text,
+    price_decimals,
+    pvalue_text,
+    qty_text,
+    signed_text,
+    stamp_text,
+    threshold_text,
+    tone,
+)
+from ..health import system_health
+from ..throttles import CsvRateThrottle, PageRateThrottle, rate_limited
+from .base import bad_request, csv_response
+
+#: Alerts shown on the pair page (the API pages through the rest).
+ALERTS_SHOWN = 50
+
+
+SERIES_COLUMNS = ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")
+
+
+BAR_COLUMNS = ("t", "open", "high", "low", "close", "volume", "trades")
+
+
+# Quality components in display order, with what each one measures.
+QUALITY_LABELS = {
+    "stationarity": "Stationarity (ADF, EG p)",
+    "correlation": "Returns correlation",
+    "mean_reversion": "Mean reversion (half-life)",
+    "fit": "Fit (R²)",
+}
+
+
+def entry_gates(snapshot: PairSnapshot) -> list[dict[str, Any]]:
+    """The entry's checklist: each relationship gate with its value and threshold, the confirmation, the signal.
+
+    ``ok`` is True/False on a ready snapshot (a missing value fails its gate, as in
+    the rule) and None before. The page script writes the same texts
+    (``renderGates``). An entry needs the previous snapshot's run to reach
+    ``confirm_bars``: the run shown is this snapshot's, the one the next bar needs.
+    """
+    stats, th, ready = snapshot.statistics, snapshot.thresholds, snapshot.ready
+
+    def check(value: float | None, passes: bool) -> bool | None:
+        if not ready:
+            return None
+        return value is not None and passes
+
+    def p_gate(key: str, label: str, value: float | None, limit: float) -> dict[str, Any]:
+        shown = "—" if value is None else gate_pvalue_text(value)
+        return {
+            "key": key,
+            "text": f"{label} {shown} < {threshold_text(limit)}",
+            "ok": check(value, value is not None and value < limit),
+        }
+
+    corr, z = stats.correlation, snapshot.signal_zscore
+    run, need = snapshot.related_run, th.confirm_bars
+    return [
+        p_gate("adf", "ADF p", stats.adf_pvalue, th.max_adf_pvalue),
+        p_gate("coint", "EG p", stats.coint_pvalue, th.max_coint_pvalue),
+        {
+            "key": "corr",
+            "text": f"correlation {'—' if corr is None else f'{corr:.2f}'} ≥ {threshold_text(th.min_correlation)}",
+            "ok": check(corr, corr is not None and corr >= th.min_correlation),
+        },
+        {
+            "key": "run",
+            "text": f"related {run}/{need}",
+            "ok": check(run, run >= need),
+            "pct": min(100.0, 100.0 * run / need) if need else 0.0,
+        },
+        {
+            "key": "z",
+            "text": f"|signal z| {'—' if z is None else f'{abs(z):.2f}'} > {threshold_text(th.entry_z)}",
+            "ok": None if not ready or z is None else abs(z) > th.entry_z,
+        },
+    ]
+
+
+def pair_state(pair: Pair, snapshot: PairSnapshot, open_entry: RuleState | None) -> dict[str, Any]:
+    """The state of a pair and its label: inactive, not computed yet, alerting (an entry is open),
+    warming up, stale or ready.
+
+    A leg that has stopped trading is named in the label ("stale: ETHUSDT"), during warm-up too.
+    """
+    if not pair.active:
+        return {"key": "inactive", "label": "inactive"}
+    if snapshot.source == SOURCE_NONE:
+        return {"key": "pending", "label": "not computed yet"}
+    if open_entry is not None:
+        side = (open_entry.open_direction or "").replace("_", " ")
+        return {"key": "alerting", "label": f"alerting: {side}"}
+    stale = ", ".join(snapshot.stale_legs) if snapshot.stale else ""
+    if not snapshot.ready:
+        label = f"warming up {snapshot.warmup.bars or 0}/{snapshot.warmup.required}"
+        return {"key": "warming", "label": f"{label} · stale: {stale}" if stale else label}
+    if stale:
+        return {"key": "stale", "label": f"stale: {stale}"}
+    return {"key": "ready", "label": "ready"}
+
+
+def overview_rows() -> list[dict[str, Any]]:
+    pairs = list(Pair.objects.order_by("-active", "id"))
+    entries = open_entries()
+    alerts = latest_alerts([p.id for p in pairs])
+    rows = []
+    for pair in pairs:
+        shown = pair_snapshot_current(pair=pair)  # an inactive pair's: its last recorded one
+        snapshot = snapshot_from_json(shown)
+        signal = snapshot.signal_zscore
+        alert = alerts.get(pair.id)
+        rows.append(
+            {
+                "pair": pair,
+                "snapshot": shown,
+                "state": pair_state(pair, snapshot, entries.get(pair.id)),
+                "alert": alert,
+                "alert_z_text": alert_z_text(alert.signal_zscore, alert.zscore) if alert else "",
+                "decimals_a_fmt": f"{price_decimals(pair.symbol_a, snapshot.price_a)}g",
+                "decimals_b_fmt": f"{price_decimals(pair.symbol_b, snapshot.price_b)}g",
+                "entry_z": pair.entry_z,
+                "signal_text": signed_text(signal),
+                "hot": signal is not None and abs(signal) > pair.entry_z,
+                "adf_pvalue_text": pvalue_text(snapshot.statistics.adf_pvalue),
+            }
+        )
+    return rows
+
+
+def source_note(snapshot: PairSnapshot) -> str:
+    """What the page says when the snapshot it shows is not the cycle's live one."""
+    if snapshot.source == SOURCE_HISTORY:
+        return "last recorded snapshot, not live: the snapshot cycle has not published a newer one yet"
+    if snapshot.source == SOURCE_NONE:
+        return "not computed yet: the snapshot cycle has not run for this pair"
+    return ""
+
+
+@require_GET
+@rate_limited(PageRateThrottle)
+def index(request: HttpRequest) -> HttpResponse:
+    """Every pair at a glance."""
+    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": system_health()})
+
+
+@require_GET
+@rate_limited(PageRateThrottle)
+def overview_rows_partial(request: HttpRequest) -> HttpResponse:
+    """The overview table's rows, rendered as on the page; the index page refreshes them with it."""
+    return render(request, "dashboard/partials/pair_rows.html", {"rows": overview_rows()})
+
+
+@require_GET
+@rate_limited(PageRateThrottle)
+def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """The live page of one pair."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    shown, series = pair_current(pair=pair)
+    snapshot = snapshot_from_json(shown)
+    alerts = [alert_payload(a) for a in alerts_newest(pair_id=pair.id)[:ALERTS_SHOWN]]
+    health = system_health()
+    open_entry = open_entries().get(pair.id)
+    decimals_a = price_decimals(pair.symbol_a, snapshot.price_a)
+    decimals_b = price_decimals(pair.symbol_b, snapshot.price_b)
+    config = {
+        "pair": pair.id,
+        "symbol_a": pair.symbol_a,
+        "symbol_b": pair.symbol_b,
+        "interval": pair.interval,
+        "interval_ms": INTERVALS[pair.interval],
+        "window": pair.window,
+        "decimals_a": decimals_a,
+        "decimals_b": decimals_b,
+        # The spread is in units of A's price: one more decimal than A's tick.
+        "decimals_spread": decimals_a + 1,
+        "ws_path": f"/ws/pairs/{pair.id}/",
+        "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
+        "open_entry": open_entry.as_dict() if open_entry else None,
+        "alerts_shown": ALERTS_SHOWN,
+        "positions_url": f"{reverse('api-positions')}?{urlencode({'pair': pair.id})}",
+        "positions_closed_shown": POSITIONS_CLOSED_SHOWN,
+    }
+    positions = [position_payload(row) for row in positions_newest(pair_id=pair.id)[:POSITIONS_FETCHED]]
+    quality = snapshot.statistics.quality or {}
+    last_tick_at = health["feed"].get("last_tick_at")
+    alerts_display = [
+        {
+            **a,
+            "time_text": stamp_text(a["created_at"]),
+            "direction_text": a["direction"].replace("_", " "),
+            "z_text": alert_z_text(a["signal_zscore"], a["zscore"]),
+        }
+        for a in alerts
+    ]
+    context = {
+        "pair": pair,
+        "alerts_display": alerts_display,
+        "as_of_text": stamp_text(snapshot.as_of),
+        "snapshot": shown,
+        "series": series,
+        "alerts": alerts,
+        "health": health,
+        "tick_age_s": (time.time() * 1000 - last_tick_at) / 1000 if last_tick_at else None,
+        "config": config,
+        "state": pair_state(pair, snapshot, open_entry),
+        "source_note": source_note(snapshot),
+        # floatformat arguments: fixed decimals with thousands separators
+        "decimals_a_fmt": f"{decimals_a}g",
+        "decimals_b_fmt": f"{decimals_b}g",
+        "decimals_spread_fmt": f"{decimals_a + 1}g",
+        "half_life_s": snapshot.statistics.half_life_seconds,
+        "signal_text": signed_text(snapshot.signal_zscore),
+        "zscore_text": signed_text(snapshot.statistics.zscore),
+        "zone": _zone(snapshot),
+        "gates": entry_gates(snapshot),
+        "thresholds": snapshot.thresholds,
+        "warmup_pct": _warmup_pct(snapshot),
+        "quality_rows": [
+            {"key": key, "label": label, **quality[key], "max_points": 100 * quality[key]["weight"]}
+            for key, label in QUALITY_LABELS.items()
+            if key in quality
+        ],
+        "bars_symbols": pair.symbols,
+        "positions": positions,
+        "position": position_card(positions, pair, decimals_a, decimals_b),
+    }
+    return render(request, "dashboard/pair.html", context)
+
+
+#: The closed paper positions the pair page lists (the API pages through the rest), and the newest
+#: positions it reads for them and the open one.
+POSITIONS_CLOSED_SHOWN = 5
+
+
+POSITIONS_FETCHED = 50
+
+
+POSITION_REASONS = {str(value): str(label) for value, label in Alert.Reason.choices}
+
+
+def position_card(positions: list[dict[str, Any]], pair: Pair, decimals_a: int, decimals_b: int) -> dict[str, Any]:
+    """The pair page's paper position card: the open position in words and figures, the last closed ones.
+
+    ``positions`` are the API's (``position_payload``), newest first; the page
+    script writes the same texts from ``/api/positions/`` (``renderPosition``).
+    Fills with two decimals more than the instrument's tick, the own spread with
+    the spread's decimals.
+    """
+    open_one = next((p for p in positions if p["open"]), None)
+    closed = [p for p in positions if not p["open"]][:POSITIONS_CLOSED_SHOWN]
+    card: dict[str, Any] = {"open": None, "closed": []}
+    if open_one is not None:
+        p = open_one
+        way, _, legs = direction_text(p["direction"], pair.symbols).partition(" (")
+        card["open"] = {
+            "id": p["id"],
+            "direction": p["direction"],
+            "way": way,
+            "legs": f"({legs}",
+            "since": f"{stamp_text(p['opened_at'])} UTC",
+            "mark": f"{stamp_text(p['mark_time'])} UTC" if p["mark_time"] is not None else "not marked yet",
+            "hedge_ratio": number_text(p["hedge_ratio"], 4),
+            "qty_a": qty_text(p["qty_a"]),
+            "qty_b": qty_text(p["qty_b"]),
+            "entry_a": number_text(p["entry_price_a"], decimals_a + 2),
+            "entry_b": number_text(p["entry_price_b"], decimals_b + 2),
+            "spread": number_text(p["spread"], decimals_a + 1),
+            "unrealised": number_text(p["unrealised_pnl"], 2, signed=True),
+            "unrealised_pct": number_text(p["unrealised_pct"], 2, signed=True),
+            "tone": tone(p["unrealised_pnl"]),
+            "notional": number_text(p["notional"], 2),
+            "entry_fees": number_text(p["entry_fees"], 2),
+        }
+    for p in closed:
+        card["closed"].append(
+            {
+                "id": p["id"],
+                "direction": p["direction"],
+                "way": p["direction"].split("_")[0],
+                "entry": stamp_text(p["opened_at"]),
+                "exit": _exit_stamp(p["opened_at"], p["closed_at"]),
+                "held": duration_text((p["closed_at"] - p["opened_at"]) / 1000),
+                "reason": POSITION_REASONS.get(p["reason"], p["reason"].replace("_", " ")),
+                "pnl": number_text(p["realised_pnl"], 2, signed=True),
+                "tone": tone(p["realised_pnl"]),
+            }
+        )
+    return card
+
+
+def _exit_stamp(entry: int, exit_: int) -> str:
+    """An exit's time beside its entry's: HH:MM:SS, with MM-DD when it is another day."""
+    shown = stamp_text(exit_)
+    return shown if shown[:5] != stamp_text(entry)[:5] else shown[6:]
+
+
+def _zone(snapshot: PairSnapshot) -> dict[str, str]:
+    """Where the signal z stands against the thresholds (as the page script's ``renderSnapshot``)."""
+    z, th = snapshot.signal_zscore, snapshot.thresholds
+    if z is None:
+        return {"key": "none", "label": "no signal yet" if snapshot.ready else "warming up"}
+    if abs(z) > th.entry_z:
+        return {
+            "key": "entry-high" if z > 0 else "entry-low",
+            "label": "short-spread zone" if z > 0 else "long-spread zone",
+        }
+    if abs(z) < th.exit_z:
+        return {"key": "exit", "label": "inside exit"}
+    return {"key": "between", "label": "between"}
+
+
+def _warmup_pct(snapshot: PairSnapshot) -> float:
+    required = snapshot.warmup.required
+    if not required:
+        return 0.0
+    return min(100.0, 100.0 * (snapshot.warmup.bars or 0) / required)
+
+
+@require_GET
+@rate_limited(CsvRateThrottle)
+def series_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """The window's chart series (as ``/api/pairs/{id}/series/``, ``?limit=N`` too), one row per bar."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    params = SeriesFilterSerializer(data=request.GET)
+    if not params.is_valid():
+        return bad_request(params.errors)
+    _, series = pair_current(pair=pair)
+    if (limit := params.validated_data.get("limit")) is not None:
+        series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
+    rows = [list(values) for values in zip(*(series[c] for c in SERIES_COLUMNS), strict=True)]
+    filename = f"{pair.symbol_a}-{pair.symbol_b}-{pair.interval}-series-{series.get('as_of') or 'empty'}.csv"
+    return csv_response(filename, SERIES_COLUMNS, rows)
+
+
+class BarsCsvFilter(BarListApi.FilterSerializer):
+    """The API's bar filter, with the symbol restricted to the pair's legs."""
+
+    symbol = serializers.CharField()
+
+    def validate_symbol(self, value: str) -> str:
+        pair = self.context["pair"]
+        symbol = value.strip().upper()
+        if symbol not in pair.symbols:
+            raise serializers.ValidationError(f"must be one of the pair's legs: {pair.symbol_a} or {pair.symbol_b}")
+        return symbol
+
+
+@require_GET
+@rate_limited(CsvRateThrottle)
+def bars_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
+    """Bars of one leg of the pair, as ``/api/bars/`` gives them: ``?symbol=`` (default leg A),
+    ``interval`` (default the pair's), ``start``, ``end``, ``limit`` (default the window)."""
+    pair = get_object_or_404(Pair, pk=pair_id)
+    params = {
+        "symbol": pair.symbol_a,
+        "interval": pair.interval,
+        "limit": min(pair.window, 5000),
+        **{k: v for k, v in request.GET.items() if k in ("symbol", "interval", "start", "end", "limit")},
+    }
+    serializer = BarsCsvFilter(data=params, context={"pair": pair})
+    if not serializer.is_valid():
+        return bad_request(serializer.errors)
+    query = serializer.validated_data
+    bars = analytics_selectors.bars_for_symbol(**query)
+    data = BarListApi.OutputSerializer(bars, many=True).data
+    filename = f"{query['symbol']}-{query['interval']}-bars.csv"
+    return csv_response(filename, BAR_COLUMNS, [[bar[c] for c in BAR_COLUMNS] for bar in data])
