@@ -3,6 +3,7 @@
 #   make run            live Binance USD-M feed, everything in one process (embedded mode)
 #   make demo           the same, fed by the built-in offline exchange
 #   make test           the whole suite
+#   make superuser      an admin account, in the databases of make run and of both demos
 #   make test-postgres  the suite again on PostgreSQL (a running server)
 #   make bench          throughput, cost, load, storage and alert-quality figures (see the README)
 #   make drills         fault drills of distributed mode (see the README)
@@ -27,7 +28,7 @@ DEMO_ARGS ?= $(patsubst --%,--sim-%,$(DEMO_MARKET) --universe $(DEMO_UNIVERSE))
 EXCHANGE_PORT ?= 9100
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run demo run-distributed demo-distributed redis test test-postgres bench drills setup setup-dev browser clean
+.PHONY: run demo superuser run-distributed demo-distributed redis test test-postgres bench drills setup setup-dev browser clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -40,6 +41,12 @@ demo: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runpairs --host $(HOST) --port $(PORT) --simulate $(DEMO_ARGS)
+
+# An admin account for /admin/ in every database the targets above use (each has
+# its own): asked once, each database migrated first.
+SUPERUSER_DATABASES ?= $(or $(DATABASE_URL),sqlite:///db.sqlite3) sqlite:///demo.sqlite3 sqlite:///demo-distributed.sqlite3
+superuser: setup
+	$(PY) manage.py superuser $(addprefix --database-url ,$(SUPERUSER_DATABASES))
 
 # Distributed mode: daphne, ingest_binance and a Celery worker with beat as separate
 # processes (Procfile) over Redis (default: the local one).

@@ -196,3 +196,50 @@ def test_a_sigkill_in_the_middle_of_a_slow_backfill_loses_no_trade(env, tmp_path
     statuses = fetch_all(db, "SELECT status, COUNT(*) FROM ingestion_gap GROUP BY status")
     assert dict(statuses).keys() == {"filled"}, statuses
     assert "resuming the backfill" in (tmp_path / "ingest-2.log").read_text()
+
+
+def test_superuser_puts_one_account_in_every_database_migrating_each_first(tmp_path):
+    """`make superuser`: the databases of `make run` and `make demo`, never migrated, each get the account."""
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("run.sqlite3", "demo.sqlite3")]
+    env = {**os.environ, "DJANGO_SUPERUSER_USERNAME": "trader", "DJANGO_SUPERUSER_PASSWORD": "first secret"}
+    env.pop("DATABASE_URL", None)
+    command = [sys.executable, "manage.py", "superuser", *(f"--database-url={url}" for url in urls)]
+
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.count("created admin account 'trader'") == 2, first.stdout
+    again = subprocess.run(
+        command, cwd=ROOT, env={**env, "DJANGO_SUPERUSER_PASSWORD": "second secret"}, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and again.stdout.count("updated admin account 'trader'") == 2, again
+
+    check = (
+        "from django.contrib.auth import get_user_model as g; u = g().objects.get(username='trader'); "
+        "print(u.is_staff, u.is_superuser, u.check_password('second secret'), u.check_password('first secret'))"
+    )
+    for url in urls:
+        shown = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v0", "-c", check],
+            cwd=ROOT,
+            env={**env, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert shown.stdout.split() == ["True", "True", "True", "False"], url
+
+
+def test_superuser_without_a_terminal_or_credentials_says_what_to_set(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    for name in ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "superuser"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD" in done.stderr
+    assert not (tmp_path / "db.sqlite3").exists()  # nothing half-made left behind
