@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -134,6 +136,8 @@ def health() -> dict[str, Any]:
             "connected": bool(feeds) and len(live) == len(feeds),
             "last_tick_at": max(last_ticks) if last_ticks else None,
             "reconnects": sum(f.reconnects for f in feeds),
+            # Attempts that never connected: "0 reconnects" alone reads well while every attempt fails.
+            "connect_failures": sum(f.connect_failures for f in feeds),
             "ticks_total": ticks_total,
             "gaps_open": len(gaps["open"]),
             "gaps_filled": gaps.pop("filled"),
@@ -144,7 +148,27 @@ def health() -> dict[str, Any]:
         },
         "gaps": gaps,
         "feeds": [_feed_dict(f) for f in feeds],
+        "exchange": exchange_of(feeds),
     }
+
+
+def exchange_of(feeds: list[FeedStatus]) -> dict[str, Any]:
+    """The exchange the feeds follow: its host, and whether it is the offline one.
+
+    Binance is never on this machine, and the offline exchange always is (``runpairs
+    --simulate`` starts it on loopback, ``make demo-distributed`` points the URLs at
+    it): a feed on a loopback address follows the offline demo market.
+    """
+    hosts = [urlsplit(f.url).hostname or "" for f in feeds if f.url]
+    offline = bool(hosts) and all(host == "localhost" or _loopback(host) for host in hosts)
+    return {"host": hosts[0] if hosts else None, "offline": offline}
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _gap_dict(gap: Gap) -> dict[str, Any]:

@@ -135,33 +135,76 @@
     return isNum(last) ? Math.max(0, (Date.now() - last) / 1000) : null;
   }
 
-  function renderPill(h, failed) {
-    var pill = document.getElementById("feed-pill");
+  // -- the live indicator ---------------------------------------------------------
+  //
+  // One indicator in the top bar says whether what the page shows is live: the feed
+  // (from the health record) and, on a page with a websocket, the page's own socket.
+  // Green only when both are; red when either is down; amber when the feed is
+  // connected but silent, or the system is degraded.
+
+  var socket = null; // null: the page has no socket; else {state: "connecting"|"live"|"down", note}
+  var healthFailed = false;
+
+  /** A page with a websocket tells its state here ("connecting", "live", "down") with a note in words. */
+  function setSocket(state, note) {
+    socket = { state: state, note: note || "" };
+    renderLive();
+  }
+
+  function feedState(h) {
+    if (!h || !h.feed) return "unknown";
+    if (!h.feed.connected) return "down";
+    var age = tickAge(h);
+    return age !== null && age > STALE_TICK_S ? "stale" : "live";
+  }
+
+  function renderLive() {
+    var pill = document.getElementById("live-status");
     if (!pill) return;
+    var h = health;
+    var feed = feedState(h);
+    var problems = h && h.problems ? h.problems.slice() : [];
     var state, text;
-    if (failed) {
+    if (socket && socket.state === "down") {
+      state = "down";
+      text = "page offline";
+      problems.unshift(socket.note || "live updates disconnected");
+    } else if (healthFailed && !(socket && socket.state === "live")) {
       state = "down";
       text = "server unreachable";
-    } else if (!h) {
+      problems.unshift("the server does not answer /api/health/");
+    } else if (socket && socket.state === "connecting") {
+      state = "unknown";
+      text = "connecting…";
+    } else if (feed === "unknown") {
       state = "unknown";
       text = "feed …";
+    } else if (feed === "down") {
+      state = "down";
+      text = "feed down";
+      var why = h.feed.last_error;
+      if (why && problems.join(" ").indexOf(why) < 0) problems.unshift(why);
+    } else if (feed === "stale") {
+      state = "warn";
+      text = "no ticks " + duration(tickAge(h));
     } else {
-      var age = tickAge(h);
-      var connected = h.feed && h.feed.connected;
-      state = h.status === "ok" && connected ? "ok" : connected ? "warn" : "down";
-      // The age shows only when ticks stop (the status is written about once a second).
-      text = (connected ? "feed live" : "feed down") + (age !== null && age > STALE_TICK_S ? " · no ticks " + duration(age) : "");
-      if (connected && age !== null && age > STALE_TICK_S) state = "warn";
+      state = h.status === "ok" ? "ok" : "warn";
+      text = h.status === "ok" ? "live" : "live, degraded";
     }
     pill.setAttribute("data-state", state);
-    setText("feed-pill-text", text);
-    pill.title = h && h.problems && h.problems.length ? h.problems.join("\n") : "feed health (/api/health/)";
+    pill.setAttribute("data-feed", feed);
+    pill.setAttribute("data-socket", socket ? socket.state : "none");
+    setText("live-status-text", text);
+    var title = problems.length ? problems.join("\n") : "the feed" + (socket ? " and this page are" : " is") + " live";
+    if (pill.title !== title) pill.title = title;
+    pill.setAttribute("aria-label", text + (problems.length ? ": " + problems.join("; ") : ""));
   }
 
   function publish(h) {
     health = h;
     healthReceivedAt = Date.now();
-    renderPill(h, false);
+    healthFailed = false;
+    renderLive();
     for (var i = 0; i < listeners.length; i++) {
       try {
         listeners[i](h, healthReceivedAt);
@@ -179,7 +222,7 @@
 
   function pollHealth() {
     if (Date.now() - healthPushedAt < 2 * HEALTH_EVERY_MS) return;
-    var pill = document.getElementById("feed-pill");
+    var pill = document.getElementById("live-status");
     var url = pill && pill.getAttribute("data-health-url");
     if (!url) return;
     fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" })
@@ -189,7 +232,8 @@
       })
       .then(publish)
       .catch(function () {
-        renderPill(null, true);
+        healthFailed = true;
+        renderLive();
       });
   }
 
@@ -198,9 +242,7 @@
     if (initial) publish(initial);
     setInterval(pollHealth, HEALTH_EVERY_MS);
     // The tick age moves between polls.
-    setInterval(function () {
-      if (health) renderPill(health, false);
-    }, 1000);
+    setInterval(renderLive, 1000);
   }
 
   window.Pairs = {
@@ -217,6 +259,7 @@
     setText: setText,
     onHealth: onHealth,
     pushedHealth: pushedHealth,
+    setSocket: setSocket,
     tickAge: tickAge,
   };
 

@@ -38,7 +38,7 @@
         P.setText(status, f.connected ? "live" : "down");
       }
       P.setText("fl-ticks", P.fmt(f.ticks_total, 0));
-      P.setText("fl-reconnects", String(f.reconnects === undefined ? "—" : f.reconnects));
+      P.setText("fl-reconnects", f.reconnects === undefined ? "—" : f.reconnects + (f.connect_failures ? " · " + f.connect_failures + " failed" : ""));
       P.setText("fl-gaps-filled", String(f.gaps_filled === undefined ? "—" : f.gaps_filled));
       P.setText("fl-gaps-unfilled", String(f.gaps_unfilled === undefined ? "—" : f.gaps_unfilled));
       P.setText("fl-mode", h.mode || "—");

@@ -17,7 +17,7 @@
  * (A − β at entry × B) is drawn on the spread chart over the bars since its entry,
  * on an axis of its own (right).
  *
- * Hooks for tests: #ws-status ("live"/"disconnected"), #signal-zscore-value, #warmup,
+ * Hooks for tests: #live-status[data-socket] (the page's socket: "connecting"/"live"/"down"), #signal-zscore-value, #warmup,
  * #gates > li[data-ok] (the entry checklist), #alert-feed > li[data-alert-id],
  * #position-panel[data-open] with #pos-unrealised and #pos-closed > li[data-position-id],
  * canvases #chart-prices/#chart-spread/#chart-zscore with data-points (points of the
@@ -982,13 +982,10 @@
     else window.requestAnimationFrame(run);
   }
 
-  function setWs(live, note) {
-    page.connected = live;
-    var status = $("ws-status");
-    if (!status) return;
-    setData(status, "data-state", live ? "live" : "down");
-    P.setText(status, live ? "live" : "disconnected");
-    status.title = note || (live ? "live updates connected" : "live updates disconnected");
+  /** The page's socket, told to the one live indicator (common.js), which joins it to the feed's state. */
+  function setWs(state, note) {
+    page.connected = state === "live";
+    P.setSocket(state, note);
   }
 
   function handle(msg) {
@@ -1095,7 +1092,7 @@
     if (retryTimer || stopped) return;
     var wait = backoff * (0.5 + Math.random() * 0.5); // jittered: pages do not all come back at once
     backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
-    setWs(false, "disconnected; reconnecting in " + Math.round(wait / 1000) + " s");
+    setWs("down", "live updates disconnected; reconnecting in " + Math.round(wait / 1000) + " s");
     retryTimer = setTimeout(connect, wait);
   }
 
@@ -1111,7 +1108,7 @@
     }
     ws.onopen = function () {
       backoff = RECONNECT_MIN_MS;
-      setWs(true);
+      setWs("live");
       backfillAlerts(); // whatever fired while the socket was down
       readPositions();
     };
@@ -1130,7 +1127,7 @@
       if (wasLive) page.reconnects++;
       if (ev && ev.code === 4404) {
         stopped = true;
-        setWs(false, "this pair no longer exists");
+        setWs("down", "this pair no longer exists");
         return;
       }
       scheduleReconnect();
@@ -1156,6 +1153,12 @@
     if (cell) setData(cell, "data-ok", age === null ? "unknown" : age < 5 ? "true" : "false");
   }
 
+  /** Reconnects, and the attempts that failed when there are any ("0 · 6 failed"). */
+  function reconnectsText(f) {
+    if (!isNum(f.reconnects)) return "—";
+    return f.reconnects + (f.connect_failures ? " · " + f.connect_failures + " failed" : "");
+  }
+
   function renderHealth(h) {
     lastHealth = h;
     var f = h.feed || {};
@@ -1169,7 +1172,7 @@
       setData(conn, "data-ok", f.connected ? "true" : "false");
       P.setText(conn, f.connected ? "yes" : "no");
     }
-    P.setText("health-reconnects", String(isNum(f.reconnects) ? f.reconnects : "—"));
+    P.setText("health-reconnects", reconnectsText(f));
     P.setText("health-gaps-filled", String(isNum(f.gaps_filled) ? f.gaps_filled : "—"));
     P.setText("health-gaps-unfilled", String(isNum(f.gaps_unfilled) ? f.gaps_unfilled : "—"));
     var unfilled = $("health-gaps-unfilled");
@@ -1216,7 +1219,7 @@
         scheduleLive();
       }
     });
-    setWs(false, "connecting…");
+    setWs("connecting", "connecting live updates…");
     connect();
   }
 

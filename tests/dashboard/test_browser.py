@@ -213,7 +213,7 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
         try:
             opened_at = time.monotonic()
             page.goto(f"{system}/pairs/1/")
-            page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
+            page.wait_for_selector("#live-status[data-socket=live]", timeout=15_000)
             page.wait_for_function(
                 "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
             )
@@ -567,7 +567,7 @@ def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(univer
                 200,
             )
             assert page.text_content(".pair-title h1").split() == [f"{symbol_a}/{symbol_b}", "1m"]
-            page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
+            page.wait_for_selector("#live-status[data-socket=live]", timeout=15_000)
             page.wait_for_function(
                 "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
             )

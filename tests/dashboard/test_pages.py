@@ -12,6 +12,7 @@ from http import HTTPStatus
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from alerts.models import AlertState, PaperPosition
@@ -19,6 +20,7 @@ from analytics import services
 from analytics.models import Pair, Snapshot
 from analytics.snapshot import STAT_FIELDS, snapshot_json
 from dashboard.formatting import price_decimals, signed_text, threshold_text
+from ingestion.models import FeedStatus
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -146,7 +148,7 @@ def test_the_pair_page_embeds_the_current_state(client, api, ready_pair):
     assert element_text(response, "m-zscore") == f"{snapshot['zscore']:+.2f}"  # in-sample, among the metrics
     assert element_text(response, "warmup") == "ready"
     assert element_text(response, "m-hedge_ratio") == f"{snapshot['hedge_ratio']:.4f}"
-    assert element_text(response, "ws-status") == "disconnected"
+    assert element_text(response, "live-status-text") == "feed down"  # no feed has reported in this test
     html = response.content.decode()
     for hook in ('id="chart-prices"', 'id="chart-spread"', 'id="chart-zscore"', 'id="alert-feed"', 'data-points="0"'):
         assert hook in html
@@ -593,3 +595,39 @@ def test_without_a_paper_position_the_card_says_so(client):
     assert element_text(response, "pos-none").startswith("No open position. An entry alert opens one")
     assert "None closed yet." in card
     assert 'id="pos-legend" hidden>' in html
+
+
+@pytest.mark.parametrize(
+    ("url", "offline"),
+    [
+        ("ws://127.0.0.1:9100/market/stream?streams=btcusdt@aggTrade", True),
+        ("ws://localhost:9100/market", True),
+        ("ws://[::1]:9100/market", True),
+        ("wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade", False),
+        ("wss://10.0.0.5/market", False),  # a proxy in the network is not the offline exchange
+    ],
+)
+def test_every_page_says_when_it_shows_the_offline_demo_market(client, url, offline):
+    FeedStatus.objects.create(name="default", url=url, connected=True, updated_at=timezone.now())
+    for path in ("/", "/pairs/1/", "/screener/", "/pairs/1/backtest/"):
+        html = client.get(path).content.decode()
+        assert ('id="demo-banner"' in html) is offline, path
+        assert ("Offline demo exchange (simulated)" in html) is offline, path
+    assert client.get("/api/health/").json()["exchange"]["offline"] is offline
+
+
+def test_the_live_indicator_and_reconnects_count_failed_connects(client):
+    FeedStatus.objects.create(
+        name="default",
+        url="wss://fstream.binance.com/market",
+        connected=False,
+        reconnects=0,
+        connect_failures=6,
+        last_error="cannot resolve fstream.binance.com: no DNS or no internet",
+        updated_at=timezone.now(),
+    )
+    response = client.get("/pairs/1/")
+    assert element_text(response, "live-status-text") == "feed down"
+    assert element_text(response, "health-reconnects") == "0 · 6 failed"
+    assert "cannot resolve fstream.binance.com" in html_unescape(response.content.decode())
+    assert client.get("/api/health/").json()["feed"]["connect_failures"] == 6
