@@ -81,6 +81,7 @@ from .binance import (
     weight_pause,
 )
 from .buffers import RollingBuffers
+from .errors import unreachable_text
 from .gaps import GapTracker
 from .history import HistoryBeforeListing, HistoryError, utc_text
 from .writer import GapEvent, TickWriter
@@ -726,8 +727,16 @@ class FeedClient:
                 continue
             except (httpx.HTTPError, MalformedFrame) as exc:
                 delay = rest_backoff.next_delay()
-                self.state.error(f"REST aggTrades failed: {exc}")
-                logger.warning("%s (%s from %d); retry in %.1fs", self.state.last_error, symbol, start, delay)
+                self.state.error(f"REST aggTrades failed: {unreachable_text(exc, self.rest.base_url)}")
+                logger.warning(
+                    "%s (%s from %d; %s: %s); retry in %.1fs",
+                    self.state.last_error,
+                    symbol,
+                    start,
+                    exc.__class__.__name__,
+                    url_credentials_masked(str(exc)),
+                    delay,
+                )
                 await self._sleep(delay)
                 continue
             rest_backoff.reset()
@@ -807,11 +816,11 @@ class FeedClient:
     def _connect_failed(self, exc: BaseException, retry_in: float | None = None) -> None:
         self.state.connected = False
         self.state.connect_failures += 1
-        message = f"cannot connect to {stream_url(self.ws_url, self.symbols)}: {exc.__class__.__name__}: {exc}"
-        self.state.error(message)
-        message = self.state.last_error
+        # The health record and the pages get plain words; the log keeps the exception too.
+        self.state.error(f"cannot connect to the stream: {unreachable_text(exc, self.ws_url)}")
         retry = f", retrying in {retry_in:.1f}s" if retry_in is not None else ""
-        logger.warning("%s (attempt %d%s)", message, self.state.connect_failures, retry)
+        raw = url_credentials_masked(f"{exc.__class__.__name__}: {exc}")
+        logger.warning("%s (attempt %d%s; %s)", self.state.last_error, self.state.connect_failures, retry, raw)
 
     async def _serve(self, ws: websockets.ClientConnection) -> None:
         """Read ``ws`` until it dies; rotate it on schedule or when the symbols change."""
