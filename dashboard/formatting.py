@@ -66,6 +66,24 @@ def qty_text(quantity: float) -> str:
     return ("+" if quantity > 0 else "") + significant_text(quantity, 6)
 
 
+#: The quote currencies of Binance USD-M perpetuals, longest first.
+QUOTE_CURRENCIES = ("USDT", "USDC", "BUSD", "USD")
+
+
+def quote_currency(symbol: str) -> str:
+    """The currency ``symbol``'s prices are in (a spread A - beta B is in A's): "USDT" for BTCUSDT."""
+    return next((quote for quote in QUOTE_CURRENCIES if symbol.endswith(quote)), "quote")
+
+
+def bar_span_text(open_ms: int | None, interval_ms: int) -> str:
+    """The time span of the bar opening at ``open_ms``: "11-30 06:15:07–06:15:08" (UTC; the date again
+    only when the bar ends on another day)."""
+    if open_ms is None:
+        return "—"
+    start, end = stamp_text(open_ms), stamp_text(open_ms + interval_ms)
+    return f"{start}–{end[6:] if end[:5] == start[:5] else end}"
+
+
 def stamp_text(ms: int | None) -> str:
     """MM-DD HH:MM:SS (UTC) of a ms timestamp, as the page script shows times."""
     if ms is None:

@@ -34,6 +34,7 @@ from analytics.snapshot import SOURCE_HISTORY, SOURCE_NONE, PairSnapshot, snapsh
 from ..api import BarListApi, SeriesFilterSerializer
 from ..formatting import (
     alert_z_text,
+    bar_span_text,
     direction_text,
     duration_text,
     gate_pvalue_text,
@@ -41,6 +42,7 @@ from ..formatting import (
     price_decimals,
     pvalue_text,
     qty_text,
+    quote_currency,
     signed_text,
     stamp_text,
     threshold_text,
@@ -212,6 +214,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "decimals_b": decimals_b,
         # The spread is in units of A's price: one more decimal than A's tick.
         "decimals_spread": decimals_a + 1,
+        "quote": quote_currency(pair.symbol_a),
         "ws_path": f"/ws/pairs/{pair.id}/",
         "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
         "open_entry": open_entry.as_dict() if open_entry else None,
@@ -235,6 +238,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "pair": pair,
         "alerts_display": alerts_display,
         "as_of_text": stamp_text(snapshot.as_of),
+        "as_of_span": bar_span_text(snapshot.as_of, INTERVALS[pair.interval]),
         "snapshot": shown,
         "series": series,
         "alerts": alerts,
@@ -250,7 +254,9 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "half_life_s": snapshot.statistics.half_life_seconds,
         "signal_text": signed_text(snapshot.signal_zscore),
         "zscore_text": signed_text(snapshot.statistics.zscore),
-        "zone": _zone(snapshot),
+        "zone": zone_of(snapshot),
+        "warmup_text": warmup_text(snapshot, INTERVALS[pair.interval]),
+        "quote": quote_currency(pair.symbol_a),
         "gates": entry_gates(snapshot),
         "thresholds": snapshot.thresholds,
         "warmup_pct": _warmup_pct(snapshot),
@@ -333,19 +339,35 @@ def _exit_stamp(entry: int, exit_: int) -> str:
     return shown if shown[:5] != stamp_text(entry)[:5] else shown[6:]
 
 
-def _zone(snapshot: PairSnapshot) -> dict[str, str]:
-    """Where the signal z stands against the thresholds (as the page script's ``renderSnapshot``)."""
+def zone_of(snapshot: PairSnapshot) -> dict[str, str]:
+    """Where the signal z stands, in a trader's words (as the page script's ``zoneOf``).
+
+    Beyond the entry line the direction is named only when the relationship gates
+    hold (the rule would trade it); otherwise the page says why it would not.
+    """
     z, th = snapshot.signal_zscore, snapshot.thresholds
     if z is None:
         return {"key": "none", "label": "no signal yet" if snapshot.ready else "warming up"}
+    side = "high" if z > 0 else "low"
     if abs(z) > th.entry_z:
-        return {
-            "key": "entry-high" if z > 0 else "entry-low",
-            "label": "short-spread zone" if z > 0 else "long-spread zone",
-        }
+        if snapshot.ready and snapshot.related:
+            trade = "short the spread" if z > 0 else "long the spread"
+            return {"key": f"entry-{side}", "label": f"stretched {side}: {trade}"}
+        return {"key": "unrelated", "label": f"stretched {side}, no trade: gates not met"}
     if abs(z) < th.exit_z:
-        return {"key": "exit", "label": "inside exit"}
-    return {"key": "between", "label": "between"}
+        return {"key": "exit", "label": "back at the mean"}
+    return {"key": "between", "label": f"{side}, inside the entry line"}
+
+
+def warmup_text(snapshot: PairSnapshot, interval_ms: int) -> str:
+    """What the warm-up tile promises: the bars to go and, only while both legs trade, how long that takes."""
+    if snapshot.ready:
+        return f"{snapshot.n}/{snapshot.window} bars in the window"
+    togo = max(0, snapshot.warmup.required - (snapshot.warmup.bars or 0))
+    if snapshot.stale:
+        # A silent leg closes no bars: no time can be promised until it trades again.
+        return f"{togo} bars to go · waiting for {', '.join(snapshot.stale_legs)} to trade"
+    return f"{togo} bars to go · ~{duration_text(togo * interval_ms / 1000)}"
 
 
 def _warmup_pct(snapshot: PairSnapshot) -> float:

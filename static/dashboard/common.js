@@ -54,6 +54,14 @@
     return pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + hms(ms);
   }
 
+  /** The span of the bar opening at ``ms``: "11-30 06:15:07–06:15:08" (as the server's bar_span_text). */
+  function span(ms, intervalMs) {
+    if (!isNum(ms)) return "—";
+    var start = stamp(ms);
+    var end = stamp(ms + intervalMs);
+    return start + "–" + (end.slice(0, 5) === start.slice(0, 5) ? end.slice(6) : end);
+  }
+
   /** YYYY-MM-DD HH:MM:SS (UTC) of a ms timestamp. */
   function utc(ms) {
     if (!isNum(ms)) return "—";
@@ -252,6 +260,7 @@
     fmtP: fmtP,
     hms: hms,
     stamp: stamp,
+    span: span,
     utc: utc,
     duration: duration,
     timeTicks: timeTicks,

@@ -599,12 +599,42 @@
     }
   }
 
+  /**
+   * Where the signal z stands, in a trader's words (as dashboard.views.pairs.zone_of): beyond
+   * the entry line the direction is named only when the relationship gates hold.
+   */
+  function zoneOf(s) {
+    var z = s.signal_zscore;
+    var th = s.thresholds || {};
+    if (!isNum(z) || !isNum(th.entry_z) || !isNum(th.exit_z)) {
+      return { key: "none", label: s.ready ? "no signal yet" : "warming up" };
+    }
+    var side = z > 0 ? "high" : "low";
+    if (Math.abs(z) > th.entry_z) {
+      if (s.ready && s.related) {
+        return { key: "entry-" + side, label: "stretched " + side + ": " + (z > 0 ? "short the spread" : "long the spread") };
+      }
+      return { key: "unrelated", label: "stretched " + side + ", no trade: gates not met" };
+    }
+    if (Math.abs(z) < th.exit_z) return { key: "exit", label: "back at the mean" };
+    return { key: "between", label: side + ", inside the entry line" };
+  }
+
+  /** The warm-up tile's promise (as dashboard.views.pairs.warmup_text): no time while a leg is silent. */
+  function warmupText(s) {
+    if (s.ready) return (s.n || 0) + "/" + (s.window || cfg.window) + " bars in the window";
+    var w = s.warmup || {};
+    var togo = Math.max(0, (w.required || 0) - (w.bars || 0));
+    if (s.stale) return togo + " bars to go · waiting for " + (s.stale_legs || []).join(", ") + " to trade";
+    return togo + " bars to go · ~" + P.duration((togo * cfg.interval_ms) / 1000);
+  }
+
   function renderSnapshot() {
     var s = page.snapshot || {};
     var th = s.thresholds || {};
     var z = s.signal_zscore;
 
-    P.setText("as-of", P.stamp(s.as_of));
+    P.setText("as-of", P.span(s.as_of, cfg.interval_ms));
     var source = $("snapshot-source");
     if (source) {
       // The server serves its newest recorded snapshot until the cycle publishes one.
@@ -623,22 +653,9 @@
     }
 
     P.setText("signal-zscore-value", P.fmtSigned(z, 2));
-    var zone = "none";
-    var zoneText = s.ready ? "no signal yet" : "warming up";
-    if (isNum(z) && isNum(th.entry_z) && isNum(th.exit_z)) {
-      if (Math.abs(z) > th.entry_z) {
-        zone = z > 0 ? "entry-high" : "entry-low";
-        zoneText = z > 0 ? "short-spread zone" : "long-spread zone";
-      } else if (Math.abs(z) < th.exit_z) {
-        zone = "exit";
-        zoneText = "inside exit";
-      } else {
-        zone = "between";
-        zoneText = "between";
-      }
-    }
-    setData($("z-tile"), "data-zone", zone);
-    P.setText("z-zone", zoneText);
+    var zone = zoneOf(s);
+    setData($("z-tile"), "data-zone", zone.key);
+    P.setText("z-zone", zone.label);
     if (isNum(th.entry_z)) P.setText("th-entry", P.fmt(th.entry_z, 2));
     if (isNum(th.exit_z)) P.setText("th-exit", P.fmt(th.exit_z, 2));
 
@@ -661,11 +678,7 @@
     var bar = $("warmup-bar");
     if (bar) bar.style.width = (s.ready ? 100 : pct).toFixed(1) + "%";
     setData($("warmup-progress"), "aria-valuenow", (s.ready ? 100 : pct).toFixed(0));
-    var togo = Math.max(0, (w.required || 0) - (w.bars || 0));
-    P.setText(
-      "warmup-count",
-      s.ready ? (s.n || 0) + "/" + (s.window || cfg.window) + " bars in the window" : togo + " bars to go · ~" + P.duration((togo * cfg.interval_ms) / 1000)
-    );
+    P.setText("warmup-count", warmupText(s));
     var minBars = document.querySelectorAll(".chart-empty .min-bars");
     for (var k = 0; k < minBars.length; k++) if (w.required) P.setText(minBars[k], String(w.required));
     var warmTile = warm && warm.closest(".tile");
@@ -830,9 +843,14 @@
     return shown.slice(0, 5) !== P.stamp(entry).slice(0, 5) ? shown : shown.slice(6);
   }
 
-  function metric(label, id, text, title, wide) {
+  /** One figure of the card; a money figure's label names its currency (the quote). */
+  function metric(label, id, text, title, wide, money) {
     var div = el("div", wide ? "pos-wide" : "");
     var dt = el("dt", "", label);
+    if (money) {
+      dt.appendChild(document.createTextNode(" "));
+      dt.appendChild(el("span", "muted", cfg.quote));
+    }
     if (title) dt.title = title;
     div.appendChild(dt);
     var dd = el("dd", "mono", text);
@@ -870,19 +888,19 @@
       pct.id = "pos-unrealised-pct";
       pnl.appendChild(pct);
       pnl.appendChild(document.createTextNode(" "));
-      pnl.appendChild(el("span", "muted small", "unrealised, quote · net of entry fees"));
+      pnl.appendChild(el("span", "muted small", "unrealised, " + cfg.quote + " · net of entry fees"));
       box.appendChild(pnl);
       var dl = el("dl", "metrics pos-metrics");
       dl.appendChild(metric("Since", "pos-since", P.stamp(pos.opened_at) + " UTC", "", true));
       dl.appendChild(metric("Marked at", "pos-mark", isNum(pos.mark_time) ? P.stamp(pos.mark_time) + " UTC" : "not marked yet", "", true));
-      dl.appendChild(metric("Own spread", "pos-spread", P.fmt(pos.spread, dec.s), "its own spread at the mark: A − β at entry × B"));
+      dl.appendChild(metric("Own spread", "pos-spread", P.fmt(pos.spread, dec.s), "its own spread at the mark: A − β at entry × B", false, true));
       dl.appendChild(metric("β at entry", "pos-beta", P.fmt(pos.hedge_ratio, 4), "the entry signal's hedge ratio"));
       dl.appendChild(metric("Qty " + cfg.symbol_a, "pos-qty-a", qtyText(pos.qty_a), "+ bought, − sold"));
       dl.appendChild(metric("Qty " + cfg.symbol_b, "pos-qty-b", qtyText(pos.qty_b), "+ bought, − sold"));
       dl.appendChild(metric("Entry " + cfg.symbol_a, "pos-entry-a", P.fmt(pos.entry_price_a, dec.a + 2), "fill, slippage included"));
       dl.appendChild(metric("Entry " + cfg.symbol_b, "pos-entry-b", P.fmt(pos.entry_price_b, dec.b + 2), "fill, slippage included"));
-      dl.appendChild(metric("Notional", "pos-notional", P.fmt(pos.notional, 2)));
-      dl.appendChild(metric("Entry fees", "pos-fees", P.fmt(pos.entry_fees, 2)));
+      dl.appendChild(metric("Notional", "pos-notional", P.fmt(pos.notional, 2), "", false, true));
+      dl.appendChild(metric("Entry fees", "pos-fees", P.fmt(pos.entry_fees, 2), "", false, true));
       box.appendChild(dl);
       frag.appendChild(box);
     } else {

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from html import unescape as html_unescape
 from http import HTTPStatus
 
@@ -18,8 +19,9 @@ from rest_framework.test import APIClient
 from alerts.models import AlertState, PaperPosition
 from analytics import services
 from analytics.models import Pair, Snapshot
-from analytics.snapshot import STAT_FIELDS, snapshot_json
-from dashboard.formatting import price_decimals, signed_text, threshold_text
+from analytics.snapshot import STAT_FIELDS, PairSnapshot, Thresholds, Warmup, snapshot_json
+from dashboard.formatting import bar_span_text, price_decimals, quote_currency, signed_text, threshold_text
+from dashboard.views.pairs import warmup_text, zone_of
 from ingestion.models import FeedStatus
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
@@ -631,3 +633,53 @@ def test_the_live_indicator_and_reconnects_count_failed_connects(client):
     assert element_text(response, "health-reconnects") == "0 · 6 failed"
     assert "cannot resolve fstream.binance.com" in html_unescape(response.content.decode())
     assert client.get("/api/health/").json()["feed"]["connect_failures"] == 6
+
+
+def zone_snapshot(z: float | None, *, related: bool = True, ready: bool = True) -> PairSnapshot:
+    return PairSnapshot(
+        pair=1,
+        symbol_a="BTCUSDT",
+        symbol_b="ETHUSDT",
+        interval="1s",
+        window=100,
+        thresholds=Thresholds(entry_z=2.0, exit_z=0.5),
+        ready=ready,
+        signal_zscore=z,
+        related=related,
+    )
+
+
+@pytest.mark.parametrize(
+    ("z", "related", "key", "label"),
+    [
+        (2.4, True, "entry-high", "stretched high: short the spread"),
+        (-2.4, True, "entry-low", "stretched low: long the spread"),
+        (2.4, False, "unrelated", "stretched high, no trade: gates not met"),
+        (-1.2, True, "between", "low, inside the entry line"),
+        (0.2, False, "exit", "back at the mean"),
+        (None, True, "none", "no signal yet"),
+    ],
+)
+def test_the_z_zone_speaks_as_a_trader_and_names_a_direction_only_when_the_gates_hold(z, related, key, label):
+    assert zone_of(zone_snapshot(z, related=related)) == {"key": key, "label": label}
+
+
+def test_the_warm_up_promises_no_time_while_a_leg_is_silent():
+    base = dict(pair=1, symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1m", window=100, thresholds=Thresholds())
+    warming = PairSnapshot(**base, warmup=Warmup(40, 100))
+    assert warmup_text(warming, 60_000) == "60 bars to go · ~1h 00m"
+    silent = PairSnapshot(**base, warmup=Warmup(40, 100), stale=True, stale_legs=("ETHUSDT",))
+    assert warmup_text(silent, 60_000) == "60 bars to go · waiting for ETHUSDT to trade"
+    assert warmup_text(PairSnapshot(**base, ready=True, n=100), 60_000) == "100/100 bars in the window"
+
+
+def test_as_of_is_the_bar_span_and_money_has_its_currency(client, ready_pair):
+    response = client.get(f"/pairs/{ready_pair.id}/")
+    snapshot = embedded(response, "initial-snapshot")
+    start = datetime.fromtimestamp(snapshot["as_of"] / 1000, UTC)
+    end = start + timedelta(seconds=1)
+    assert element_text(response, "as-of") == f"{start:%m-%d %H:%M:%S}–{end:%H:%M:%S}"
+    assert bar_span_text(86_399_000, 60_000) == "01-01 23:59:59–01-02 00:00:59"  # ends on another day
+    assert quote_currency("BTCUSDT") == "USDT" and quote_currency("ETHUSDC") == "USDC"
+    assert embedded(response, "pair-config")["quote"] == "USDT"
+    assert re.search(r'id="spread-value">[^<]*</span><span class="unit">USDT</span>', response.content.decode())
