@@ -595,3 +595,45 @@ def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(univer
         (refused, "/api/pairs/"),
         (refused, "/api/screener/runs/"),
     ], errors
+
+
+#: The live indicator as the page shows it: its state, the feed's, the page socket's, its words and why.
+LIVE_STATUS = (
+    "() => { const el = document.querySelector('#live-status');"
+    " return {state: el.dataset.state, feed: el.dataset.feed, socket: el.dataset.socket,"
+    " text: document.querySelector('#live-status-text').textContent, why: el.title}; }"
+)
+
+
+def test_the_live_indicator_goes_red_when_the_feed_drops_while_the_page_stays_connected(tmp_path, database_url):
+    """The offline exchange refuses every connection from 35 s to 60 s after it opens: the page's socket stays up,
+    the one indicator turns red and says the feed is down (and why), then green again once the feed is back."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with running_system(tmp_path, database_url, "--sim-fault", "refuse@35:25") as base:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            try:
+                page.goto(f"{base}/pairs/1/")
+                page.wait_for_function(
+                    "() => document.querySelector('#live-status').dataset.state === 'ok'", timeout=30_000
+                )
+                assert page.evaluate(LIVE_STATUS)["socket"] == "live"
+                page.wait_for_function(
+                    "() => document.querySelector('#live-status').dataset.feed === 'down'", timeout=60_000
+                )
+                down = page.evaluate(LIVE_STATUS)
+                assert down["state"] == "down" and down["socket"] == "live", down
+                assert down["text"] == "feed down"
+                assert "cannot connect to the stream: 127.0.0.1 is unavailable (HTTP 503)" in down["why"], down
+                page.screenshot(path=str(ARTIFACTS / "live-indicator-feed-down-390.png"))
+                failed = int(page.inner_text("#health-reconnects").split("·")[1].split()[0])
+                assert failed >= 1  # the failed connects are counted beside the reconnects
+                page.wait_for_function(
+                    "() => document.querySelector('#live-status').dataset.state === 'ok'", timeout=90_000
+                )
+                assert page.evaluate(LIVE_STATUS)["text"] == "live"
+            finally:
+                browser.close()

@@ -13,7 +13,7 @@ from daphne.server import Server  # isort:skip
 
 import asyncio
 import logging
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -24,6 +24,7 @@ from ingestion.binance import Exchange
 from ingestion.buffers import RollingBuffers
 from ingestion.management.commands.simulate_binance import symbol_list
 from ingestion.services import Feed, live_buffers, simulation_resume_options
+from ingestion.simulator.faults import parse_fault_spec
 from pairs_project.asgi import application_for
 from pairs_project.beat import EmbeddedBeat
 from pairs_project.common.masking import url_credentials_masked
@@ -31,6 +32,15 @@ from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
 
 logger = logging.getLogger("pairs")
+
+
+def fault_spec(text: str) -> str:
+    """A fault as ``--sim-fault`` takes it, checked before anything starts."""
+    try:
+        parse_fault_spec(text)
+    except ValueError as exc:
+        raise ArgumentTypeError(str(exc)) from None
+    return text
 
 
 class Command(BaseCommand):
@@ -59,6 +69,15 @@ class Command(BaseCommand):
             default=0,
             metavar="N",
             help="a universe of N USDT perpetuals with klines and 24 h tickers (default 0: the pair only)",
+        )
+        parser.add_argument(
+            "--sim-fault",
+            dest="sim_faults",
+            action="append",
+            type=fault_spec,
+            default=[],
+            metavar="KIND@SECONDS[:ARGS]",
+            help="a scheduled fault of the offline exchange, as simulate_binance --fault (e.g. refuse@30:20)",
         )
 
     def handle(self, *args: object, host: str, port: int, simulate: bool, **options: object) -> None:
@@ -110,6 +129,7 @@ class Command(BaseCommand):
                 delisted=self.options["sim_delisted"],
                 silent=self.options["sim_silent"],
                 universe=self.options["sim_universe"],
+                faults=self.options["sim_faults"],
                 **self.scenario_options(),
                 **await sync_to_async(simulation_resume_options)(),
             )
