@@ -30,6 +30,7 @@ from ..formatting import (
     money_csv,
     number_text,
     price_decimals,
+    quote_currency,
     significant_text,
     threshold_text,
     tone,
@@ -175,8 +176,8 @@ def backtest_assumptions(pair: Pair, backtest: Backtest) -> list[dict[str, str]]
     ]
 
 
-def summary_cards(summary: dict[str, Any], interval_ms: int) -> list[dict[str, str]]:
-    """The summary's figures as the page's tiles: value, the line under it and its tone."""
+def summary_cards(summary: dict[str, Any], interval_ms: int, quote: str = "USDT") -> list[dict[str, str]]:
+    """The summary's figures as the page's tiles: value, its unit (money in ``quote``), the line under it, its tone."""
     s = summary
     win_rate = s["win_rate"]
     holding = s["mean_holding_bars"]
@@ -186,6 +187,7 @@ def summary_cards(summary: dict[str, Any], interval_ms: int) -> list[dict[str, s
             "key": "net_pnl",
             "label": "Net PnL",
             "value": number_text(s["net_pnl"], 2, signed=True),
+            "unit": quote,
             "sub": f"gross {number_text(gross, 2, signed=True)} − fees {number_text(fees)} − funding "
             f"{number_text(funding, 2, signed=True)}",
             "tone": tone(s["net_pnl"]),
@@ -211,6 +213,7 @@ def summary_cards(summary: dict[str, Any], interval_ms: int) -> list[dict[str, s
             "key": "max_drawdown",
             "label": "Max drawdown",
             "value": number_text(s["max_drawdown"], 2),
+            "unit": quote,
             "sub": f"{number_text(s['max_drawdown_pct'], 2)} % of the notional",
             "tone": "neg" if tone(s["max_drawdown"]) else "",
         },
@@ -300,7 +303,7 @@ def grid_rows(grid: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[s
 
 def backtest_context(pair: Pair, backtest: Backtest | None, *, can_run: bool) -> dict[str, Any]:
     """What the backtest page's result part shows of ``backtest`` (None: there is none yet)."""
-    context: dict[str, Any] = {"pair": pair, "bt": backtest, "can_run": can_run}
+    context: dict[str, Any] = {"pair": pair, "bt": backtest, "can_run": can_run, "quote": quote_currency(pair.symbol_a)}
     if backtest is None:
         return context
     p = backtest.params
@@ -326,7 +329,7 @@ def backtest_context(pair: Pair, backtest: Backtest | None, *, can_run: bool) ->
     values = np.asarray(equity["equity"], dtype=np.float64)
     grid = grid_rows(result["grid"], p) if result.get("grid") else None
     context |= {
-        "cards": summary_cards(backtest.summary, interval_ms),
+        "cards": summary_cards(backtest.summary, interval_ms, quote_currency(pair.symbol_a)),
         "trades": trade_rows(trades, pair),
         "trades_total": len(trades),
         "grid": grid,

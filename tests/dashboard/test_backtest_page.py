@@ -173,7 +173,7 @@ def test_a_done_run_in_words_the_walk_forward_headline_first(client, done):
     assert html.index('id="bt-headline"') < html.index('id="bt-summary"')
     # The summary's tiles.
     net = text_of(section(html, "sum-net_pnl"))
-    assert net.startswith(f"Net PnL {number_text(summary['net_pnl'], 2, signed=True)} gross ")
+    assert net.startswith(f"Net PnL {number_text(summary['net_pnl'], 2, signed=True)} USDT gross ")
     assert f"fees {number_text(summary['fees'])}" in net
     assert text_of(section(html, "sum-return_pct")).startswith(
         f"Return {number_text(summary['return_pct'], signed=True)} %"
