@@ -37,24 +37,7 @@
   var LIVE_REDRAW_MS = 250; // live price chart redraws at most this often
   var FEED_MAX = 100; // alerts kept in the feed
 
-  var C = {
-    a: "#f0b90b",
-    b: "#6ea8fe",
-    spread: "#2dd4bf",
-    mean: "#9aa4b2",
-    band1: "rgba(110, 168, 254, 0.75)",
-    band2: "rgba(198, 120, 221, 0.85)",
-    band2Fill: "rgba(198, 120, 221, 0.07)",
-    z: "#e6edf3",
-    entry: "#f85149",
-    exit: "#d29922",
-    zero: "rgba(255, 255, 255, 0.22)",
-    long: "#3fb950",
-    short: "#f85149",
-    grid: "rgba(255, 255, 255, 0.06)",
-    tick: "#8b949e",
-    position: "#f0b90b",
-  };
+  var C = P.colors;
 
   // Why a paper position closed (its exit alert's reason), in words.
   var POSITION_REASONS = { reverted: "spread reverted", relationship_broken: "relationship broke" };
@@ -94,99 +77,9 @@
 
   // -- charts -------------------------------------------------------------------
 
-  function xAxis() {
-    return {
-      type: "linear",
-      bounds: "data",
-      afterBuildTicks: P.timeTicks,
-      ticks: {
-        color: C.tick,
-        maxRotation: 0,
-        autoSkipPadding: 12,
-        callback: function (v) {
-          // A window longer than a day marks its midnights with the date.
-          var scale = this;
-          if (scale.max - scale.min > 86400000 && v % 86400000 === 0) return P.stamp(v).slice(0, 5);
-          return P.hms(v);
-        },
-      },
-      grid: { color: C.grid, drawTicks: false },
-      border: { display: false },
-    };
-  }
-
-  function yAxis(position, extra) {
-    var axis = {
-      type: "linear",
-      position: position || "left",
-      ticks: { color: C.tick, maxTicksLimit: 6 },
-      grid: { color: C.grid, drawTicks: false },
-      border: { display: false },
-    };
-    if (extra) for (var k in extra) axis[k] = extra[k];
-    return axis;
-  }
-
-  function line(label, color, extra) {
-    var ds = {
-      label: label,
-      data: [],
-      borderColor: color,
-      backgroundColor: color,
-      borderWidth: 1.5,
-      pointRadius: 0,
-      pointHoverRadius: 3,
-      pointHitRadius: 4,
-      tension: 0,
-      spanGaps: false,
-      fill: false,
-    };
-    if (extra) for (var k in extra) ds[k] = extra[k];
-    return ds;
-  }
-
   function hline(label, color, dash, extra) {
     // Reference lines are drawn over the data (a lower order is drawn later).
-    return line(label, color, Object.assign({ borderWidth: 1, borderDash: dash || [], pointHoverRadius: 0, hline: true, order: 0 }, extra || {}));
-  }
-
-  function options(scales, tooltipLabel) {
-    return {
-      animation: false,
-      normalized: true,
-      parsing: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      resizeDelay: 50,
-      interaction: { mode: "nearest", axis: "x", intersect: false },
-      layout: { padding: { top: 4, right: 4 } },
-      scales: scales,
-      plugins: {
-        legend: { display: false },
-        decimation: { enabled: true, algorithm: "min-max" },
-        tooltip: {
-          backgroundColor: "rgba(13, 17, 23, 0.94)",
-          borderColor: "rgba(255, 255, 255, 0.12)",
-          borderWidth: 1,
-          titleColor: "#e6edf3",
-          bodyColor: "#c9d1d9",
-          titleFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          bodyFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          displayColors: true,
-          boxWidth: 8,
-          boxHeight: 8,
-          filter: function (item) {
-            return !item.dataset.hline;
-          },
-          callbacks: {
-            title: function (items) {
-              return items.length ? P.hms(items[0].parsed.x) + " UTC" : "";
-            },
-            label: tooltipLabel,
-          },
-        },
-      },
-    };
+    return P.lineDataset(label, color, Object.assign({ borderWidth: 1, borderDash: dash || [], pointHoverRadius: 0, hline: true, order: 0 }, extra || {}));
   }
 
   var charts = {};
@@ -194,9 +87,7 @@
   function makeCharts() {
     if (typeof window.Chart !== "function") return;
     var Chart = window.Chart;
-    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    Chart.defaults.font.size = 10;
-    Chart.defaults.color = C.tick;
+    P.chartTheme();
 
     var pricesCanvas = $("chart-prices");
     if (pricesCanvas) {
@@ -204,17 +95,17 @@
         type: "line",
         data: {
           datasets: [
-            line(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2 }),
-            line(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1 }),
-            line(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
-            line(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
+            P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2 }),
+            P.lineDataset(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1 }),
+            P.lineDataset(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
+            P.lineDataset(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
           ],
         },
-        options: options(
+        options: P.chartOptions(
           {
-            x: xAxis(),
-            yA: yAxis("left", { ticks: { color: C.a, maxTicksLimit: 6 } }),
-            yB: yAxis("right", { grid: { display: false }, ticks: { color: C.b, maxTicksLimit: 6 } }),
+            x: P.timeAxis(),
+            yA: P.valueAxis("left", { ticks: { color: C.a, maxTicksLimit: 6 } }),
+            yB: P.valueAxis("right", { grid: { display: false }, ticks: { color: C.b, maxTicksLimit: 6 } }),
           },
           function (ctx) {
             var d = ctx.dataset.yAxisID === "yA" ? dec.a : dec.b;
@@ -230,21 +121,21 @@
         type: "line",
         data: {
           datasets: [
-            line("spread", C.spread, { main: true, order: 1 }),
+            P.lineDataset("spread", C.spread, { main: true, order: 1 }),
             hline("mean", C.mean, []),
             hline("+1σ", C.band1, [4, 3]),
             hline("−1σ", C.band1, [4, 3]),
             hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill }),
             hline("−2σ", C.band2, [2, 3]),
             // On an axis of its own (right): its level is set by its own β, not the window's.
-            line("position spread (β at entry)", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
+            P.lineDataset("position spread (β at entry)", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
           ],
         },
-        options: options(
+        options: P.chartOptions(
           {
-            x: xAxis(),
-            y: yAxis(),
-            yPos: yAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
+            x: P.timeAxis(),
+            y: P.valueAxis(),
+            yPos: P.valueAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
           },
           function (ctx) {
             return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
@@ -255,7 +146,7 @@
 
     var zCanvas = $("chart-zscore");
     if (zCanvas) {
-      var markers = line("alerts", C.short, {
+      var markers = P.lineDataset("alerts", C.short, {
         showLine: false,
         pointRadius: 6,
         pointHoverRadius: 8,
@@ -280,7 +171,7 @@
         type: "line",
         data: {
           datasets: [
-            line("signal z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
+            P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
             hline("+entry", C.entry, [5, 3]),
             hline("−entry", C.entry, [5, 3]),
             hline("+exit", C.exit, [2, 3]),
@@ -289,7 +180,7 @@
             markers,
           ],
         },
-        options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
+        options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
           if (ctx.dataset.markers && ctx.raw) {
             return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
           }
