@@ -66,6 +66,7 @@
   }
 
   function drawChart(key, canvasId, label, color, fill, line) {
+    var unit = P.quoteOf(cfg.symbol_a);
     if (page.charts[key]) {
       page.charts[key].destroy();
       delete page.charts[key];
@@ -81,14 +82,23 @@
       type: "line",
       data: {
         datasets: [
-          P.lineDataset(label, color, { data: pts, backgroundColor: fill, pointBackgroundColor: color, fill: "origin" }),
+          P.lineDataset(label, color, {
+            data: pts,
+            backgroundColor: fill,
+            pointBackgroundColor: color,
+            fill: "origin",
+            main: true,
+            legend: label + " (" + unit + ")",
+            legendFill: fill,
+          }),
           P.lineDataset("0", C.zero, { data: zeroLine(pts), borderWidth: 1, pointHoverRadius: 0, hline: true }),
         ],
       },
       options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
-        return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2);
+        return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2) + " " + unit;
       }),
     });
+    P.renderLegend(page.charts[key], $("legend-" + key));
   }
 
   function drawCharts() {

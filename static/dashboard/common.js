@@ -107,25 +107,31 @@
     return span > 3 * 3600000 ? hms(v).slice(0, 5) : hms(v);
   }
 
-  // -- charts: one look ------------------------------------------------------------
+  // -- charts: one palette, one look ---------------------------------------------
+  //
+  // Every chart of every page takes its colours from here, so a series has the same
+  // colour wherever it is drawn (a leg, the spread, the signal, the thresholds, the
+  // equity) and no two series of one chart share one. The CSS swatches of the price
+  // tiles (--a, --b) are the same two colours.
 
   var COLORS = {
-    a: "#f0b90b",
-    b: "#6ea8fe",
+    a: "#f0b90b", // leg A
+    b: "#6ea8fe", // leg B
     spread: "#2dd4bf",
     mean: "#9aa4b2",
-    band1: "rgba(110, 168, 254, 0.75)",
-    band2: "rgba(198, 120, 221, 0.85)",
+    band1: "#8b7cf6",
+    band2: "#c678dd",
     band2Fill: "rgba(198, 120, 221, 0.07)",
-    position: "#f0b90b",
+    position: "#ff8c42", // an open paper position's own spread
     z: "#e6edf3",
     entry: "#f85149",
     exit: "#d29922",
     zero: "rgba(255, 255, 255, 0.22)",
     long: "#3fb950",
     short: "#f85149",
-    equity: "#2dd4bf",
-    equityFill: "rgba(45, 212, 191, 0.08)",
+    closed: "#9aa4b2", // an exit alert
+    equity: "#3fb950",
+    equityFill: "rgba(63, 185, 80, 0.08)",
     drawdown: "#f85149",
     drawdownFill: "rgba(248, 81, 73, 0.16)",
     grid: "rgba(255, 255, 255, 0.06)",
@@ -237,6 +243,78 @@
         },
       },
     };
+  }
+
+  // -- legends ------------------------------------------------------------------------
+
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function svgEl(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+
+  /** A legend entry's sample: its line as drawn (colour, dash), a band, or a marker's glyph. */
+  function swatchOf(item) {
+    if (item.glyph) {
+      var g = el("span", "legend-glyph", item.glyph);
+      g.style.color = item.color;
+      g.setAttribute("aria-hidden", "true");
+      return g;
+    }
+    var svg = svgEl("svg", { class: "legend-swatch", width: "16", height: "8", viewBox: "0 0 16 8", "aria-hidden": "true" });
+    if (item.fill) svg.appendChild(svgEl("rect", { x: "0", y: "0", width: "16", height: "8", fill: item.fill }));
+    if (item.band) {
+      svg.appendChild(svgEl("path", { d: "M0.5 0V8M15.5 0V8", stroke: item.color, "stroke-width": "1", "stroke-dasharray": "2 2" }));
+    } else {
+      var line = svgEl("line", { x1: "0", y1: "4", x2: "16", y2: "4", stroke: item.color, "stroke-width": "2" });
+      if (item.dash && item.dash.length) line.setAttribute("stroke-dasharray", item.dash.join(" "));
+      svg.appendChild(line);
+    }
+    return svg;
+  }
+
+  /**
+   * The legend of a chart in `box`: each series it draws by its `legend` text (once a
+   * text: the + and − lines of a threshold are one entry) as drawn, in the chart's own
+   * colours; a dataset's `legendItems` instead when it has them (the alert markers).
+   * A series is named while it has points (its main series, and `legendAlways`
+   * ones, always).
+   */
+  function renderLegend(chart, box) {
+    if (!chart || !box) return;
+    var items = [];
+    var seen = {};
+    function add(item) {
+      if (seen[item.text]) return;
+      seen[item.text] = true;
+      items.push(item);
+    }
+    var datasets = chart.data.datasets;
+    for (var i = 0; i < datasets.length; i++) {
+      var ds = datasets[i];
+      if (!ds.legend && !ds.legendItems) continue;
+      if (!ds.main && !ds.legendAlways && !ds.data.length) continue;
+      if (ds.legendItems) ds.legendItems.forEach(add);
+      else add({ text: ds.legend, color: ds.borderColor, dash: ds.borderDash || [], fill: ds.legendFill || null });
+    }
+    var key = JSON.stringify(items);
+    if (box.getAttribute("data-key") === key) return;
+    box.setAttribute("data-key", key);
+    box.textContent = "";
+    for (var j = 0; j < items.length; j++) {
+      var span = el("span", "legend-item");
+      span.appendChild(swatchOf(items[j]));
+      span.appendChild(document.createTextNode(items[j].text));
+      box.appendChild(span);
+    }
+  }
+
+  /** The quote asset a USD-M symbol is priced in ("BTCUSDT" -> "USDT"): the unit of its price, and of a spread. */
+  function quoteOf(symbol) {
+    var m = /(USDT|USDC|BUSD|USD)$/.exec(String(symbol || ""));
+    return m ? m[1] : "quote";
   }
 
   // -- staff forms: a request's answer beside its fields ---------------------------------
@@ -493,6 +571,8 @@
     valueAxis: valueAxis,
     lineDataset: lineDataset,
     chartOptions: chartOptions,
+    renderLegend: renderLegend,
+    quoteOf: quoteOf,
     el: el,
     csrfToken: csrfToken,
     postJSON: postJSON,

@@ -95,8 +95,8 @@
         type: "line",
         data: {
           datasets: [
-            P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2 }),
-            P.lineDataset(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1 }),
+            P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2, legend: cfg.symbol_a + " (" + P.quoteOf(cfg.symbol_a) + ")" }),
+            P.lineDataset(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1, legend: cfg.symbol_b + " (" + P.quoteOf(cfg.symbol_b) + ")" }),
             P.lineDataset(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
             P.lineDataset(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
           ],
@@ -121,14 +121,20 @@
         type: "line",
         data: {
           datasets: [
-            P.lineDataset("spread", C.spread, { main: true, order: 1 }),
-            hline("mean", C.mean, []),
-            hline("+1σ", C.band1, [4, 3]),
-            hline("−1σ", C.band1, [4, 3]),
-            hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill }),
-            hline("−2σ", C.band2, [2, 3]),
+            P.lineDataset("spread", C.spread, { main: true, order: 1, legend: "spread (" + P.quoteOf(cfg.symbol_a) + ")" }),
+            hline("mean", C.mean, [], { legend: "mean" }),
+            hline("+1σ", C.band1, [4, 3], { legend: "±1σ" }),
+            hline("−1σ", C.band1, [4, 3], { legend: "±1σ" }),
+            hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill, legend: "±2σ", legendFill: C.band2Fill }),
+            hline("−2σ", C.band2, [2, 3], { legend: "±2σ" }),
             // On an axis of its own (right): its level is set by its own β, not the window's.
-            P.lineDataset("position spread (β at entry)", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
+            P.lineDataset("position spread (β at entry)", C.position, {
+              yAxisID: "yPos",
+              borderWidth: 1.2,
+              position: true,
+              order: 0,
+              legend: "position spread (β at entry, right axis)",
+            }),
           ],
         },
         options: P.chartOptions(
@@ -147,6 +153,11 @@
     var zCanvas = $("chart-zscore");
     if (zCanvas) {
       var markers = P.lineDataset("alerts", C.short, {
+        legendItems: [
+          { text: "long entry", glyph: "▲", color: C.long },
+          { text: "short entry", glyph: "▼", color: C.short },
+          { text: "exit", glyph: "●", color: C.closed },
+        ],
         showLine: false,
         pointRadius: 6,
         pointHoverRadius: 8,
@@ -160,8 +171,8 @@
           return ctx.raw && ctx.raw.kind === "entry" && ctx.raw.direction === "short_spread" ? 180 : 0;
         },
         pointBackgroundColor: function (ctx) {
-          if (!ctx.raw) return C.mean;
-          if (ctx.raw.kind === "exit") return C.mean;
+          if (!ctx.raw) return C.closed;
+          if (ctx.raw.kind === "exit") return C.closed;
           return ctx.raw.direction === "short_spread" ? C.short : C.long;
         },
         pointBorderColor: "#0d1117",
@@ -171,7 +182,7 @@
         type: "line",
         data: {
           datasets: [
-            P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
+            P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1, legend: "signal z" }),
             hline("+entry", C.entry, [5, 3]),
             hline("−entry", C.entry, [5, 3]),
             hline("+exit", C.exit, [2, 3]),
@@ -251,6 +262,7 @@
       ds[2].data = tail.a;
       ds[3].data = tail.b;
       charts.prices.update("none");
+      P.renderLegend(charts.prices, $("legend-prices"));
     }
     markEmpty("chart-prices", pricesA.length);
     var prices = $("chart-prices");
@@ -271,6 +283,7 @@
       sd[6].data = positionSpread(s);
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
       charts.spread.update("none");
+      P.renderLegend(charts.spread, $("legend-spread"));
     }
     markEmpty("chart-spread", spreadPts.length);
 
@@ -287,7 +300,11 @@
       zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, x1) : [];
       zd[5].data = has ? flat(0, x0, x1) : [];
       zd[6].data = has ? alertMarkers(x0, x1) : [];
+      // The thresholds the lines are drawn at, in the legend's words.
+      zd[1].legend = zd[2].legend = "entry ±" + P.fmt(th.entry_z, 2);
+      zd[3].legend = zd[4].legend = "exit ±" + P.fmt(th.exit_z, 2);
       charts.zscore.update("none");
+      P.renderLegend(charts.zscore, $("legend-zscore"));
     }
     markEmpty("chart-zscore", zCount);
   }
@@ -815,8 +832,6 @@
     body.textContent = "";
     body.appendChild(frag);
     setData(panel, "data-open", pos ? "true" : "false");
-    var legend = $("pos-legend");
-    if (legend) legend.hidden = !pos;
     scheduleDraw();
   }
 
