@@ -23,15 +23,7 @@
   var POLL_MS = 1000;
   var FIELDS = ["start", "end", "days", "fee_bps", "slippage_bps", "notional", "delay_bars", "funding", "grid"];
 
-  var C = {
-    equity: "#2dd4bf",
-    equityFill: "rgba(45, 212, 191, 0.08)",
-    drawdown: "#f85149",
-    drawdownFill: "rgba(248, 81, 73, 0.16)",
-    zero: "rgba(255, 255, 255, 0.22)",
-    grid: "rgba(255, 255, 255, 0.06)",
-    tick: "#8b949e",
-  };
+  var C = P.colors;
 
   var page = {
     runs: P.readJSON("backtest-runs") || [],
@@ -48,85 +40,13 @@
   };
   var isNum = P.isNum;
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  var el = P.el;
 
   function seen(state) {
     if (page.seen[page.seen.length - 1] !== state) page.seen.push(state);
   }
 
   // -- charts -------------------------------------------------------------------
-
-  function timeLabel(v, span) {
-    if (span > 2 * 86400000) return v % 86400000 === 0 ? P.stamp(v).slice(0, 5) : P.stamp(v).slice(0, 11);
-    if (v % 86400000 === 0 && span > 3600000) return P.stamp(v).slice(0, 5);
-    return span > 3 * 3600000 ? P.hms(v).slice(0, 5) : P.hms(v);
-  }
-
-  function chartOptions(label) {
-    return {
-      animation: false,
-      normalized: true,
-      parsing: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      resizeDelay: 50,
-      interaction: { mode: "nearest", axis: "x", intersect: false },
-      layout: { padding: { top: 4, right: 4 } },
-      scales: {
-        x: {
-          type: "linear",
-          bounds: "data",
-          afterBuildTicks: P.timeTicks,
-          ticks: {
-            color: C.tick,
-            maxRotation: 0,
-            autoSkipPadding: 12,
-            callback: function (v) {
-              return timeLabel(v, this.max - this.min);
-            },
-          },
-          grid: { color: C.grid, drawTicks: false },
-          border: { display: false },
-        },
-        y: {
-          type: "linear",
-          ticks: { color: C.tick, maxTicksLimit: 6 },
-          grid: { color: C.grid, drawTicks: false },
-          border: { display: false },
-        },
-      },
-      plugins: {
-        legend: { display: false },
-        decimation: { enabled: true, algorithm: "min-max" },
-        tooltip: {
-          backgroundColor: "rgba(13, 17, 23, 0.94)",
-          borderColor: "rgba(255, 255, 255, 0.12)",
-          borderWidth: 1,
-          titleColor: "#e6edf3",
-          bodyColor: "#c9d1d9",
-          titleFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          bodyFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          displayColors: false,
-          filter: function (item) {
-            return !item.dataset.hline;
-          },
-          callbacks: {
-            title: function (items) {
-              return items.length ? P.utc(items[0].parsed.x) + " UTC" : "";
-            },
-            label: function (ctx) {
-              return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2);
-            },
-          },
-        },
-      },
-    };
-  }
 
   function points(line) {
     var out = [];
@@ -135,21 +55,6 @@
       if (isNum(line.t[i]) && isNum(line.y[i])) out.push({ x: line.t[i], y: line.y[i] });
     }
     return out;
-  }
-
-  function dataset(label, color, fill, data) {
-    return {
-      label: label,
-      data: data,
-      borderColor: color,
-      backgroundColor: fill,
-      borderWidth: 1.5,
-      pointRadius: 0,
-      pointHoverRadius: 3,
-      pointHitRadius: 4,
-      tension: 0,
-      fill: "origin",
-    };
   }
 
   function zeroLine(pts) {
@@ -161,6 +66,7 @@
   }
 
   function drawChart(key, canvasId, label, color, fill, line) {
+    var unit = P.quoteOf(cfg.symbol_a);
     if (page.charts[key]) {
       page.charts[key].destroy();
       delete page.charts[key];
@@ -176,21 +82,23 @@
       type: "line",
       data: {
         datasets: [
-          dataset(label, color, fill, pts),
-          {
-            label: "0",
-            data: zeroLine(pts),
-            borderColor: C.zero,
-            borderWidth: 1,
-            pointRadius: 0,
-            pointHoverRadius: 0,
-            hline: true,
-            fill: false,
-          },
+          P.lineDataset(label, color, {
+            data: pts,
+            backgroundColor: fill,
+            pointBackgroundColor: color,
+            fill: "origin",
+            main: true,
+            legend: label + " (" + unit + ")",
+            legendFill: fill,
+          }),
+          P.lineDataset("0", C.zero, { data: zeroLine(pts), borderWidth: 1, pointHoverRadius: 0, hline: true }),
         ],
       },
-      options: chartOptions(label),
+      options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
+        return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2) + " " + unit;
+      }),
     });
+    P.renderLegend(page.charts[key], $("legend-" + key));
   }
 
   function drawCharts() {
@@ -200,11 +108,7 @@
       page.charts = {};
       return;
     }
-    if (typeof window.Chart === "function") {
-      window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-      window.Chart.defaults.font.size = 10;
-      window.Chart.defaults.color = C.tick;
-    }
+    P.chartTheme();
     drawChart("equity", "chart-equity", "equity", C.equity, C.equityFill, data.equity);
     drawChart("drawdown", "chart-drawdown", "drawdown", C.drawdown, C.drawdownFill, data.drawdown);
   }
@@ -381,80 +285,14 @@
 
   var form = $("bt-form");
 
-  function setFormStatus(text, bad) {
-    var status = $("bt-form-status");
-    if (!status) return;
-    P.setText(status, text);
-    status.setAttribute("data-bad", bad ? "true" : "false");
-  }
-
-  function clearErrors() {
-    var errors = document.querySelectorAll(".field-error");
-    for (var i = 0; i < errors.length; i++) {
-      errors[i].textContent = "";
-      errors[i].hidden = true;
-      var input = errors[i].parentNode.querySelector("input");
-      if (input) input.removeAttribute("aria-invalid");
-    }
-    var box = $("bt-form-errors");
-    if (box) {
-      box.textContent = "";
-      box.hidden = true;
-    }
-  }
-
-  function messagesOf(value) {
-    if (Array.isArray(value)) return value.map(String);
-    if (value && typeof value === "object") return [JSON.stringify(value)];
-    return [String(value)];
-  }
-
-  /** The form field a message of the engine starts with ("fee_bps must be >= 0, not -1.0"), if any. */
+  /** The field a message of the engine starts with ("fee_bps must be >= 0, not -1.0"), if any. */
   function fieldNamed(message) {
     for (var i = 0; i < FIELDS.length; i++) if (message.indexOf(FIELDS[i] + " ") === 0) return FIELDS[i];
     return null;
   }
 
-  function addFieldError(field, message) {
-    var spot = FIELDS.indexOf(field) >= 0 ? document.querySelector('.field-error[data-for="' + field + '"]') : null;
-    if (!spot) return false;
-    spot.textContent = spot.textContent ? spot.textContent + " " + message : message;
-    spot.hidden = false;
-    var input = spot.parentNode.querySelector("input");
-    if (input) input.setAttribute("aria-invalid", "true");
-    return true;
-  }
-
-  /** A 400's messages: each beside its field, and the rest (the range, the costs together) under the form. */
-  function showErrors(errors) {
-    var box = $("bt-form-errors");
-    var general = [];
-    for (var field in errors) {
-      var messages = messagesOf(errors[field]);
-      if (!addFieldError(field, messages.join(" "))) {
-        for (var i = 0; i < messages.length; i++) {
-          // The engine joins its problems with "; ": one line each, beside the field it names first.
-          var parts = messages[i].split("; ");
-          for (var j = 0; j < parts.length; j++) {
-            var named = fieldNamed(parts[j]);
-            if (named) addFieldError(named, parts[j]);
-            else general.push((field === "non_field_errors" ? "" : field + ": ") + parts[j]);
-          }
-        }
-      }
-    }
-    if (box && general.length) {
-      for (var k = 0; k < general.length; k++) box.appendChild(el("li", "", general[k]));
-      box.hidden = false;
-    }
-  }
-
-  function csrfToken() {
-    var input = form && form.querySelector('input[name="csrfmiddlewaretoken"]');
-    if (input && input.value) return input.value;
-    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
+  var staff = P.staffForm("bt", FIELDS, fieldNamed);
+  var setFormStatus = staff.status;
 
   /** The form as the API takes it: what is typed, as typed (the server judges it); days only without a start. */
   function body() {
@@ -476,27 +314,12 @@
 
   function submit(ev) {
     ev.preventDefault();
-    clearErrors();
+    staff.clear();
     var button = $("bt-submit");
     if (button) button.disabled = true;
     setFormStatus("asking…", false);
-    fetch(cfg.runs_url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      credentials: "same-origin",
-      cache: "no-store",
-      body: JSON.stringify(body()),
-    })
-      .then(function (r) {
-        return r
-          .json()
-          .catch(function () {
-            return null;
-          })
-          .then(function (data) {
-            return { status: r.status, data: data };
-          });
-      })
+    staff
+      .post(cfg.runs_url, body())
       .then(function (answer) {
         if (answer.status === 202 && answer.data) {
           setFormStatus("backtest #" + answer.data.id + " queued", false);
@@ -506,15 +329,8 @@
           page.runs.unshift(answer.data);
           renderRuns();
           loadRun(answer.data.id);
-        } else if (answer.status === 400 && answer.data) {
-          setFormStatus("not run: see below", true);
-          showErrors(answer.data);
-        } else if (answer.status === 401 || answer.status === 403) {
-          setFormStatus("not run: sign in as staff again (the session ended or lacks the right)", true);
-        } else if (answer.status === 429) {
-          setFormStatus("not run: too many requests; try again in a minute", true);
         } else {
-          setFormStatus("not run: the server answered HTTP " + answer.status, true);
+          staff.refused(answer);
         }
       })
       .catch(function () {

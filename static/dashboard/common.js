@@ -1,4 +1,5 @@
-/* pairs dashboard: shared helpers (formatting, embedded JSON, feed health: polled, or told by the page's websocket).
+/* pairs dashboard: shared helpers (formatting, embedded JSON, feed health: polled, or told by the page's websocket;
+ * the charts' palette, look and tooltip; the staff forms' errors).
  *
  * The page computes no statistic: every number comes from the server and is only
  * formatted here. Times are shown in UTC.
@@ -105,6 +106,356 @@
     var ticks = [];
     for (var v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push({ value: v });
     axis.ticks = ticks;
+  }
+
+  /** A tick label of a time axis spanning `span` ms: the date at midnights of long spans, minutes or seconds else. */
+  function timeLabel(v, span) {
+    if (span > 2 * 86400000) return v % 86400000 === 0 ? stamp(v).slice(0, 5) : stamp(v).slice(0, 11);
+    if (v % 86400000 === 0 && span > 3600000) return stamp(v).slice(0, 5);
+    return span > 3 * 3600000 ? hms(v).slice(0, 5) : hms(v);
+  }
+
+  // -- charts: one palette, one look ---------------------------------------------
+  //
+  // Every chart of every page takes its colours from here, so a series has the same
+  // colour wherever it is drawn (a leg, the spread, the signal, the thresholds, the
+  // equity) and no two series of one chart share one. The CSS swatches of the price
+  // tiles (--a, --b) are the same two colours.
+
+  var COLORS = {
+    a: "#f0b90b", // leg A
+    b: "#6ea8fe", // leg B
+    spread: "#2dd4bf",
+    mean: "#9aa4b2",
+    band1: "#8b7cf6",
+    band2: "#c678dd",
+    band2Fill: "rgba(198, 120, 221, 0.07)",
+    position: "#ff8c42", // an open paper position's own spread
+    z: "#e6edf3",
+    entry: "#f85149",
+    exit: "#d29922",
+    zero: "rgba(255, 255, 255, 0.22)",
+    long: "#3fb950",
+    short: "#f85149",
+    closed: "#9aa4b2", // an exit alert
+    equity: "#3fb950",
+    equityFill: "rgba(63, 185, 80, 0.08)",
+    drawdown: "#f85149",
+    drawdownFill: "rgba(248, 81, 73, 0.16)",
+    grid: "rgba(255, 255, 255, 0.06)",
+    tick: "#8b949e",
+  };
+
+  var MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
+
+  /** Chart.js's defaults for every chart of the pages: the page's font, small, muted. */
+  function chartTheme() {
+    var Chart = window.Chart;
+    if (typeof Chart !== "function" || Chart.$pairsTheme) return;
+    Chart.$pairsTheme = true;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.font.size = 10;
+    Chart.defaults.color = COLORS.tick;
+  }
+
+  /** A time x axis (ms) with ticks at round UTC times. */
+  function timeAxis() {
+    return {
+      type: "linear",
+      bounds: "data",
+      afterBuildTicks: timeTicks,
+      ticks: {
+        color: COLORS.tick,
+        maxRotation: 0,
+        autoSkipPadding: 12,
+        callback: function (v) {
+          return timeLabel(v, this.max - this.min);
+        },
+      },
+      grid: { color: COLORS.grid, drawTicks: false },
+      border: { display: false },
+    };
+  }
+
+  /** A value axis on `position` (left by default), `extra` merged over it. */
+  function valueAxis(position, extra) {
+    var axis = {
+      type: "linear",
+      position: position || "left",
+      ticks: { color: COLORS.tick, maxTicksLimit: 6 },
+      grid: { color: COLORS.grid, drawTicks: false },
+      border: { display: false },
+    };
+    if (extra) for (var k in extra) axis[k] = extra[k];
+    return axis;
+  }
+
+  /** A line dataset of {x, y} points (null y: a break), `extra` merged over it. */
+  function lineDataset(label, color, extra) {
+    var ds = {
+      label: label,
+      data: [],
+      borderColor: color,
+      backgroundColor: color,
+      borderWidth: 1.5,
+      pointRadius: 0,
+      pointHoverRadius: 3,
+      pointHitRadius: 4,
+      tension: 0,
+      spanGaps: false,
+      fill: false,
+    };
+    if (extra) for (var k in extra) ds[k] = extra[k];
+    return ds;
+  }
+
+  /**
+   * The options every chart shares: no animation, pre-parsed points, one tooltip
+   * style (the time in UTC as its title, `label(ctx)` a line per series, reference
+   * lines (datasets with `hline`) left out).
+   */
+  function chartOptions(scales, label) {
+    return {
+      animation: false,
+      normalized: true,
+      parsing: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      resizeDelay: 50,
+      interaction: { mode: "nearest", axis: "x", intersect: false },
+      layout: { padding: { top: 4, right: 4 } },
+      scales: scales,
+      plugins: {
+        legend: { display: false },
+        decimation: { enabled: true, algorithm: "min-max" },
+        tooltip: {
+          backgroundColor: "rgba(13, 17, 23, 0.94)",
+          borderColor: "rgba(255, 255, 255, 0.12)",
+          borderWidth: 1,
+          titleColor: "#e6edf3",
+          bodyColor: "#c9d1d9",
+          titleFont: { family: MONO },
+          bodyFont: { family: MONO },
+          displayColors: true,
+          boxWidth: 8,
+          boxHeight: 8,
+          filter: function (item) {
+            return !item.dataset.hline;
+          },
+          callbacks: {
+            title: function (items) {
+              return items.length ? utc(items[0].parsed.x) + " UTC" : "";
+            },
+            label: label,
+          },
+        },
+      },
+    };
+  }
+
+  // -- legends ------------------------------------------------------------------------
+
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function svgEl(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+
+  /** A legend entry's sample: its line as drawn (colour, dash), a band, or a marker's glyph. */
+  function swatchOf(item) {
+    if (item.glyph) {
+      var g = el("span", "legend-glyph", item.glyph);
+      g.style.color = item.color;
+      g.setAttribute("aria-hidden", "true");
+      return g;
+    }
+    var svg = svgEl("svg", { class: "legend-swatch", width: "16", height: "8", viewBox: "0 0 16 8", "aria-hidden": "true" });
+    if (item.fill) svg.appendChild(svgEl("rect", { x: "0", y: "0", width: "16", height: "8", fill: item.fill }));
+    if (item.band) {
+      svg.appendChild(svgEl("path", { d: "M0.5 0V8M15.5 0V8", stroke: item.color, "stroke-width": "1", "stroke-dasharray": "2 2" }));
+    } else {
+      var line = svgEl("line", { x1: "0", y1: "4", x2: "16", y2: "4", stroke: item.color, "stroke-width": "2" });
+      if (item.dash && item.dash.length) line.setAttribute("stroke-dasharray", item.dash.join(" "));
+      svg.appendChild(line);
+    }
+    return svg;
+  }
+
+  /**
+   * The legend of a chart in `box`: each series it draws by its `legend` text (once a
+   * text: the + and − lines of a threshold are one entry) as drawn, in the chart's own
+   * colours; a dataset's `legendItems` instead when it has them (the alert markers).
+   * A series is named while it has points (its main series, and `legendAlways`
+   * ones, always).
+   */
+  function renderLegend(chart, box) {
+    if (!chart || !box) return;
+    var items = [];
+    var seen = {};
+    function add(item) {
+      if (seen[item.text]) return;
+      seen[item.text] = true;
+      items.push(item);
+    }
+    var datasets = chart.data.datasets;
+    for (var i = 0; i < datasets.length; i++) {
+      var ds = datasets[i];
+      if (!ds.legend && !ds.legendItems) continue;
+      if (!ds.main && !ds.legendAlways && !ds.data.length) continue;
+      if (ds.legendItems) ds.legendItems.forEach(add);
+      else add({ text: ds.legend, color: ds.borderColor, dash: ds.borderDash || [], fill: ds.legendFill || null });
+    }
+    var key = JSON.stringify(items);
+    if (box.getAttribute("data-key") === key) return;
+    box.setAttribute("data-key", key);
+    box.textContent = "";
+    for (var j = 0; j < items.length; j++) {
+      var span = el("span", "legend-item");
+      span.appendChild(swatchOf(items[j]));
+      span.appendChild(document.createTextNode(items[j].text));
+      box.appendChild(span);
+    }
+  }
+
+  /** The quote asset a USD-M symbol is priced in ("BTCUSDT" -> "USDT"): the unit of its price, and of a spread. */
+  function quoteOf(symbol) {
+    var m = /(USDT|USDC|BUSD|USD)$/.exec(String(symbol || ""));
+    return m ? m[1] : "quote";
+  }
+
+  // -- staff forms: a request's answer beside its fields ---------------------------------
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  /** The session's CSRF token: the form's hidden input, else Django's cookie. */
+  function csrfToken(form) {
+    var input = (form || document).querySelector('input[name="csrfmiddlewaretoken"]');
+    if (input && input.value) return input.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /** POSTs `body` as JSON with the session's CSRF token: resolves to {status, data} (data null when not JSON). */
+  function postJSON(url, body, form) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(form) },
+      credentials: "same-origin",
+      cache: "no-store",
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r
+        .json()
+        .catch(function () {
+          return null;
+        })
+        .then(function (data) {
+          return { status: r.status, data: data };
+        });
+    });
+  }
+
+  function messagesOf(value) {
+    if (Array.isArray(value)) return value.map(String);
+    if (value && typeof value === "object") return [JSON.stringify(value)];
+    return [String(value)];
+  }
+
+  /**
+   * A staff form (#<prefix>-form) and what it says: its status line
+   * (#<prefix>-form-status), a 400's messages beside the fields they are about (the
+   * form's .field-error[data-for=FIELD], FIELD one of `fields`) and the rest in a
+   * list under it (#<prefix>-form-errors). A message filed under a field of the form
+   * goes beside it; any other is split on "; " (the engines join their problems so)
+   * and each part goes beside the field `fieldNamed(part)` names, else in the list.
+   */
+  function staffForm(prefix, fields, fieldNamed) {
+    var form = document.getElementById(prefix + "-form");
+
+    function status(text, bad) {
+      var line = document.getElementById(prefix + "-form-status");
+      if (!line) return;
+      setText(line, text);
+      line.setAttribute("data-bad", bad ? "true" : "false");
+    }
+
+    function clear() {
+      var errors = form ? form.querySelectorAll(".field-error") : [];
+      for (var i = 0; i < errors.length; i++) {
+        errors[i].textContent = "";
+        errors[i].hidden = true;
+        var input = errors[i].parentNode.querySelector("input, select");
+        if (input) input.removeAttribute("aria-invalid");
+      }
+      var box = document.getElementById(prefix + "-form-errors");
+      if (box) {
+        box.textContent = "";
+        box.hidden = true;
+      }
+    }
+
+    function addError(field, message) {
+      var spot = form && fields.indexOf(field) >= 0 ? form.querySelector('.field-error[data-for="' + field + '"]') : null;
+      if (!spot) return false;
+      spot.textContent = spot.textContent ? spot.textContent + " " + message : message;
+      spot.hidden = false;
+      var input = spot.parentNode.querySelector("input, select");
+      if (input) input.setAttribute("aria-invalid", "true");
+      return true;
+    }
+
+    function show(errors) {
+      var general = [];
+      for (var field in errors) {
+        var list = messagesOf(errors[field]);
+        if (addError(field, list.join(" "))) continue;
+        for (var i = 0; i < list.length; i++) {
+          var parts = list[i].split("; ");
+          for (var j = 0; j < parts.length; j++) {
+            var named = fieldNamed(parts[j]);
+            if (!named || !addError(named, parts[j])) general.push((field === "non_field_errors" ? "" : field + ": ") + parts[j]);
+          }
+        }
+      }
+      var box = document.getElementById(prefix + "-form-errors");
+      if (box && general.length) {
+        for (var k = 0; k < general.length; k++) box.appendChild(el("li", "", general[k]));
+        box.hidden = false;
+      }
+    }
+
+    /** What the form says of an answer that queued nothing: a 400 beside its fields, the others in words. */
+    function refused(answer) {
+      if (answer.status === 400 && answer.data) {
+        status("not run: see below", true);
+        show(answer.data);
+      } else if (answer.status === 401 || answer.status === 403) {
+        status("not run: sign in as staff again (the session ended or lacks the right)", true);
+      } else if (answer.status === 429) {
+        status("not run: too many requests; try again in a minute", true);
+      } else {
+        status("not run: the server answered HTTP " + answer.status, true);
+      }
+    }
+
+    return {
+      form: form,
+      status: status,
+      clear: clear,
+      addError: addError,
+      show: show,
+      refused: refused,
+      post: function (url, body) {
+        return postJSON(url, body, form);
+      },
+    };
   }
 
   function readJSON(id) {
@@ -264,6 +615,19 @@
     utc: utc,
     duration: duration,
     timeTicks: timeTicks,
+    timeLabel: timeLabel,
+    colors: COLORS,
+    chartTheme: chartTheme,
+    timeAxis: timeAxis,
+    valueAxis: valueAxis,
+    lineDataset: lineDataset,
+    chartOptions: chartOptions,
+    renderLegend: renderLegend,
+    quoteOf: quoteOf,
+    el: el,
+    csrfToken: csrfToken,
+    postJSON: postJSON,
+    staffForm: staffForm,
     readJSON: readJSON,
     setText: setText,
     onHealth: onHealth,

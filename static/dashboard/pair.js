@@ -37,24 +37,7 @@
   var LIVE_REDRAW_MS = 250; // live price chart redraws at most this often
   var FEED_MAX = 100; // alerts kept in the feed
 
-  var C = {
-    a: "#f0b90b",
-    b: "#6ea8fe",
-    spread: "#2dd4bf",
-    mean: "#9aa4b2",
-    band1: "rgba(110, 168, 254, 0.75)",
-    band2: "rgba(198, 120, 221, 0.85)",
-    band2Fill: "rgba(198, 120, 221, 0.07)",
-    z: "#e6edf3",
-    entry: "#f85149",
-    exit: "#d29922",
-    zero: "rgba(255, 255, 255, 0.22)",
-    long: "#3fb950",
-    short: "#f85149",
-    grid: "rgba(255, 255, 255, 0.06)",
-    tick: "#8b949e",
-    position: "#f0b90b",
-  };
+  var C = P.colors;
 
   // Why a paper position closed (its exit alert's reason), in words.
   var POSITION_REASONS = { reverted: "spread reverted", relationship_broken: "relationship broke" };
@@ -94,99 +77,9 @@
 
   // -- charts -------------------------------------------------------------------
 
-  function xAxis() {
-    return {
-      type: "linear",
-      bounds: "data",
-      afterBuildTicks: P.timeTicks,
-      ticks: {
-        color: C.tick,
-        maxRotation: 0,
-        autoSkipPadding: 12,
-        callback: function (v) {
-          // A window longer than a day marks its midnights with the date.
-          var scale = this;
-          if (scale.max - scale.min > 86400000 && v % 86400000 === 0) return P.stamp(v).slice(0, 5);
-          return P.hms(v);
-        },
-      },
-      grid: { color: C.grid, drawTicks: false },
-      border: { display: false },
-    };
-  }
-
-  function yAxis(position, extra) {
-    var axis = {
-      type: "linear",
-      position: position || "left",
-      ticks: { color: C.tick, maxTicksLimit: 6 },
-      grid: { color: C.grid, drawTicks: false },
-      border: { display: false },
-    };
-    if (extra) for (var k in extra) axis[k] = extra[k];
-    return axis;
-  }
-
-  function line(label, color, extra) {
-    var ds = {
-      label: label,
-      data: [],
-      borderColor: color,
-      backgroundColor: color,
-      borderWidth: 1.5,
-      pointRadius: 0,
-      pointHoverRadius: 3,
-      pointHitRadius: 4,
-      tension: 0,
-      spanGaps: false,
-      fill: false,
-    };
-    if (extra) for (var k in extra) ds[k] = extra[k];
-    return ds;
-  }
-
   function hline(label, color, dash, extra) {
     // Reference lines are drawn over the data (a lower order is drawn later).
-    return line(label, color, Object.assign({ borderWidth: 1, borderDash: dash || [], pointHoverRadius: 0, hline: true, order: 0 }, extra || {}));
-  }
-
-  function options(scales, tooltipLabel) {
-    return {
-      animation: false,
-      normalized: true,
-      parsing: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      resizeDelay: 50,
-      interaction: { mode: "nearest", axis: "x", intersect: false },
-      layout: { padding: { top: 4, right: 4 } },
-      scales: scales,
-      plugins: {
-        legend: { display: false },
-        decimation: { enabled: true, algorithm: "min-max" },
-        tooltip: {
-          backgroundColor: "rgba(13, 17, 23, 0.94)",
-          borderColor: "rgba(255, 255, 255, 0.12)",
-          borderWidth: 1,
-          titleColor: "#e6edf3",
-          bodyColor: "#c9d1d9",
-          titleFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          bodyFont: { family: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
-          displayColors: true,
-          boxWidth: 8,
-          boxHeight: 8,
-          filter: function (item) {
-            return !item.dataset.hline;
-          },
-          callbacks: {
-            title: function (items) {
-              return items.length ? P.hms(items[0].parsed.x) + " UTC" : "";
-            },
-            label: tooltipLabel,
-          },
-        },
-      },
-    };
+    return P.lineDataset(label, color, Object.assign({ borderWidth: 1, borderDash: dash || [], pointHoverRadius: 0, hline: true, order: 0 }, extra || {}));
   }
 
   var charts = {};
@@ -194,9 +87,7 @@
   function makeCharts() {
     if (typeof window.Chart !== "function") return;
     var Chart = window.Chart;
-    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    Chart.defaults.font.size = 10;
-    Chart.defaults.color = C.tick;
+    P.chartTheme();
 
     var pricesCanvas = $("chart-prices");
     if (pricesCanvas) {
@@ -204,17 +95,17 @@
         type: "line",
         data: {
           datasets: [
-            line(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2 }),
-            line(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1 }),
-            line(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
-            line(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
+            P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2, legend: cfg.symbol_a + " (" + P.quoteOf(cfg.symbol_a) + ")" }),
+            P.lineDataset(cfg.symbol_b, C.b, { yAxisID: "yB", main: true, borderWidth: 1.1, order: 1, legend: cfg.symbol_b + " (" + P.quoteOf(cfg.symbol_b) + ")" }),
+            P.lineDataset(cfg.symbol_a + " live", C.a, { yAxisID: "yA", borderWidth: 1, borderDash: [2, 2], live: true }),
+            P.lineDataset(cfg.symbol_b + " live", C.b, { yAxisID: "yB", borderWidth: 1, borderDash: [2, 2], live: true }),
           ],
         },
-        options: options(
+        options: P.chartOptions(
           {
-            x: xAxis(),
-            yA: yAxis("left", { ticks: { color: C.a, maxTicksLimit: 6 } }),
-            yB: yAxis("right", { grid: { display: false }, ticks: { color: C.b, maxTicksLimit: 6 } }),
+            x: P.timeAxis(),
+            yA: P.valueAxis("left", { ticks: { color: C.a, maxTicksLimit: 6 } }),
+            yB: P.valueAxis("right", { grid: { display: false }, ticks: { color: C.b, maxTicksLimit: 6 } }),
           },
           function (ctx) {
             var d = ctx.dataset.yAxisID === "yA" ? dec.a : dec.b;
@@ -230,21 +121,27 @@
         type: "line",
         data: {
           datasets: [
-            line("spread", C.spread, { main: true, order: 1 }),
-            hline("mean", C.mean, []),
-            hline("+1σ", C.band1, [4, 3]),
-            hline("−1σ", C.band1, [4, 3]),
-            hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill }),
-            hline("−2σ", C.band2, [2, 3]),
+            P.lineDataset("spread", C.spread, { main: true, order: 1, legend: "spread (" + P.quoteOf(cfg.symbol_a) + ")" }),
+            hline("mean", C.mean, [], { legend: "mean" }),
+            hline("+1σ", C.band1, [4, 3], { legend: "±1σ" }),
+            hline("−1σ", C.band1, [4, 3], { legend: "±1σ" }),
+            hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill, legend: "±2σ", legendFill: C.band2Fill }),
+            hline("−2σ", C.band2, [2, 3], { legend: "±2σ" }),
             // On an axis of its own (right): its level is set by its own β, not the window's.
-            line("position spread (β at entry)", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
+            P.lineDataset("position spread (β at entry)", C.position, {
+              yAxisID: "yPos",
+              borderWidth: 1.2,
+              position: true,
+              order: 0,
+              legend: "position spread (β at entry, right axis)",
+            }),
           ],
         },
-        options: options(
+        options: P.chartOptions(
           {
-            x: xAxis(),
-            y: yAxis(),
-            yPos: yAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
+            x: P.timeAxis(),
+            y: P.valueAxis(),
+            yPos: P.valueAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
           },
           function (ctx) {
             return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
@@ -255,7 +152,12 @@
 
     var zCanvas = $("chart-zscore");
     if (zCanvas) {
-      var markers = line("alerts", C.short, {
+      var markers = P.lineDataset("alerts", C.short, {
+        legendItems: [
+          { text: "long entry", glyph: "▲", color: C.long },
+          { text: "short entry", glyph: "▼", color: C.short },
+          { text: "exit", glyph: "●", color: C.closed },
+        ],
         showLine: false,
         pointRadius: 6,
         pointHoverRadius: 8,
@@ -269,8 +171,8 @@
           return ctx.raw && ctx.raw.kind === "entry" && ctx.raw.direction === "short_spread" ? 180 : 0;
         },
         pointBackgroundColor: function (ctx) {
-          if (!ctx.raw) return C.mean;
-          if (ctx.raw.kind === "exit") return C.mean;
+          if (!ctx.raw) return C.closed;
+          if (ctx.raw.kind === "exit") return C.closed;
           return ctx.raw.direction === "short_spread" ? C.short : C.long;
         },
         pointBorderColor: "#0d1117",
@@ -280,7 +182,7 @@
         type: "line",
         data: {
           datasets: [
-            line("signal z", C.z, { main: true, borderWidth: 1.4, order: 1 }),
+            P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1, legend: "signal z" }),
             hline("+entry", C.entry, [5, 3]),
             hline("−entry", C.entry, [5, 3]),
             hline("+exit", C.exit, [2, 3]),
@@ -289,7 +191,7 @@
             markers,
           ],
         },
-        options: options({ x: xAxis(), y: yAxis() }, function (ctx) {
+        options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
           if (ctx.dataset.markers && ctx.raw) {
             return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
           }
@@ -360,6 +262,7 @@
       ds[2].data = tail.a;
       ds[3].data = tail.b;
       charts.prices.update("none");
+      P.renderLegend(charts.prices, $("legend-prices"));
     }
     markEmpty("chart-prices", pricesA.length);
     var prices = $("chart-prices");
@@ -380,6 +283,7 @@
       sd[6].data = positionSpread(s);
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
       charts.spread.update("none");
+      P.renderLegend(charts.spread, $("legend-spread"));
     }
     markEmpty("chart-spread", spreadPts.length);
 
@@ -396,7 +300,11 @@
       zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, x1) : [];
       zd[5].data = has ? flat(0, x0, x1) : [];
       zd[6].data = has ? alertMarkers(x0, x1) : [];
+      // The thresholds the lines are drawn at, in the legend's words.
+      zd[1].legend = zd[2].legend = "entry ±" + P.fmt(th.entry_z, 2);
+      zd[3].legend = zd[4].legend = "exit ±" + P.fmt(th.exit_z, 2);
       charts.zscore.update("none");
+      P.renderLegend(charts.zscore, $("legend-zscore"));
     }
     markEmpty("chart-zscore", zCount);
   }
@@ -942,8 +850,6 @@
     body.textContent = "";
     body.appendChild(frag);
     setData(panel, "data-open", pos ? "true" : "false");
-    var legend = $("pos-legend");
-    if (legend) legend.hidden = !pos;
     scheduleDraw();
   }
 

@@ -60,12 +60,7 @@
   };
   var isNum = P.isNum;
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  var el = P.el;
 
   function seen(state) {
     if (page.seen[page.seen.length - 1] !== state) page.seen.push(state);
@@ -140,31 +135,7 @@
 
   // -- watching a pair --------------------------------------------------------------
 
-  function csrfToken() {
-    var input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-    if (input && input.value) return input.value;
-    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  function postJSON(target, body) {
-    return fetch(target, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      credentials: "same-origin",
-      cache: "no-store",
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r
-        .json()
-        .catch(function () {
-          return null;
-        })
-        .then(function (data) {
-          return { status: r.status, data: data };
-        });
-    });
-  }
+  var postJSON = P.postJSON;
 
   function setWatchStatus(text, bad) {
     var status = $("sc-watch-status");
@@ -583,63 +554,14 @@
 
   var form = $("sc-form");
 
-  function setFormStatus(text, bad) {
-    var status = $("sc-form-status");
-    if (!status) return;
-    P.setText(status, text);
-    status.setAttribute("data-bad", bad ? "true" : "false");
-  }
-
-  function clearErrors() {
-    var errors = document.querySelectorAll("#sc-form .field-error");
-    for (var i = 0; i < errors.length; i++) {
-      errors[i].textContent = "";
-      errors[i].hidden = true;
-      var input = errors[i].parentNode.querySelector("input, select");
-      if (input) input.removeAttribute("aria-invalid");
-    }
-    var box = $("sc-form-errors");
-    if (box) {
-      box.textContent = "";
-      box.hidden = true;
-    }
-  }
-
-  function addFieldError(field, message) {
-    var spot = FIELDS.indexOf(field) >= 0 ? document.querySelector('#sc-form .field-error[data-for="' + field + '"]') : null;
-    if (!spot) return false;
-    spot.textContent = spot.textContent ? spot.textContent + " " + message : message;
-    spot.hidden = false;
-    var input = spot.parentNode.querySelector("input, select");
-    if (input) input.setAttribute("aria-invalid", "true");
-    return true;
-  }
-
+  /** The field a reason of the screener is about, if it names one. */
   function fieldNamed(message) {
     for (var i = 0; i < REASON_FIELDS.length; i++) if (message.indexOf(REASON_FIELDS[i][0]) === 0) return REASON_FIELDS[i][1];
     return / is not a symbol /.test(message) ? "symbols" : null;
   }
 
-  /** A 400's reasons: each beside its field (the screener joins its reasons with "; "), the rest under the form. */
-  function showErrors(errors) {
-    var general = [];
-    for (var field in errors) {
-      var list = Array.isArray(errors[field]) ? errors[field].map(String) : [String(errors[field])];
-      if (addFieldError(field, list.join(" "))) continue;
-      for (var i = 0; i < list.length; i++) {
-        var parts = list[i].split("; ");
-        for (var j = 0; j < parts.length; j++) {
-          var named = fieldNamed(parts[j]);
-          if (!named || !addFieldError(named, parts[j])) general.push((field === "non_field_errors" ? "" : field + ": ") + parts[j]);
-        }
-      }
-    }
-    var box = $("sc-form-errors");
-    if (box && general.length) {
-      for (var k = 0; k < general.length; k++) box.appendChild(el("li", "", general[k]));
-      box.hidden = false;
-    }
-  }
+  var staff = P.staffForm("sc", FIELDS, fieldNamed);
+  var setFormStatus = staff.status;
 
   /** The form as the API takes it: the symbols named, or else the top N; as typed (the server judges it). */
   function body() {
@@ -658,7 +580,7 @@
 
   function submit(ev) {
     ev.preventDefault();
-    clearErrors();
+    staff.clear();
     var button = $("sc-submit");
     if (button) button.disabled = true;
     setFormStatus("asking…", false);
@@ -674,15 +596,8 @@
           updateRun(run);
           renderActive(run);
           track(run.id);
-        } else if (answer.status === 400 && answer.data) {
-          setFormStatus("not run: see below", true);
-          showErrors(answer.data);
-        } else if (answer.status === 401 || answer.status === 403) {
-          setFormStatus("not run: sign in as staff again (the session ended or lacks the right)", true);
-        } else if (answer.status === 429) {
-          setFormStatus("not run: too many requests; try again in a minute", true);
         } else {
-          setFormStatus("not run: the server answered HTTP " + answer.status, true);
+          staff.refused(answer);
         }
       })
       .catch(function () {

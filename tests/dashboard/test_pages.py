@@ -585,7 +585,6 @@ def test_the_pair_page_shows_its_open_paper_position_and_the_last_closed_ones(cl
     assert embedded(response, "initial-positions") == positions
     config = embedded(response, "pair-config")
     assert config["positions_url"] == f"/api/positions/?pair={pair.id}" and config["positions_closed_shown"] == 5
-    assert 'id="pos-legend">' in html  # the position's own spread is drawn on the spread chart
 
 
 def test_without_a_paper_position_the_card_says_so(client):
@@ -596,7 +595,6 @@ def test_without_a_paper_position_the_card_says_so(client):
     assert 'data-open="false"' in card
     assert element_text(response, "pos-none").startswith("No open position. An entry alert opens one")
     assert "None closed yet." in card
-    assert 'id="pos-legend" hidden>' in html
 
 
 @pytest.mark.parametrize(
