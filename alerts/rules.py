@@ -131,7 +131,11 @@ def evaluate(state: RuleState, snapshot: PairSnapshot, thresholds: Thresholds) -
 
     if armed and open_direction is None and confirmed >= thresholds.confirm_bars and abs(z) > thresholds.entry_z:
         direction = direction_of(z)
-        legs = "sell A, buy beta of B" if direction == "short_spread" else "buy A, sell beta of B"
+        # Per unit of A, beta' units of B: the hedge the signal was scored with.
+        beta = snapshot.signal_hedge_ratio
+        units = "beta" if beta is None else f"{beta:.4g}"
+        a, b = snapshot.symbol_a, snapshot.symbol_b
+        legs = f"sell 1 {a}, buy {units} {b}" if direction == "short_spread" else f"buy 1 {a}, sell {units} {b}"
         events.append(
             Event(
                 "entry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -245,5 +246,12 @@ def test_the_entry_message_carries_the_numbers_that_fired_it():
     _, (event,) = evaluate(state, snap(31, 2.34, run=31), T)
     assert event.message == (
         "BTCUSDT/ETHUSDT: signal z +2.34 beyond ±2 after 30 related bars "
-        "(ADF p 0.010, EG p 0.020, correlation 0.90): short spread (sell A, buy beta of B)"
+        "(ADF p 0.010, EG p 0.020, correlation 0.90): short spread (sell 1 BTCUSDT, buy beta ETHUSDT)"
     )
+
+
+def test_the_entry_message_names_the_legs_with_the_signals_hedge():
+    state, _ = run(confirmed())
+    shock = dataclasses.replace(snap(31, -2.5, run=31), signal_hedge_ratio=19.8213)
+    _, (event,) = evaluate(state, shock, T)
+    assert event.message.endswith(": long spread (buy 1 BTCUSDT, sell 19.82 ETHUSDT)")
