@@ -617,7 +617,30 @@ class ScreenerApi(APIView):
 
 
 class ScreenerRunsApi(APIView):
-    """Staff: start a screener run; it runs as a task (202, then poll /api/screener/runs/{id}/)."""
+    """The newest screener runs, without their pairs (GET); staff: start one, run as a task (POST: 202, then poll
+    /api/screener/runs/{id}/)."""
+
+    class FilterSerializer(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=50, default=10)
+
+    @extend_schema_serializer(component_name="ScreenerRunListed")
+    class ListedSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        status = serializers.ChoiceField(choices=ScreenerRun.Status.choices)
+        progress = serializers.FloatField()
+        interval = serializers.CharField()
+        window = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        finished_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(parameters=[FilterSerializer], responses=ListedSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        runs = ScreenerRun.objects.order_by("-created_at", "-pk").only(
+            "id", "status", "progress", "interval", "window", "created_at", "finished_at"
+        )[: params.validated_data["limit"]]
+        return Response(self.ListedSerializer(runs, many=True).data)
 
     @extend_schema(request=ScreenerRequestSerializer, responses={202: ScreenerRunSerializer})
     def post(self, request: Request) -> Response:

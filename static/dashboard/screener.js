@@ -29,6 +29,8 @@
   if (!cfg) return;
 
   var POLL_MS = 1000;
+  var DISCOVER_MS = 15000; // how often the page looks for runs it did not start
+  var PICKED = /[?&]run=/.test(window.location.search); // the reader opened a run of their choosing
   var FIELDS = ["top", "symbols", "interval", "window", "fdr"];
   // The first click on a heading sorts this way: the smaller the better, but for ρ and n.
   var FIRST_DESCENDING = { corr: true, n: true };
@@ -411,8 +413,10 @@
           delete polling[id];
           if (id === page.active || id === page.asked) seen(run.status);
           if (page.asked === id) setFormStatus("screen #" + id + " " + run.status, run.status === "failed");
-          // The newest result shows: a run that ends after a newer one is shown is only listed.
-          if (page.shown === null || id > page.shown) loadResult(id);
+          // The newest result shows: a run that ends after a newer one is shown is only listed, and so is
+          // any run the page did not ask for while the reader looks at a run they picked (?run=).
+          var picked = PICKED && id !== page.asked;
+          if (!picked && (page.shown === null || id > page.shown)) loadResult(id);
           page.active = newestPolled();
           if (page.active === null) renderActive(null);
           return;
@@ -430,6 +434,27 @@
         polling[id] = setTimeout(function () {
           poll(id);
         }, 2 * POLL_MS);
+      });
+  }
+
+  /**
+   * Runs queued since the page loaded (the scheduled screen, another desk's) are found here
+   * and followed as the page's own: listed, polled, and their result shown when newest.
+   */
+  function discover() {
+    if (document.hidden) return;
+    fetch(cfg.runs_url + "?limit=5", { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (runs) {
+        var known = {};
+        for (var i = 0; i < page.runs.length; i++) known[page.runs[i].id] = true;
+        for (var j = runs.length - 1; j >= 0; j--) if (!known[runs[j].id]) track(runs[j].id);
+      })
+      .catch(function () {
+        /* the next look finds them */
       });
   }
 
@@ -636,6 +661,7 @@
     for (var i = 0; i < page.runs.length; i++) {
       if (page.runs[i].status === "queued" || page.runs[i].status === "running") track(page.runs[i].id);
     }
+    setInterval(discover, DISCOVER_MS);
     var resized = null;
     window.addEventListener("resize", function () {
       clearTimeout(resized);

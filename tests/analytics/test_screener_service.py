@@ -111,6 +111,13 @@ def test_the_api_queues_a_run_for_staff_and_the_runner_runs_it(api, staff_api, m
     assert services.screener_schedule() == 0  # one is running: the schedule waits for it
     ScreenerRun.objects.update(status="done")
     assert services.screener_schedule() == 1 and services.screener_schedule() == 0  # one waiting at a time
+    # Anyone lists the newest runs, without their pairs (the screener page finds runs it did not start so).
+    listed = api.get("/api/screener/runs/?limit=1").json()
+    newest = ScreenerRun.objects.order_by("-created_at", "-pk").first()
+    assert [r["id"] for r in listed] == [newest.pk] and listed[0]["status"] == "queued"
+    assert set(listed[0]) == {"id", "status", "progress", "interval", "window", "created_at", "finished_at"}
+    assert len(api.get("/api/screener/runs/").json()) == 2
+    assert "limit" in api.get("/api/screener/runs/?limit=0").json()
 
 
 def test_the_command_refuses_in_words():

@@ -428,6 +428,13 @@ SCREEN_ROWS = (
 )
 
 
+#: A screen queued as the schedule queues one (not from the page); prints its id.
+QUEUE_SCREEN = (
+    "from analytics import services as s; "
+    f"print(s.screener_create(s.screener_request(top={UNIVERSE}, interval='1m', window=200)).pk)"
+)
+
+
 def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(universe_system, database_url):
     """Staff signs in, a refused screen says why beside its field, a real one runs to its table and heatmap;
     the table sorts and filters; "watch" adds the pair and its live page fills from the klines."""
@@ -542,6 +549,22 @@ def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(univer
                 r["pair"] for r in rows if r["sig"]
             ]
             page.uncheck("#sc-significant-only")
+            # A run the page did not start (the schedule's, another desk's) is found, followed and shown
+            # on a page opened before it was queued, with no reload.
+            watcher = opened()
+            watcher.goto(f"{system}/screener/")
+            queued = subprocess.run(
+                [sys.executable, "manage.py", "shell", "-v0", "-c", QUEUE_SCREEN],
+                cwd=ROOT,
+                env=manage_env(database_url),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            other = int(queued.stdout.split()[-1])
+            watcher.wait_for_selector(f'#sc-run[data-run-id="{other}"]', timeout=180_000)
+            assert watcher.get_attribute("#sc-runs > li:first-child", "data-run-id") == str(other)
+            watcher.close()
             page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
             page.screenshot(path=str(ARTIFACTS / "screener-page.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
