@@ -499,8 +499,8 @@ def history_error(exc: Exception, *, symbol: str, rest_url: str) -> HistoryError
         )
     if isinstance(exc, httpx.HTTPError):
         return HistoryError(
-            f"cannot reach the exchange at {where} ({exc.__class__.__name__}) to fetch the history of {symbol};"
-            " check the network and BINANCE_REST_URL"
+            f"cannot fetch the history of {symbol}: {unreachable_text(exc, rest_url)}; check the network and"
+            " BINANCE_REST_URL"
         )
     if isinstance(exc, MalformedFrame):
         return HistoryError(f"the exchange's answer for the history of {symbol} could not be read: {exc}")

@@ -47,6 +47,7 @@ from .client import (
     history_error,
     market_listing,
 )
+from .errors import unreachable_text
 from .history import HistoryError, funding_slots_uncovered, history_range_check, utc_text
 from .journal import Run, StoredTicks
 from .listing import symbols_tradable
@@ -821,7 +822,7 @@ def _universe_error(exc: Exception, rest_url: str) -> UniverseError:
         )
     if isinstance(exc, httpx.HTTPError):
         return UniverseError(
-            f"cannot reach the exchange at {where} ({exc.__class__.__name__}) to list its symbols;"
-            " check the network and BINANCE_REST_URL, then try again"
+            f"cannot list the exchange's symbols: {unreachable_text(exc, rest_url)}; check the network and"
+            " BINANCE_REST_URL, then try again"
         )
     return UniverseError(f"the exchange's symbol list could not be read ({exc}); try again later")

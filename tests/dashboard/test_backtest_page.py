@@ -230,7 +230,7 @@ def test_the_page_says_what_the_run_assumed(client, traded_pair):
     assumed = assumptions(html)
     assert assumed["fee"].startswith("4 bps") and assumed["slippage"].startswith("2.5 bps")
     assert assumed["delay"] == "2 bars (2.0 s): filled at the closes 2 bars after the signal's"
-    assert assumed["funding"].startswith("on, but none could be had: cannot reach the exchange at http://127.0.0.1:9")
+    assert assumed["funding"].startswith("on, but none could be had: cannot fetch the history of")
     assert assumed["funding"].endswith("the run is without funding")
 
 
