@@ -21,12 +21,6 @@ class Alert(models.Model):
         REVERTED = "reverted", "spread reverted"
         RELATIONSHIP_BROKEN = "relationship_broken", "relationship broke"
 
-    class WebhookStatus(models.TextChoices):
-        NONE = "none", "no webhook"
-        PENDING = "pending"
-        SENT = "sent"
-        FAILED = "failed"
-
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=5, choices=Kind.choices)
     direction = models.CharField(max_length=12, choices=Direction.choices)
@@ -44,9 +38,6 @@ class Alert(models.Model):
     hedge_ratio = models.FloatField(null=True)
     message = models.TextField()
     snapshot = models.JSONField(help_text="the whole snapshot that fired it")
-    webhook_status = models.CharField(max_length=8, choices=WebhookStatus.choices, default=WebhookStatus.NONE)
-    webhook_attempts = models.PositiveSmallIntegerField(default=0)
-    webhook_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -58,6 +49,42 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pair} {self.kind} {self.direction} @ {self.bar_time}"
+
+
+class Notification(models.Model):
+    """One alert told through one channel of its pair, and how that went: one row per alert and channel.
+
+    Made with the alert, for each channel the pair has then, and delivered off the
+    analytics cycle (``alerts.services.notification_deliver``). ``error`` holds the
+    class of the last failure ("attempt 2: timed out"), never the exception's text
+    nor anything secret.
+    """
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook"
+        EMAIL = "email", "e-mail"
+        TELEGRAM = "telegram", "Telegram"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="the class of the last failure, with its attempt")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["alert", "id"]
+        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="notification_alert_channel_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} of alert {self.alert_id}: {self.status}"
 
 
 class AlertState(models.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 
 from .models import Alert, AlertState, PaperPosition
@@ -11,6 +13,31 @@ from .rules import RuleState
 def alerts_newest(*, pair_id: int | None = None) -> QuerySet[Alert]:
     alerts = Alert.objects.order_by("-created_at", "-id")
     return alerts.filter(pair_id=pair_id) if pair_id is not None else alerts
+
+
+def alerts_filtered(
+    *,
+    pair_id: int | None = None,
+    kind: str | None = None,
+    direction: str | None = None,
+    reason: str | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Alert]:
+    """Alerts newest first, narrowed by each filter given (from inclusive, before exclusive), with their
+    pair and notifications."""
+    alerts = alerts_newest(pair_id=pair_id).select_related("pair").prefetch_related("notifications")
+    if kind is not None:
+        alerts = alerts.filter(kind=kind)
+    if direction is not None:
+        alerts = alerts.filter(direction=direction)
+    if reason is not None:
+        alerts = alerts.filter(reason=reason)
+    if created_from is not None:
+        alerts = alerts.filter(created_at__gte=created_from)
+    if created_before is not None:
+        alerts = alerts.filter(created_at__lt=created_before)
+    return alerts
 
 
 def positions_newest(*, pair_id: int) -> QuerySet[PaperPosition]:

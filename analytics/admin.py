@@ -44,7 +44,7 @@ class PairAdmin(admin.ModelAdmin):
                 ],
             },
         ),
-        ("Delivery", {"fields": ["webhook_url"]}),
+        ("Delivery", {"fields": ["webhook_url", "email_recipients", "telegram_chat_id"]}),
     ]
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import math
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 
 from ingestion.listing import symbols_check
@@ -29,6 +31,48 @@ def webhook_target(url: str) -> egress.Target:
         allow_private=settings.ALERT_WEBHOOK_ALLOW_PRIVATE,
         allow_loopback=settings.ALERT_WEBHOOK_ALLOW_LOOPBACK,
         own_hosts=settings.ALLOWED_HOSTS,
+    )
+
+
+#: The most e-mail recipients a pair's alerts go to.
+MAX_EMAIL_RECIPIENTS = 20
+
+#: A Telegram chat: its numeric id (negative for groups, -100... for supergroups and channels), or a
+#: public channel's @username (5 to 32 letters, digits and underscores, starting with a letter).
+TELEGRAM_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,19}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+
+
+def email_recipients_parse(text: str) -> list[str]:
+    """The addresses of ``text`` (commas, semicolons, spaces or new lines between them), each once.
+
+    Raises ``ValueError`` naming every address that is not one.
+    """
+    addresses: dict[str, str] = {}
+    bad = []
+    for address in re.split(r"[\s,;]+", text.strip()):
+        if not address:
+            continue
+        try:
+            validate_email(address)
+        except ValidationError:
+            bad.append(address)
+            continue
+        addresses.setdefault(address.lower(), address)
+    if bad:
+        named = ", ".join(repr(a) for a in bad)
+        raise ValueError(f"{named} {'is not an e-mail address' if len(bad) == 1 else 'are not e-mail addresses'}.")
+    if len(addresses) > MAX_EMAIL_RECIPIENTS:
+        raise ValueError(f"At most {MAX_EMAIL_RECIPIENTS} recipients, not {len(addresses)}.")
+    return list(addresses.values())
+
+
+def telegram_chat_id_problem(chat_id: str) -> str | None:
+    """Why ``chat_id`` cannot name a Telegram chat, or None."""
+    if TELEGRAM_CHAT_ID.fullmatch(chat_id):
+        return None
+    return (
+        f"{chat_id!r} is not a Telegram chat: give its numeric id (e.g. 123456789, or -1001234567890 "
+        "for a group or channel) or a public channel's @username."
     )
 
 
@@ -63,6 +107,17 @@ class Pair(models.Model):
     active = models.BooleanField(default=True)
     webhook_url = models.URLField(
         blank=True, max_length=500, help_text="alerts of this pair are POSTed here as JSON (optional)"
+    )
+    email_recipients = models.TextField(
+        blank=True,
+        help_text=f"alerts of this pair are e-mailed to these addresses, commas or new lines between them "
+        f"(at most {MAX_EMAIL_RECIPIENTS}; optional)",
+    )
+    telegram_chat_id = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="alerts of this pair are sent to this Telegram chat by the bot of TELEGRAM_BOT_TOKEN: its "
+        "numeric id (-100... for a group or channel) or a public channel's @username (optional)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -102,6 +157,11 @@ class Pair(models.Model):
     def symbols(self) -> tuple[str, str]:
         return (self.symbol_a, self.symbol_b)
 
+    @property
+    def email_recipient_list(self) -> list[str]:
+        """The addresses of ``email_recipients`` (stored as ``clean`` writes them: comma-separated)."""
+        return [a for a in re.split(r"[\s,;]+", self.email_recipients or "") if a]
+
     def clean(self) -> None:
         """One clear message per impossible setting (the admin and the API show them)."""
         from ingestion.binance import normalize_symbol
@@ -121,6 +181,15 @@ class Pair(models.Model):
                 webhook_target(self.webhook_url)  # resolved now; again at every send
             except egress.EgressRefused as exc:
                 errors["webhook_url"] = str(exc)
+        if self.email_recipients:
+            try:
+                self.email_recipients = ", ".join(email_recipients_parse(self.email_recipients))
+            except ValueError as exc:
+                errors["email_recipients"] = str(exc)
+        if self.telegram_chat_id:
+            self.telegram_chat_id = self.telegram_chat_id.strip()
+            if (problem := telegram_chat_id_problem(self.telegram_chat_id)) is not None:
+                errors["telegram_chat_id"] = problem
         if "symbol_a" not in errors and "symbol_b" not in errors and self.symbol_a == self.symbol_b:
             errors["symbol_b"] = "A pair needs two different symbols."
         if not errors:

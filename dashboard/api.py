@@ -114,12 +114,45 @@ class TickListApi(APIView):
 # -- pairs and analytics --------------------------------------------------------
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class EmailRecipientsField(serializers.Field):
+    """The pair's e-mail recipients as a list of addresses (the model keeps them as one text)."""
+
+    default_error_messages = {"not_a_list": 'a list of e-mail addresses, e.g. ["desk@example.com"]'}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, list) or not all(isinstance(a, str) for a in data):
+            self.fail("not_a_list")
+        return ", ".join(data)  # each address checked by ``Pair.clean``
+
+    def to_representation(self, value: str) -> list[str]:
+        return [a for a in value.split(", ") if a]
+
+
 class PairSerializer(serializers.ModelSerializer):
-    """Validated by ``Pair.clean`` so the API and the admin give the same messages."""
+    """Validated by ``Pair.clean`` so the API and the admin give the same messages.
+
+    Where the pair's alerts go (``email_recipients``, ``telegram_chat_id``) is
+    staff's to read: others get the pair without them.
+    """
 
     # Any whole number reaches ``Pair.clean``, whose message names the window it must fit in
     # (the model field's own bounds would answer 0..2^31 in other words).
     confirm_bars = serializers.IntegerField(required=False, help_text=Pair._meta.get_field("confirm_bars").help_text)
+    email_recipients = EmailRecipientsField(
+        required=False,
+        help_text="alerts of this pair are e-mailed to these addresses (at most 20; staff only)",
+    )
+    telegram_chat_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=40,
+        help_text="alerts of this pair are sent to this Telegram chat: its numeric id (-100... for a group or "
+        "channel) or a public channel's @username (staff only)",
+    )
+
+    #: Fields only staff read.
+    STAFF_ONLY = ("email_recipients", "telegram_chat_id")
 
     class Meta:
         model = Pair
@@ -137,8 +170,18 @@ class PairSerializer(serializers.ModelSerializer):
             "max_coint_pvalue",
             "confirm_bars",
             "active",
+            "email_recipients",
+            "telegram_chat_id",
         ]
         validators: list = []  # uniqueness is checked in validate(), with a readable message
+
+    def to_representation(self, instance: Pair) -> dict:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not getattr(getattr(request, "user", None), "is_staff", False):
+            for name in self.STAFF_ONLY:
+                data.pop(name, None)
+        return data
 
     def validate(self, attrs: dict) -> dict:
         # With its id, so the check knows an edit from a new pair.
@@ -147,8 +190,15 @@ class PairSerializer(serializers.ModelSerializer):
             instance.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
-        # What clean settles: the symbols normalised, the default confirmation fitted to a short window.
-        attrs.update(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, confirm_bars=instance.confirm_bars)
+        # What clean settles: the symbols normalised, the default confirmation fitted to a short window,
+        # the recipients and the chat id written one way.
+        attrs.update(
+            symbol_a=instance.symbol_a,
+            symbol_b=instance.symbol_b,
+            confirm_bars=instance.confirm_bars,
+            email_recipients=instance.email_recipients,
+            telegram_chat_id=instance.telegram_chat_id,
+        )
         clash = Pair.objects.filter(symbol_a=instance.symbol_a, symbol_b=instance.symbol_b, interval=instance.interval)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)

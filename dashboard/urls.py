@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import backtest, pairs, screener
+from .views import alerts, backtest, pairs, screener
 
 urlpatterns = [
     path("", pairs.index, name="dashboard-index"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("pairs/<int:pair_id>/", pairs.pair_detail, name="dashboard-pair"),
     path("pairs/<int:pair_id>/series.csv", pairs.series_csv, name="dashboard-series-csv"),
     path("pairs/<int:pair_id>/bars.csv", pairs.bars_csv, name="dashboard-bars-csv"),
+    path("alerts/", alerts.alerts_page, name="dashboard-alerts"),
+    path("alerts.csv", alerts.alerts_csv, name="dashboard-alerts-csv"),
     path("screener/", screener.screener_page, name="dashboard-screener"),
     path("screener/runs/<int:run_id>/", screener.screener_result_partial, name="dashboard-screener-result"),
     path("pairs/<int:pair_id>/backtest/", backtest.backtest_page, name="dashboard-backtest"),

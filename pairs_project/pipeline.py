@@ -8,7 +8,7 @@ what crosses them is wired here and handed down as callbacks::
     the bars closed -----------------------------> each moved pair's snapshot (analytics, ``snapshots``)
         the snapshot, cached --------------------> the pair's pages (dashboard)
         the snapshot, recorded ------------------> the alert rule (alerts)
-            an alert, committed -----------------> the pair's pages, its webhook
+            an alert, committed -----------------> the pair's pages, its webhook, e-mail, Telegram
     the feed's newest ticks, shared -------------> each moved pair's live prices, to its pages
 
 A ``Pipeline`` runs on the resources of its process's ``Runtime``. Embedded mode
@@ -113,9 +113,9 @@ class Pipeline:
         alerts_services.alert_rule_evaluate(pair=pair, snapshot=snapshot, on_alert=self.alert_fired)
 
     def alert_fired(self, alert: Alert) -> None:
-        """A committed alert -> the pair's pages, then its webhook (delivered off the cycle)."""
+        """A committed alert -> the pair's pages, then its notifications (each delivered off the cycle)."""
         self.runtime.pushes.send(alert.pair_id, "alert.new", alerts_services.alert_payload(alert))
-        alerts_services.alert_webhook_dispatch(alert=alert, deliveries=self.runtime.deliveries)
+        alerts_services.alert_notifications_dispatch(alert=alert, deliveries=self.runtime.deliveries)
 
     # -- the feed ----------------------------------------------------------------
 

@@ -9,8 +9,9 @@ chosen here, once (``RUN_MODE``: distributed when Redis is configured)::
     live buffers     this process's memory                shared through Redis
     statistics       a child process (EMBEDDED_STATS_     the worker itself (a
                      PROCESS), off the web server's GIL   process of its own)
-    webhooks         threads of this process,             the Celery task
-                     retried as the Celery task is
+    notifications    threads of this process,             the Celery task
+    (webhook, e-mail retried as the Celery task is
+    and Telegram)
     periodic tasks   the in-process runner (``beat``)     Celery beat + worker (``tasks``)
 """
 
@@ -37,8 +38,8 @@ from .schedules import Periodic
 
 logger = logging.getLogger(__name__)
 
-#: Threads that deliver webhooks in embedded mode (each may wait on a slow receiver).
-WEBHOOK_THREADS = 4
+#: Threads that deliver notifications in embedded mode (each may wait on a slow receiver).
+DELIVERY_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Runtime:
     pushes: Pushes = field(default_factory=Pushes)
     #: The statistics' child process (embedded mode), else None: computed in this process.
     stats: StatsProcess | None = None
-    #: Embedded mode's webhook deliveries, else None: the Celery task delivers them.
+    #: Embedded mode's notification deliveries, else None: the Celery task delivers them.
     deliveries: ThreadPoolExecutor | None = None
     #: What this process's tick writer stored lately, for its resampling (``ingestion.journal``).
     journal: StoredTicks = field(default_factory=StoredTicks)
@@ -80,7 +81,7 @@ class Runtime:
             exchange=exchange or exchange_configured(),
             buffers=buffers if buffers is not None else live_buffers(),
             stats=StatsProcess() if stats_process else None,
-            deliveries=ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="webhook") if embedded else None,
+            deliveries=ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="delivery") if embedded else None,
         )
 
     @property
@@ -89,7 +90,7 @@ class Runtime:
         return self.stats.pair_stats if self.stats is not None else None
 
     def close(self) -> None:
-        """Stop the statistics process; let the webhook deliveries under way finish."""
+        """Stop the statistics process; let the notification deliveries under way finish."""
         if self.stats is not None:
             self.stats.close()
         if self.deliveries is not None:

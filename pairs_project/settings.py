@@ -412,8 +412,8 @@ SCREENER_FDR = env_float("SCREENER_FDR", 0.05)
 # Ticks are the bulk of the database; 1m/5m bars are kept for good.
 TICK_RETENTION_SECONDS = env_int("TICK_RETENTION_SECONDS", 48 * 3600)
 BAR_1S_RETENTION_SECONDS = env_int("BAR_1S_RETENTION_SECONDS", 7 * 24 * 3600)
-# Seconds one alert webhook POST may take, all of it (connect, send, the answer's
-# status line and headers), before it counts as failed.
+# Seconds one alert webhook (or Telegram) POST may take, all of it (connect, send,
+# the answer's status line and headers), before it counts as failed.
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
 # Webhooks only go to public addresses (pairs_project/common/egress.py). 1 also lets
 # private ones through (10/8, 172.16/12, 192.168/16, fc00::/7) for a receiver on the
@@ -421,6 +421,40 @@ ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # Tests only (receivers on 127.0.0.1): no environment variable reaches it.
 ALERT_WEBHOOK_ALLOW_LOOPBACK = False
+# The site's address as traders reach it (https://pairs.example.com): e-mail and
+# Telegram alerts then link to the pair's page. Unset: no link.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "").rstrip("/")
+
+# Alert e-mail -------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/email/
+# Django's own settings, from variables of the same names. With neither EMAIL_HOST
+# nor EMAIL_BACKEND set, e-mails are written to the process's output (the console
+# backend: development); set EMAIL_HOST to send them through that SMTP server.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # TLS from the start, usually port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them.")
+# Seconds an SMTP connection may wait on the server (Django's default waits for ever).
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+# The sender of alert e-mails.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pairs <alerts@localhost>")
+
+# Alert Telegram messages --------------------------------------------------
+# https://core.telegram.org/bots/api#sendmessage
+# The bot's token is a secret: never logged, never stored on an alert, hidden on
+# error pages (Django hides settings named *TOKEN*). Unset: a pair's Telegram
+# notifications fail as "not configured". The API is reached under the webhooks'
+# egress policy (public addresses only), with ALERT_WEBHOOK_TIMEOUT per request.
+TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
 
 # Logging ------------------------------------------------------------------
 

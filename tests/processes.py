@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -23,6 +24,31 @@ MARKET = {"rate": "100", "seed": "11", "half-life": "5", "spread-sigma": "5", "s
 #: over 3 bars: on 60 bars Engle-Granger has little power, and these runs test the plumbing
 #: from ticks to an alert, not the statistics (tests/analytics, tests/alerts do).
 PAIR = ["add_pair", "BTCUSDT", "ETHUSDT", "--window", "60", "--min-bars", "30", "--confirm-bars", "3", "--no-warmup"]
+
+
+#: Debian's chromium as the browser tests drive it (Playwright's own browser builds cannot be downloaded).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """The chromium to drive; skips the test when there is none, fails instead when REQUIRE_BROWSER=1."""
+    import pytest
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium); REQUIRE_BROWSER=1 makes this a failure")
+    return path
 
 
 def market_args(prefix: str = "") -> list[str]:

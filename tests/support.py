@@ -15,6 +15,7 @@ import numpy as np
 from django.core.cache import cache
 
 from alerts.models import Alert
+from alerts.services import notifications_create
 from analytics import services
 from analytics.bars import WidestBarTicks
 from analytics.models import Pair
@@ -100,19 +101,21 @@ def make_alert(
     )
 
 
-def pending_alert(pair: Pair) -> Alert:
-    """An entry alert whose webhook is still to be delivered."""
-    return Alert.objects.create(
-        pair=pair,
-        kind="entry",
-        direction="long_spread",
-        reason="entry",
-        bar_time=1,
-        zscore=-2.5,
-        message="m",
-        snapshot={},
-        webhook_status=Alert.WebhookStatus.PENDING,
-    )
+def pending_alert(pair: Pair, **fields) -> Alert:
+    """An entry alert whose notifications (one per channel of ``pair``) are still to be delivered."""
+    values = {
+        "kind": "entry",
+        "direction": "long_spread",
+        "reason": "entry",
+        "bar_time": 1,
+        "zscore": -2.5,
+        "message": "m",
+        "snapshot": {},
+        **fields,
+    }
+    alert = Alert.objects.create(pair=pair, **values)
+    notifications_create(alert)
+    return alert
 
 
 def pair_form(**fields) -> dict:
@@ -131,6 +134,8 @@ def pair_form(**fields) -> dict:
         "confirm_bars": 30,
         "active": "on",
         "webhook_url": "",
+        "email_recipients": "",
+        "telegram_chat_id": "",
     }
     return {**data, **fields}
 

@@ -25,6 +25,8 @@ from tests.support import make_pair, pending_alert
 ROOT = Path(__file__).resolve().parent.parent
 DB_PASSWORD = "db-pw-7f3a9c"
 REDIS_PASSWORD = "redis-pw-2b8e41"
+SMTP_PASSWORD = "smtp-pw-5d1c77"
+TELEGRAM_TOKEN = "123456789:tg-t0ken-9e4f0a"
 
 
 def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -140,11 +142,13 @@ def secret_settings(settings):
     settings.DATABASE_URL = f"postgres://pairs:{DB_PASSWORD}@db.internal:5432/pairs"
     settings.REDIS_URL = f"redis://:{REDIS_PASSWORD}@redis.internal:6379/0"
     settings.CELERY_BROKER_URL = settings.REDIS_URL
+    settings.EMAIL_HOST_PASSWORD = SMTP_PASSWORD
+    settings.TELEGRAM_BOT_TOKEN = TELEGRAM_TOKEN
     return settings
 
 
 def assert_no_secret(text: str, settings) -> None:
-    for secret in (settings.SECRET_KEY, DB_PASSWORD, REDIS_PASSWORD):
+    for secret in (settings.SECRET_KEY, DB_PASSWORD, REDIS_PASSWORD, SMTP_PASSWORD, TELEGRAM_TOKEN):
         assert secret not in text
 
 
@@ -188,9 +192,10 @@ def test_a_404_lists_no_routes():
 def test_even_debug_error_pages_mask_the_passwords_in_urls(failing_health):
     failing_health.DEBUG = True
     body = Client(raise_request_exception=False).get("/api/health/").content.decode()
-    assert "DATABASE_URL" in body and "REDIS_URL" in body  # the settings table is there...
+    assert "DATABASE_URL" in body and "REDIS_URL" in body and "TELEGRAM_BOT_TOKEN" in body  # the settings table...
     assert f"redis://:{MASK}@redis.internal" in body
     assert DB_PASSWORD not in body and REDIS_PASSWORD not in body  # ...without the passwords
+    assert SMTP_PASSWORD not in body and TELEGRAM_TOKEN not in body  # nor the mail password and the bot's token
     assert failing_health.SECRET_KEY not in body
 
 
@@ -200,15 +205,15 @@ def test_a_failing_webhook_is_logged_without_its_secret_path(monkeypatch, caplog
 
     url = "https://hooks.example.com/services/T000/B000/s3cr3t-h00k-t0ken"
     pair = make_pair(webhook_url=url)
-    alert = pending_alert(pair)
+    notification = pending_alert(pair).notifications.get()
     monkeypatch.setattr(egress, "system_resolver", lambda host, port: ["93.184.216.34"])
     monkeypatch.setattr(alert_services, "webhook_post", lambda target, payload, **kwargs: 404)
-    with caplog.at_level(logging.WARNING, logger="alerts"), pytest.raises(alert_services.WebhookFailed):
-        alert_services.alert_webhook_deliver(alert_id=alert.id)
-    alert.refresh_from_db()
-    assert alert.webhook_error == "attempt 1: HTTP 404 from the receiver"
+    with caplog.at_level(logging.WARNING, logger="alerts"), pytest.raises(alert_services.DeliveryFailed):
+        alert_services.notification_deliver(notification_id=notification.id, final=False)
+    notification.refresh_from_db()
+    assert notification.error == "attempt 1: HTTP 404 from the receiver"
     assert "https://hooks.example.com/…" in caplog.text
-    assert "s3cr3t-h00k-t0ken" not in caplog.text + alert.webhook_error
+    assert "s3cr3t-h00k-t0ken" not in caplog.text + notification.error
 
 
 @pytest.mark.parametrize(

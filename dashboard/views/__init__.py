@@ -1,1 +1,2 @@
-"""Server-rendered pages: the pairs overview, the live pair page and its backtests, the screener, plus CSV downloads."""
+"""Server-rendered pages: the pairs overview, the live pair page and its backtests, the screener, the alerts,
+plus CSV downloads."""

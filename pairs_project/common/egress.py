@@ -1,4 +1,4 @@
-"""Where the system may send requests on a user's behalf (alert webhooks): the egress policy.
+"""Where the system may send requests on a user's behalf (alert webhooks, Telegram): the egress policy.
 
 A webhook URL is typed by a person, and the server then POSTs to it, so without a
 policy anyone who can edit a pair can make the server talk to what only it can
@@ -197,6 +197,8 @@ def check_url(
     allow_loopback: bool = False,
     own_hosts: Iterable[str] = (),
     resolver: Resolver | None = None,
+    noun: str = "webhook",
+    rule: str = "webhooks only go to public receivers",
 ) -> Target:
     """The ``Target`` of ``url`` if the policy lets it be reached; raises ``EgressRefused`` otherwise.
 
@@ -212,6 +214,9 @@ def check_url(
         This site's own names (``ALLOWED_HOSTS``): refused, whatever they resolve to.
     resolver
         ``resolver(host, port)`` -> addresses; the system's (``system_resolver``) by default.
+    noun, rule
+        What the URL is and the rule it broke, for the messages: "{noun} host 10.0.0.5 is a
+        private address: {rule}".
 
     Raises
     ------
@@ -224,44 +229,44 @@ def check_url(
         parsed = httpx.URL(url)
         port = parsed.port
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise EgressRefused(f"the webhook URL cannot be read ({exc})") from None
+        raise EgressRefused(f"the {noun} URL cannot be read ({exc})") from None
     scheme = parsed.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise EgressRefused(f"a webhook URL must be http or https, not {scheme or 'without a scheme'}")
+        raise EgressRefused(f"a {noun} URL must be http or https, not {scheme or 'without a scheme'}")
     if parsed.userinfo:
         raise EgressRefused(
-            "a webhook URL may not carry a user name or password (user:pass@); receivers take their token in the path"
+            f"a {noun} URL may not carry a user name or password (user:pass@); receivers take their token in the path"
         )
     host = parsed.raw_host.decode("ascii").lower()
     if not host:
-        raise EgressRefused("the webhook URL has no host")
+        raise EgressRefused(f"the {noun} URL has no host")
     if port is None:
         port = DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
-        raise EgressRefused(f"webhook port {port} is not a port")
+        raise EgressRefused(f"{noun} port {port} is not a port")
     literal = _literal(host)
     if literal is None and _own_host(host, own_hosts):
-        raise EgressRefused(f"webhook host {host} is this site itself")
+        raise EgressRefused(f"{noun} host {host} is this site itself")
     try:
         addresses = (resolver or system_resolver)(host, port)
     except (OSError, UnicodeError) as exc:
-        raise HostUnresolved(f"webhook host {host} does not resolve ({exc})") from None
+        raise HostUnresolved(f"{noun} host {host} does not resolve ({exc})") from None
     if not addresses:
-        raise HostUnresolved(f"webhook host {host} does not resolve (no address)")
+        raise HostUnresolved(f"{noun} host {host} does not resolve (no address)")
     for text in addresses:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
-            raise EgressRefused(f"webhook host {host} resolves to {text!r}, which is not an address") from None
+            raise EgressRefused(f"{noun} host {host} resolves to {text!r}, which is not an address") from None
         problem = address_problem(address, allow_private=allow_private, allow_loopback=allow_loopback)
         if problem is None:
             continue
         is_itself = literal is not None and literal == address
-        where = f"webhook host {host} is" if is_itself else f"webhook host {host} resolves to {text},"
+        where = f"{noun} host {host} is" if is_itself else f"{noun} host {host} resolves to {text},"
         hint = ""
         if problem == "a private address":
             hint = "; set ALERT_WEBHOOK_ALLOW_PRIVATE=1 to allow private receivers"
-        raise EgressRefused(f"{where} {problem}: webhooks only go to public receivers{hint}")
+        raise EgressRefused(f"{where} {problem}: {rule}{hint}")
     return Target(
         url=url,
         scheme=scheme,

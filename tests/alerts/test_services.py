@@ -16,7 +16,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from alerts import services as alert_services
-from alerts.models import Alert, AlertState
+from alerts.models import Alert, AlertState, Notification
 from analytics import services
 from analytics.models import Pair
 from ingestion.binance import Tick
@@ -221,7 +221,7 @@ def webhook(monkeypatch, settings):
     """A receiver on 127.0.0.1: loopback is refused by the egress policy, except where tests allow it."""
     settings.ALERT_WEBHOOK_ALLOW_LOOPBACK = True
     settings.ALERT_WEBHOOK_TIMEOUT = 0.5
-    monkeypatch.setattr(alert_services, "WEBHOOK_RETRY", alert_services.RetryPolicy(3, backoff=1, backoff_max=1))
+    monkeypatch.setattr(alert_services, "DELIVERY_RETRY", alert_services.RetryPolicy(3, backoff=1, backoff_max=1))
     monkeypatch.setattr(alert_services.RetryPolicy, "countdown", lambda self, retries: 0.05)  # fast retries
     Hook.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
@@ -230,22 +230,23 @@ def webhook(monkeypatch, settings):
     server.shutdown()
 
 
-def wait_for_status(alert_id: int, status: str, timeout: float = 10) -> Alert:
+def wait_for_status(alert_id: int, status: str, timeout: float = 10) -> Notification:
+    """The alert's webhook notification, once its status is ``status``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alert = Alert.objects.get(id=alert_id)
-        if alert.webhook_status == status:
-            return alert
+        notification = Notification.objects.get(alert_id=alert_id, channel=Notification.Channel.WEBHOOK)
+        if notification.status == status:
+            return notification
         time.sleep(0.05)
-    raise AssertionError(f"webhook status stayed {alert.webhook_status}")
+    raise AssertionError(f"webhook status stayed {notification.status}")
 
 
 def test_a_webhook_receives_the_alert_as_json(webhook, pipeline):
     Hook.mode = "ok"
     excursion_pair(webhook_url=webhook)
     run_pipeline(pipeline, scenario_ticks("cointegrated", SHOCK_AT + 3, seed=3, shocks=[(SHOCK_AT, 4.5)]), SHOCK_AT + 3)
-    alert = wait_for_status(Alert.objects.get().id, "sent")
-    assert alert.webhook_attempts == 1
+    alert = Alert.objects.get()
+    assert wait_for_status(alert.id, "sent").attempts == 1
     import json
 
     assert json.loads(Hook.received[0]) == alert_services.alert_payload(alert)
@@ -268,9 +269,9 @@ def test_a_failing_webhook_is_retried_recorded_and_never_slows_the_cycle(webhook
     steps = [b - a for a, b in itertools.pairwise(durations)]
     entry = Alert.objects.get(pair=pair)
     assert max(steps) < 1.5
-    alert = wait_for_status(entry.id, "failed")
-    assert alert.webhook_attempts == 3
-    assert alert.webhook_error == (
+    notification = wait_for_status(entry.id, "failed")
+    assert notification.attempts == 3
+    assert notification.error == (
         "attempt 3: HTTP 500 from the receiver" if mode == "error" else "attempt 3: timed out"
     )
 

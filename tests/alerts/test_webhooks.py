@@ -22,7 +22,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from alerts import services as alert_services
-from alerts.models import Alert
+from alerts.models import Alert, Notification
 from analytics.models import Pair
 from pairs_project.common import egress
 from tests.processes import free_port
@@ -101,13 +101,15 @@ def loopback_receivers(settings):
     settings.ALERT_WEBHOOK_TIMEOUT = 1.0
 
 
-def deliver(alert: Alert, *, final: bool = True) -> Alert:
+def deliver(alert: Alert, *, final: bool = True) -> Notification:
+    """One attempt of the alert's webhook; its notification as recorded."""
+    notification = alert.notifications.get(channel=Notification.Channel.WEBHOOK)
     try:
-        alert_services.alert_webhook_deliver(alert_id=alert.id, final=final)
-    except alert_services.WebhookFailed:
+        alert_services.notification_deliver(notification_id=notification.id, final=final)
+    except alert_services.DeliveryFailed:
         pass
-    alert.refresh_from_db()
-    return alert
+    notification.refresh_from_db()
+    return notification
 
 
 # -- at save --------------------------------------------------------------------
@@ -168,8 +170,9 @@ def test_a_webhook_is_delivered_to_the_checked_address_with_its_own_name(dns, re
     """hooks.test resolves only through the policy's resolver: the POST reaches the receiver because
     the connection goes to the address the policy checked, with the name in the Host header."""
     dns.table["hooks.test"] = ["127.0.0.1"]
-    alert = deliver(pending_alert(make_pair(webhook_url=f"http://hooks.test:{receiver}/hook/{SECRET}")))
-    assert (alert.webhook_status, alert.webhook_attempts, alert.webhook_error) == ("sent", 1, "")
+    sent = deliver(pending_alert(make_pair(webhook_url=f"http://hooks.test:{receiver}/hook/{SECRET}")))
+    assert (sent.status, sent.attempts, sent.error) == ("sent", 1, "")
+    assert sent.sent_at is not None
     [(path, host, body)] = Receiver.requests
     assert (path, host) == (f"/hook/{SECRET}", f"hooks.test:{receiver}")
     assert dns.calls == ["hooks.test"]  # resolved once, by the policy
@@ -181,13 +184,12 @@ def test_dns_rebinding_is_refused_at_send(dns, receiver, caplog):
     pair = make_pair(webhook_url=f"http://rebind.example.com:{receiver}/hook/{SECRET}")
     pair.full_clean(validate_unique=False, validate_constraints=False)
     dns.table["rebind.example.com"] = ["127.0.0.1"]
+    notification = pending_alert(pair).notifications.get()
     with caplog.at_level(logging.WARNING, logger="alerts"):
-        alert_services.alert_webhook_deliver(
-            alert_id=(alert := pending_alert(pair)).id, final=False
-        )  # no raise: no retry
-    alert.refresh_from_db()
-    assert alert.webhook_status == "failed"
-    assert alert.webhook_error == "attempt 1: refused by the egress policy"
+        alert_services.notification_deliver(notification_id=notification.id, final=False)  # no raise: no retry
+    notification.refresh_from_db()
+    assert notification.status == "failed"
+    assert notification.error == "attempt 1: refused by the egress policy"
     assert Receiver.requests == []
     assert "rebind.example.com resolves to 127.0.0.1, a loopback address" in caplog.text
     assert SECRET not in caplog.text
@@ -195,8 +197,8 @@ def test_dns_rebinding_is_refused_at_send(dns, receiver, caplog):
 
 def test_a_redirect_is_not_followed(dns, receiver, loopback_receivers):
     Receiver.answer = "redirect"
-    alert = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{receiver}/hook")))
-    assert alert.webhook_error == "attempt 1: HTTP 302 from the receiver (redirects are not followed)"
+    failed = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{receiver}/hook")))
+    assert failed.error == "attempt 1: HTTP 302 from the receiver (redirects are not followed)"
     assert [path for path, _, _ in Receiver.requests] == ["/hook"]
 
 
@@ -215,9 +217,9 @@ def test_only_a_generic_error_is_stored_on_the_alert(dns, receiver, loopback_rec
     Receiver.answer = answer
     port = free_port() if answer == "closed port" else receiver  # free: nothing listens there
     with caplog.at_level(logging.WARNING, logger="alerts"):
-        alert = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{port}/hook/{SECRET}")))
-    assert alert.webhook_status == "failed"
-    assert alert.webhook_error == f"attempt 1: {error}"
+        failed = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{port}/hook/{SECRET}")))
+    assert failed.status == "failed"
+    assert failed.error == f"attempt 1: {error}"
     assert f"127.0.0.1:{port}" in caplog.text and SECRET not in caplog.text
 
 
@@ -225,8 +227,8 @@ def test_a_hanging_receiver_is_cut_off_at_the_timeout(dns, receiver, loopback_re
     settings.ALERT_WEBHOOK_TIMEOUT = 0.5
     Receiver.answer = "hang"
     started = time.monotonic()
-    alert = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{receiver}/hook")))
-    assert alert.webhook_error == "attempt 1: timed out"
+    failed = deliver(pending_alert(make_pair(webhook_url=f"http://127.0.0.1:{receiver}/hook")))
+    assert failed.error == "attempt 1: timed out"
     assert time.monotonic() - started < 2.5  # the receiver would take 3 s
 
 
@@ -264,16 +266,16 @@ def test_tls_to_the_pinned_address_verifies_the_certificate_against_the_name(tls
     assert len(Receiver.requests) == 1
 
 
-def test_both_modes_retry_a_webhook_by_the_one_policy():
-    """Celery (distributed) and the embedded runner read the same RetryPolicy, with Celery's backoff formula."""
+def test_both_modes_retry_every_channel_by_the_one_policy():
+    """Celery (distributed) and the embedded runner read the same RetryPolicy, with Celery's backoff formula,
+    and wait at least as long as a receiver asked."""
     from alerts import services, tasks
 
-    policy = services.WEBHOOK_RETRY
-    task = tasks.alert_webhook_task
+    policy = services.DELIVERY_RETRY
+    task = tasks.alert_notification_task
     assert task.max_retries == policy.attempts - 1
-    assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter) == (policy.backoff, policy.backoff_max, True)
-    assert task.autoretry_for == (services.WebhookFailed,)
     for retries in range(6):
         ceiling = min(policy.backoff_max, int(max(1, policy.backoff)) * 2**retries)
-        waits = [policy.countdown(retries) for _ in range(200)]
+        waits = [policy.wait(retries) for _ in range(200)]
         assert all(0 <= w <= ceiling for w in waits)  # full jitter: anywhere up to the exponential ceiling
+        assert all(policy.wait(retries, retry_after=ceiling + 1) == ceiling + 1 for _ in range(20))
