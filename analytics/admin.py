@@ -87,12 +87,12 @@ class BarAdmin(ReadOnlyAdmin):
 @admin.register(Snapshot)
 class SnapshotAdmin(ReadOnlyAdmin):
     list_display = [
-        "pair",
         "as_of",
+        "pair",
         "ready",
         "signal_zscore",
         "zscore",
-        json_entry("data", "hedge_ratio", ratio("hedge β")),
+        json_entry("data", "hedge_ratio", ratio("hedge")),
         json_entry("data", "adf_pvalue", pvalue("ADF p")),
         json_entry("data", "coint_pvalue", pvalue("EG p")),
         json_entry("data", "correlation", fixed(2, "corr")),
@@ -122,7 +122,6 @@ class BacktestAdmin(ReadOnlyAdmin):
         json_entry("summary", "net_pnl", money("net PnL", signed=True)),
         json_entry("summary", "sharpe", fixed(2, "Sharpe")),
         "created_at",
-        "finished_at",
         "error",
     ]
     list_filter = ["pair", "status"]

@@ -104,7 +104,7 @@ def make_alert(
 def desk_records() -> Pair:
     """A record of every kind the admin lists, as the system writes them: the default pair traded live over 300 s
     of a reverting market (ticks, bars, snapshots, alerts, paper positions, the rule's state, the symbols' totals),
-    a backtest of it, funding rates and a feed's status."""
+    a backtest of it and one that failed, funding rates and a feed's status."""
     from analytics.models import Backtest
     from ingestion.models import FeedStatus, FundingRate
 
@@ -117,6 +117,12 @@ def desk_records() -> Pair:
     # No exchange answers here: the run says it had no funding.
     done = services.backtest_run(claimed, rules_of=Pipeline.rules_of, rest_url="http://127.0.0.1:9")
     assert done.status == Backtest.Status.DONE, done.error
+    # And one that failed, with its reason: a range before the first stored bar.
+    asked = services.backtest_create(pair, services.backtest_params(pair, start=T0 - 60_000, end=T0 - 1_000))
+    claimed = services.backtest_claim()
+    assert claimed is not None and claimed.pk == asked.pk
+    failed = services.backtest_run(claimed, rules_of=Pipeline.rules_of, rest_url="http://127.0.0.1:9")
+    assert failed.status == Backtest.Status.FAILED and failed.error
     for k, rate in enumerate((0.0001, -0.0000375)):
         FundingRate.objects.create(
             symbol="BTCUSDT", funding_time=T0 - (2 - k) * 8 * 3_600_000, rate=rate, mark_price=97_123.4 + k

@@ -172,7 +172,6 @@ def test_an_alert_shows_p_values_z_scores_and_its_bar_as_a_trader_reads_them(sta
         "direction": "short spread",
         "reason": "Entry",
         "signal_zscore": "+2.71",
-        "zscore": "0.00",
         "adf_pvalue": "<0.0001",
         "coint_pvalue": "0.0312",
         "correlation": "0.82",
@@ -181,7 +180,10 @@ def test_an_alert_shows_p_values_z_scores_and_its_bar_as_a_trader_reads_them(sta
     }
     page = staff.get(reverse("admin:alerts_alert_change", args=[alert.pk]))
     fields = detail(page)
-    assert fields["bar_time"] == utc(T0 + 907_000) == "2026-01-01 00:15:07 UTC"
+    # On the detail page a ms time has its ms too, as the API and the CSVs write it.
+    assert fields["bar_time"] == f"{utc(T0 + 907_000)} {T0 + 907_000} ms" == "2026-01-01 00:15:07 UTC 1767226507000 ms"
+    assert fields["zscore"] == "0.00"  # the in-sample z: on the detail page only
+    assert "BTCUSDT/ETHUSDT 1s entry short_spread @ 2026-01-01 00:15:07 UTC" in text_of(page.content.decode())
     assert fields["hedge_ratio"] == "20.1235"
     assert fields["direction"] == "short spread (sell A, buy B)"  # the detail page has the choice's full label
     assert '"spread": 0.11746165' in fields["snapshot"]  # indented JSON, 8 significant digits

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairs_project.common.display import iso_utc, json_text, plain_number, utc_text
+from pairs_project.common.display import iso_utc, json_text, plain_number, ratio_text, utc_text
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,18 @@ def test_json_to_read_is_indented_with_8_significant_digits():
     text = json_text({"hedge_ratio": 20.123456789, "bars": [1, 2.5], "as_of": 1_767_225_600_000, "ok": None})
     assert json.loads(text) == {"hedge_ratio": 20.123457, "bars": [1, 2.5], "as_of": 1_767_225_600_000, "ok": None}
     assert text.startswith('{\n  "hedge_ratio": 20.123457,')
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (20.0, "20.0000"),
+        (19.951, "19.9510"),
+        (20.123456789, "20.1235"),
+        (0.0512345678, "0.0512346"),
+        (-1234.5678, "-1234.57"),
+        (0.0, "0.00000"),
+    ],
+)
+def test_a_hedge_ratio_keeps_6_significant_digits_and_its_zeros(value, text):
+    assert ratio_text(value) == text

@@ -39,11 +39,13 @@ EMPTY = "—"
 class Column:
     """How one model field is shown: ``text(obj, value)`` of a value that is not None (None: as Django shows
     it), and a short header for the list (None: the field's verbose name). ``detail``: shown so on the detail
-    page too (else as Django shows it there: a choice's full label, say)."""
+    page too (else as Django shows it there: a choice's full label, say), by ``detail_text`` when it says
+    more than the list."""
 
     text: Callable[[Any, Any], str | SafeString] | None
     header: str | None = None
     detail: bool = True
+    detail_text: Callable[[Any, Any], str | SafeString] | None = None
 
 
 def column(text: Callable[[Any], str], header: str | None = None, *, detail: bool = True) -> Column:
@@ -56,14 +58,26 @@ def as_is(header: str) -> Column:
     return Column(None, header)
 
 
+def _time(ms: int, text: str) -> SafeString:
+    # A <time>, which machines read as well.
+    return format_html('<time datetime="{}">{} UTC</time>', display.iso_utc(ms), text)
+
+
 def ms_time(header: str | None = None, *, millis: bool = False) -> Column:
-    """A time in ms since the epoch: "2026-11-30 06:15:07 UTC" (``millis``: "06:15:07.123 UTC")."""
-    return column(lambda ms: f"{display.utc_text(ms, millis=millis)} UTC", header)
+    """A time in ms since the epoch: "2026-11-30 06:15:07 UTC" (``millis``: "06:15:07.123 UTC"); on the
+    detail page with the ms too, as the API and the CSVs write it."""
+
+    def text(obj: Any, ms: int) -> SafeString:
+        return _time(ms, display.utc_text(ms, millis=millis))
+
+    return Column(
+        text, header, detail_text=lambda obj, ms: format_html('{} <span class="quiet">{} ms</span>', text(obj, ms), ms)
+    )
 
 
 def utc_time(header: str | None = None) -> Column:
     """A datetime in UTC to the second: "2026-11-30 06:15:07 UTC"."""
-    return column(lambda moment: f"{display.datetime_text(moment)} UTC", header)
+    return column(lambda moment: _time(int(moment.timestamp() * 1000), display.datetime_text(moment)), header)
 
 
 def price(symbol: str, header: str | None = None, *, extra: int = 0) -> Column:
@@ -91,8 +105,8 @@ def fixed(decimals: int, header: str | None = None) -> Column:
 
 
 def ratio(header: str | None = None) -> Column:
-    """A hedge ratio: 6 significant digits."""
-    return column(lambda value: display.significant_text(value, 6), header)
+    """A hedge ratio: 6 significant digits, zeros kept (20.0000)."""
+    return column(display.ratio_text, header)
 
 
 def money(header: str | None = None, *, signed: bool = False) -> Column:
@@ -127,8 +141,14 @@ def words(header: str | None = None, *, detail: bool = False) -> Column:
 
 
 def clipped(length: int, header: str | None = None) -> Column:
-    """A long text cut to ``length`` characters on the list (whole on the detail page)."""
-    return column(lambda value: value if len(value) <= length else value[: length - 1] + "…", header, detail=False)
+    """A long text cut to ``length`` characters on the list, where it may wrap (whole on the detail page)."""
+    return column(
+        lambda value: format_html(
+            '<span class="wraps">{}</span>', value if len(value) <= length else value[: length - 1] + "…"
+        ),
+        header,
+        detail=False,
+    )
 
 
 def json_block() -> Column:
@@ -181,21 +201,23 @@ class DisplayAdmin(_ModelAdmin):
             shown = self.columns.get(field.name) or _default(field)
             if shown is None:
                 continue
-            self._listed[field.name] = self._display(field, shown, shown.header)
+            self._listed[field.name] = self._display(field, shown.text, shown.header)
             if shown.detail:
                 name = f"{field.name}_text"
-                setattr(self, name, self._display(field, shown, str(field.verbose_name)))
+                setattr(self, name, self._display(field, shown.detail_text or shown.text, str(field.verbose_name)))
                 self._detailed[field.name] = name
                 if field.help_text:
                     self._help_texts[name] = str(field.help_text)
 
     @staticmethod
-    def _display(field: models.Field[Any, Any], shown: Column, header: str | None) -> Callable[[Model], str]:
+    def _display(
+        field: models.Field[Any, Any], shown: Callable[[Any, Any], str | SafeString] | None, header: str | None
+    ) -> Callable[[Model], str]:
         def text(obj: Model) -> str:
             value = getattr(obj, field.attname)
             if value is None:
                 return EMPTY
-            return shown.text(obj, value) if shown.text else display_for_field(value, field, EMPTY)
+            return shown(obj, value) if shown else display_for_field(value, field, EMPTY)
 
         text.__name__ = field.name  # the list's column-<field> class, as the field's own column has
         return admin.display(description=header or str(field.verbose_name), ordering=field.name)(text)
@@ -205,6 +227,10 @@ class DisplayAdmin(_ModelAdmin):
             self._listed.get(name, name) if isinstance(name, str) else name
             for name in super().get_list_display(request)
         ]
+
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> Any:
+        links = super().get_list_display_links(request, list_display)
+        return [self._listed.get(name, name) if isinstance(name, str) else name for name in links] if links else links
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         # The detail displays beside the fields they show: the form leaves out both.

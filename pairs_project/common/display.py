@@ -111,6 +111,13 @@ def significant_text(value: float, digits: int = 8) -> str:
     return "0" if float(text) == 0 else text
 
 
+def ratio_text(value: float, digits: int = 6) -> str:
+    """A ratio to ``digits`` significant digits, its zeros kept so that a column lines up: 20.0000, 19.9510."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{digits - 1}f}"
+    return f"{value:.{max(0, digits - 1 - math.floor(math.log10(abs(value))))}f}"
+
+
 def datetime_text(moment: datetime | None) -> str:
     """YYYY-MM-DD HH:MM:SS of a datetime, in UTC."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
