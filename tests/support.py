@@ -8,10 +8,13 @@ another.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -173,6 +176,31 @@ def pair_form(**fields) -> dict:
         "webhook_url": "",
     }
     return {**data, **fields}
+
+
+# -- a browser ---------------------------------------------------------------------------
+
+#: Debian's chromium as the browser tests drive it (Playwright; browser downloads are not an option).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """The chromium to drive; the test is skipped without one (a failure with REQUIRE_BROWSER=1, as in CI)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium); REQUIRE_BROWSER=1 makes this a failure")
+    return path
 
 
 # -- the feed against the offline exchange --------------------------------------------

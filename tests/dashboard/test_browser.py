@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,32 +34,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.processes import ROOT, free_port, get_json, wait_until
+from tests.support import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "artifacts"
 EDIT_ENTRY_Z = "from analytics.models import Pair; Pair.objects.filter(pk=1).update(entry_z=3.25)"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium); REQUIRE_BROWSER=1 makes this a failure")
-    return path
-
-
 #: The pair's confirmation: short, so that a shock soon after warm-up can fire an entry.
 CONFIRM_BARS = 10
 
