@@ -84,14 +84,14 @@ test: setup-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The suite on PostgreSQL: Django's test runner creates test_<name> from the URL's
-# database name (and the end-to-end tests test_<name>_processes). The browser test
-# is left to `make test`: the end-to-end command tests already run the whole system
-# on PostgreSQL here.
+# database name (and the end-to-end tests test_<name>_processes). The browser tests
+# are left to `make test`: the end-to-end command tests already run the whole system
+# on PostgreSQL here, and what a page looks like does not depend on the database.
 test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pairs
 test-postgres: setup-dev
 	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
 		*) echo "make test-postgres needs a PostgreSQL DATABASE_URL, not $$DATABASE_URL" >&2; exit 1;; esac
-	$(PY) -m pytest --ignore=tests/dashboard/test_browser.py $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/dashboard/test_browser.py --ignore=tests/test_admin_browser.py $(PYTEST_ARGS)
 
 bench: setup-dev
 	$(PY) bench/bench_ingest.py $(BENCH_ARGS)
@@ -125,7 +125,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@ $(VENV)/.runtime
 
-# The dashboard's browser test drives Debian's chromium (browser downloads are not
+# The browser tests (the dashboard's, the admin's) drive Debian's chromium (browser downloads are not
 # an option): install it when it is missing and we may (root), else say so.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \

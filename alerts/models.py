@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from analytics.models import Pair
+from pairs_project.common.display import utc_text
 
 
 class Alert(models.Model):
@@ -48,7 +49,7 @@ class Alert(models.Model):
         indexes = [models.Index(fields=["pair", "-created_at"], name="alert_pair_created_idx")]
 
     def __str__(self) -> str:
-        return f"{self.pair} {self.kind} {self.direction} @ {self.bar_time}"
+        return f"{self.pair} {self.kind} {self.direction} @ {utc_text(self.bar_time)} UTC"
 
 
 class Notification(models.Model):
@@ -149,4 +150,5 @@ class PaperPosition(models.Model):
         return self.exit_time is None
 
     def __str__(self) -> str:
-        return f"{self.pair} {self.direction} @ {self.entry_time} ({'open' if self.is_open else 'closed'})"
+        state = "open" if self.is_open else "closed"
+        return f"{self.pair} {self.direction} @ {utc_text(self.entry_time)} UTC ({state})"

@@ -11,6 +11,7 @@ from django.db import models
 from ingestion.listing import symbols_check
 from ingestion.services import exchange_followed
 from pairs_project.common import egress
+from pairs_project.common.display import utc_text
 
 #: The most bars a pair's window (and so ``min_bars``) may hold. A snapshot's cost
 #: grows with the window (about 10 ms at 5,000 bars, 2 of them the statistics), and
@@ -271,7 +272,7 @@ class Bar(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.interval} @ {self.open_time}"
+        return f"{self.symbol} {self.interval} @ {utc_text(self.open_time)} UTC"
 
 
 class Snapshot(models.Model):
@@ -292,7 +293,7 @@ class Snapshot(models.Model):
         indexes = [models.Index(fields=["created_at"], name="snapshot_created_idx")]
 
     def __str__(self) -> str:
-        return f"{self.pair} @ {self.as_of}"
+        return f"{self.pair} @ {utc_text(self.as_of)} UTC"
 
 
 class Watermark(models.Model):

@@ -1,52 +1,26 @@
-"""How the pages write numbers, times and directions: one place, so every page says them alike."""
+"""How the pages write numbers, times and directions: one place, so every page says them alike.
+
+The ways every app writes numbers and times (the admin too) are in ``pairs_project.common.display``;
+the pages import them from here with their own.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
-from decimal import Decimal
 
-#: Price decimals of the instruments we know (Binance USD-M tick sizes); others by magnitude.
-PRICE_DECIMALS = {"BTCUSDT": 1, "ETHUSDT": 2, "BNBUSDT": 2, "SOLUSDT": 2, "XRPUSDT": 4, "DOGEUSDT": 5}
-
-
-def price_decimals(symbol: str, price: float | None) -> int:
-    """Decimals to show a price of ``symbol`` with: its tick size when known, else by magnitude."""
-    if symbol in PRICE_DECIMALS:
-        return PRICE_DECIMALS[symbol]
-    if not price or not math.isfinite(price):
-        return 2
-    magnitude = math.floor(math.log10(abs(price)))
-    if magnitude >= 4:  # 10,000 and up: 0.1
-        return 1
-    if magnitude >= 2:  # 100 to 9,999: 0.01
-        return 2
-    return min(8, 4 - magnitude)  # 14.123 -> 3, 2.5 -> 4, 0.45 -> 5
-
-
-def pvalue_text(value: float | None) -> str:
-    """A p-value as the pages show it: 4 decimals, "<0.0001" below that."""
-    if value is None:
-        return "—"
-    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def signed_text(value: float | None, decimals: int = 2) -> str:
-    """A signed number as the page script's ``fmtSigned`` writes it: "+1.23", "-1.23", "0.00"."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    text = f"{abs(value):.{decimals}f}"
-    if float(text) == 0:
-        return text
-    return ("+" if value > 0 else "-") + text
-
-
-def threshold_text(value: float) -> str:
-    """A threshold as the gates show it: at least 2 decimals, up to 4 ("0.05", "0.60", "2.00", "0.0125")."""
-    text = f"{value:.4f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"{whole}.{decimals.ljust(2, '0')}"
+from pairs_project.common.display import PRICE_DECIMALS as PRICE_DECIMALS
+from pairs_project.common.display import datetime_text as datetime_text
+from pairs_project.common.display import iso_utc as iso_utc
+from pairs_project.common.display import number_text as number_text
+from pairs_project.common.display import plain_number as plain_number
+from pairs_project.common.display import price_decimals as price_decimals
+from pairs_project.common.display import pvalue_text as pvalue_text
+from pairs_project.common.display import qty_text as qty_text
+from pairs_project.common.display import signed_text as signed_text
+from pairs_project.common.display import significant_text as significant_text
+from pairs_project.common.display import threshold_text as threshold_text
+from pairs_project.common.display import utc_text as utc_text
 
 
 def gate_pvalue_text(value: float) -> str:
@@ -59,11 +33,6 @@ def alert_z_text(signal_zscore: float | None, zscore: float | None) -> str:
     if signal_zscore is not None:
         return f"signal z {signed_text(signal_zscore)}"
     return f"z {signed_text(zscore)} in-sample"
-
-
-def qty_text(quantity: float) -> str:
-    """A signed quantity as the trades show it: + bought, - sold, 6 significant digits."""
-    return ("+" if quantity > 0 else "") + significant_text(quantity, 6)
 
 
 #: The quote currencies of Binance USD-M perpetuals, longest first.
@@ -95,19 +64,6 @@ def stamp_text(ms: int | None) -> str:
 FILL_EXTRA_DECIMALS = 4
 
 
-def utc_text(ms: int | None) -> str:
-    """YYYY-MM-DD HH:MM:SS (UTC) of a ms timestamp."""
-    if ms is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
-
-
-def iso_utc(ms: int) -> str:
-    """ISO 8601 (UTC, to the second, or to the ms when it has them) of a ms timestamp: 2026-01-01T00:00:00Z."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds").replace("+00:00", "Z")
-
-
 def duration_text(seconds: float | None) -> str:
     """A duration as the page script's ``duration`` writes it: "0.4 s", "12 s", "4m 05s", "2h 03m"."""
     if seconds is None or not math.isfinite(seconds):
@@ -122,26 +78,6 @@ def duration_text(seconds: float | None) -> str:
     if seconds < 86_400 * 2:
         return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
     return f"{int(seconds // 86_400)}d {int(seconds % 86_400 // 3600):02d}h"
-
-
-def number_text(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:
-    """A number with thousands separators and fixed decimals ("—" for none); ``signed``: "+1,234.50", "-0.25"."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    text = f"{abs(value):,.{decimals}f}"
-    if float(text.replace(",", "")) == 0:
-        return text
-    if value < 0:
-        return "-" + text
-    return "+" + text if signed else text
-
-
-def significant_text(value: float, digits: int = 8) -> str:
-    """``value`` to ``digits`` significant digits, written out (never 1e-05): 0.10309278, -2061.8557."""
-    text = f"{value:.{digits}g}"
-    if "e" in text:
-        text = format(Decimal(text), "f")
-    return "0" if float(text) == 0 else text
 
 
 def decimal_text(value: float, decimals: int) -> str:
@@ -165,10 +101,6 @@ def direction_text(direction: str, symbols: tuple[str, str]) -> str:
     if direction == "long_spread":
         return f"long spread (buy {a}, sell {b})"
     return f"short spread (sell {a}, buy {b})"
-
-
-def datetime_text(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
 
 
 def money_csv(value: float) -> str:

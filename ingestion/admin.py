@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from pairs_project.common.admin import ReadOnlyAdmin
+from pairs_project.common.admin import (
+    DisplayAdmin,
+    ReadOnlyAdmin,
+    fixed,
+    ms_time,
+    percent,
+    price,
+    quantity,
+    utc_time,
+)
 
 from .models import FeedStatus, FundingRate, Symbol, Tick
 
@@ -13,21 +22,33 @@ class TickAdmin(ReadOnlyAdmin):
     list_filter = ["symbol"]
     search_fields = ["=trade_id"]
     show_full_result_count = False  # counting millions of ticks is slow
+    # Trades of a symbol come many to the second: their times to the ms.
+    columns = {"timestamp": ms_time("time", millis=True), "price": price("symbol"), "quantity": quantity("qty")}
 
 
 @admin.register(Symbol)
-class SymbolAdmin(admin.ModelAdmin):
+class SymbolAdmin(DisplayAdmin):
     list_display = ["name", "tick_count", "last_price", "last_trade_id", "last_tick_at", "updated_at"]
     readonly_fields = [f.name for f in Symbol._meta.fields]
+    columns = {
+        "tick_count": fixed(0, "ticks"),
+        "first_tick_at": ms_time(),
+        "last_tick_at": ms_time("last tick"),
+        "last_price": price("name", "last price"),
+        "closed_through": ms_time(),
+        "updated_at": utc_time("updated"),
+    }
 
 
 @admin.register(FeedStatus)
-class FeedStatusAdmin(admin.ModelAdmin):
+class FeedStatusAdmin(DisplayAdmin):
     list_display = ["name", "connected", "reconnects", "gaps_filled", "gaps_unfilled", "malformed", "updated_at"]
     readonly_fields = [f.name for f in FeedStatus._meta.fields]
+    columns = {"last_tick_at": ms_time(), "updated_at": utc_time("updated")}
 
 
 @admin.register(FundingRate)
 class FundingRateAdmin(ReadOnlyAdmin):
     list_display = ["symbol", "funding_time", "rate", "mark_price"]
     list_filter = ["symbol"]
+    columns = {"funding_time": ms_time("funding time"), "rate": percent(), "mark_price": price("symbol")}

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from pairs_project.common.display import utc_text
+
 
 class Tick(models.Model):
     """One aggregate trade, stored exactly once per (symbol, trade_id).
@@ -22,7 +24,8 @@ class Tick(models.Model):
         indexes = [models.Index(fields=["symbol", "timestamp"], name="tick_symbol_time_idx")]
 
     def __str__(self) -> str:
-        return f"{self.symbol} #{self.trade_id} {self.price} x {self.quantity} @ {self.timestamp}"
+        when = utc_text(self.timestamp, millis=True)
+        return f"{self.symbol} #{self.trade_id} {self.price} x {self.quantity} @ {when} UTC"
 
 
 class Symbol(models.Model):
@@ -148,4 +151,4 @@ class FundingRate(models.Model):
         constraints = [models.UniqueConstraint(fields=["symbol", "funding_time"], name="funding_rate_symbol_time_uniq")]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.rate:+.6f} @ {self.funding_time}"
+        return f"{self.symbol} {self.rate:+.6f} @ {utc_text(self.funding_time)} UTC"

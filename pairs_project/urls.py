@@ -26,6 +26,10 @@ api_patterns = [
     path("", include("dashboard.urls")),
 ]
 
+# The admin's lists need the width: a trader's columns fit a 1,440 px screen without the
+# sidebar of every model (the index and the breadcrumbs lead to them).
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api_patterns,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.core.cache import cache
+from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.services import notifications_create
@@ -101,6 +102,50 @@ def make_alert(
     )
 
 
+def desk_records() -> Pair:
+    """A record of every kind the admin lists, as the system writes them: the default pair traded live over 300 s
+    of a reverting market (ticks, bars, snapshots, alerts, paper positions, the rule's state, the symbols' totals),
+    a backtest of it and one that failed, funding rates and a feed's status."""
+    from analytics.models import Backtest
+    from ingestion.models import FeedStatus, FundingRate
+
+    seconds = 300
+    pair = make_pair(window=80, min_bars=40, confirm_bars=5)
+    run_live(cointegrated_ticks(seconds, seed=1, half_life=5), seconds)
+    asked = services.backtest_create(pair, services.backtest_params(pair, start=T0, end=T0 + seconds * 1000))
+    claimed = services.backtest_claim()
+    assert claimed is not None and claimed.pk == asked.pk
+    # No exchange answers here: the run says it had no funding.
+    done = services.backtest_run(claimed, rules_of=Pipeline.rules_of, rest_url="http://127.0.0.1:9")
+    assert done.status == Backtest.Status.DONE, done.error
+    # And one that failed, with its reason: a range before the first stored bar.
+    asked = services.backtest_create(pair, services.backtest_params(pair, start=T0 - 60_000, end=T0 - 1_000))
+    claimed = services.backtest_claim()
+    assert claimed is not None and claimed.pk == asked.pk
+    failed = services.backtest_run(claimed, rules_of=Pipeline.rules_of, rest_url="http://127.0.0.1:9")
+    assert failed.status == Backtest.Status.FAILED and failed.error
+    # The alerts told by e-mail (the notifications' list): pending, as the rule leaves them.
+    Pair.objects.filter(pk=pair.pk).update(email_recipients="desk@example.com")
+    pair.refresh_from_db()
+    for alert in Alert.objects.filter(pair=pair):
+        notifications_create(alert)
+    for k, rate in enumerate((0.0001, -0.0000375)):
+        FundingRate.objects.create(
+            symbol="BTCUSDT", funding_time=T0 - (2 - k) * 8 * 3_600_000, rate=rate, mark_price=97_123.4 + k
+        )
+    now = timezone.now()
+    FeedStatus.objects.create(
+        name="default",
+        connected=True,
+        connected_since=now,
+        last_tick_at=T0 + seconds * 1000,
+        ticks_stored=1200,
+        started_at=now,
+        updated_at=now,
+    )
+    return pair
+
+
 def pending_alert(pair: Pair, **fields) -> Alert:
     """An entry alert whose notifications (one per channel of ``pair``) are still to be delivered."""
     values = {
@@ -139,6 +184,8 @@ def pair_form(**fields) -> dict:
     }
     return {**data, **fields}
 
+
+# -- a browser ---------------------------------------------------------------------------
 
 # -- the feed against the offline exchange --------------------------------------------
 

@@ -1,7 +1,11 @@
-"""The admin: every page renders, and an impossible pair is refused with a clear message."""
+"""The admin: every page renders, numbers and times read as a trader reads them, and an impossible pair is
+refused with a clear message."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from html import unescape
 from http import HTTPStatus
 
 import pytest
@@ -9,7 +13,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from tests.support import cointegrated_ticks, make_pair, pair_form, store_and_resample
+from tests.support import T0, cointegrated_ticks, desk_records, make_pair, pair_form, store_and_resample
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +30,269 @@ def test_every_changelist_renders(staff):
     for model in admin.site._registry:
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         assert staff.get(url).status_code == HTTPStatus.OK, url
+
+
+# -- numbers and times as a trader reads them -------------------------------------------
+
+#: The apps whose admin the project writes (the others are Django's, axes' and DRF's).
+APPS = ("ingestion", "analytics", "alerts")
+
+
+def changelist_url(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def text_of(html: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def listed(response) -> list[dict[str, str]]:
+    """The changelist's rows, each as {column name: the text shown}."""
+    table = re.search(r'<table id="result_list">.*?<tbody>(.*?)</tbody>', response.content.decode(), re.S)
+    assert table, "no result list"
+    return [
+        {name: text_of(body) for name, body in re.findall(r'<t[dh] class="field-(\w+)[^"]*"[^>]*>(.*?)</t[dh]>', row)}
+        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
+    ]
+
+
+def detail(response) -> dict[str, str]:
+    """The detail page's read-only fields, each as {field name: the text shown}."""
+    rows = re.findall(
+        r'<div class="form-row[^"]*? field-(\w+)[^"]*">.*?<div class="readonly">(.*?)</div>',
+        response.content.decode(),
+        re.S,
+    )
+    return {name.removesuffix("_text"): text_of(body) for name, body in rows}
+
+
+def utc(ms: int, *, millis: bool = False) -> str:
+    """A ms time as the admin shows it, computed apart from the project's code."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{ms % 1000:03d}" if millis else "") + " UTC"
+
+
+#: A number shown with more than 8 decimals: float noise (0.11746164947100605).
+NOISE = re.compile(r"\d\.\d{9,}")
+#: Django's own way of writing a time ("Nov. 30, 2026, 6:15 a.m."), which the admin no longer shows.
+DJANGO_TIME = re.compile(r"\b(a\.m\.|p\.m\.|midnight|noon)|\b(Jan|Feb|Aug|Sept|Oct|Nov|Dec)\. \d")
+
+
+#: What ``desk_records`` fills: every list of the three apps.
+LISTED = {
+    "tick",
+    "symbol",
+    "feedstatus",
+    "fundingrate",
+    "pair",
+    "bar",
+    "snapshot",
+    "backtest",
+    "alert",
+    "notification",
+    "alertstate",
+    "paperposition",
+}
+
+
+def test_every_list_and_detail_page_writes_numbers_without_noise_and_times_in_utc(staff):
+    desk_records()
+    with_rows = set()
+    for model in admin.site._registry:
+        if model._meta.app_label not in APPS:
+            continue
+        page = staff.get(changelist_url(model))
+        assert page.status_code == HTTPStatus.OK, model
+        if not listed(page):
+            continue
+        with_rows.add(model._meta.model_name)
+        pages = [page] + [
+            staff.get(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.pk]))
+            for obj in model.objects.all()[:3]
+        ]
+        for shown in pages:
+            assert shown.status_code == HTTPStatus.OK
+            html = shown.content.decode()
+            # A stored JSON (a snapshot, a summary) is indented, its numbers to 8 significant digits.
+            for block in re.findall(r'<pre class="json">(.*?)</pre>', html, re.S):
+                for number in re.findall(r"\d+\.\d+", block):
+                    assert len(number.replace(".", "").lstrip("0")) <= 8, (model, number)
+            text = text_of(re.sub(r'<pre class="json">.*?</pre>', "", html, flags=re.S))
+            assert not NOISE.search(text), (model, NOISE.search(text))
+            assert not DJANGO_TIME.search(text), (model, DJANGO_TIME.search(text))
+        times = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})? UTC", text_of(page.content.decode()))
+        assert times or model._meta.model_name == "pair", model
+    assert with_rows >= LISTED
+
+
+def test_ticks_show_their_time_to_the_ms_price_to_the_tick_and_plain_quantities(staff):
+    from ingestion.binance import Tick
+    from ingestion.services import ticks_store
+
+    ms = T0 + 61_234
+    ticks_store([Tick(ms, "ETHUSDT", 3012.5, 0.1 + 0.2, 7), Tick(ms + 5, "BTCUSDT", 97123.4, 1.8559999999999997, 8)])
+    rows = {row["trade_id"]: row for row in listed(staff.get("/admin/ingestion/tick/"))}
+    assert rows["7"] == {
+        "symbol": "ETHUSDT",
+        "trade_id": "7",
+        "timestamp": utc(ms, millis=True),
+        "price": "3,012.50",
+        "quantity": "0.3",
+    }
+    assert rows["8"]["price"] == "97,123.4" and rows["8"]["quantity"] == "1.856"
+    assert rows["8"]["timestamp"] == "2026-01-01 00:01:01.239 UTC"
+
+
+def test_an_alert_shows_p_values_z_scores_and_its_bar_as_a_trader_reads_them(staff):
+    from alerts.models import Alert
+
+    pair = make_pair()
+    alert = Alert.objects.create(
+        pair=pair,
+        kind="entry",
+        direction="short_spread",
+        reason="entry",
+        bar_time=T0 + 907_000,
+        signal_zscore=2.714999,
+        zscore=-0.0049,
+        adf_pvalue=0.000012,
+        coint_pvalue=0.03125,
+        correlation=0.8234567,
+        related_run=31,
+        hedge_ratio=20.123456789,
+        message="entry",
+        snapshot={"hedge_ratio": 20.123456789, "spread": 0.11746164947100605},
+    )
+    created = datetime(2026, 11, 30, 6, 15, 7, 654_321, tzinfo=UTC)
+    Alert.objects.filter(pk=alert.pk).update(created_at=created)
+    [row] = listed(staff.get("/admin/alerts/alert/"))
+    assert row == {
+        "created_at": "2026-11-30 06:15:07 UTC",
+        "pair": "BTCUSDT/ETHUSDT 1s",
+        "kind": "Entry",
+        "direction": "short spread",
+        "reason": "Entry",
+        "signal_zscore": "+2.71",
+        "adf_pvalue": "<0.0001",
+        "coint_pvalue": "0.0312",
+        "correlation": "0.82",
+        "related_run": "31",
+        "notifications_shown": "none",
+    }
+    page = staff.get(reverse("admin:alerts_alert_change", args=[alert.pk]))
+    fields = detail(page)
+    # On the detail page a ms time has its ms too, as the API and the CSVs write it.
+    assert fields["bar_time"] == f"{utc(T0 + 907_000)} {T0 + 907_000} ms" == "2026-01-01 00:15:07 UTC 1767226507000 ms"
+    assert fields["zscore"] == "0.00"  # the in-sample z: on the detail page only
+    assert "BTCUSDT/ETHUSDT 1s entry short_spread @ 2026-01-01 00:15:07 UTC" in text_of(page.content.decode())
+    assert fields["hedge_ratio"] == "20.1235"
+    assert fields["direction"] == "short spread (sell A, buy B)"  # the detail page has the choice's full label
+    assert '"spread": 0.11746165' in fields["snapshot"]  # indented JSON, 8 significant digits
+    # The field's help text stays beside its display.
+    assert "the signal z that fired it" in page.content.decode()
+
+
+def test_sorting_by_a_formatted_column_sorts_by_its_field(staff):
+    from alerts.models import Alert
+
+    pair = make_pair()
+    for k, z in enumerate((0.5, -3.25, 2.25)):
+        Alert.objects.create(
+            pair=pair,
+            kind="entry",
+            direction="long_spread",
+            reason="entry",
+            bar_time=T0 + k * 1000,
+            signal_zscore=z,
+            message="m",
+            snapshot={},
+        )
+    page = staff.get("/admin/alerts/alert/").content.decode()
+    header = re.search(r'<th scope="col" class="sortable column-signal_zscore">.*?<a href="(\?o=[^"]+)"', page, re.S)
+    assert header, "the signal z column is not sortable"
+    ascending = listed(staff.get("/admin/alerts/alert/" + unescape(header.group(1))))
+    assert [row["signal_zscore"] for row in ascending] == ["-3.25", "+0.50", "+2.25"]
+
+
+def test_a_bar_a_funding_rate_and_a_pair_show_a_traders_precision(staff):
+    from analytics.models import Bar
+    from ingestion.models import FundingRate
+
+    Bar.objects.create(
+        symbol="BTCUSDT",
+        interval="1m",
+        open_time=T0,
+        open=97123.4,
+        high=97150.0,
+        low=97100.1,
+        close=97140.7,
+        volume=1.8559999999999997,
+        trades=12,
+    )
+    FundingRate.objects.create(symbol="BTCUSDT", funding_time=T0, rate=0.0001, mark_price=97123.46)
+    [bar] = listed(staff.get("/admin/analytics/bar/"))
+    assert bar == {
+        "symbol": "BTCUSDT",
+        "interval": "1 minute",
+        "open_time": "2026-01-01 00:00:00 UTC",
+        "open": "97,123.4",
+        "high": "97,150.0",
+        "low": "97,100.1",
+        "close": "97,140.7",
+        "volume": "1.856",
+        "trades": "12",
+    }
+    [rate] = listed(staff.get("/admin/ingestion/fundingrate/"))
+    assert rate == {"symbol": "BTCUSDT", "funding_time": utc(T0), "rate": "0.0100 %", "mark_price": "97,123.5"}
+    make_pair(entry_z=2.5, max_coint_pvalue=0.025)
+    [pair] = listed(staff.get("/admin/analytics/pair/"))
+    assert (pair["entry_z"], pair["exit_z"], pair["max_coint_pvalue"]) == ("2.50", "0.50", "0.025")
+
+
+def test_a_paper_position_shows_pnl_in_quote_currency_and_fills_past_the_tick(staff):
+    from alerts.models import PaperPosition
+    from tests.support import make_alert
+
+    pair = make_pair()
+    entry = make_alert(pair, bar_time=T0, signal_zscore=2.5)
+    exit_ = make_alert(pair, kind="exit", bar_time=T0 + 90_000, signal_zscore=0.3)
+    position = PaperPosition.objects.create(
+        pair=pair,
+        entry_alert=entry,
+        exit_alert=exit_,
+        direction="short_spread",
+        hedge_ratio=19.87654321,
+        qty_a=-0.10309278350515463,
+        qty_b=2.0489690721649484,
+        entry_time=T0,
+        entry_price_a=97009.80001,
+        entry_price_b=3012.2987654,
+        entry_fees=9.9999,
+        fee_bps=5.0,
+        slippage_bps=1.0,
+        notional=10_000.0,
+        exit_time=T0 + 90_000,
+        exit_price_a=96900.0,
+        exit_price_b=3011.7,
+        fees=19.9876,
+        pnl=1234.5049,
+        reason="reverted",
+    )
+    [row] = listed(staff.get("/admin/alerts/paperposition/"))
+    assert row == {
+        "entry_time": utc(T0),
+        "pair": "BTCUSDT/ETHUSDT 1s",
+        "direction": "short spread",
+        "hedge_ratio": "19.8765",
+        "unrealised_pnl": "—",
+        "exit_time": utc(T0 + 90_000),
+        "reason": "reverted",
+        "pnl": "+1,234.50",
+    }
+    fields = detail(staff.get(reverse("admin:alerts_paperposition_change", args=[position.pk])))
+    assert (fields["qty_a"], fields["qty_b"]) == ("-0.103093", "+2.04897")
+    assert (fields["entry_price_a"], fields["entry_price_b"]) == ("97,009.800", "3,012.2988")  # the tick and 2 more
+    assert (fields["fees"], fields["notional"], fields["pnl"]) == ("19.99", "10,000.00", "+1,234.50")
 
 
 @pytest.mark.parametrize(

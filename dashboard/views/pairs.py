@@ -38,6 +38,7 @@ from ..formatting import (
     direction_text,
     duration_text,
     gate_pvalue_text,
+    iso_utc,
     number_text,
     price_decimals,
     pvalue_text,
@@ -56,10 +57,12 @@ from .base import bad_request, csv_response
 ALERTS_SHOWN = 50
 
 
-SERIES_COLUMNS = ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")
+#: The CSVs' columns: the API's, with each time also in ISO 8601 UTC beside it (``time_utc``) and, in the series,
+#: the hedge ratio its spread is computed with, last.
+SERIES_COLUMNS = ("t", "time_utc", "price_a", "price_b", "spread", "zscore", "signal_zscore", "hedge_ratio")
 
 
-BAR_COLUMNS = ("t", "open", "high", "low", "close", "volume", "trades")
+BAR_COLUMNS = ("t", "time_utc", "open", "high", "low", "close", "volume", "trades")
 
 
 # Quality components in display order, with what each one measures.
@@ -380,15 +383,24 @@ def _warmup_pct(snapshot: PairSnapshot) -> float:
 @require_GET
 @rate_limited(CsvRateThrottle)
 def series_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
-    """The window's chart series (as ``/api/pairs/{id}/series/``, ``?limit=N`` too), one row per bar."""
+    """The window's chart series (as ``/api/pairs/{id}/series/``, ``?limit=N`` too), one row per bar, with the
+    hedge ratio of the window's model: the spread of every row is ``price_a - hedge_ratio * price_b``."""
     pair = get_object_or_404(Pair, pk=pair_id)
     params = SeriesFilterSerializer(data=request.GET)
     if not params.is_valid():
         return bad_request(params.errors)
-    _, series = pair_current(pair=pair)
+    snapshot, series = pair_current(pair=pair)
+    if snapshot.get("as_of") != series.get("as_of"):  # the cycle cached a new bar between the two reads
+        snapshot, series = pair_current(pair=pair)
     if (limit := params.validated_data.get("limit")) is not None:
         series = {k: (v[-limit:] if isinstance(v, list) else v) for k, v in series.items()}
-    rows = [list(values) for values in zip(*(series[c] for c in SERIES_COLUMNS), strict=True)]
+    hedge_ratio = snapshot.get("hedge_ratio")
+    rows = [
+        [t, iso_utc(t), price_a, price_b, spread, zscore, signal, None if spread is None else hedge_ratio]
+        for t, price_a, price_b, spread, zscore, signal in zip(
+            *(series[c] for c in ("t", "price_a", "price_b", "spread", "zscore", "signal_zscore")), strict=True
+        )
+    ]
     filename = f"{pair.symbol_a}-{pair.symbol_b}-{pair.interval}-series-{series.get('as_of') or 'empty'}.csv"
     return csv_response(filename, SERIES_COLUMNS, rows)
 
@@ -425,4 +437,5 @@ def bars_csv(request: HttpRequest, pair_id: int) -> HttpResponse:
     bars = analytics_selectors.bars_for_symbol(**query)
     data = BarListApi.OutputSerializer(bars, many=True).data
     filename = f"{query['symbol']}-{query['interval']}-bars.csv"
-    return csv_response(filename, BAR_COLUMNS, [[bar[c] for c in BAR_COLUMNS] for bar in data])
+    rows = [[bar["t"], iso_utc(bar["t"]), *(bar[c] for c in BAR_COLUMNS[2:])] for bar in data]
+    return csv_response(filename, BAR_COLUMNS, rows)

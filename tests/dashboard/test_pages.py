@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape as html_unescape
 from http import HTTPStatus
 
+import pandas as pd
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -60,9 +61,19 @@ def parse_csv(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(response.content.decode())))
 
 
-def cell(value) -> str:
-    """How a value of the API's JSON appears in the CSV."""
-    return "" if value is None else str(value)
+def writes(text: str, value) -> bool:
+    """Whether a CSV cell writes a value of the API's JSON: null empty, an integer as it is, a float as the float
+    rounded to 12 significant digits with no float noise (at most 12 significant digits, no exponent)."""
+    if value is None or isinstance(value, int):
+        return text == ("" if value is None else str(value))
+    digits = text.lstrip("-").replace(".", "").strip("0")
+    return "e" not in text.lower() and len(digits) <= 12 and float(text) == float(f"{value:.12g}")
+
+
+def iso(ms: int) -> str:
+    """ISO 8601 UTC of a ms time, with its ms when it has them (computed apart from the project's code)."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
 
 
 # -- overview ------------------------------------------------------------------
@@ -297,26 +308,73 @@ def test_the_static_assets_are_served_locally(client):
 # -- CSV downloads ---------------------------------------------------------------
 
 
-def test_the_series_csv_equals_the_api_series(client, api, ready_pair):
+def test_the_series_csv_equals_the_api_series_with_utc_times_and_the_hedge_ratio(client, api, ready_pair):
     response = client.get(f"/pairs/{ready_pair.id}/series.csv")
     assert response.status_code == HTTPStatus.OK
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"] and ".csv" in response["Content-Disposition"]
     rows = parse_csv(response)
     series = api.get(f"/api/pairs/{ready_pair.id}/series/").json()
-    assert rows[0] == ["t", "price_a", "price_b", "spread", "zscore", "signal_zscore"]
+    snapshot = api_snapshot(ready_pair)
+    assert rows[0] == [
+        "t",
+        "time_utc",
+        "price_a",
+        "price_b",
+        "spread",
+        "zscore",
+        "signal_zscore",
+        "hedge_ratio",
+    ]
     assert len(rows) - 1 == len(series["t"]) == 200
-    expected = [[cell(series[c][i]) for c in rows[0]] for i in range(len(series["t"]))]
-    assert rows[1:] == expected
-    columns = ("price_a", "price_b", "spread", "zscore", "signal_zscore")
-    assert [float(v) for v in rows[-1][1:]] == [series[c][-1] for c in columns]
-    assert rows[-1][5] == str(Snapshot.objects.get(pair=ready_pair, as_of=series["as_of"]).signal_zscore)
+    for i, row in enumerate(rows[1:]):
+        cells = dict(zip(rows[0], row, strict=True))
+        assert cells["t"] == str(series["t"][i]) and cells["time_utc"] == iso(series["t"][i])
+        for name in ("price_a", "price_b", "spread", "zscore", "signal_zscore"):
+            assert writes(cells[name], series[name][i]), (i, name, cells[name], series[name][i])
+        assert writes(cells["hedge_ratio"], snapshot["hedge_ratio"])
+        # The spread of every row is the window's model at work.
+        spread = float(cells["price_a"]) - float(cells["hedge_ratio"]) * float(cells["price_b"])
+        assert float(cells["spread"]) == pytest.approx(spread, abs=1e-6)
+    recorded = Snapshot.objects.get(pair=ready_pair, as_of=series["as_of"])
+    assert writes(rows[-1][6], recorded.signal_zscore) and rows[-1][6] != ""
+    # Read by pandas: the ISO times are the ms times, the numbers the API's.
+    frame = pd.read_csv(io.StringIO(response.content.decode()))
+    assert (pd.to_datetime(frame["time_utc"]) == pd.to_datetime(frame["t"], unit="ms", utc=True)).all()
+    assert frame["spread"].to_numpy() == pytest.approx(series["spread"], rel=1e-11)
+    assert (frame["hedge_ratio"] == float(rows[1][7])).all()
+
+
+def test_the_series_csv_writes_known_rows_exactly(client, ready_pair):
+    """A series as the cycle caches it, with float noise and a time off the whole second: the exact CSV."""
+    from analytics.selectors import SERIES_KEY, SNAPSHOT_KEY
+
+    as_of = T0 + 1_500
+    snapshot = {**api_snapshot(ready_pair), "as_of": as_of, "hedge_ratio": 32.12345678901234}
+    series = {
+        "pair": ready_pair.id,
+        "as_of": as_of,
+        "t": [T0, as_of],
+        "price_a": [97123.4, 97123.5],
+        "price_b": [3012.55, 3012.6],
+        "spread": [None, 0.1 + 0.2],
+        "zscore": [None, -1.2345678901234567],
+        "signal_zscore": [None, 1.8559999999999997],
+    }
+    cache.set(SNAPSHOT_KEY.format(pair_id=ready_pair.id), snapshot)
+    cache.set(SERIES_KEY.format(pair_id=ready_pair.id), series)
+    assert client.get(f"/pairs/{ready_pair.id}/series.csv").content.decode() == (
+        "t,time_utc,price_a,price_b,spread,zscore,signal_zscore,hedge_ratio\n"
+        "1767225600000,2026-01-01T00:00:00Z,97123.4,3012.55,,,,\n"
+        "1767225601500,2026-01-01T00:00:01.500Z,97123.5,3012.6,0.3,-1.23456789012,1.856,32.123456789\n"
+    )
 
 
 def test_the_series_csv_takes_a_limit_like_the_api(client, api, ready_pair):
+    everything = parse_csv(client.get(f"/pairs/{ready_pair.id}/series.csv"))
     rows = parse_csv(client.get(f"/pairs/{ready_pair.id}/series.csv", {"limit": 5}))
     series = api.get(f"/api/pairs/{ready_pair.id}/series/", {"limit": 5}).json()
-    assert rows[1:] == [[cell(series[c][i]) for c in rows[0]] for i in range(5)]
+    assert rows[1:] == everything[-5:] and [int(row[0]) for row in rows[1:]] == series["t"]
     response = client.get(f"/pairs/{ready_pair.id}/series.csv", {"limit": 0})
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "limit" in response.content.decode()
@@ -328,7 +386,7 @@ def test_the_series_csv_during_warm_up_has_empty_statistics(client, pipeline):
     pipeline.snapshots()
     rows = parse_csv(client.get(f"/pairs/{pair.id}/series.csv"))
     assert len(rows) == 11
-    assert all(row[3] == row[4] == row[5] == "" for row in rows[1:])
+    assert all(row[2] and row[3] and row[4] == row[5] == row[6] == row[7] == "" for row in rows[1:])
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
@@ -339,22 +397,51 @@ def test_the_bars_csv_equals_the_api_bars(client, api, ready_pair, symbol):
     assert symbol in response["Content-Disposition"]
     rows = parse_csv(response)
     bars = api.get("/api/bars/", {"symbol": symbol, "interval": "1s", "limit": 120}).json()
-    assert rows[0] == ["t", "open", "high", "low", "close", "volume", "trades"]
-    assert len(bars) == 120
-    assert rows[1:] == [[cell(bar[c]) for c in rows[0]] for bar in bars]
+    assert rows[0] == ["t", "time_utc", "open", "high", "low", "close", "volume", "trades"]
+    assert len(rows) - 1 == len(bars) == 120
+    for row, bar in zip(rows[1:], bars, strict=True):
+        cells = dict(zip(rows[0], row, strict=True))
+        assert cells["time_utc"] == iso(bar["t"])
+        assert all(writes(cells[c], bar[c]) for c in ("t", "open", "high", "low", "close", "volume", "trades"))
+
+
+def test_the_bars_csv_writes_known_rows_exactly(client, ready_pair):
+    from analytics.models import Bar
+
+    Bar.objects.filter(symbol="ETHUSDT", interval="1m").delete()
+    for k, volume in enumerate((1.8559999999999997, 12.0)):
+        Bar.objects.create(
+            symbol="ETHUSDT",
+            interval="1m",
+            open_time=T0 + k * 60_000,
+            open=3012.55,
+            high=3013.1 + k,
+            low=3011.0,
+            close=3012.6,
+            volume=volume,
+            trades=7 + k,
+        )
+    response = client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": "ETHUSDT", "interval": "1m", "start": T0})
+    assert response.content.decode() == (
+        "t,time_utc,open,high,low,close,volume,trades\n"
+        "1767225600000,2026-01-01T00:00:00Z,3012.55,3013.1,3011.0,3012.6,1.856,7\n"
+        "1767225660000,2026-01-01T00:01:00Z,3012.55,3014.1,3011.0,3012.6,12.0,8\n"
+    )
 
 
 def test_the_bars_csv_defaults_to_leg_a_over_the_window_and_takes_a_range(client, api, ready_pair):
     rows = parse_csv(client.get(f"/pairs/{ready_pair.id}/bars.csv"))
     bars = api.get("/api/bars/", {"symbol": "BTCUSDT", "interval": "1s", "limit": ready_pair.window}).json()
-    assert rows[1:] == [[cell(bar[c]) for c in rows[0]] for bar in bars]
+    assert [int(row[0]) for row in rows[1:]] == [bar["t"] for bar in bars]
+    assert all(writes(row[5], bar["close"]) for row, bar in zip(rows[1:], bars, strict=True))
     start = bars[10]["t"]
     ranged = parse_csv(
         client.get(f"/pairs/{ready_pair.id}/bars.csv", {"symbol": "ethusdt", "interval": "1m", "start": start})
     )
     assert rows[0] == ranged[0]
     api_ranged = api.get("/api/bars/", {"symbol": "ETHUSDT", "interval": "1m", "start": start}).json()
-    assert ranged[1:] == [[cell(bar[c]) for c in ranged[0]] for bar in api_ranged]
+    assert [int(row[0]) for row in ranged[1:]] == [bar["t"] for bar in api_ranged]
+    assert all(writes(row[6], bar["volume"]) for row, bar in zip(ranged[1:], api_ranged, strict=True))
 
 
 @pytest.mark.parametrize(
