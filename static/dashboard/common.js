@@ -169,11 +169,27 @@
     };
   }
 
+  // Value axes are at least this wide, and a chart without one on the right keeps its room: the plot areas of a
+  // page's charts line up, so a time is at the same place on each.
+  var AXIS_WIDTH = 56;
+
+  function axisFit(axis) {
+    if (axis.options.display !== false && axis.width < AXIS_WIDTH) axis.width = AXIS_WIDTH;
+  }
+
+  function chartPadding(ctx) {
+    var scales = ctx.chart.options.scales || {};
+    var right = false;
+    for (var id in scales) if (scales[id].position === "right" && scales[id].display !== false) right = true;
+    return { top: 4, right: right ? 4 : 4 + AXIS_WIDTH, bottom: 0, left: 0 };
+  }
+
   /** A value axis on `position` (left by default), `extra` merged over it. */
   function valueAxis(position, extra) {
     var axis = {
       type: "linear",
       position: position || "left",
+      afterFit: axisFit,
       ticks: { color: COLORS.tick, maxTicksLimit: 6 },
       grid: { color: COLORS.grid, drawTicks: false },
       border: { display: false },
@@ -204,10 +220,10 @@
   /**
    * The options every chart shares: no animation, pre-parsed points, one tooltip
    * style (the time in UTC as its title, `label(ctx)` a line per series, reference
-   * lines (datasets with `hline`) left out).
+   * lines (datasets with `hline`) left out); `zoom`, a ChartGroup's zoomOptions().
    */
-  function chartOptions(scales, label) {
-    return {
+  function chartOptions(scales, label, zoom) {
+    var options = {
       animation: false,
       normalized: true,
       parsing: false,
@@ -215,7 +231,7 @@
       maintainAspectRatio: false,
       resizeDelay: 50,
       interaction: { mode: "nearest", axis: "x", intersect: false },
-      layout: { padding: { top: 4, right: 4 } },
+      layout: { padding: chartPadding },
       scales: scales,
       plugins: {
         legend: { display: false },
@@ -243,6 +259,8 @@
         },
       },
     };
+    if (zoom) options.plugins.zoom = zoom;
+    return options;
   }
 
   // -- legends ------------------------------------------------------------------------
@@ -316,6 +334,230 @@
     var m = /(USDT|USDC|BUSD|USD)$/.exec(String(symbol || ""));
     return m ? m[1] : "quote";
   }
+
+  // -- zoom and pan: the charts of a page share their time axis -------------------------
+
+  // The range buttons: spans of at least MIN_RANGE_BARS bars, shorter than what the charts hold.
+  var RANGES = [
+    [30e3, "30s"],
+    [60e3, "1m"],
+    [300e3, "5m"],
+    [900e3, "15m"],
+    [3600e3, "1h"],
+    [4 * 3600e3, "4h"],
+    [12 * 3600e3, "12h"],
+    [86400e3, "1d"],
+    [3 * 86400e3, "3d"],
+    [7 * 86400e3, "1w"],
+    [30 * 86400e3, "1M"],
+    [90 * 86400e3, "3M"],
+    [365 * 86400e3, "1y"],
+  ];
+  var MIN_RANGE_BARS = 20;
+  var MAX_RANGE_BUTTONS = 5;
+  var MIN_ZOOM_BARS = 10; // the narrowest a zoom goes
+
+  /** The range buttons for bars of `intervalMs` over `span` ms: the longest few that are neither too short nor all of it. */
+  function rangesFor(intervalMs, span) {
+    var out = RANGES.filter(function (r) {
+      return r[0] >= MIN_RANGE_BARS * intervalMs && r[0] < span;
+    });
+    return out.slice(Math.max(0, out.length - MAX_RANGE_BUTTONS));
+  }
+
+  /** A span of time in words for the range status: "12:01:05–12:03:00 UTC", with dates when it is longer than a day. */
+  function spanText(min, max) {
+    if (max - min > 86400000 || Math.floor(min / 86400000) !== Math.floor(max / 86400000)) {
+      return stamp(min).slice(0, 11) + " – " + stamp(max).slice(0, 11) + " UTC";
+    }
+    return hms(min) + "–" + hms(max) + " UTC";
+  }
+
+  /**
+   * The charts of a page zoomed and panned together on their time axis
+   * (chartjs-plugin-zoom: the wheel or a pinch zooms, a drag pans; the wheel out
+   * at the whole range scrolls the page), a range selector and a reset.
+   *
+   * The view is "all" (everything the charts hold), "range" (the newest `ms` of it)
+   * or, once the user zooms or pans, "free" (the span chosen). A live group follows
+   * the newest bar in the first two and stands still in the third until a reset or a
+   * range button, and its status says which (data-follow="true"/"false").
+   *
+   * opts: {intervalMs, live, tools: {ranges, reset, state} (elements), onView(view)}.
+   * The page adds its charts (built with zoomOptions()), then calls setBounds(x0, x1)
+   * with its data's time span before it updates them.
+   */
+  function ChartGroup(opts) {
+    var group = this;
+    this.charts = [];
+    this.intervalMs = opts.intervalMs;
+    this.live = !!opts.live;
+    this.tools = opts.tools || {};
+    this.onView = opts.onView || null;
+    this.view = { mode: "all" };
+    this.bounds = null;
+    this.rangesKey = null;
+    if (this.tools.reset) {
+      this.tools.reset.addEventListener("click", function () {
+        group.setView({ mode: "all" });
+      });
+    }
+    if (this.tools.ranges) {
+      this.tools.ranges.addEventListener("click", function (ev) {
+        var button = ev.target.closest("button[data-range]");
+        if (!button) return;
+        var ms = Number(button.getAttribute("data-range"));
+        group.setView(ms > 0 ? { mode: "range", ms: ms } : { mode: "all" });
+      });
+    }
+    this.renderState();
+  }
+
+  /** The zoom plugin's options for a chart of the group. */
+  ChartGroup.prototype.zoomOptions = function () {
+    var group = this;
+    function moved(ctx) {
+      group.userMoved(ctx.chart);
+    }
+    return {
+      limits: { x: { minRange: MIN_ZOOM_BARS * this.intervalMs } },
+      pan: { enabled: true, mode: "x", threshold: 5, onPan: moved },
+      zoom: {
+        wheel: { enabled: true },
+        pinch: { enabled: true },
+        mode: "x",
+        onZoom: moved,
+        onZoomStart: function (ctx) {
+          // Nothing to zoom out of: the wheel scrolls the page instead.
+          var e = ctx.event;
+          if (e && e.type === "wheel" && e.deltaY > 0 && group.view.mode === "all") return false;
+        },
+      },
+    };
+  };
+
+  ChartGroup.prototype.add = function (chart) {
+    if (chart) this.charts.push(chart);
+  };
+
+  /** The x range the view shows over the data's [x0, x1]: [min, max], or nulls before there is data. */
+  ChartGroup.prototype.range = function () {
+    var b = this.bounds;
+    var v = this.view;
+    if (!b) return [null, null];
+    if (v.mode === "range") return [Math.max(b[0], b[1] - v.ms), b[1]];
+    if (v.mode === "free") {
+      var lo = Math.max(v.min, b[0]);
+      var hi = Math.min(v.max, b[1]);
+      // The window has moved past what was chosen: the same width from its oldest bar.
+      if (hi <= lo) return [b[0], Math.min(b[1], b[0] + (v.max - v.min))];
+      return [lo, hi];
+    }
+    return [b[0], b[1]];
+  };
+
+  /** Writes the view into each chart's options (all but `except`), without drawing. */
+  ChartGroup.prototype.place = function (except) {
+    var r = this.range();
+    var b = this.bounds;
+    for (var i = 0; i < this.charts.length; i++) {
+      var c = this.charts[i];
+      if (c === except) continue;
+      c.options.scales.x.min = r[0] === null ? undefined : r[0];
+      c.options.scales.x.max = r[1] === null ? undefined : r[1];
+      var limits = c.options.plugins.zoom && c.options.plugins.zoom.limits;
+      if (limits && limits.x && b) {
+        limits.x.min = b[0];
+        limits.x.max = b[1];
+      }
+    }
+  };
+
+  /** The data's time span moved (new bars): the charts follow it unless the user zoomed or panned. */
+  ChartGroup.prototype.setBounds = function (x0, x1) {
+    this.bounds = isNum(x0) && isNum(x1) && x1 > x0 ? [x0, x1] : null;
+    this.place();
+    this.renderRanges();
+    this.renderState();
+  };
+
+  ChartGroup.prototype.setView = function (view) {
+    this.view = view;
+    this.place();
+    for (var i = 0; i < this.charts.length; i++) this.charts[i].update("none");
+    this.renderRanges();
+    this.renderState();
+    if (this.onView) this.onView(view);
+  };
+
+  /** One chart was zoomed or panned by the user: the others show the same span, and it stays. */
+  ChartGroup.prototype.userMoved = function (source) {
+    var x = source.scales.x;
+    this.view = { mode: "free", min: x.min, max: x.max };
+    this.place(source);
+    for (var i = 0; i < this.charts.length; i++) if (this.charts[i] !== source) this.charts[i].update("none");
+    this.renderRanges();
+    this.renderState();
+    if (this.onView) this.onView(this.view);
+  };
+
+  /** Whether the charts follow the newest bar. */
+  ChartGroup.prototype.following = function () {
+    return this.view.mode !== "free";
+  };
+
+  ChartGroup.prototype.renderRanges = function () {
+    var box = this.tools.ranges;
+    if (!box) return;
+    var b = this.bounds;
+    var ranges = b ? rangesFor(this.intervalMs, b[1] - b[0]) : [];
+    var key = ranges
+      .map(function (r) {
+        return r[1];
+      })
+      .join(",");
+    if (key !== this.rangesKey) {
+      this.rangesKey = key;
+      box.textContent = "";
+      var all = ranges.concat([[0, "All"]]);
+      for (var i = 0; i < all.length; i++) {
+        var button = el("button", "range-btn", all[i][1]);
+        button.type = "button";
+        button.setAttribute("data-range", String(all[i][0]));
+        button.title = all[i][0] ? "the newest " + all[i][1] : "everything the charts hold";
+        box.appendChild(button);
+      }
+    }
+    var current = this.view.mode === "range" ? this.view.ms : this.view.mode === "all" ? 0 : -1;
+    var buttons = box.querySelectorAll("button[data-range]");
+    for (var j = 0; j < buttons.length; j++) {
+      var on = Number(buttons[j].getAttribute("data-range")) === current;
+      buttons[j].setAttribute("aria-pressed", on ? "true" : "false");
+    }
+  };
+
+  ChartGroup.prototype.renderState = function () {
+    var v = this.view;
+    if (this.tools.reset) this.tools.reset.disabled = v.mode === "all";
+    var state = this.tools.state;
+    if (!state) return;
+    var r = this.range();
+    var text;
+    if (v.mode === "free") {
+      text = "zoomed to " + (r[0] === null ? "—" : spanText(r[0], r[1]));
+      if (this.live) text += " · not following the newest bar (Reset zoom)";
+    } else if (v.mode === "range") {
+      var label = RANGES.filter(function (x) {
+        return x[0] === v.ms;
+      })[0];
+      text = "the newest " + (label ? label[1] : duration(v.ms / 1000)) + (this.live ? " · following the newest bar" : " of the range");
+    } else {
+      text = this.live ? "all bars · following the newest bar" : "the whole range";
+    }
+    setText(state, text);
+    if (this.live) state.setAttribute("data-follow", this.following() ? "true" : "false");
+    state.setAttribute("data-view", v.mode);
+  };
 
   // -- staff forms: a request's answer beside its fields ---------------------------------
 
@@ -573,6 +815,7 @@
     chartOptions: chartOptions,
     renderLegend: renderLegend,
     quoteOf: quoteOf,
+    ChartGroup: ChartGroup,
     el: el,
     csrfToken: csrfToken,
     postJSON: postJSON,

@@ -83,11 +83,18 @@
   }
 
   var charts = {};
+  var group = null; // the charts' shared time axis: zoom, pan, range, following the newest bar
 
   function makeCharts() {
     if (typeof window.Chart !== "function") return;
     var Chart = window.Chart;
     P.chartTheme();
+    group = new P.ChartGroup({
+      intervalMs: cfg.interval_ms,
+      live: true,
+      tools: { ranges: $("chart-ranges"), reset: $("chart-reset"), state: $("chart-view") },
+    });
+    page.chartGroup = group;
 
     var pricesCanvas = $("chart-prices");
     if (pricesCanvas) {
@@ -110,9 +117,11 @@
           function (ctx) {
             var d = ctx.dataset.yAxisID === "yA" ? dec.a : dec.b;
             return " " + ctx.dataset.label + "  " + P.fmt(ctx.parsed.y, d);
-          }
+          },
+          group.zoomOptions()
         ),
       });
+      group.add(charts.prices);
     }
 
     var spreadCanvas = $("chart-spread");
@@ -145,9 +154,11 @@
           },
           function (ctx) {
             return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
-          }
+          },
+          group.zoomOptions()
         ),
       });
+      group.add(charts.spread);
     }
 
     var zCanvas = $("chart-zscore");
@@ -191,13 +202,18 @@
             markers,
           ],
         },
-        options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
-          if (ctx.dataset.markers && ctx.raw) {
-            return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
-          }
-          return " signal z  " + P.fmtSigned(ctx.parsed.y, 2);
-        }),
+        options: P.chartOptions(
+          { x: P.timeAxis(), y: P.valueAxis() },
+          function (ctx) {
+            if (ctx.dataset.markers && ctx.raw) {
+              return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
+            }
+            return " signal z  " + P.fmtSigned(ctx.parsed.y, 2);
+          },
+          group.zoomOptions()
+        ),
       });
+      group.add(charts.zscore);
     }
     window.pairsCharts = charts;
   }
@@ -254,6 +270,9 @@
     var x0 = range[0];
     var x1 = range[1];
     var tail = liveTail();
+    // The charts span the window to the end of the newest bar (or of the live one), and show what the view says.
+    var edge = rightEdge();
+    if (group) group.setBounds(isNum(x0) ? x0 : page.tail.length ? page.tail[0].t : null, edge);
     var pricesA = points(s.t, s.price_a);
     if (charts.prices) {
       var ds = charts.prices.data.datasets;
@@ -275,11 +294,11 @@
       var sigma = snap.spread_std;
       var ok = spreadPts.length > 0 && isNum(m) && isNum(sigma);
       sd[0].data = spreadPts;
-      sd[1].data = ok ? flat(m, x0, x1) : [];
-      sd[2].data = ok ? flat(m + sigma, x0, x1) : [];
-      sd[3].data = ok ? flat(m - sigma, x0, x1) : [];
-      sd[4].data = ok ? flat(m + 2 * sigma, x0, x1) : [];
-      sd[5].data = ok ? flat(m - 2 * sigma, x0, x1) : [];
+      sd[1].data = ok ? flat(m, x0, edge) : [];
+      sd[2].data = ok ? flat(m + sigma, x0, edge) : [];
+      sd[3].data = ok ? flat(m - sigma, x0, edge) : [];
+      sd[4].data = ok ? flat(m + 2 * sigma, x0, edge) : [];
+      sd[5].data = ok ? flat(m - 2 * sigma, x0, edge) : [];
       sd[6].data = positionSpread(s);
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
       charts.spread.update("none");
@@ -294,11 +313,11 @@
       var th = snap.thresholds || {};
       var has = zCount > 0;
       zd[0].data = zPts;
-      zd[1].data = has ? flat(th.entry_z, x0, x1) : [];
-      zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, x1) : [];
-      zd[3].data = has ? flat(th.exit_z, x0, x1) : [];
-      zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, x1) : [];
-      zd[5].data = has ? flat(0, x0, x1) : [];
+      zd[1].data = has ? flat(th.entry_z, x0, edge) : [];
+      zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, edge) : [];
+      zd[3].data = has ? flat(th.exit_z, x0, edge) : [];
+      zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, edge) : [];
+      zd[5].data = has ? flat(0, x0, edge) : [];
       zd[6].data = has ? alertMarkers(x0, x1) : [];
       // The thresholds the lines are drawn at, in the legend's words.
       zd[1].legend = zd[2].legend = "entry ±" + P.fmt(th.entry_z, 2);
@@ -319,6 +338,17 @@
       out.push({ x: s.t[i], y: s.price_a[i] - pos.hedge_ratio * s.price_b[i] });
     }
     return out;
+  }
+
+  /** Where the charts end: the end of the newest bar, or of the bar the newest live price falls in (null: no data). */
+  function rightEdge() {
+    var t = page.series.t || [];
+    var edge = t.length ? t[t.length - 1] + cfg.interval_ms : null;
+    if (page.tail.length) {
+      var live = (Math.floor(page.tail[page.tail.length - 1].t / cfg.interval_ms) + 1) * cfg.interval_ms;
+      edge = edge === null ? live : Math.max(edge, live);
+    }
+    return edge;
   }
 
   /** The live price points after the newest closed bar, joined to its close. */
@@ -358,6 +388,11 @@
     liveTimer = null;
     lastLiveDraw = Date.now();
     if (!charts.prices) return;
+    // A live price in a bar the charts do not reach yet: they all move on together (unless the user holds them still).
+    if (group && group.following() && group.bounds && rightEdge() > group.bounds[1]) {
+      scheduleDraw();
+      return;
+    }
     var tail = liveTail();
     var ds = charts.prices.data.datasets;
     ds[2].data = tail.a;
