@@ -134,6 +134,8 @@
     equityFill: "rgba(63, 185, 80, 0.08)",
     drawdown: "#f85149",
     drawdownFill: "rgba(248, 81, 73, 0.16)",
+    gap: "rgba(139, 148, 158, 0.55)", // an outage: no bar for longer than the interval
+    gapFill: "rgba(139, 148, 158, 0.13)",
     grid: "rgba(255, 255, 255, 0.06)",
     tick: "#8b949e",
   };
@@ -220,7 +222,8 @@
   /**
    * The options every chart shares: no animation, pre-parsed points, one tooltip
    * style (the time in UTC as its title, `label(ctx)` a line per series, reference
-   * lines (datasets with `hline`) left out); `zoom`, a ChartGroup's zoomOptions().
+   * lines (datasets with `hline`) left out, and under it the outage the pointer is
+   * in, when it is in one); `zoom`, a ChartGroup's zoomOptions().
    */
   function chartOptions(scales, label, zoom) {
     var options = {
@@ -242,8 +245,10 @@
           borderWidth: 1,
           titleColor: "#e6edf3",
           bodyColor: "#c9d1d9",
+          footerColor: "#e6edf3",
           titleFont: { family: MONO },
           bodyFont: { family: MONO },
+          footerFont: { family: MONO, weight: "normal" },
           displayColors: true,
           boxWidth: 8,
           boxHeight: 8,
@@ -255,12 +260,122 @@
               return items.length ? utc(items[0].parsed.x) + " UTC" : "";
             },
             label: label,
+            footer: function (items) {
+              var chart = items.length ? items[0].chart : null;
+              return chart && chart.$gapHover ? gapText(chart.$gapHover) : "";
+            },
           },
         },
       },
     };
     if (zoom) options.plugins.zoom = zoom;
     return options;
+  }
+
+  // -- outages: no bar for longer than the interval ----------------------------------
+
+  /**
+   * The outages of bar times `t` (ms, ascending): each {from, to, interval} where the
+   * bar `from` is followed by the bar `to` more than one interval later (the feed was
+   * down, or the exchange had no trade in either leg).
+   */
+  function gapsOf(t, intervalMs) {
+    var out = [];
+    if (!t || !isNum(intervalMs) || intervalMs <= 0) return out;
+    for (var i = 1; i < t.length; i++) {
+      if (isNum(t[i]) && isNum(t[i - 1]) && t[i] - t[i - 1] > intervalMs) out.push({ from: t[i - 1], to: t[i], interval: intervalMs });
+    }
+    return out;
+  }
+
+  /** What an outage's marker says: "no data 12:01:05–12:03:40 UTC", from the end of the bar before to the bar after. */
+  function gapText(g) {
+    var start = g.from + g.interval;
+    var sameDay = Math.floor(start / 86400000) === Math.floor(g.to / 86400000);
+    return "no data " + (sameDay ? hms(start) + "–" + hms(g.to) : stamp(start) + " – " + stamp(g.to)) + " UTC";
+  }
+
+  /**
+   * The points of a line over bar times `t`: a null point (a break, with spanGaps
+   * false) where a bar has no value and where bars are more than `intervalMs` apart,
+   * so an outage is a gap and never a straight line across it.
+   */
+  function linePoints(t, values, intervalMs) {
+    var out = [];
+    if (!t || !values) return out;
+    var prev = null;
+    for (var i = 0; i < t.length && i < values.length; i++) {
+      if (!isNum(t[i])) continue;
+      var drawing = out.length > 0 && out[out.length - 1].y !== null;
+      if (drawing && prev !== null && isNum(intervalMs) && t[i] - prev > intervalMs) out.push({ x: prev + intervalMs, y: null });
+      prev = t[i];
+      if (isNum(values[i])) out.push({ x: t[i], y: values[i] });
+      else if (out.length && out[out.length - 1].y !== null) out.push({ x: t[i], y: null });
+    }
+    while (out.length && out[out.length - 1].y === null) out.pop();
+    return out;
+  }
+
+  /**
+   * A Chart.js plugin: each outage of `chart.$gaps` a shaded band between the bars
+   * either side, edged with dashed lines; while the pointer is in one it is
+   * `chart.$gapHover`, and the tooltip says when there was no data.
+   */
+  var gapPlugin = {
+    id: "pairsGaps",
+    beforeEvent: function (chart, args) {
+      var e = args.event;
+      var hover = null;
+      var area = chart.chartArea;
+      var x = chart.scales.x;
+      var gaps = chart.$gaps || [];
+      if (e.type !== "mouseout" && area && x && gaps.length && e.x >= area.left && e.x <= area.right && e.y >= area.top && e.y <= area.bottom) {
+        var v = x.getValueForPixel(e.x);
+        for (var i = 0; i < gaps.length && !hover; i++) if (v > gaps[i].from && v < gaps[i].to) hover = gaps[i];
+      }
+      chart.$gapHover = hover;
+    },
+    afterEvent: function (chart, args) {
+      // The tooltip only rebuilds when the nearest point changes: moving into an outage beside it must too.
+      if (chart.$gapHover === chart.$gapShown) return;
+      chart.$gapShown = chart.$gapHover;
+      if (chart.tooltip && chart.tooltip.getActiveElements().length) chart.tooltip.update(true);
+      args.changed = true;
+    },
+    beforeDatasetsDraw: function (chart) {
+      var gaps = chart.$gaps;
+      var area = chart.chartArea;
+      var x = chart.scales.x;
+      if (!gaps || !gaps.length || !area || !x) return;
+      var ctx = chart.ctx;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(area.left, area.top, area.width, area.height);
+      ctx.clip();
+      ctx.fillStyle = COLORS.gapFill;
+      ctx.strokeStyle = COLORS.gap;
+      ctx.lineWidth = 1;
+      ctx.setLineDash([3, 3]);
+      for (var i = 0; i < gaps.length; i++) {
+        var x0 = x.getPixelForValue(gaps[i].from);
+        var x1 = x.getPixelForValue(gaps[i].to);
+        if (x1 < area.left || x0 > area.right) continue;
+        ctx.fillRect(x0, area.top, Math.max(1, x1 - x0), area.height);
+        ctx.beginPath();
+        ctx.moveTo(Math.round(x0) + 0.5, area.top);
+        ctx.lineTo(Math.round(x0) + 0.5, area.bottom);
+        ctx.moveTo(Math.round(x1) - 0.5, area.top);
+        ctx.lineTo(Math.round(x1) - 0.5, area.bottom);
+        ctx.stroke();
+      }
+      ctx.restore();
+    },
+  };
+
+  /** The outages a chart marks, kept on the chart and counted on its canvas (data-gaps). */
+  function setGaps(chart, gaps) {
+    chart.$gaps = gaps;
+    chart.canvas.setAttribute("data-gaps", String(gaps.length));
   }
 
   // -- legends ------------------------------------------------------------------------
@@ -298,7 +413,7 @@
    * text: the + and − lines of a threshold are one entry) as drawn, in the chart's own
    * colours; a dataset's `legendItems` instead when it has them (the alert markers).
    * A series is named while it has points (its main series, and `legendAlways`
-   * ones, always).
+   * ones, always); "no data" while an outage is marked.
    */
   function renderLegend(chart, box) {
     if (!chart || !box) return;
@@ -317,6 +432,7 @@
       if (ds.legendItems) ds.legendItems.forEach(add);
       else add({ text: ds.legend, color: ds.borderColor, dash: ds.borderDash || [], fill: ds.legendFill || null });
     }
+    if (chart.$gaps && chart.$gaps.length) add({ text: "no data", color: COLORS.gap, fill: COLORS.gapFill, band: true });
     var key = JSON.stringify(items);
     if (box.getAttribute("data-key") === key) return;
     box.setAttribute("data-key", key);
@@ -813,6 +929,11 @@
     valueAxis: valueAxis,
     lineDataset: lineDataset,
     chartOptions: chartOptions,
+    gapsOf: gapsOf,
+    gapText: gapText,
+    linePoints: linePoints,
+    gapPlugin: gapPlugin,
+    setGaps: setGaps,
     renderLegend: renderLegend,
     quoteOf: quoteOf,
     ChartGroup: ChartGroup,

@@ -100,6 +100,7 @@
     if (pricesCanvas) {
       charts.prices = new Chart(pricesCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2, legend: cfg.symbol_a + " (" + P.quoteOf(cfg.symbol_a) + ")" }),
@@ -128,6 +129,7 @@
     if (spreadCanvas) {
       charts.spread = new Chart(spreadCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset("spread", C.spread, { main: true, order: 1, legend: "spread (" + P.quoteOf(cfg.symbol_a) + ")" }),
@@ -191,6 +193,7 @@
       });
       charts.zscore = new Chart(zCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1, legend: "signal z" }),
@@ -216,28 +219,6 @@
       group.add(charts.zscore);
     }
     window.pairsCharts = charts;
-  }
-
-  function points(t, values) {
-    var out = [];
-    if (!t || !values) return out;
-    for (var i = 0; i < t.length && i < values.length; i++) {
-      if (isNum(values[i]) && isNum(t[i])) out.push({ x: t[i], y: values[i] });
-    }
-    return out;
-  }
-
-  /** Points of a line that breaks where a bar has no value (a bar with no recorded signal is a gap, not a slope). */
-  function gappedPoints(t, values) {
-    var out = [];
-    if (!t || !values) return out;
-    for (var i = 0; i < t.length && i < values.length; i++) {
-      if (!isNum(t[i])) continue;
-      if (isNum(values[i])) out.push({ x: t[i], y: values[i] });
-      else if (out.length && out[out.length - 1].y !== null) out.push({ x: t[i], y: null });
-    }
-    while (out.length && out[out.length - 1].y === null) out.pop();
-    return out;
   }
 
   function countValues(pts) {
@@ -270,29 +251,34 @@
     var x0 = range[0];
     var x1 = range[1];
     var tail = liveTail();
+    var ms = cfg.interval_ms;
+    // Bars more than an interval apart: each line breaks there, and each chart marks the outage.
+    var gaps = P.gapsOf(s.t, ms);
     // The charts span the window to the end of the newest bar (or of the live one), and show what the view says.
     var edge = rightEdge();
     if (group) group.setBounds(isNum(x0) ? x0 : page.tail.length ? page.tail[0].t : null, edge);
-    var pricesA = points(s.t, s.price_a);
+    var pricesA = P.linePoints(s.t, s.price_a, ms);
     if (charts.prices) {
       var ds = charts.prices.data.datasets;
       ds[0].data = pricesA;
-      ds[1].data = points(s.t, s.price_b);
+      ds[1].data = P.linePoints(s.t, s.price_b, ms);
       ds[2].data = tail.a;
       ds[3].data = tail.b;
+      P.setGaps(charts.prices, gaps);
       charts.prices.update("none");
       P.renderLegend(charts.prices, $("legend-prices"));
     }
-    markEmpty("chart-prices", pricesA.length);
+    markEmpty("chart-prices", countValues(pricesA));
     var prices = $("chart-prices");
     if (prices) prices.setAttribute("data-live-points", String(page.tail.length));
 
-    var spreadPts = points(s.t, s.spread);
+    var spreadPts = P.linePoints(s.t, s.spread, ms);
+    var spreadCount = countValues(spreadPts);
     if (charts.spread) {
       var sd = charts.spread.data.datasets;
       var m = snap.spread_mean;
       var sigma = snap.spread_std;
-      var ok = spreadPts.length > 0 && isNum(m) && isNum(sigma);
+      var ok = spreadCount > 0 && isNum(m) && isNum(sigma);
       sd[0].data = spreadPts;
       sd[1].data = ok ? flat(m, x0, edge) : [];
       sd[2].data = ok ? flat(m + sigma, x0, edge) : [];
@@ -301,12 +287,13 @@
       sd[5].data = ok ? flat(m - 2 * sigma, x0, edge) : [];
       sd[6].data = positionSpread(s);
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
+      P.setGaps(charts.spread, gaps);
       charts.spread.update("none");
       P.renderLegend(charts.spread, $("legend-spread"));
     }
-    markEmpty("chart-spread", spreadPts.length);
+    markEmpty("chart-spread", spreadCount);
 
-    var zPts = gappedPoints(s.t, s.signal_zscore);
+    var zPts = P.linePoints(s.t, s.signal_zscore, ms);
     var zCount = countValues(zPts);
     if (charts.zscore) {
       var zd = charts.zscore.data.datasets;
@@ -322,6 +309,7 @@
       // The thresholds the lines are drawn at, in the legend's words.
       zd[1].legend = zd[2].legend = "entry ±" + P.fmt(th.entry_z, 2);
       zd[3].legend = zd[4].legend = "exit ±" + P.fmt(th.exit_z, 2);
+      P.setGaps(charts.zscore, gaps);
       charts.zscore.update("none");
       P.renderLegend(charts.zscore, $("legend-zscore"));
     }
@@ -331,13 +319,15 @@
   /** The open paper position's own spread, A − β at entry × B, at each bar since its entry (none when flat). */
   function positionSpread(s) {
     var pos = openPosition();
-    var out = [];
-    if (!pos || !isNum(pos.hedge_ratio) || !s.t) return out;
+    if (!pos || !isNum(pos.hedge_ratio) || !s.t) return [];
+    var t = [];
+    var values = [];
     for (var i = 0; i < s.t.length; i++) {
-      if (s.t[i] < pos.opened_at || !isNum(s.price_a[i]) || !isNum(s.price_b[i])) continue;
-      out.push({ x: s.t[i], y: s.price_a[i] - pos.hedge_ratio * s.price_b[i] });
+      if (s.t[i] < pos.opened_at) continue;
+      t.push(s.t[i]);
+      values.push(isNum(s.price_a[i]) && isNum(s.price_b[i]) ? s.price_a[i] - pos.hedge_ratio * s.price_b[i] : null);
     }
-    return out;
+    return P.linePoints(t, values, cfg.interval_ms);
   }
 
   /** Where the charts end: the end of the newest bar, or of the bar the newest live price falls in (null: no data). */
