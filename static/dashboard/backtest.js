@@ -9,9 +9,12 @@
  * equity and its drawdown, thinned to the lowest and highest of each stretch). The
  * list of runs comes from /api/pairs/<id>/backtests/; ?run=ID selects one.
  *
+ * The two charts zoom and pan together (common.js ChartGroup: range buttons, reset).
+ *
  * Hooks for tests: #bt-run[data-status], #bt-progress-text, #bt-form-errors,
  * .field-error[data-for], canvases #chart-equity/#chart-drawdown with data-points,
- * #bt-runs > li[data-run-id], window.backtestPage (the states seen, the charts).
+ * #legend-equity/#legend-drawdown, #chart-ranges, #chart-reset, #chart-view,
+ * #bt-runs > li[data-run-id], window.backtestPage (the states seen, the charts, chartGroup).
  */
 (function () {
   "use strict";

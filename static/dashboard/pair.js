@@ -14,15 +14,22 @@
  * alert, after each snapshot while a position is open (its mark moves with every
  * bar) and on each connect; the server marks it, the page only writes its numbers
  * (as dashboard.views.position_card does). While one is open, its own spread
- * (A − β at entry × B) is drawn on the spread chart over the bars since its entry,
- * on an axis of its own (right).
+ * (A − β' × B, β' its entry's hedge) is drawn on the spread chart over the bars since
+ * its entry, on an axis of its own (right), named "position spread (β' 0.0561)".
+ *
+ * The three charts share their time axis (common.js ChartGroup): zoom, pan, range
+ * buttons and a reset, following the newest bar until zoomed or panned by hand. An
+ * outage (bars more than an interval apart) breaks each line and is shaded, and each
+ * chart's legend names its series (common.js renderLegend).
  *
  * Hooks for tests: #ws-status ("live"/"disconnected"), #signal-zscore-value, #warmup,
  * #gates > li[data-ok] (the entry checklist), #alert-feed > li[data-alert-id],
  * #position-panel[data-open] with #pos-unrealised and #pos-closed > li[data-position-id],
  * canvases #chart-prices/#chart-spread/#chart-zscore with data-points (points of the
- * main series drawn; the z chart's is the signal), window.pairsCharts and
- * window.pairsPage (state and counters).
+ * main series drawn; the z chart's is the signal) and data-gaps (outages marked),
+ * #legend-prices/#legend-spread/#legend-zscore, #chart-ranges > button[data-range],
+ * #chart-reset, #chart-view[data-follow], window.pairsCharts and window.pairsPage
+ * (state and counters; its chartGroup the view).
  */
 (function () {
   "use strict";
@@ -139,13 +146,7 @@
             hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill, legend: "±2σ", legendFill: C.band2Fill }),
             hline("−2σ", C.band2, [2, 3], { legend: "±2σ" }),
             // On an axis of its own (right): its level is set by its own β, not the window's.
-            P.lineDataset("position spread (β at entry)", C.position, {
-              yAxisID: "yPos",
-              borderWidth: 1.2,
-              position: true,
-              order: 0,
-              legend: "position spread (β at entry, right axis)",
-            }),
+            P.lineDataset("position spread", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
           ],
         },
         options: P.chartOptions(
@@ -155,7 +156,7 @@
             yPos: P.valueAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
           },
           function (ctx) {
-            return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
+            return " " + (ctx.dataset.position ? ctx.dataset.legend : "spread") + "  " + P.fmt(ctx.parsed.y, dec.s);
           },
           group.zoomOptions()
         ),
@@ -286,6 +287,9 @@
       sd[4].data = ok ? flat(m + 2 * sigma, x0, edge) : [];
       sd[5].data = ok ? flat(m - 2 * sigma, x0, edge) : [];
       sd[6].data = positionSpread(s);
+      var pos = openPosition();
+      // Named by the hedge it was entered with (the entry signal's β'), not the window's moving one.
+      sd[6].legend = pos ? "position spread (β' " + P.fmt(pos.hedge_ratio, 4) + ")" : "";
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
       P.setGaps(charts.spread, gaps);
       charts.spread.update("none");
@@ -316,7 +320,7 @@
     markEmpty("chart-zscore", zCount);
   }
 
-  /** The open paper position's own spread, A − β at entry × B, at each bar since its entry (none when flat). */
+  /** The open paper position's own spread, A − β' × B at its entry's hedge β', at each bar since its entry (none when flat). */
   function positionSpread(s) {
     var pos = openPosition();
     if (!pos || !isNum(pos.hedge_ratio) || !s.t) return [];
