@@ -171,19 +171,22 @@
     };
   }
 
-  // Value axes are at least this wide, and a chart without one on the right keeps its room: the plot areas of a
-  // page's charts line up, so a time is at the same place on each.
-  var AXIS_WIDTH = 56;
+  // Value axes are at least this wide (narrower on a phone), and a chart without one on the right keeps its room:
+  // the plot areas of a page's charts line up, so a time is at the same place on each.
+  function axisWidth(chart) {
+    return chart.width < 600 ? 44 : 56;
+  }
 
   function axisFit(axis) {
-    if (axis.options.display !== false && axis.width < AXIS_WIDTH) axis.width = AXIS_WIDTH;
+    var least = axisWidth(axis.chart);
+    if (axis.options.display !== false && axis.width < least) axis.width = least;
   }
 
   function chartPadding(ctx) {
     var scales = ctx.chart.options.scales || {};
     var right = false;
     for (var id in scales) if (scales[id].position === "right" && scales[id].display !== false) right = true;
-    return { top: 4, right: right ? 4 : 4 + AXIS_WIDTH, bottom: 0, left: 0 };
+    return { top: 4, right: right ? 4 : 4 + axisWidth(ctx.chart), bottom: 0, left: 0 };
   }
 
   /** A value axis on `position` (left by default), `extra` merged over it. */
