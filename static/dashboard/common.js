@@ -171,8 +171,9 @@
     };
   }
 
-  // Value axes are at least this wide (narrower on a phone), and a chart without one on the right keeps its room:
-  // the plot areas of a page's charts line up, so a time is at the same place on each.
+  // The plot areas of a page's charts line up, so a time is at the same place on each: a chart pads each side by
+  // what its group's widest value axes there take beyond its own (as laid out last). Value axes are at least
+  // AXIS_WIDTH wide (narrower on a phone), so their widths seldom change with their labels.
   function axisWidth(chart) {
     return chart.width < 600 ? 44 : 56;
   }
@@ -182,11 +183,29 @@
     if (axis.options.display !== false && axis.width < least) axis.width = least;
   }
 
+  function sideWidths(chart) {
+    var w = { left: 0, right: 0 };
+    var scales = chart.scales || {};
+    for (var id in scales) {
+      var scale = scales[id];
+      if (scale.isHorizontal() || scale.options.display === false) continue;
+      if (scale.position === "left") w.left += scale.width;
+      else if (scale.position === "right") w.right += scale.width;
+    }
+    return w;
+  }
+
   function chartPadding(ctx) {
-    var scales = ctx.chart.options.scales || {};
-    var right = false;
-    for (var id in scales) if (scales[id].position === "right" && scales[id].display !== false) right = true;
-    return { top: 4, right: right ? 4 : 4 + axisWidth(ctx.chart), bottom: 0, left: 0 };
+    var chart = ctx.chart;
+    var peers = chart.$group ? chart.$group.charts : [chart];
+    var own = sideWidths(chart);
+    var most = { left: own.left, right: own.right };
+    for (var i = 0; i < peers.length; i++) {
+      var w = sideWidths(peers[i]);
+      most.left = Math.max(most.left, w.left);
+      most.right = Math.max(most.right, w.right);
+    }
+    return { top: 4, right: 4 + most.right - own.right, bottom: 0, left: most.left - own.left };
   }
 
   /** A value axis on `position` (left by default), `extra` merged over it. */
@@ -556,7 +575,9 @@
   };
 
   ChartGroup.prototype.add = function (chart) {
-    if (chart) this.charts.push(chart);
+    if (!chart) return;
+    chart.$group = this; // its plot area lines up with the others' (chartPadding)
+    this.charts.push(chart);
   };
 
   /** The x range the view shows over the data's [x0, x1]: [min, max], or nulls before there is data. */

@@ -345,19 +345,28 @@
     return edge;
   }
 
-  /** The live price points after the newest closed bar, joined to its close. */
+  /**
+   * The live price points after the newest closed bar, joined to its close; broken, as the bars' lines are, where
+   * no price came for longer than an interval (the join too, when the first live price is a bar or more later).
+   */
   function liveTail() {
     var s = page.series;
     var t = s.t || [];
+    var ms = cfg.interval_ms;
     var a = [];
     var b = [];
     if (!page.tail.length) return { a: a, b: b };
-    if (t.length && isNum(s.price_a[t.length - 1]) && isNum(s.price_b[t.length - 1])) {
-      a.push({ x: t[t.length - 1], y: s.price_a[t.length - 1] });
-      b.push({ x: t[t.length - 1], y: s.price_b[t.length - 1] });
+    var n = t.length;
+    if (n && isNum(s.price_a[n - 1]) && isNum(s.price_b[n - 1]) && page.tail[0].t - t[n - 1] <= 2 * ms) {
+      a.push({ x: t[n - 1], y: s.price_a[n - 1] });
+      b.push({ x: t[n - 1], y: s.price_b[n - 1] });
     }
     for (var i = 0; i < page.tail.length; i++) {
       var p = page.tail[i];
+      if (i > 0 && p.t - page.tail[i - 1].t > ms) {
+        a.push({ x: page.tail[i - 1].t + ms, y: null });
+        b.push({ x: page.tail[i - 1].t + ms, y: null });
+      }
       a.push({ x: p.t, y: p.a });
       b.push({ x: p.t, y: p.b });
     }
