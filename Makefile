@@ -13,7 +13,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
-CHARTJS := static/vendor/chart.umd.min.js
+# The front end's files from the npm registry (package.json pins them), each copied
+# from node_modules into static/vendor: Chart.js, its zoom plugin and the gestures
+# the plugin pans and pinches with.
+VENDOR_SOURCES := chart.js/dist/chart.umd.min.js chartjs-plugin-zoom/dist/chartjs-plugin-zoom.min.js hammerjs/hammer.min.js
+VENDOR := $(addprefix static/vendor/,$(notdir $(VENDOR_SOURCES)))
 # The demo market: a spread with a 5 s half-life and a 3-sigma shock every minute,
 # so entries and exits happen while you watch (the first entry about 2.5 minutes
 # after the market opens: 100 bars to be ready, then 30 related snapshots; `make
@@ -108,8 +112,8 @@ bench: setup-dev
 drills: setup-dev browser
 	$(PY) bench/drills.py $(DRILLS_ARGS)
 
-setup: $(VENV)/.runtime $(CHARTJS)
-setup-dev: $(VENV)/.dev $(CHARTJS)
+setup: $(VENV)/.runtime $(VENDOR)
+setup-dev: $(VENV)/.dev $(VENDOR)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -133,12 +137,16 @@ browser:
 		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		  else echo "chromium is missing: the browser test will be skipped (apt-get install chromium)"; fi; }
 
-$(CHARTJS): package.json package-lock.json
+# npm ci again whenever the pins change; each vendor file is copied from its package.
+node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || \
-		{ echo "pairs needs Node.js and npm to install Chart.js from the npm registry: install Node.js 18 or newer." >&2; exit 1; }
+		{ echo "pairs needs Node.js and npm to install Chart.js and its zoom plugin from the npm registry: install Node.js 18 or newer." >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(VENDOR): node_modules/.package-lock.json
 	mkdir -p $(dir $@)
-	cp node_modules/chart.js/dist/chart.umd.min.js $@
+	cp node_modules/$(filter %/$(notdir $@),$(VENDOR_SOURCES)) $@
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor

@@ -9,9 +9,12 @@
  * equity and its drawdown, thinned to the lowest and highest of each stretch). The
  * list of runs comes from /api/pairs/<id>/backtests/; ?run=ID selects one.
  *
+ * The two charts zoom and pan together (common.js ChartGroup: range buttons, reset).
+ *
  * Hooks for tests: #bt-run[data-status], #bt-progress-text, #bt-form-errors,
  * .field-error[data-for], canvases #chart-equity/#chart-drawdown with data-points,
- * #bt-runs > li[data-run-id], window.backtestPage (the states seen, the charts).
+ * #legend-equity/#legend-drawdown, #chart-ranges, #chart-reset, #chart-view,
+ * #bt-runs > li[data-run-id], window.backtestPage (the states seen, the charts, chartGroup).
  */
 (function () {
   "use strict";
@@ -65,12 +68,8 @@
     ];
   }
 
-  function drawChart(key, canvasId, label, color, fill, line) {
+  function drawChart(group, key, canvasId, label, color, fill, line) {
     var unit = P.quoteOf(cfg.symbol_a);
-    if (page.charts[key]) {
-      page.charts[key].destroy();
-      delete page.charts[key];
-    }
     var canvas = $(canvasId);
     if (!canvas) return;
     var pts = points(line);
@@ -94,23 +93,37 @@
           P.lineDataset("0", C.zero, { data: zeroLine(pts), borderWidth: 1, pointHoverRadius: 0, hline: true }),
         ],
       },
-      options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
-        return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2) + " " + unit;
-      }),
+      options: P.chartOptions(
+        { x: P.timeAxis(), y: P.valueAxis() },
+        function (ctx) {
+          return " " + label + "  " + P.fmtSigned(ctx.parsed.y, 2) + " " + unit;
+        },
+        group.zoomOptions()
+      ),
     });
+    group.add(page.charts[key]);
     P.renderLegend(page.charts[key], $("legend-" + key));
   }
 
+  /** The run's equity and drawdown, zoomed and panned together over its range (a run's charts do not move). */
   function drawCharts() {
+    for (var key in page.charts) page.charts[key].destroy();
+    page.charts = {};
+    page.chartGroup = null;
     var data = P.readJSON("bt-chart-data");
-    if (!data) {
-      for (var key in page.charts) page.charts[key].destroy();
-      page.charts = {};
-      return;
-    }
+    if (!data) return;
     P.chartTheme();
-    drawChart("equity", "chart-equity", "equity", C.equity, C.equityFill, data.equity);
-    drawChart("drawdown", "chart-drawdown", "drawdown", C.drawdown, C.drawdownFill, data.drawdown);
+    var group = new P.ChartGroup({
+      intervalMs: data.interval_ms || cfg.interval_ms,
+      live: false,
+      tools: { ranges: $("chart-ranges"), reset: $("chart-reset"), state: $("chart-view") },
+    });
+    drawChart(group, "equity", "chart-equity", "equity", C.equity, C.equityFill, data.equity);
+    drawChart(group, "drawdown", "chart-drawdown", "drawdown", C.drawdown, C.drawdownFill, data.drawdown);
+    var t = (data.equity && data.equity.t) || [];
+    group.setBounds(t[0], t[t.length - 1]);
+    for (var name in page.charts) page.charts[name].update("none");
+    page.chartGroup = group;
   }
 
   // -- the selected run ------------------------------------------------------------

@@ -142,6 +142,8 @@
     equityFill: "rgba(63, 185, 80, 0.08)",
     drawdown: "#f85149",
     drawdownFill: "rgba(248, 81, 73, 0.16)",
+    gap: "rgba(139, 148, 158, 0.55)", // an outage: no bar for longer than the interval
+    gapFill: "rgba(139, 148, 158, 0.13)",
     grid: "rgba(255, 255, 255, 0.06)",
     tick: "#8b949e",
   };
@@ -177,11 +179,49 @@
     };
   }
 
+  // The plot areas of a page's charts line up, so a time is at the same place on each: a chart pads each side by
+  // what its group's widest value axes there take beyond its own (as laid out last). Value axes are at least
+  // AXIS_WIDTH wide (narrower on a phone), so their widths seldom change with their labels.
+  function axisWidth(chart) {
+    return chart.width < 600 ? 44 : 56;
+  }
+
+  function axisFit(axis) {
+    var least = axisWidth(axis.chart);
+    if (axis.options.display !== false && axis.width < least) axis.width = least;
+  }
+
+  function sideWidths(chart) {
+    var w = { left: 0, right: 0 };
+    var scales = chart.scales || {};
+    for (var id in scales) {
+      var scale = scales[id];
+      if (scale.isHorizontal() || scale.options.display === false) continue;
+      if (scale.position === "left") w.left += scale.width;
+      else if (scale.position === "right") w.right += scale.width;
+    }
+    return w;
+  }
+
+  function chartPadding(ctx) {
+    var chart = ctx.chart;
+    var peers = chart.$group ? chart.$group.charts : [chart];
+    var own = sideWidths(chart);
+    var most = { left: own.left, right: own.right };
+    for (var i = 0; i < peers.length; i++) {
+      var w = sideWidths(peers[i]);
+      most.left = Math.max(most.left, w.left);
+      most.right = Math.max(most.right, w.right);
+    }
+    return { top: 4, right: 4 + most.right - own.right, bottom: 0, left: most.left - own.left };
+  }
+
   /** A value axis on `position` (left by default), `extra` merged over it. */
   function valueAxis(position, extra) {
     var axis = {
       type: "linear",
       position: position || "left",
+      afterFit: axisFit,
       ticks: { color: COLORS.tick, maxTicksLimit: 6 },
       grid: { color: COLORS.grid, drawTicks: false },
       border: { display: false },
@@ -212,10 +252,11 @@
   /**
    * The options every chart shares: no animation, pre-parsed points, one tooltip
    * style (the time in UTC as its title, `label(ctx)` a line per series, reference
-   * lines (datasets with `hline`) left out).
+   * lines (datasets with `hline`) left out, and under it the outage the pointer is
+   * in, when it is in one); `zoom`, a ChartGroup's zoomOptions().
    */
-  function chartOptions(scales, label) {
-    return {
+  function chartOptions(scales, label, zoom) {
+    var options = {
       animation: false,
       normalized: true,
       parsing: false,
@@ -223,7 +264,7 @@
       maintainAspectRatio: false,
       resizeDelay: 50,
       interaction: { mode: "nearest", axis: "x", intersect: false },
-      layout: { padding: { top: 4, right: 4 } },
+      layout: { padding: chartPadding },
       scales: scales,
       plugins: {
         legend: { display: false },
@@ -234,8 +275,10 @@
           borderWidth: 1,
           titleColor: "#e6edf3",
           bodyColor: "#c9d1d9",
+          footerColor: "#e6edf3",
           titleFont: { family: MONO },
           bodyFont: { family: MONO },
+          footerFont: { family: MONO, weight: "normal" },
           displayColors: true,
           boxWidth: 8,
           boxHeight: 8,
@@ -247,10 +290,122 @@
               return items.length ? utc(items[0].parsed.x) + " UTC" : "";
             },
             label: label,
+            footer: function (items) {
+              var chart = items.length ? items[0].chart : null;
+              return chart && chart.$gapHover ? gapText(chart.$gapHover) : "";
+            },
           },
         },
       },
     };
+    if (zoom) options.plugins.zoom = zoom;
+    return options;
+  }
+
+  // -- outages: no bar for longer than the interval ----------------------------------
+
+  /**
+   * The outages of bar times `t` (ms, ascending): each {from, to, interval} where the
+   * bar `from` is followed by the bar `to` more than one interval later (the feed was
+   * down, or the exchange had no trade in either leg).
+   */
+  function gapsOf(t, intervalMs) {
+    var out = [];
+    if (!t || !isNum(intervalMs) || intervalMs <= 0) return out;
+    for (var i = 1; i < t.length; i++) {
+      if (isNum(t[i]) && isNum(t[i - 1]) && t[i] - t[i - 1] > intervalMs) out.push({ from: t[i - 1], to: t[i], interval: intervalMs });
+    }
+    return out;
+  }
+
+  /** What an outage's marker says: "no data 12:01:05–12:03:40 UTC", from the end of the bar before to the bar after. */
+  function gapText(g) {
+    var start = g.from + g.interval;
+    var sameDay = Math.floor(start / 86400000) === Math.floor(g.to / 86400000);
+    return "no data " + (sameDay ? hms(start) + "–" + hms(g.to) : stamp(start) + " – " + stamp(g.to)) + " UTC";
+  }
+
+  /**
+   * The points of a line over bar times `t`: a null point (a break, with spanGaps
+   * false) where a bar has no value and where bars are more than `intervalMs` apart,
+   * so an outage is a gap and never a straight line across it.
+   */
+  function linePoints(t, values, intervalMs) {
+    var out = [];
+    if (!t || !values) return out;
+    var prev = null;
+    for (var i = 0; i < t.length && i < values.length; i++) {
+      if (!isNum(t[i])) continue;
+      var drawing = out.length > 0 && out[out.length - 1].y !== null;
+      if (drawing && prev !== null && isNum(intervalMs) && t[i] - prev > intervalMs) out.push({ x: prev + intervalMs, y: null });
+      prev = t[i];
+      if (isNum(values[i])) out.push({ x: t[i], y: values[i] });
+      else if (out.length && out[out.length - 1].y !== null) out.push({ x: t[i], y: null });
+    }
+    while (out.length && out[out.length - 1].y === null) out.pop();
+    return out;
+  }
+
+  /**
+   * A Chart.js plugin: each outage of `chart.$gaps` a shaded band between the bars
+   * either side, edged with dashed lines; while the pointer is in one it is
+   * `chart.$gapHover`, and the tooltip says when there was no data.
+   */
+  var gapPlugin = {
+    id: "pairsGaps",
+    beforeEvent: function (chart, args) {
+      var e = args.event;
+      var hover = null;
+      var area = chart.chartArea;
+      var x = chart.scales.x;
+      var gaps = chart.$gaps || [];
+      if (e.type !== "mouseout" && area && x && gaps.length && e.x >= area.left && e.x <= area.right && e.y >= area.top && e.y <= area.bottom) {
+        var v = x.getValueForPixel(e.x);
+        for (var i = 0; i < gaps.length && !hover; i++) if (v > gaps[i].from && v < gaps[i].to) hover = gaps[i];
+      }
+      chart.$gapHover = hover;
+    },
+    afterEvent: function (chart, args) {
+      // The tooltip only rebuilds when the nearest point changes: moving into an outage beside it must too.
+      if (chart.$gapHover === chart.$gapShown) return;
+      chart.$gapShown = chart.$gapHover;
+      if (chart.tooltip && chart.tooltip.getActiveElements().length) chart.tooltip.update(true);
+      args.changed = true;
+    },
+    beforeDatasetsDraw: function (chart) {
+      var gaps = chart.$gaps;
+      var area = chart.chartArea;
+      var x = chart.scales.x;
+      if (!gaps || !gaps.length || !area || !x) return;
+      var ctx = chart.ctx;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(area.left, area.top, area.width, area.height);
+      ctx.clip();
+      ctx.fillStyle = COLORS.gapFill;
+      ctx.strokeStyle = COLORS.gap;
+      ctx.lineWidth = 1;
+      ctx.setLineDash([3, 3]);
+      for (var i = 0; i < gaps.length; i++) {
+        var x0 = x.getPixelForValue(gaps[i].from);
+        var x1 = x.getPixelForValue(gaps[i].to);
+        if (x1 < area.left || x0 > area.right) continue;
+        ctx.fillRect(x0, area.top, Math.max(1, x1 - x0), area.height);
+        ctx.beginPath();
+        ctx.moveTo(Math.round(x0) + 0.5, area.top);
+        ctx.lineTo(Math.round(x0) + 0.5, area.bottom);
+        ctx.moveTo(Math.round(x1) - 0.5, area.top);
+        ctx.lineTo(Math.round(x1) - 0.5, area.bottom);
+        ctx.stroke();
+      }
+      ctx.restore();
+    },
+  };
+
+  /** The outages a chart marks, kept on the chart and counted on its canvas (data-gaps). */
+  function setGaps(chart, gaps) {
+    chart.$gaps = gaps;
+    chart.canvas.setAttribute("data-gaps", String(gaps.length));
   }
 
   // -- legends ------------------------------------------------------------------------
@@ -288,7 +443,7 @@
    * text: the + and − lines of a threshold are one entry) as drawn, in the chart's own
    * colours; a dataset's `legendItems` instead when it has them (the alert markers).
    * A series is named while it has points (its main series, and `legendAlways`
-   * ones, always).
+   * ones, always); "no data" while an outage is marked.
    */
   function renderLegend(chart, box) {
     if (!chart || !box) return;
@@ -307,6 +462,7 @@
       if (ds.legendItems) ds.legendItems.forEach(add);
       else add({ text: ds.legend, color: ds.borderColor, dash: ds.borderDash || [], fill: ds.legendFill || null });
     }
+    if (chart.$gaps && chart.$gaps.length) add({ text: "no data", color: COLORS.gap, fill: COLORS.gapFill, band: true });
     var key = JSON.stringify(items);
     if (box.getAttribute("data-key") === key) return;
     box.setAttribute("data-key", key);
@@ -324,6 +480,232 @@
     var m = /(USDT|USDC|BUSD|USD)$/.exec(String(symbol || ""));
     return m ? m[1] : "quote";
   }
+
+  // -- zoom and pan: the charts of a page share their time axis -------------------------
+
+  // The range buttons: spans of at least MIN_RANGE_BARS bars, shorter than what the charts hold.
+  var RANGES = [
+    [30e3, "30s"],
+    [60e3, "1m"],
+    [300e3, "5m"],
+    [900e3, "15m"],
+    [3600e3, "1h"],
+    [4 * 3600e3, "4h"],
+    [12 * 3600e3, "12h"],
+    [86400e3, "1d"],
+    [3 * 86400e3, "3d"],
+    [7 * 86400e3, "1w"],
+    [30 * 86400e3, "1M"],
+    [90 * 86400e3, "3M"],
+    [365 * 86400e3, "1y"],
+  ];
+  var MIN_RANGE_BARS = 20;
+  var MAX_RANGE_BUTTONS = 5;
+  var MIN_ZOOM_BARS = 10; // the narrowest a zoom goes
+
+  /** The range buttons for bars of `intervalMs` over `span` ms: the longest few that are neither too short nor all of it. */
+  function rangesFor(intervalMs, span) {
+    var out = RANGES.filter(function (r) {
+      return r[0] >= MIN_RANGE_BARS * intervalMs && r[0] < span;
+    });
+    return out.slice(Math.max(0, out.length - MAX_RANGE_BUTTONS));
+  }
+
+  /** A span of time in words for the range status: "12:01:05–12:03:00 UTC", with dates when it is longer than a day. */
+  function spanText(min, max) {
+    if (max - min > 86400000 || Math.floor(min / 86400000) !== Math.floor(max / 86400000)) {
+      return stamp(min).slice(0, 11) + " – " + stamp(max).slice(0, 11) + " UTC";
+    }
+    return hms(min) + "–" + hms(max) + " UTC";
+  }
+
+  /**
+   * The charts of a page zoomed and panned together on their time axis
+   * (chartjs-plugin-zoom: the wheel or a pinch zooms, a drag pans; the wheel out
+   * at the whole range scrolls the page), a range selector and a reset.
+   *
+   * The view is "all" (everything the charts hold), "range" (the newest `ms` of it)
+   * or, once the user zooms or pans, "free" (the span chosen). A live group follows
+   * the newest bar in the first two and stands still in the third until a reset or a
+   * range button, and its status says which (data-follow="true"/"false").
+   *
+   * opts: {intervalMs, live, tools: {ranges, reset, state} (elements), onView(view)}.
+   * The page adds its charts (built with zoomOptions()), then calls setBounds(x0, x1)
+   * with its data's time span before it updates them.
+   */
+  function ChartGroup(opts) {
+    var group = this;
+    this.charts = [];
+    this.intervalMs = opts.intervalMs;
+    this.live = !!opts.live;
+    this.tools = opts.tools || {};
+    this.onView = opts.onView || null;
+    this.view = { mode: "all" };
+    this.bounds = null;
+    this.rangesKey = null;
+    if (this.tools.reset) {
+      this.tools.reset.addEventListener("click", function () {
+        group.setView({ mode: "all" });
+      });
+    }
+    if (this.tools.ranges) {
+      this.tools.ranges.addEventListener("click", function (ev) {
+        var button = ev.target.closest("button[data-range]");
+        if (!button) return;
+        var ms = Number(button.getAttribute("data-range"));
+        group.setView(ms > 0 ? { mode: "range", ms: ms } : { mode: "all" });
+      });
+    }
+    this.renderState();
+  }
+
+  /** The zoom plugin's options for a chart of the group. */
+  ChartGroup.prototype.zoomOptions = function () {
+    var group = this;
+    function moved(ctx) {
+      group.userMoved(ctx.chart);
+    }
+    return {
+      limits: { x: { minRange: MIN_ZOOM_BARS * this.intervalMs } },
+      pan: { enabled: true, mode: "x", threshold: 5, onPan: moved },
+      zoom: {
+        wheel: { enabled: true },
+        pinch: { enabled: true },
+        mode: "x",
+        onZoom: moved,
+        onZoomStart: function (ctx) {
+          // Nothing to zoom out of: the wheel scrolls the page instead.
+          var e = ctx.event;
+          if (e && e.type === "wheel" && e.deltaY > 0 && group.view.mode === "all") return false;
+        },
+      },
+    };
+  };
+
+  ChartGroup.prototype.add = function (chart) {
+    if (!chart) return;
+    chart.$group = this; // its plot area lines up with the others' (chartPadding)
+    this.charts.push(chart);
+  };
+
+  /** The x range the view shows over the data's [x0, x1]: [min, max], or nulls before there is data. */
+  ChartGroup.prototype.range = function () {
+    var b = this.bounds;
+    var v = this.view;
+    if (!b) return [null, null];
+    if (v.mode === "range") return [Math.max(b[0], b[1] - v.ms), b[1]];
+    if (v.mode === "free") {
+      var lo = Math.max(v.min, b[0]);
+      var hi = Math.min(v.max, b[1]);
+      // The window has moved past what was chosen: the same width from its oldest bar.
+      if (hi <= lo) return [b[0], Math.min(b[1], b[0] + (v.max - v.min))];
+      return [lo, hi];
+    }
+    return [b[0], b[1]];
+  };
+
+  /** Writes the view into each chart's options (all but `except`), without drawing. */
+  ChartGroup.prototype.place = function (except) {
+    var r = this.range();
+    var b = this.bounds;
+    for (var i = 0; i < this.charts.length; i++) {
+      var c = this.charts[i];
+      if (c === except) continue;
+      c.options.scales.x.min = r[0] === null ? undefined : r[0];
+      c.options.scales.x.max = r[1] === null ? undefined : r[1];
+      var limits = c.options.plugins.zoom && c.options.plugins.zoom.limits;
+      if (limits && limits.x && b) {
+        limits.x.min = b[0];
+        limits.x.max = b[1];
+      }
+    }
+  };
+
+  /** The data's time span moved (new bars): the charts follow it unless the user zoomed or panned. */
+  ChartGroup.prototype.setBounds = function (x0, x1) {
+    this.bounds = isNum(x0) && isNum(x1) && x1 > x0 ? [x0, x1] : null;
+    this.place();
+    this.renderRanges();
+    this.renderState();
+  };
+
+  ChartGroup.prototype.setView = function (view) {
+    this.view = view;
+    this.place();
+    for (var i = 0; i < this.charts.length; i++) this.charts[i].update("none");
+    this.renderRanges();
+    this.renderState();
+    if (this.onView) this.onView(view);
+  };
+
+  /** One chart was zoomed or panned by the user: the others show the same span, and it stays. */
+  ChartGroup.prototype.userMoved = function (source) {
+    var x = source.scales.x;
+    this.view = { mode: "free", min: x.min, max: x.max };
+    this.place(source);
+    for (var i = 0; i < this.charts.length; i++) if (this.charts[i] !== source) this.charts[i].update("none");
+    this.renderRanges();
+    this.renderState();
+    if (this.onView) this.onView(this.view);
+  };
+
+  /** Whether the charts follow the newest bar. */
+  ChartGroup.prototype.following = function () {
+    return this.view.mode !== "free";
+  };
+
+  ChartGroup.prototype.renderRanges = function () {
+    var box = this.tools.ranges;
+    if (!box) return;
+    var b = this.bounds;
+    var ranges = b ? rangesFor(this.intervalMs, b[1] - b[0]) : [];
+    var key = ranges
+      .map(function (r) {
+        return r[1];
+      })
+      .join(",");
+    if (key !== this.rangesKey) {
+      this.rangesKey = key;
+      box.textContent = "";
+      var all = ranges.concat([[0, "All"]]);
+      for (var i = 0; i < all.length; i++) {
+        var button = el("button", "range-btn", all[i][1]);
+        button.type = "button";
+        button.setAttribute("data-range", String(all[i][0]));
+        button.title = all[i][0] ? "the newest " + all[i][1] : "everything the charts hold";
+        box.appendChild(button);
+      }
+    }
+    var current = this.view.mode === "range" ? this.view.ms : this.view.mode === "all" ? 0 : -1;
+    var buttons = box.querySelectorAll("button[data-range]");
+    for (var j = 0; j < buttons.length; j++) {
+      var on = Number(buttons[j].getAttribute("data-range")) === current;
+      buttons[j].setAttribute("aria-pressed", on ? "true" : "false");
+    }
+  };
+
+  ChartGroup.prototype.renderState = function () {
+    var v = this.view;
+    if (this.tools.reset) this.tools.reset.disabled = v.mode === "all";
+    var state = this.tools.state;
+    if (!state) return;
+    var r = this.range();
+    var text;
+    if (v.mode === "free") {
+      text = "zoomed to " + (r[0] === null ? "—" : spanText(r[0], r[1]));
+      if (this.live) text += " · not following the newest bar (Reset zoom)";
+    } else if (v.mode === "range") {
+      var label = RANGES.filter(function (x) {
+        return x[0] === v.ms;
+      })[0];
+      text = "the newest " + (label ? label[1] : duration(v.ms / 1000)) + (this.live ? " · following the newest bar" : " of the range");
+    } else {
+      text = this.live ? "all bars · following the newest bar" : "the whole range";
+    }
+    setText(state, text);
+    if (this.live) state.setAttribute("data-follow", this.following() ? "true" : "false");
+    state.setAttribute("data-view", v.mode);
+  };
 
   // -- staff forms: a request's answer beside its fields ---------------------------------
 
@@ -622,8 +1004,14 @@
     valueAxis: valueAxis,
     lineDataset: lineDataset,
     chartOptions: chartOptions,
+    gapsOf: gapsOf,
+    gapText: gapText,
+    linePoints: linePoints,
+    gapPlugin: gapPlugin,
+    setGaps: setGaps,
     renderLegend: renderLegend,
     quoteOf: quoteOf,
+    ChartGroup: ChartGroup,
     el: el,
     csrfToken: csrfToken,
     postJSON: postJSON,

@@ -14,15 +14,22 @@
  * alert, after each snapshot while a position is open (its mark moves with every
  * bar) and on each connect; the server marks it, the page only writes its numbers
  * (as dashboard.views.position_card does). While one is open, its own spread
- * (A − β at entry × B) is drawn on the spread chart over the bars since its entry,
- * on an axis of its own (right).
+ * (A − β' × B, β' its entry's hedge) is drawn on the spread chart over the bars since
+ * its entry, on an axis of its own (right), named "position spread (β' 0.0561)".
+ *
+ * The three charts share their time axis (common.js ChartGroup): zoom, pan, range
+ * buttons and a reset, following the newest bar until zoomed or panned by hand. An
+ * outage (bars more than an interval apart) breaks each line and is shaded, and each
+ * chart's legend names its series (common.js renderLegend).
  *
  * Hooks for tests: #live-status[data-socket] (the page's socket: "connecting"/"live"/"down"), #signal-zscore-value, #warmup,
  * #gates > li[data-ok] (the entry checklist), #alert-feed > li[data-alert-id],
  * #position-panel[data-open] with #pos-unrealised and #pos-closed > li[data-position-id],
  * canvases #chart-prices/#chart-spread/#chart-zscore with data-points (points of the
- * main series drawn; the z chart's is the signal), window.pairsCharts and
- * window.pairsPage (state and counters).
+ * main series drawn; the z chart's is the signal) and data-gaps (outages marked),
+ * #legend-prices/#legend-spread/#legend-zscore, #chart-ranges > button[data-range],
+ * #chart-reset, #chart-view[data-follow], window.pairsCharts and window.pairsPage
+ * (state and counters; its chartGroup the view).
  */
 (function () {
   "use strict";
@@ -83,16 +90,24 @@
   }
 
   var charts = {};
+  var group = null; // the charts' shared time axis: zoom, pan, range, following the newest bar
 
   function makeCharts() {
     if (typeof window.Chart !== "function") return;
     var Chart = window.Chart;
     P.chartTheme();
+    group = new P.ChartGroup({
+      intervalMs: cfg.interval_ms,
+      live: true,
+      tools: { ranges: $("chart-ranges"), reset: $("chart-reset"), state: $("chart-view") },
+    });
+    page.chartGroup = group;
 
     var pricesCanvas = $("chart-prices");
     if (pricesCanvas) {
       charts.prices = new Chart(pricesCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset(cfg.symbol_a, C.a, { yAxisID: "yA", main: true, borderWidth: 2, order: 2, legend: cfg.symbol_a + " (" + P.quoteOf(cfg.symbol_a) + ")" }),
@@ -110,15 +125,18 @@
           function (ctx) {
             var d = ctx.dataset.yAxisID === "yA" ? dec.a : dec.b;
             return " " + ctx.dataset.label + "  " + P.fmt(ctx.parsed.y, d);
-          }
+          },
+          group.zoomOptions()
         ),
       });
+      group.add(charts.prices);
     }
 
     var spreadCanvas = $("chart-spread");
     if (spreadCanvas) {
       charts.spread = new Chart(spreadCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset("spread", C.spread, { main: true, order: 1, legend: "spread (" + P.quoteOf(cfg.symbol_a) + ")" }),
@@ -128,13 +146,7 @@
             hline("+2σ", C.band2, [2, 3], { fill: "+1", backgroundColor: C.band2Fill, legend: "±2σ", legendFill: C.band2Fill }),
             hline("−2σ", C.band2, [2, 3], { legend: "±2σ" }),
             // On an axis of its own (right): its level is set by its own β, not the window's.
-            P.lineDataset("position spread (β at entry)", C.position, {
-              yAxisID: "yPos",
-              borderWidth: 1.2,
-              position: true,
-              order: 0,
-              legend: "position spread (β at entry, right axis)",
-            }),
+            P.lineDataset("position spread", C.position, { yAxisID: "yPos", borderWidth: 1.2, position: true, order: 0 }),
           ],
         },
         options: P.chartOptions(
@@ -144,10 +156,12 @@
             yPos: P.valueAxis("right", { display: false, grid: { display: false }, ticks: { color: C.position, maxTicksLimit: 6 } }),
           },
           function (ctx) {
-            return (ctx.dataset.position ? " position spread  " : " spread  ") + P.fmt(ctx.parsed.y, dec.s);
-          }
+            return " " + (ctx.dataset.position ? ctx.dataset.legend : "spread") + "  " + P.fmt(ctx.parsed.y, dec.s);
+          },
+          group.zoomOptions()
         ),
       });
+      group.add(charts.spread);
     }
 
     var zCanvas = $("chart-zscore");
@@ -180,6 +194,7 @@
       });
       charts.zscore = new Chart(zCanvas, {
         type: "line",
+        plugins: [P.gapPlugin],
         data: {
           datasets: [
             P.lineDataset("signal z", C.z, { main: true, borderWidth: 1.4, order: 1, legend: "signal z" }),
@@ -191,37 +206,20 @@
             markers,
           ],
         },
-        options: P.chartOptions({ x: P.timeAxis(), y: P.valueAxis() }, function (ctx) {
-          if (ctx.dataset.markers && ctx.raw) {
-            return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
-          }
-          return " signal z  " + P.fmtSigned(ctx.parsed.y, 2);
-        }),
+        options: P.chartOptions(
+          { x: P.timeAxis(), y: P.valueAxis() },
+          function (ctx) {
+            if (ctx.dataset.markers && ctx.raw) {
+              return " " + ctx.raw.kind + " " + ctx.raw.direction.replace("_", " ") + "  signal z " + P.fmtSigned(ctx.parsed.y, 2);
+            }
+            return " signal z  " + P.fmtSigned(ctx.parsed.y, 2);
+          },
+          group.zoomOptions()
+        ),
       });
+      group.add(charts.zscore);
     }
     window.pairsCharts = charts;
-  }
-
-  function points(t, values) {
-    var out = [];
-    if (!t || !values) return out;
-    for (var i = 0; i < t.length && i < values.length; i++) {
-      if (isNum(values[i]) && isNum(t[i])) out.push({ x: t[i], y: values[i] });
-    }
-    return out;
-  }
-
-  /** Points of a line that breaks where a bar has no value (a bar with no recorded signal is a gap, not a slope). */
-  function gappedPoints(t, values) {
-    var out = [];
-    if (!t || !values) return out;
-    for (var i = 0; i < t.length && i < values.length; i++) {
-      if (!isNum(t[i])) continue;
-      if (isNum(values[i])) out.push({ x: t[i], y: values[i] });
-      else if (out.length && out[out.length - 1].y !== null) out.push({ x: t[i], y: null });
-    }
-    while (out.length && out[out.length - 1].y === null) out.pop();
-    return out;
   }
 
   function countValues(pts) {
@@ -254,86 +252,121 @@
     var x0 = range[0];
     var x1 = range[1];
     var tail = liveTail();
-    var pricesA = points(s.t, s.price_a);
+    var ms = cfg.interval_ms;
+    // Bars more than an interval apart: each line breaks there, and each chart marks the outage.
+    var gaps = P.gapsOf(s.t, ms);
+    // The charts span the window to the end of the newest bar (or of the live one), and show what the view says.
+    var edge = rightEdge();
+    if (group) group.setBounds(isNum(x0) ? x0 : page.tail.length ? page.tail[0].t : null, edge);
+    var pricesA = P.linePoints(s.t, s.price_a, ms);
     if (charts.prices) {
       var ds = charts.prices.data.datasets;
       ds[0].data = pricesA;
-      ds[1].data = points(s.t, s.price_b);
+      ds[1].data = P.linePoints(s.t, s.price_b, ms);
       ds[2].data = tail.a;
       ds[3].data = tail.b;
+      P.setGaps(charts.prices, gaps);
       charts.prices.update("none");
       P.renderLegend(charts.prices, $("legend-prices"));
     }
-    markEmpty("chart-prices", pricesA.length);
+    markEmpty("chart-prices", countValues(pricesA));
     var prices = $("chart-prices");
     if (prices) prices.setAttribute("data-live-points", String(page.tail.length));
 
-    var spreadPts = points(s.t, s.spread);
+    var spreadPts = P.linePoints(s.t, s.spread, ms);
+    var spreadCount = countValues(spreadPts);
     if (charts.spread) {
       var sd = charts.spread.data.datasets;
       var m = snap.spread_mean;
       var sigma = snap.spread_std;
-      var ok = spreadPts.length > 0 && isNum(m) && isNum(sigma);
+      var ok = spreadCount > 0 && isNum(m) && isNum(sigma);
       sd[0].data = spreadPts;
-      sd[1].data = ok ? flat(m, x0, x1) : [];
-      sd[2].data = ok ? flat(m + sigma, x0, x1) : [];
-      sd[3].data = ok ? flat(m - sigma, x0, x1) : [];
-      sd[4].data = ok ? flat(m + 2 * sigma, x0, x1) : [];
-      sd[5].data = ok ? flat(m - 2 * sigma, x0, x1) : [];
+      sd[1].data = ok ? flat(m, x0, edge) : [];
+      sd[2].data = ok ? flat(m + sigma, x0, edge) : [];
+      sd[3].data = ok ? flat(m - sigma, x0, edge) : [];
+      sd[4].data = ok ? flat(m + 2 * sigma, x0, edge) : [];
+      sd[5].data = ok ? flat(m - 2 * sigma, x0, edge) : [];
       sd[6].data = positionSpread(s);
+      var pos = openPosition();
+      // Named by the hedge it was entered with (the entry signal's β'), not the window's moving one.
+      sd[6].legend = pos ? "position spread (β' " + P.fmt(pos.hedge_ratio, 4) + ")" : "";
       charts.spread.options.scales.yPos.display = sd[6].data.length > 0;
+      P.setGaps(charts.spread, gaps);
       charts.spread.update("none");
       P.renderLegend(charts.spread, $("legend-spread"));
     }
-    markEmpty("chart-spread", spreadPts.length);
+    markEmpty("chart-spread", spreadCount);
 
-    var zPts = gappedPoints(s.t, s.signal_zscore);
+    var zPts = P.linePoints(s.t, s.signal_zscore, ms);
     var zCount = countValues(zPts);
     if (charts.zscore) {
       var zd = charts.zscore.data.datasets;
       var th = snap.thresholds || {};
       var has = zCount > 0;
       zd[0].data = zPts;
-      zd[1].data = has ? flat(th.entry_z, x0, x1) : [];
-      zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, x1) : [];
-      zd[3].data = has ? flat(th.exit_z, x0, x1) : [];
-      zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, x1) : [];
-      zd[5].data = has ? flat(0, x0, x1) : [];
+      zd[1].data = has ? flat(th.entry_z, x0, edge) : [];
+      zd[2].data = has && isNum(th.entry_z) ? flat(-th.entry_z, x0, edge) : [];
+      zd[3].data = has ? flat(th.exit_z, x0, edge) : [];
+      zd[4].data = has && isNum(th.exit_z) ? flat(-th.exit_z, x0, edge) : [];
+      zd[5].data = has ? flat(0, x0, edge) : [];
       zd[6].data = has ? alertMarkers(x0, x1) : [];
       // The thresholds the lines are drawn at, in the legend's words.
       zd[1].legend = zd[2].legend = "entry ±" + P.fmt(th.entry_z, 2);
       zd[3].legend = zd[4].legend = "exit ±" + P.fmt(th.exit_z, 2);
+      P.setGaps(charts.zscore, gaps);
       charts.zscore.update("none");
       P.renderLegend(charts.zscore, $("legend-zscore"));
     }
     markEmpty("chart-zscore", zCount);
   }
 
-  /** The open paper position's own spread, A − β at entry × B, at each bar since its entry (none when flat). */
+  /** The open paper position's own spread, A − β' × B at its entry's hedge β', at each bar since its entry (none when flat). */
   function positionSpread(s) {
     var pos = openPosition();
-    var out = [];
-    if (!pos || !isNum(pos.hedge_ratio) || !s.t) return out;
+    if (!pos || !isNum(pos.hedge_ratio) || !s.t) return [];
+    var t = [];
+    var values = [];
     for (var i = 0; i < s.t.length; i++) {
-      if (s.t[i] < pos.opened_at || !isNum(s.price_a[i]) || !isNum(s.price_b[i])) continue;
-      out.push({ x: s.t[i], y: s.price_a[i] - pos.hedge_ratio * s.price_b[i] });
+      if (s.t[i] < pos.opened_at) continue;
+      t.push(s.t[i]);
+      values.push(isNum(s.price_a[i]) && isNum(s.price_b[i]) ? s.price_a[i] - pos.hedge_ratio * s.price_b[i] : null);
     }
-    return out;
+    return P.linePoints(t, values, cfg.interval_ms);
   }
 
-  /** The live price points after the newest closed bar, joined to its close. */
+  /** Where the charts end: the end of the newest bar, or of the bar the newest live price falls in (null: no data). */
+  function rightEdge() {
+    var t = page.series.t || [];
+    var edge = t.length ? t[t.length - 1] + cfg.interval_ms : null;
+    if (page.tail.length) {
+      var live = (Math.floor(page.tail[page.tail.length - 1].t / cfg.interval_ms) + 1) * cfg.interval_ms;
+      edge = edge === null ? live : Math.max(edge, live);
+    }
+    return edge;
+  }
+
+  /**
+   * The live price points after the newest closed bar, joined to its close; broken, as the bars' lines are, where
+   * no price came for longer than an interval (the join too, when the first live price is a bar or more later).
+   */
   function liveTail() {
     var s = page.series;
     var t = s.t || [];
+    var ms = cfg.interval_ms;
     var a = [];
     var b = [];
     if (!page.tail.length) return { a: a, b: b };
-    if (t.length && isNum(s.price_a[t.length - 1]) && isNum(s.price_b[t.length - 1])) {
-      a.push({ x: t[t.length - 1], y: s.price_a[t.length - 1] });
-      b.push({ x: t[t.length - 1], y: s.price_b[t.length - 1] });
+    var n = t.length;
+    if (n && isNum(s.price_a[n - 1]) && isNum(s.price_b[n - 1]) && page.tail[0].t - t[n - 1] <= 2 * ms) {
+      a.push({ x: t[n - 1], y: s.price_a[n - 1] });
+      b.push({ x: t[n - 1], y: s.price_b[n - 1] });
     }
     for (var i = 0; i < page.tail.length; i++) {
       var p = page.tail[i];
+      if (i > 0 && p.t - page.tail[i - 1].t > ms) {
+        a.push({ x: page.tail[i - 1].t + ms, y: null });
+        b.push({ x: page.tail[i - 1].t + ms, y: null });
+      }
       a.push({ x: p.t, y: p.a });
       b.push({ x: p.t, y: p.b });
     }
@@ -358,6 +391,11 @@
     liveTimer = null;
     lastLiveDraw = Date.now();
     if (!charts.prices) return;
+    // A live price in a bar the charts do not reach yet: they all move on together (unless the user holds them still).
+    if (group && group.following() && group.bounds && rightEdge() > group.bounds[1]) {
+      scheduleDraw();
+      return;
+    }
     var tail = liveTail();
     var ds = charts.prices.data.datasets;
     ds[2].data = tail.a;

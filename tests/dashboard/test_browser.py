@@ -6,9 +6,14 @@ it go live: warm-up ends, charts fill (the z chart with the signal), the signal 
 moves without a reload, the entry gates and the confirmation ("related n/N") show
 the snapshot's numbers, a shock's alert appears in the feed with its marker on the
 signal line (where an edit of the thresholds does not move it), and the console
-stays clean. A second test signs in as staff, runs a backtest from the pair's
-backtest page and watches it through to its charts and tables. A third runs the
-offline exchange with a universe of 12 symbols, screens it from the screener page,
+stays clean. Another stops the system for a few seconds and starts it again: the
+pair page's charts break at the outage and mark it, name their series, zoom, pan,
+reset and take a range together (a zoomed live chart stops following the newest
+bar), and draw an open paper position's own spread from its entry until it closes;
+screenshots at 1,440 and 390 px. A third signs in as staff, runs a backtest from
+the pair's backtest page and watches it through to its charts (zoomed and reset
+together) and tables. A fourth runs the offline exchange with a universe of 12
+symbols, screens it from the screener page,
 sorts and filters the ranked pairs, and watches a planted pair: its live page fills
 from the klines. Screenshots are saved under ``artifacts/``.
 
@@ -52,9 +57,11 @@ def manage_env(database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_system(tmp_path, database_url, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_system(
+    tmp_path, database_url, *args: str, env: dict[str, str] | None = None, window: int = 120
+) -> Iterator[str]:
     """``runpairs --simulate`` (with ``args`` and ``env``) on a fresh database, the default pair with a 120-bar
-    window; its base URL once the feed is connected."""
+    ``window``; its base URL once the feed is connected."""
     env = {**manage_env(database_url), **(env or {})}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -65,7 +72,7 @@ def running_system(tmp_path, database_url, *args: str, env: dict[str, str] | Non
             "BTCUSDT",
             "ETHUSDT",
             "--window",
-            "120",
+            str(window),
             "--min-bars",
             "30",
             "--confirm-bars",
@@ -284,7 +291,211 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
     assert errors == [], errors
 
 
+#: How long the system is down between its two runs in the charts' test: an outage of the pair's series.
+OUTAGE_S = 6
+
+#: The charts' time axes, the view, and the page series' oldest and newest bar.
+CHART_VIEW = (
+    "() => ({x: Object.fromEntries(Object.entries(window.pairsCharts).map("
+    "([k, c]) => [k, [c.scales.x.min, c.scales.x.max]])),"
+    " follow: document.querySelector('#chart-view').dataset.follow, view: window.pairsPage.chartGroup.view.mode,"
+    " text: document.querySelector('#chart-view').textContent,"
+    " first: window.pairsPage.series.t[0], newest: window.pairsPage.series.t[window.pairsPage.series.t.length - 1]})"
+)
+
+#: A chart's outages as marked, its main line's points, and the page series' times.
+CHART_GAPS = (
+    "(id) => { const c = window.pairsCharts[id]; return {marked: +c.canvas.dataset.gaps,"
+    " gaps: c.$gaps.map(g => [g.from, g.to]), line: c.data.datasets[0].data.map(p => [p.x, p.y]),"
+    " t: window.pairsPage.series.t}; }"
+)
+
+#: Each legend entry of a chart: its words and its colour (a line's stroke, a marker's colour).
+LEGEND = (
+    "(id) => [...document.querySelectorAll(`#legend-${id} .legend-item`)].map(e => {"
+    " const line = e.querySelector('line'); const glyph = e.querySelector('.legend-glyph');"
+    " return [e.textContent, line ? line.getAttribute('stroke') : glyph ? glyph.style.color : null]; })"
+)
+
+#: The position's own spread as the spread chart draws it, with the page series it was drawn from.
+POSITION_LINE = (
+    "() => { const d = window.pairsCharts.spread.data.datasets[6]; const s = window.pairsPage.series;"
+    " return {legend: d.legend, data: d.data.map(p => [p.x, p.y]), t: s.t, a: s.price_a, b: s.price_b}; }"
+)
+
+SERIES_MESSAGES = "window.pairsPage.messages.series_delta + window.pairsPage.messages.series"
+Z_MAX = "window.pairsCharts.zscore.scales.x.max"
+
+#: The range buttons a pair of 1 s bars may have (the longest five shorter than what its charts hold).
+RANGES_1S = ((30_000, "30s"), (60_000, "1m"), (300_000, "5m"), (900_000, "15m"), (3_600_000, "1h"))
+
+
+def outages(times: list[int], interval_ms: int) -> list[list[int]]:
+    """The bars more than an interval apart, [before, after]."""
+    return [[a, b] for a, b in zip(times, times[1:], strict=False) if b - a > interval_ms]
+
+
+def gap_words(start_ms: int, end_ms: int) -> str:
+    """What the page says of an outage from ``start_ms`` (the end of the bar before) to ``end_ms``."""
+    start, end = (datetime.fromtimestamp(ms / 1000, UTC) for ms in (start_ms, end_ms))
+    if start.date() == end.date():
+        return f"no data {start:%H:%M:%S}–{end:%H:%M:%S} UTC"
+    return f"no data {start:%m-%d %H:%M:%S} – {end:%m-%d %H:%M:%S} UTC"
+
+
+def test_the_charts_zoom_together_break_at_an_outage_and_name_their_series(tmp_path, database_url):
+    """The system runs until its pair is ready, is down for a few seconds and runs again on the same database: the
+    pair page's charts break at the outage and mark it, name their series, zoom, pan and reset together (a zoomed
+    live chart stops following the newest bar), and draw an open paper position's own spread while it is open."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    ARTIFACTS.mkdir(exist_ok=True)
+    # A window of 300 bars holds the outage until the screenshots, after a paper position has opened.
+    with running_system(tmp_path, database_url, window=300) as first:
+        wait_until(lambda: get_json(f"{first}/api/pairs/1/snapshot/")["ready"], 90, "the pair's snapshot ready")
+    time.sleep(OUTAGE_S)
+    errors: list[str] = []
+    with running_system(tmp_path, database_url, window=300) as system, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            wait_until(
+                lambda: outages(get_json(f"{system}/api/pairs/1/series/")["t"], 1000), 60, "bars after the outage"
+            )
+            page.goto(f"{system}/pairs/1/")
+            page.wait_for_function("document.querySelector('#ws-status').textContent.trim() === 'live'", timeout=15_000)
+            page.wait_for_function(
+                "document.querySelector('#warmup').textContent.toLowerCase().includes('ready')", timeout=60_000
+            )
+            page.wait_for_function("Number(document.querySelector('#chart-zscore').dataset.points) > 10")
+            # The outage in the series: each chart marks it, and its line breaks there (no point inside but a
+            # null one) rather than drawing a straight line across. Again after the deltas that came since.
+            served = outages(get_json(f"{system}/api/pairs/1/series/")["t"], 1000)
+            page.wait_for_function(f"{SERIES_MESSAGES} >= 3", timeout=15_000)
+            for chart in ("prices", "spread", "zscore"):
+                shown = page.evaluate(CHART_GAPS, chart)
+                assert shown["gaps"] == outages(shown["t"], 1000) and shown["marked"] == len(shown["gaps"]) >= 1
+                assert served[0] in shown["gaps"]
+                for before, after in shown["gaps"]:
+                    inside = [y for x, y in shown["line"] if before < x < after]
+                    # (the signal z has no break to make where the bar before had no signal)
+                    assert inside == [None] or (chart == "zscore" and inside == []), (chart, before, after, inside)
+            # The pointer in the outage: the tooltip says when there was no data.
+            before, after = served[0]
+            page.locator("#chart-zscore").scroll_into_view_if_needed()
+            box = page.locator("#chart-zscore").bounding_box()
+            x = page.evaluate(f"window.pairsCharts.zscore.scales.x.getPixelForValue({(before + after) / 2})")
+            page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
+            page.wait_for_function("window.pairsCharts.zscore.tooltip.footer.length > 0", timeout=5_000)
+            assert page.evaluate("window.pairsCharts.zscore.tooltip.footer") == [gap_words(before + 1000, after)]
+            # Each legend names its series in words and units, each in a colour of its own, the palette's.
+            colors = page.evaluate("window.Pairs.colors")
+            legends = {chart: page.evaluate(LEGEND, chart) for chart in ("prices", "spread", "zscore")}
+            assert [w for w, _ in legends["prices"]] == ["BTCUSDT (USDT)", "ETHUSDT (USDT)", "no data"]
+            assert legends["prices"][:2] == [["BTCUSDT (USDT)", colors["a"]], ["ETHUSDT (USDT)", colors["b"]]]
+            spread_words = [w for w, _ in legends["spread"] if not w.startswith("position spread")]
+            assert spread_words == ["spread (USDT)", "mean", "±1σ", "±2σ", "no data"]
+            assert legends["spread"][0] == ["spread (USDT)", colors["spread"]]
+            z_words = [w for w, _ in legends["zscore"]]
+            assert z_words[:3] == ["signal z", "entry ±2.00", "exit ±0.50"] and z_words[-1] == "no data"
+            for chart, entries in legends.items():
+                drawn = [c for w, c in entries if w != "no data" and not w.endswith("entry") and w != "exit"]
+                assert len(set(drawn)) == len(drawn), (chart, entries)  # the alert markers are long/short colours
+            # The wheel on the z chart zooms all three into the same span: they stop following the newest bar.
+            whole = page.evaluate(CHART_VIEW)
+            assert whole["view"] == "all" and whole["follow"] == "true"
+            assert whole["x"]["zscore"][0] == whole["first"] and whole["x"]["zscore"][1] >= whole["newest"] + 1000
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            for _ in range(4):
+                page.mouse.wheel(0, -240)
+                page.wait_for_timeout(50)
+            zoomed = page.evaluate(CHART_VIEW)
+            span = zoomed["x"]["zscore"]
+            assert zoomed["x"]["prices"] == zoomed["x"]["spread"] == span
+            assert span[1] - span[0] < 0.8 * (whole["x"]["zscore"][1] - whole["x"]["zscore"][0])
+            assert zoomed["follow"] == "false" and "not following the newest bar" in zoomed["text"]
+            seen = page.evaluate(SERIES_MESSAGES)
+            page.wait_for_function(f"(n) => {SERIES_MESSAGES} >= n + 2", arg=seen, timeout=15_000)
+            later = page.evaluate(CHART_VIEW)
+            assert later["newest"] > zoomed["newest"] and later["x"]["zscore"] == span  # held still
+            # A drag to the right pans all three to earlier bars, the same width.
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2 + 150, box["y"] + box["height"] / 2, steps=10)
+            page.mouse.up()
+            panned = page.evaluate(CHART_VIEW)
+            moved = panned["x"]["zscore"]
+            assert panned["x"]["prices"] == panned["x"]["spread"] == moved and moved[0] < span[0]
+            assert moved[1] - moved[0] == pytest.approx(span[1] - span[0])
+            assert panned["follow"] == "false"
+            # Reset zoom: everything again, and following the newest bar.
+            page.click("#chart-reset")
+            reset = page.evaluate(CHART_VIEW)
+            assert reset["view"] == "all" and reset["follow"] == "true" and page.is_disabled("#chart-reset")
+            assert reset["x"]["zscore"][0] == reset["first"] and reset["x"]["zscore"][1] >= reset["newest"] + 1000
+            page.wait_for_function(f"(x) => {Z_MAX} > x", arg=reset["x"]["zscore"][1], timeout=15_000)
+            # The range buttons suit one-second bars (at least 20 of them) and what the charts hold (less than
+            # all of it); "30s" shows the newest 30 seconds and keeps following.
+            held = reset["x"]["zscore"][1] - reset["x"]["zscore"][0]
+            ranges = page.evaluate("[...document.querySelectorAll('#chart-ranges button')].map(b => b.textContent)")
+            assert ranges == [label for ms, label in RANGES_1S if ms < held] + ["All"], (ranges, held)
+            page.click('#chart-ranges button[data-range="30000"]')
+            recent = page.evaluate(CHART_VIEW)
+            assert recent["follow"] == "true" and recent["view"] == "range"
+            assert page.get_attribute('#chart-ranges [data-range="30000"]', "aria-pressed") == "true"
+            assert [b - a for a, b in recent["x"].values()] == [30_000] * 3
+            page.wait_for_function(f"(x) => {Z_MAX} > x", arg=recent["x"]["zscore"][1], timeout=15_000)
+            followed = page.evaluate(CHART_VIEW)["x"]["zscore"]
+            assert followed[1] - followed[0] == 30_000
+            page.click('#chart-ranges button[data-range="0"]')
+            assert page.evaluate(CHART_VIEW)["view"] == "all"
+            # A shock opens a paper position: its own spread, A − β'·B from its entry bar on, named by its β'.
+            page.wait_for_selector('#position-panel[data-open="true"]', timeout=180_000)
+            opened = next(p for p in get_json(f"{system}/api/positions/?pair=1") if p["open"])
+            label = f"position spread (β' {opened['hedge_ratio']:,.4f})"
+            page.wait_for_function(
+                "(label) => document.querySelector('#legend-spread').textContent.includes(label)", arg=label
+            )
+            beta = opened["hedge_ratio"]
+            for _ in range(20):  # drawn from the page's series as it is (a delta may be on its way to the chart)
+                line = page.evaluate(POSITION_LINE)
+                expected = [
+                    [t, a - beta * b]
+                    for t, a, b in zip(line["t"], line["a"], line["b"], strict=True)
+                    if t >= opened["opened_at"]
+                ]
+                if [pt for pt in line["data"] if pt[1] is not None] == expected:
+                    break
+                page.wait_for_timeout(100)
+            else:
+                raise AssertionError(f"the position's own spread is not A − β'·B since its entry: {line} {opened}")
+            assert line["legend"] == label and line["data"][0][0] == opened["opened_at"]
+            assert [label, colors["position"]] in page.evaluate(LEGEND, "spread")
+            # The page at its two widths: nothing wider than a phone's screen.
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "pair-1440.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(400)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "pair-390.png"), full_page=True)
+            page.set_viewport_size({"width": 1440, "height": 900})
+            # Its exit closes it: the line goes, and its name from the legend.
+            page.wait_for_selector('#position-panel[data-open="false"]', timeout=180_000)
+            page.wait_for_function("window.pairsCharts.spread.data.datasets[6].data.length === 0", timeout=5_000)
+            assert "position spread" not in page.text_content("#legend-spread")
+        finally:
+            browser.close()
+    assert errors == [], errors
+
+
 STAFF = ("desk", "backtest-desk-pw")
+
+#: The x axes of a backtest's two charts.
+BACKTEST_X = "() => Object.values(window.backtestPage.charts).map(c => [c.scales.x.min, c.scales.x.max])"
 
 #: A console error the backtest test causes on purpose: the 400 of a refused backtest.
 REFUSED = (
@@ -375,12 +586,32 @@ def test_a_backtest_runs_from_the_page_to_its_charts(system, database_url):
             assert trades_csv.ok and trades_csv.text().startswith("entry_time,entry_time_utc,exit_time,")
             equity_csv = page.request.get(system + page.get_attribute("#csv-equity", "href"))
             assert len(equity_csv.text().splitlines()) == run["summary"]["bars"] + 1
-            page.screenshot(path=str(ARTIFACTS / "backtest-page.png"), full_page=True)
+            # The two charts name their series, and zoom, pan and reset together over the run's range.
+            assert page.evaluate(LEGEND, "equity") == [["equity (USDT)", page.evaluate("window.Pairs.colors.equity")]]
+            assert page.evaluate(LEGEND, "drawdown") == [
+                ["drawdown (USDT)", page.evaluate("window.Pairs.colors.drawdown")]
+            ]
+            whole = page.evaluate(BACKTEST_X)
+            assert whole[0] == whole[1] and page.text_content("#chart-view") == "the whole range"
+            page.locator("#chart-equity").scroll_into_view_if_needed()
+            box = page.locator("#chart-equity").bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            for _ in range(3):
+                page.mouse.wheel(0, -240)
+                page.wait_for_timeout(50)
+            zoomed = page.evaluate(BACKTEST_X)
+            assert zoomed[0] == zoomed[1] and zoomed[0][1] - zoomed[0][0] < 0.8 * (whole[0][1] - whole[0][0])
+            assert page.text_content("#chart-view").startswith("zoomed to ")
+            page.click("#chart-reset")
+            assert page.evaluate(BACKTEST_X) == whole
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "backtest-1440.png"), full_page=True)
             # On a phone: one column, nothing wider than the screen but the tables' own scroll.
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(300)
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.screenshot(path=str(ARTIFACTS / "backtest-page-phone.png"), full_page=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "backtest-390.png"), full_page=True)
         finally:
             browser.close()
     # Clean but for the refused request, and the admin's login page asking for a /favicon.ico it has not.

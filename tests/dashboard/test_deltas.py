@@ -89,3 +89,24 @@ def test_a_point_keeps_its_recorded_signal_and_a_changed_one_is_sent_whole(marke
     # A series cached before signals existed is no base for a delta either.
     older = {k: v for k, v in previous.items() if k != "signal_zscore"}
     assert series_delta(older, current, model) is None
+
+
+def test_a_delta_across_an_outage_keeps_it_for_the_page_to_mark(market):
+    """Bars more than an interval apart (the feed down, or neither leg trading): the window's times jump, and
+    the delta after a silence brings its new point at its own time. The page draws each jump as a break."""
+    model = {"ready": True, "hedge_ratio": 20.0, "spread_mean": 500.0, "spread_std": 40.0}
+
+    def with_times(series: dict, times: list[int]) -> dict:
+        return {**series, "t": times, "as_of": times[-1]}
+
+    outage = [1000 * k for k in range(150)] + [1000 * (k + 90) for k in range(150, 300)]  # 90 s with no bar
+    previous = with_times(window_series(*market, 0, 300, model), outage)
+    # The next bar comes 45 s after the last one (the exchange was silent): the window moves by one point.
+    current = with_times(window_series(*market, 1, 300, model), [*outage[1:], outage[-1] + 45_000])
+    delta = series_delta(previous, current, model)
+    assert delta is not None
+    assert delta["drop"] == 1 and delta["t"] == [outage[-1] + 45_000]
+    applied = series_delta_apply(previous, delta)
+    assert applied == current
+    steps = np.diff(applied["t"])
+    assert sorted(set(steps.tolist())) == [1000, 45_000, 91_000]  # both outages are still there
