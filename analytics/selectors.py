@@ -78,6 +78,17 @@ def closes_window(*, symbol: str, interval: str, as_of: int, limit: int) -> LegC
     return LegCloses(np.ascontiguousarray(newest.open_time[::-1]), np.ascontiguousarray(newest.close[::-1]))
 
 
+def bar_first_after(*, symbols: tuple[str, ...], interval: str, after: int) -> int | None:
+    """The open time of the first bar of any of ``symbols`` after ``after``, or None when there is none yet."""
+    first = (
+        Bar.objects.filter(symbol__in=symbols, interval=interval, open_time__gt=after)
+        .order_by("open_time")
+        .values_list("open_time", flat=True)
+        .first()
+    )
+    return int(first) if first is not None else None
+
+
 def closes_between(*, symbol: str, interval: str, start: int, end: int) -> LegCloses:
     """The closes with open time in ``[start, end)``, oldest first, as columns (read as ``closes_window``)."""
     qn = connection.ops.quote_name

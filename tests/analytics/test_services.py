@@ -439,6 +439,33 @@ def test_a_long_outage_is_caught_up_bar_by_bar_over_several_cycles(monkeypatch, 
     assert [(as_of - T0) // 1000 for as_of in rows] == list(range(38, 199))  # every bar once, in order
 
 
+def test_after_an_outage_with_no_bars_longer_than_a_cycle_catches_up_the_snapshots_go_on(monkeypatch, pipeline):
+    """The system down (or the market silent) for more bars than a cycle catches up on: no bar was made meanwhile,
+    so none is missed, and the first cycle after it reaches the bars that came after (it once stood still for ever,
+    asking for the same empty stretch each cycle)."""
+    monkeypatch.setattr(services, "CATCH_UP_PER_CYCLE", 50)
+    pair = make_pair(window=60, min_bars=30)
+    ticks = cointegrated_ticks(300)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 40_000])
+    snapshot_cycle(pipeline, now=T0 + 40_500)
+    # Down from 40 s to 240 s (200 bars, four cycles' worth): then trading again, each symbol's ids going on
+    # from its last stored one (as the exchange's do: no trade was made meanwhile).
+    before = [t for t in ticks if t.timestamp < T0 + 40_000]
+    after = [t for t in ticks if t.timestamp >= T0 + 240_000]
+    next_id = {t.symbol: t.trade_id + 1 for t in before}
+    resumed = []
+    for t in after:
+        resumed.append(t._replace(trade_id=next_id[t.symbol]))
+        next_id[t.symbol] += 1
+    store_and_resample(resumed)
+    for _ in range(4):
+        snapshot_cycle(pipeline, now=T0 + 300_500)
+    # The newest bar, not the empty stretch asked for again and again.
+    assert (selectors.snapshot_cached(pair.id)["as_of"] - T0) // 1000 == 298
+    rows = Snapshot.objects.filter(pair=pair).order_by("id").values_list("as_of", flat=True)
+    assert [(as_of - T0) // 1000 for as_of in rows] == [*range(38, 40), *range(240, 299)]  # every bar made, once
+
+
 def test_the_cycle_computes_each_bar_of_a_pair_once(monkeypatch, pipeline):
     """Statistics run once per bar and pair: a cycle on an unmoved window, an admin edit, or a forced
     publish reuses them."""
