@@ -155,6 +155,19 @@ POSITION_CARD = (
 )
 
 
+def at_both_widths(page, name: str) -> None:
+    """The page at 1,440 px and at a phone's 390 px: no sideways scroll at either, a screenshot of each
+    (``artifacts/<name>-1440.png``, ``<name>-390.png``); the desk's width again after."""
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(400)  # charts and tables settle into the new width
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, (name, width, scroll)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def words(html: str) -> str:
     """The words of some HTML, its tags dropped and its spaces collapsed."""
     return " ".join(html_unescape(re.sub(r"<[^>]+>", " ", html)).split())
@@ -285,6 +298,11 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             page.wait_for_function("window.pairsPage.messages.health >= 2", timeout=15_000)
             assert time.monotonic() - opened_at > 25
             assert len(health_polls) <= 1, health_polls
+            # The overview of a pair that has alerted, at a desk's width and a phone's.
+            overview = browser.new_page(viewport={"width": 1440, "height": 900})
+            overview.goto(f"{system}/")
+            overview.wait_for_selector("#pairs-rows tr.pair-row", timeout=15_000)
+            at_both_widths(overview, "index")
         finally:
             page.screenshot(path=str(ARTIFACTS / "pair-page.png"), full_page=True)
             browser.close()
@@ -776,14 +794,7 @@ def test_the_screener_finds_the_planted_pairs_and_a_watched_one_goes_live(univer
             watcher.wait_for_selector(f'#sc-run[data-run-id="{other}"]', timeout=180_000)
             assert watcher.get_attribute("#sc-runs > li:first-child", "data-run-id") == str(other)
             watcher.close()
-            page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
-            page.screenshot(path=str(ARTIFACTS / "screener-page.png"), full_page=True)
-            page.set_viewport_size({"width": 390, "height": 844})
-            page.wait_for_timeout(400)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "screener-page-phone.png"), full_page=True)
-            page.set_viewport_size({"width": 1440, "height": 900})
+            at_both_widths(page, "screener")
             # Watch a planted pair: added at the screen's interval and window, its live page opens and fills from
             # the klines (the universe's symbols have no trades: each new 1m bar comes with the warm-up's klines).
             target = next(r for r in rows if r["sig"] and frozenset(r["pair"].split("/")) in PLANTED)
