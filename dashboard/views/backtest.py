@@ -38,7 +38,7 @@ from ..formatting import (
 )
 from ..health import system_health
 from ..throttles import CsvRateThrottle, PageRateThrottle, rate_limited
-from .base import csv_response, may_run
+from .base import csv_response, may_run, pair_config
 
 #: Trades listed on the backtest page (trades.csv has every one).
 TRADES_SHOWN = 500
@@ -364,11 +364,7 @@ def backtest_page(request: HttpRequest, pair_id: int) -> HttpResponse:
     selected = _backtest_of(pair, run) if run is not None else (runs[0] if runs else None)
     can_run = may_run(request)
     config = {
-        "pair": pair.id,
-        "symbol_a": pair.symbol_a,
-        "symbol_b": pair.symbol_b,
-        "interval": pair.interval,
-        "interval_ms": INTERVALS[pair.interval],
+        **pair_config(pair),
         "can_run": can_run,
         "runs_url": reverse("pair-backtests", args=[pair.id]),
         "backtest_url": reverse("api-backtest", args=[0]),

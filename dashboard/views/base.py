@@ -7,6 +7,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
+from analytics.bars import INTERVALS
+from analytics.models import Pair
+
 from ..formatting import plain_number
 
 
@@ -40,3 +43,14 @@ def csv_cell(value: Any) -> Any:
 
 def may_run(request: HttpRequest) -> bool:
     return bool(request.user.is_authenticated and request.user.is_staff)
+
+
+def pair_config(pair: Pair) -> dict[str, Any]:
+    """What a pair's page scripts are told of it, whichever page: its id, legs and bar interval."""
+    return {
+        "pair": pair.id,
+        "symbol_a": pair.symbol_a,
+        "symbol_b": pair.symbol_b,
+        "interval": pair.interval,
+        "interval_ms": INTERVALS[pair.interval],
+    }

@@ -51,7 +51,7 @@ from ..formatting import (
 )
 from ..health import system_health
 from ..throttles import CsvRateThrottle, PageRateThrottle, rate_limited
-from .base import bad_request, csv_response
+from .base import bad_request, csv_response, pair_config
 
 #: Alerts shown on the pair page (the API pages through the rest).
 ALERTS_SHOWN = 50
@@ -207,11 +207,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     decimals_a = price_decimals(pair.symbol_a, snapshot.price_a)
     decimals_b = price_decimals(pair.symbol_b, snapshot.price_b)
     config = {
-        "pair": pair.id,
-        "symbol_a": pair.symbol_a,
-        "symbol_b": pair.symbol_b,
-        "interval": pair.interval,
-        "interval_ms": INTERVALS[pair.interval],
+        **pair_config(pair),
         "window": pair.window,
         "decimals_a": decimals_a,
         "decimals_b": decimals_b,
