@@ -30,6 +30,7 @@ from analytics.bars import INTERVALS
 from analytics.models import Pair, webhook_target
 from analytics.snapshot import PairSnapshot, snapshot_json
 from pairs_project.common import egress
+from pairs_project.common.display import direction_text, pvalue_text, utc_text
 from pairs_project.common.egress import Target
 from pairs_project.common.masking import MASK, url_redacted, urls_redacted
 
@@ -617,7 +618,7 @@ def alert_message(alert: Alert) -> tuple[str, str]:
     """
     pair = alert.pair
     name = f"{pair.symbol_a}/{pair.symbol_b} {pair.interval}"
-    legs = direction_legs(alert.direction, pair.symbol_a, pair.symbol_b)
+    legs = direction_text(alert.direction, pair.symbols)
     if alert.signal_zscore is not None:
         z = f"signal z {alert.signal_zscore:+.2f}"
     else:  # an alert recorded before signals
@@ -633,32 +634,15 @@ def alert_message(alert: Alert) -> tuple[str, str]:
         headline,
         "",
         f"{z[0].upper()}{z[1:]}",
-        f"EG p-value {_p_text(alert.coint_pvalue)}",
+        f"EG p-value {pvalue_text(alert.coint_pvalue)}",
         "Hedge ratio " + ("—" if alert.hedge_ratio is None else f"{alert.hedge_ratio:.4f}"),
-        f"Bar {_utc_text(alert.bar_time)} UTC ({pair.interval})",
+        f"Bar {utc_text(alert.bar_time)} UTC ({pair.interval})",
         "",
         alert.message,
     ]
     if settings.PUBLIC_BASE_URL:
         lines += ["", f"{settings.PUBLIC_BASE_URL}{reverse('dashboard-pair', args=[pair.id])}"]
     return subject, "\n".join(lines)
-
-
-def direction_legs(direction: str, symbol_a: str, symbol_b: str) -> str:
-    """A direction in words with the legs it buys and sells, as the pages write it (``dashboard.formatting``)."""
-    if direction == Alert.Direction.LONG_SPREAD:
-        return f"long spread (buy {symbol_a}, sell {symbol_b})"
-    return f"short spread (sell {symbol_a}, buy {symbol_b})"
-
-
-def _p_text(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def _utc_text(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
 # -- one attempt, and its retries --

@@ -11,6 +11,7 @@ import time
 
 from pairs_project.common.display import PRICE_DECIMALS as PRICE_DECIMALS
 from pairs_project.common.display import datetime_text as datetime_text
+from pairs_project.common.display import direction_text as direction_text
 from pairs_project.common.display import iso_utc as iso_utc
 from pairs_project.common.display import number_text as number_text
 from pairs_project.common.display import plain_number as plain_number
@@ -93,14 +94,6 @@ def tone(value: float | None, decimals: int = 2) -> str:
     if value is None or not math.isfinite(value) or round(value, decimals) == 0:
         return ""
     return "pos" if value > 0 else "neg"
-
-
-def direction_text(direction: str, symbols: tuple[str, str]) -> str:
-    """A trade's direction in words, with the legs it buys and sells."""
-    a, b = symbols
-    if direction == "long_spread":
-        return f"long spread (buy {a}, sell {b})"
-    return f"short spread (sell {a}, buy {b})"
 
 
 def money_csv(value: float) -> str:

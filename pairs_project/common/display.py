@@ -77,6 +77,14 @@ def qty_text(quantity: float) -> str:
     return ("+" if quantity > 0 else "") + significant_text(quantity, 6)
 
 
+def direction_text(direction: str, symbols: tuple[str, str]) -> str:
+    """A trade's direction in words, with the legs it buys and sells."""
+    a, b = symbols
+    if direction == "long_spread":
+        return f"long spread (buy {a}, sell {b})"
+    return f"short spread (sell {a}, buy {b})"
+
+
 def utc_text(ms: int | None, *, millis: bool = False) -> str:
     """YYYY-MM-DD HH:MM:SS (UTC) of a ms timestamp; ``millis``: with its milliseconds (HH:MM:SS.mmm)."""
     if ms is None:

@@ -330,10 +330,10 @@ def test_an_exit_says_what_to_close_and_why(smtp):
 def test_directions_are_written_as_the_pages_write_them():
     from dashboard.formatting import direction_text
 
-    for direction in Alert.Direction.values:
-        assert alert_services.direction_legs(direction, "BTCUSDT", "ETHUSDT") == direction_text(
-            direction, ("BTCUSDT", "ETHUSDT")
-        )
+    pair = make_pair()
+    for k, direction in enumerate(Alert.Direction.values):
+        subject, body = alert_services.alert_message(pending_alert(pair, direction=direction, bar_time=BAR + k))
+        assert f"Entry on {pair.symbol_a}/{pair.symbol_b} 1s: {direction_text(direction, pair.symbols)}." in body
 
 
 # -- Telegram -------------------------------------------------------------------------
