@@ -98,11 +98,7 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description="notifications")
     def notifications_shown(self, alert: Alert) -> str:
         """Each channel and its state: "webhook sent, e-mail failed (attempt 5: could not connect)"."""
-        parts = []
-        for n in alert.notifications.all():
-            failure = f" ({n.error})" if n.error else ""
-            parts.append(f"{n.get_channel_display()} {n.status}{failure}")
-        return ", ".join(parts) or "none"
+        return ", ".join(n.state_text for n in alert.notifications.all()) or "none"
 
 
 @admin.register(Notification)

@@ -87,6 +87,11 @@ class Notification(models.Model):
     def __str__(self) -> str:
         return f"{self.get_channel_display()} of alert {self.alert_id}: {self.status}"
 
+    @property
+    def state_text(self) -> str:
+        """How it went, in words: "e-mail sent", "Telegram failed (attempt 5: could not connect)"."""
+        return f"{self.get_channel_display()} {self.status}" + (f" ({self.error})" if self.error else "")
+
 
 class AlertState(models.Model):
     """The alert rule's state per pair (``alerts.rules.RuleState``), so restarts never re-fire."""

@@ -175,7 +175,7 @@ def notification_items(alert: Alert) -> list[dict[str, str]]:
             "channel": n.get_channel_display(),
             "status": n.status,
             "error": n.error,
-            "text": f"{n.get_channel_display()} {n.status}" + (f" ({n.error})" if n.error else ""),
+            "text": n.state_text,
         }
         for n in alert.notifications.all()
     ]
