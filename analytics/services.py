@@ -880,12 +880,14 @@ def _catch_up(*, pair: Pair, previous: PairSnapshot | None, closed: int | None) 
         return None, closed
     interval_ms = INTERVALS[pair.interval]
     after = previous.as_of
-    # Where no bar was made (the system down, the market silent) there is no snapshot to
-    # miss: the catch-up starts at the first bar after the stretch, else a stretch longer
-    # than a cycle's catch-up would be asked for again every cycle, for ever.
-    first = selectors.bar_first_after(symbols=pair.symbols, interval=pair.interval, after=after)
-    if first is not None and first <= closed:
-        after = max(after, first - interval_ms)
+    if (closed - after) // interval_ms > CATCH_UP_PER_CYCLE:
+        # Where no bar was made (the system down, the market silent) there is no snapshot to
+        # miss: the catch-up starts at the first bar after the stretch, else a stretch longer
+        # than a cycle's catch-up would be asked for again every cycle, for ever. (Only when
+        # behind by more than a cycle: the usual cycle, a bar or two behind, reads nothing more.)
+        first = selectors.bar_first_after(symbols=pair.symbols, interval=pair.interval, after=after)
+        if first is not None and first <= closed:
+            after = max(after, first - interval_ms)
     behind = (closed - after) // interval_ms
     if behind > CATCH_UP_MAX:
         logger.warning("%s: %d bars without a snapshot; catching up on the last %d only", pair, behind, CATCH_UP_MAX)
