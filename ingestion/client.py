@@ -81,7 +81,7 @@ from .binance import (
     weight_pause,
 )
 from .buffers import RollingBuffers
-from .errors import unreachable_text
+from .errors import closed_text, unreachable_text
 from .gaps import GapTracker
 from .history import HistoryBeforeListing, HistoryError, utc_text
 from .writer import GapEvent, TickWriter
@@ -869,7 +869,7 @@ class FeedClient:
             # A close we started (watchdog, rotation, stop) already said why.
             closed_by_us = exc.sent is not None and not exc.rcvd_then_sent
             if not self._stopping.is_set() and not closed_by_us:
-                self.state.error(f"connection closed: {exc}")
+                self.state.error(f"the stream ended: {closed_text(exc, self.ws_url)}")
                 logger.warning("stream connection closed: %s", exc)
 
     async def _watchdog(self, ws: websockets.ClientConnection) -> None:

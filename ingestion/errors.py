@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 #: What an HTTP status on the WebSocket handshake or a REST call says about us.
 STATUS_WORDS = {
@@ -79,3 +79,12 @@ def unreachable_text(exc: BaseException, url: str) -> str:
         if isinstance(cause, InvalidHandshake):
             return f"{host} did not open a WebSocket ({cause})"
     return f"{exc.__class__.__name__}: {exc}"
+
+
+def closed_text(exc: ConnectionClosed, url: str) -> str:
+    """Why an open stream ended, in plain words: dropped without a close frame, or closed with a code and reason."""
+    host, _ = _where(url)
+    if exc.rcvd is None:
+        return f"{host} dropped the stream without closing it (the network or the exchange cut it)"
+    reason = f": {exc.rcvd.reason}" if exc.rcvd.reason else ""
+    return f"{host} closed the stream (code {exc.rcvd.code}{reason})"

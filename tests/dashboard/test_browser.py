@@ -867,8 +867,11 @@ def test_the_live_indicator_goes_red_when_the_feed_drops_while_the_page_stays_co
                     "() => document.querySelector('#live-status').dataset.state === 'ok'", timeout=30_000
                 )
                 assert page.evaluate(LIVE_STATUS)["socket"] == "live"
+                # First the dropped connection ("the stream ended: ..."), then the refused reconnects.
                 page.wait_for_function(
-                    "() => document.querySelector('#live-status').dataset.feed === 'down'", timeout=60_000
+                    "() => { const el = document.querySelector('#live-status');"
+                    " return el.dataset.feed === 'down' && el.title.includes('HTTP 503'); }",
+                    timeout=60_000,
                 )
                 down = page.evaluate(LIVE_STATUS)
                 assert down["state"] == "down" and down["socket"] == "live", down

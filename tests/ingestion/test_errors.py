@@ -10,12 +10,13 @@ import httpx
 import pytest
 import websockets
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
+from websockets.frames import Close
 from websockets.http11 import Response
 
 from ingestion.binance import stream_url
 from ingestion.client import Backoff, FeedClient
-from ingestion.errors import unreachable_text
+from ingestion.errors import closed_text, unreachable_text
 from ingestion.simulator import Simulator
 from ingestion.writer import TickWriter
 from tests.processes import free_port
@@ -88,6 +89,46 @@ def test_tls_and_timeouts_and_the_rest():
         "fapi.binance.com:443 refused the connection: nothing listens there"
     )
     assert unreachable_text(ValueError("odd"), url) == "ValueError: odd"
+
+
+def test_a_closed_stream_says_whether_it_was_cut_or_closed():
+    url = "wss://fstream.binance.com/market"
+    assert closed_text(ConnectionClosedError(None, None), url) == (
+        "fstream.binance.com dropped the stream without closing it (the network or the exchange cut it)"
+    )
+    going_away = Close(1001, "24h limit")
+    assert closed_text(ConnectionClosedOK(going_away, going_away, True), url) == (
+        "fstream.binance.com closed the stream (code 1001: 24h limit)"
+    )
+    assert (
+        closed_text(ConnectionClosedError(Close(1011, ""), None), url)
+        == "fstream.binance.com closed the stream (code 1011)"
+    )
+
+
+async def test_a_dropped_stream_is_reported_in_plain_words():
+    async with Simulator(port=0, rate=50, seed=2) as sim:
+        writer = TickWriter(lambda batch: len(batch.ticks), flush_interval=0.05)
+        client = FeedClient(
+            symbols=SYMBOLS,
+            ws_url=sim.ws_url,
+            rest_url=sim.rest_url,
+            writer=writer,
+            backoff=Backoff(min_delay=5.0, max_delay=5.0),
+        )
+        tasks = asyncio.gather(client.run(), writer.run())
+        try:
+            await wait_for(lambda: client.state.connected, what="the stream")
+            assert sim.fault_drop() >= 1
+            await wait_for(lambda: not client.state.connected, what="the drop")
+        finally:
+            client.stop()
+            await writer.close()
+            tasks.cancel()
+            await asyncio.gather(tasks, return_exceptions=True)
+    assert client.state.last_error == (
+        "the stream ended: 127.0.0.1 dropped the stream without closing it (the network or the exchange cut it)"
+    )
 
 
 async def test_the_feed_reports_plain_words_and_logs_the_exception(caplog):
