@@ -479,3 +479,51 @@ async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(s
     assert (feed.state.reconnects, connections) == (0, 1)
     assert report["status"] == "degraded"
     assert "LUNAUSDT is not trading on the exchange (status SETTLING)" in report["problems"]
+
+
+async def test_messages_go_to_the_handler_in_order_fragmented_ones_joined_and_a_failing_one_logged(caplog):
+    """``StreamConnection`` hands each message over as it is parsed, without the library's queue: whole
+    messages and fragmented ones (joined, control frames between fragments allowed) in the order sent;
+    a handler that fails on one message is logged and the next ones still arrive."""
+    import functools
+
+    import websockets
+
+    from ingestion.client import StreamConnection
+
+    async def serve(ws):
+        await ws.send('{"n": 1}')
+        await ws.send(['{"n"', ": ", "2}"])  # one message in three frames
+        await ws.ping()
+        await ws.send(b'{"n": 3}')  # binary
+        await ws.send("boom")
+        await ws.send('{"n": 4}')
+        await ws.wait_closed()
+
+    received: list[bytes] = []
+
+    def on_message(data: bytes) -> None:
+        if data == b"boom":
+            raise ValueError("boom")
+        received.append(bytes(data))
+
+    async with websockets.serve(serve, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        factory = functools.partial(StreamConnection, on_message=on_message)
+        async with websockets.connect(f"ws://127.0.0.1:{port}", create_connection=factory) as ws:
+            await wait_for(lambda: len(received) == 4, what="four messages")
+            assert ws.messages == 5
+    assert received == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}', b'{"n": 4}']
+    failed = [r for r in caplog.records if r.getMessage().startswith("a stream message could not be handled")]
+    assert len(failed) == 1 and "b'boom'" in failed[0].getMessage() and failed[0].exc_info
+
+
+async def test_a_connection_that_delivered_for_a_while_resets_the_backoff(memory_feed):
+    async with Simulator(port=0, rate=50, seed=3) as sim:
+        client, writer, _ = memory_feed(sim, backoff=Backoff(min_delay=0.2, max_delay=1.0))
+        client.backoff.attempts = 4  # as after four failed connects
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.ticks_received > 0, what="ticks")
+        assert client.backoff.attempts == 4  # not on connecting: a connection that drops at once would hammer
+        await wait_for(lambda: client.backoff.attempts == 0, timeout=8, what="the backoff reset")
+        await stop_client(client, writer, tasks)
