@@ -213,10 +213,12 @@ async def pairs_feed(ws_url: str, rest_url: str, count: int) -> float:
     from django.db import connections
 
     from ingestion.services import Feed
+    from pairs_project.common.collector import collector_settle
 
     await sync_to_async(connections.close_all)()  # a connection to an earlier run's database
 
     feed = Feed(symbols=SYMBOLS, ws_url=ws_url, rest_url=rest_url)
+    collector_settle()  # as ``ingest_binance`` does
     task = asyncio.create_task(feed.run())
     while not feed.state.connected:
         await asyncio.sleep(0.001)
@@ -236,12 +238,14 @@ async def soak(ws_url: str, rest_url: str, seconds: float, warmup: float = 20.0)
     from django.db import connections
 
     from ingestion.services import Feed
+    from pairs_project.common.collector import collector_settle
 
     # asgiref's worker thread still holds a connection to the previous run's
     # database; the soak must read its own (fresh) one.
     await sync_to_async(connections.close_all)()
 
     feed = Feed(symbols=SYMBOLS, ws_url=ws_url, rest_url=rest_url)
+    collector_settle()  # as ``ingest_binance`` does
     task = asyncio.create_task(feed.run())
     await asyncio.sleep(warmup)
     start_rss = peak = rss_mib()

@@ -12,6 +12,7 @@ from ingestion.binance import normalize_symbol
 from ingestion.listing import symbols_tradable
 from ingestion.models import FeedStatus
 from ingestion.services import Feed
+from pairs_project.common.collector import collector_settle
 from pairs_project.common.masking import url_credentials_masked
 from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         # The feed's process: live ticks shared through Redis (distributed mode), no periodic tasks.
         feed = Pipeline(Runtime.build(embedded=False)).feed(symbols=wanted or None, name=name)
         self.shutdown = False
+        collector_settle()
         asyncio.run(self.run(feed, max_seconds))
         self.stdout.write(f"stopped; {feed.writer.stored} ticks stored this run")
 

@@ -27,6 +27,7 @@ from ingestion.services import Feed, live_buffers, simulation_resume_options
 from ingestion.simulator.faults import parse_fault_spec
 from pairs_project.asgi import application_for
 from pairs_project.beat import EmbeddedBeat
+from pairs_project.common.collector import collector_settle
 from pairs_project.common.masking import url_credentials_masked
 from pairs_project.pipeline import Pipeline
 from pairs_project.runtime import Runtime
@@ -145,6 +146,7 @@ class Command(BaseCommand):
         self.feed_task = asyncio.ensure_future(self.feed.run())
         self.beat = EmbeddedBeat(pipeline)
         self.beat_task = asyncio.ensure_future(self.beat.run())
+        collector_settle()  # everything start-up built lives as long as the process
 
     def scenario_options(self) -> dict[str, float]:
         names = {
