@@ -525,6 +525,11 @@ class StreamConnection(websockets.ClientConnection):
     feed, in the same step as the bytes that carried it. Everything else (the
     handshake, pings, closing) is the library's. Fragmented messages, which
     Binance does not send, are joined first.
+
+    A handler that raises is a bug, not bad data (the feed counts and skips a
+    malformed frame itself): the connection is closed (1011), as a failed read
+    would end it, with the exception in ``failure``; the feed reconnects and
+    backfills.
     """
 
     def __init__(self, *args: Any, on_message: Callable[[bytes], None], **kwargs: Any) -> None:
@@ -532,12 +537,15 @@ class StreamConnection(websockets.ClientConnection):
         self.on_message = on_message
         self._fragments: list[bytes] = []
         self.messages = 0
+        self.failure: Exception | None = None
 
     def process_event(self, event: Any) -> None:
         if self.response is None or type(event) is not Frame:
             super().process_event(event)  # the handshake's response
             return
         if event.opcode in DATA_OPCODES:
+            if self.failure is not None:
+                return  # closing: nothing more is handed over
             if not event.fin or self._fragments:
                 self._fragments.append(bytes(event.data))
                 if not event.fin:
@@ -548,8 +556,10 @@ class StreamConnection(websockets.ClientConnection):
             self.messages += 1
             try:
                 self.on_message(data)
-            except Exception:
+            except Exception as exc:
                 logger.exception("a stream message could not be handled: %.200r", data)
+                self.failure = exc
+                self.loop.create_task(self.close(1011, "the client could not handle a message"))
             return
         super().process_event(event)
 
@@ -907,9 +917,12 @@ class FeedClient:
                 self.backoff.reset()
             await closed
         exc = ws.protocol.close_exc
+        failure = getattr(ws, "failure", None)
         # A close we started (watchdog, rotation, stop) already said why.
         closed_by_us = exc.sent is not None and not exc.rcvd_then_sent
-        if not self._stopping.is_set() and not closed_by_us:
+        if failure is not None:
+            self.state.error(f"a message could not be handled ({failure.__class__.__name__}: {failure}); reconnecting")
+        elif not self._stopping.is_set() and not closed_by_us:
             self.state.error(f"the stream ended: {closed_text(exc, self.ws_url)}")
             logger.warning("stream connection closed: %s", exc)
 

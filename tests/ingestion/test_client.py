@@ -6,15 +6,18 @@ The exchange runs on loopback in the test's own event loop; no other network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import re
 import time
 from collections import Counter
 
 import httpx
 import pytest
+import websockets
 
 from ingestion.binance import MalformedFrame, Tick
-from ingestion.client import Backoff, FeedClient, RateLimited, RestClient, klines_fetch
+from ingestion.client import Backoff, FeedClient, RateLimited, RestClient, StreamConnection, klines_fetch
 from ingestion.models import FeedStatus, Symbol
 from ingestion.models import Tick as TickRow
 from ingestion.services import Feed
@@ -481,41 +484,68 @@ async def test_a_feed_does_not_subscribe_a_delisted_symbol_and_health_says_why(s
     assert "LUNAUSDT is not trading on the exchange (status SETTLING)" in report["problems"]
 
 
-async def test_messages_go_to_the_handler_in_order_fragmented_ones_joined_and_a_failing_one_logged(caplog):
+async def test_messages_go_to_the_handler_in_order_and_fragmented_ones_joined():
     """``StreamConnection`` hands each message over as it is parsed, without the library's queue: whole
-    messages and fragmented ones (joined, control frames between fragments allowed) in the order sent;
-    a handler that fails on one message is logged and the next ones still arrive."""
-    import functools
+    messages and fragmented ones (joined, a control frame between fragments allowed) in the order sent."""
+    sent = ['{"n": 1}', ['{"n"', ": ", "2}"], b'{"n": 3}', '{"n": 4}']  # the second in three frames
+    received: list[bytes] = []
+    async with stream_connection(sent, lambda data: received.append(bytes(data))) as ws:
+        await wait_for(lambda: len(received) == 4, what="four messages")
+        assert ws.messages == 4 and ws.failure is None
+    assert received == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}', b'{"n": 4}']
 
-    import websockets
 
-    from ingestion.client import StreamConnection
-
-    async def serve(ws):
-        await ws.send('{"n": 1}')
-        await ws.send(['{"n"', ": ", "2}"])  # one message in three frames
-        await ws.ping()
-        await ws.send(b'{"n": 3}')  # binary
-        await ws.send("boom")
-        await ws.send('{"n": 4}')
-        await ws.wait_closed()
-
+async def test_a_handler_that_fails_closes_the_connection_and_the_feed_says_why(caplog, memory_feed):
+    """A bug in the handler (not a malformed frame, which is counted and skipped) ends the connection
+    as a failed read would: logged with the message, closed with 1011, nothing after it handed over."""
     received: list[bytes] = []
 
     def on_message(data: bytes) -> None:
         if data == b"boom":
-            raise ValueError("boom")
+            raise ValueError("a bug")
         received.append(bytes(data))
+
+    async with stream_connection(['{"n": 1}', "boom", '{"n": 2}'], on_message) as ws:
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.protocol.close_exc.sent.code == 1011
+    assert received == [b'{"n": 1}']
+    failed = [r for r in caplog.records if r.getMessage().startswith("a stream message could not be handled")]
+    assert len(failed) == 1 and "b'boom'" in failed[0].getMessage() and failed[0].exc_info
+
+    async with Simulator(port=0, rate=50, seed=3) as sim:
+        client, writer, _ = memory_feed(sim)
+        accept = client.accept
+        calls = 0
+
+        def accept_failing_once(tick):
+            nonlocal calls
+            calls += 1
+            if calls == 5:
+                raise RuntimeError("a bug")
+            return accept(tick)
+
+        client.accept = accept_failing_once
+        tasks = await run_client(client, writer)
+        await wait_for(lambda: client.state.reconnects >= 1 and client.state.connected, what="the reconnect")
+        assert client.state.last_error == "a message could not be handled (RuntimeError: a bug); reconnecting"
+        await stop_client(client, writer, tasks)
+
+
+@contextlib.asynccontextmanager
+async def stream_connection(messages, on_message):
+    """A ``StreamConnection`` to a server that sends ``messages`` (a list: fragments), a ping between."""
+
+    async def serve(ws):
+        for message in messages:
+            await ws.send(message)
+            await ws.ping()
+        await ws.wait_closed()
 
     async with websockets.serve(serve, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         factory = functools.partial(StreamConnection, on_message=on_message)
         async with websockets.connect(f"ws://127.0.0.1:{port}", create_connection=factory) as ws:
-            await wait_for(lambda: len(received) == 4, what="four messages")
-            assert ws.messages == 5
-    assert received == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}', b'{"n": 4}']
-    failed = [r for r in caplog.records if r.getMessage().startswith("a stream message could not be handled")]
-    assert len(failed) == 1 and "b'boom'" in failed[0].getMessage() and failed[0].exc_info
+            yield ws
 
 
 async def test_a_connection_that_delivered_for_a_while_resets_the_backoff(memory_feed):
