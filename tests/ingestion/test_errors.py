@@ -106,26 +106,49 @@ def test_a_closed_stream_says_whether_it_was_cut_or_closed():
     )
 
 
+async def feed_until(sim: Simulator, min_delay: float, *conditions) -> FeedClient:
+    """Run a feed on ``sim`` until each of ``conditions`` (given the client, or the simulator's fault to make) held."""
+    writer = TickWriter(lambda batch: len(batch.ticks), flush_interval=0.05)
+    client = FeedClient(
+        symbols=SYMBOLS,
+        ws_url=sim.ws_url,
+        rest_url=sim.rest_url,
+        writer=writer,
+        backoff=Backoff(min_delay=min_delay, max_delay=max(min_delay, 0.2)),
+    )
+    tasks = asyncio.gather(client.run(), writer.run())
+    try:
+        for condition in conditions:
+            if isinstance(condition, str):
+                assert getattr(sim, condition)() >= 1
+            else:
+                await wait_for(lambda condition=condition: condition(client), what=condition.__doc__ or "the feed")
+    finally:
+        client.stop()
+        await writer.close()
+        tasks.cancel()
+        await asyncio.gather(tasks, return_exceptions=True)
+    return client
+
+
+def connected(client: FeedClient) -> bool:
+    """the stream"""
+    return client.state.connected
+
+
+def disconnected(client: FeedClient) -> bool:
+    """the drop"""
+    return not client.state.connected
+
+
+def refused_twice(client: FeedClient) -> bool:
+    """refused connects"""
+    return client.state.connect_failures >= 2
+
+
 async def test_a_dropped_stream_is_reported_in_plain_words():
     async with Simulator(port=0, rate=50, seed=2) as sim:
-        writer = TickWriter(lambda batch: len(batch.ticks), flush_interval=0.05)
-        client = FeedClient(
-            symbols=SYMBOLS,
-            ws_url=sim.ws_url,
-            rest_url=sim.rest_url,
-            writer=writer,
-            backoff=Backoff(min_delay=5.0, max_delay=5.0),
-        )
-        tasks = asyncio.gather(client.run(), writer.run())
-        try:
-            await wait_for(lambda: client.state.connected, what="the stream")
-            assert sim.fault_drop() >= 1
-            await wait_for(lambda: not client.state.connected, what="the drop")
-        finally:
-            client.stop()
-            await writer.close()
-            tasks.cancel()
-            await asyncio.gather(tasks, return_exceptions=True)
+        client = await feed_until(sim, 5.0, connected, "fault_drop", disconnected)
     assert client.state.last_error == (
         "the stream ended: 127.0.0.1 dropped the stream without closing it (the network or the exchange cut it)"
     )
@@ -135,22 +158,7 @@ async def test_the_feed_reports_plain_words_and_logs_the_exception(caplog):
     caplog.set_level(logging.WARNING, logger="ingestion.client")
     async with Simulator(port=0, rate=10, seed=2) as sim:
         sim.fault_refuse(30.0)
-        writer = TickWriter(lambda batch: len(batch.ticks), flush_interval=0.05)
-        client = FeedClient(
-            symbols=SYMBOLS,
-            ws_url=sim.ws_url,
-            rest_url=sim.rest_url,
-            writer=writer,
-            backoff=Backoff(min_delay=0.1, max_delay=0.2),
-        )
-        tasks = asyncio.gather(client.run(), writer.run())
-        try:
-            await wait_for(lambda: client.state.connect_failures >= 2, what="refused connects")
-        finally:
-            client.stop()
-            await writer.close()
-            tasks.cancel()
-            await asyncio.gather(tasks, return_exceptions=True)
+        client = await feed_until(sim, 0.1, refused_twice)
     assert client.state.last_error == "cannot connect to the stream: 127.0.0.1 is unavailable (HTTP 503)"
     logged = [r.getMessage() for r in caplog.records if "cannot connect to the stream" in r.getMessage()]
     assert logged and "InvalidStatus" in logged[0] and "HTTP 503" in logged[0], logged
