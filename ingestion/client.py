@@ -668,11 +668,11 @@ class FeedClient:
 
     # -- steps --------------------------------------------------------------
 
-    async def connect(self) -> websockets.ClientConnection:
+    async def connect(self) -> StreamConnection:
         self._rotate.clear()  # this connection follows the current symbols
         url = stream_url(self.ws_url, self.symbols)
         self.state.url = url_credentials_masked(url)
-        ws = await websockets.connect(
+        ws: StreamConnection = await websockets.connect(  # type: ignore[assignment]
             url,
             open_timeout=self.open_timeout,
             # On stop, a peer that does not answer the closing handshake holds the
@@ -873,7 +873,7 @@ class FeedClient:
         raw = url_credentials_masked(f"{exc.__class__.__name__}: {exc}")
         logger.warning("%s (attempt %d%s; %s)", self.state.last_error, self.state.connect_failures, retry, raw)
 
-    async def _serve(self, ws: websockets.ClientConnection) -> None:
+    async def _serve(self, ws: StreamConnection) -> None:
         """Read ``ws`` until it dies; rotate it on schedule or when the symbols change."""
         while True:
             reader = asyncio.create_task(self._read(ws), name="feed-reader")
@@ -906,18 +906,18 @@ class FeedClient:
             await asyncio.gather(reader, watchdog, return_exceptions=True)
             ws = new_ws
 
-    async def _read(self, ws: websockets.ClientConnection) -> None:
+    async def _read(self, ws: StreamConnection) -> None:
         """Wait for ``ws`` to close (its messages go to ``on_frame`` as they arrive); say why it closed."""
         closed = asyncio.ensure_future(ws.wait_closed())
         try:
             # The connection proved itself once it delivered for a few seconds: reset the backoff.
             await asyncio.wait_for(asyncio.shield(closed), 5.0)
         except TimeoutError:
-            if getattr(ws, "messages", 0):
+            if ws.messages:
                 self.backoff.reset()
             await closed
         exc = ws.protocol.close_exc
-        failure = getattr(ws, "failure", None)
+        failure = ws.failure
         # A close we started (watchdog, rotation, stop) already said why.
         closed_by_us = exc.sent is not None and not exc.rcvd_then_sent
         if failure is not None:

@@ -275,12 +275,12 @@ def id_holes(stored: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
     return holes
 
 
-#: One symbol's running totals raised by a batch, in one statement. Every ``SET`` reads the row as it was:
-#: the first and last trade times widen, and the last price is the highest trade id's, whatever the order
-#: ticks came in. Plain SQL: the ORM's ``Case``/``When`` took milliseconds to build per batch, on the
-#: writer's thread, holding the interpreter from the feed.
+#: One symbol's running totals raised by a batch, in one statement (``{table}``: the symbols' table). Every
+#: ``SET`` reads the row as it was: the first and last trade times widen, and the last price is the highest
+#: trade id's, whatever the order ticks came in. Plain SQL: the ORM's ``Case``/``When`` took milliseconds to
+#: build per batch, on the writer's thread, holding the interpreter from the feed.
 _SYMBOL_TOTALS_SQL = """
-UPDATE ingestion_symbol SET
+UPDATE {table} SET
     tick_count = tick_count + %s,
     first_tick_at = CASE WHEN first_tick_at IS NULL OR first_tick_at > %s THEN %s ELSE first_tick_at END,
     last_tick_at = CASE WHEN last_tick_at IS NULL OR last_tick_at < %s THEN %s ELSE last_tick_at END,
@@ -295,12 +295,25 @@ def _symbol_totals_add(symbol: str, rows: list[Tick], new: int) -> None:
     newest = max(rows, key=itemgetter(4))  # Tick field order: (timestamp, symbol, price, quantity, trade_id)
     first = min(map(itemgetter(0), rows))
     last = max(map(itemgetter(0), rows))
+    sql = _SYMBOL_TOTALS_SQL.format(table=connection.ops.quote_name(Symbol._meta.db_table))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [new, first, first, last, last, newest.trade_id, newest.price, newest.trade_id, newest.trade_id, now]
+    params = [
+        new,
+        first,
+        first,
+        last,
+        last,
+        newest.trade_id,
+        newest.price,
+        newest.trade_id,
+        newest.trade_id,
+        now,
+        symbol,
+    ]
 
     def update() -> int:
         with connection.cursor() as cursor:
-            cursor.execute(_SYMBOL_TOTALS_SQL, [*params, symbol])
+            cursor.execute(sql, params)
             return cursor.rowcount
 
     if update():
