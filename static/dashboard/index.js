@@ -34,8 +34,10 @@
       var f = h.feed || {};
       var status = document.getElementById("fl-status");
       if (status) {
-        status.setAttribute("data-status", f.connected && h.status === "ok" ? "ok" : f.connected ? "degraded" : "down");
-        P.setText(status, f.connected ? "live" : "down");
+        // The feed's words are its colour's: ok, degraded (connected, with a problem) or down.
+        var word = f.connected && h.status === "ok" ? "ok" : f.connected ? "degraded" : "down";
+        status.setAttribute("data-status", word);
+        P.setText(status, word);
       }
       P.setText("fl-ticks", P.fmt(f.ticks_total, 0));
       P.setText("fl-reconnects", f.reconnects === undefined ? "—" : f.reconnects + (f.connect_failures ? " · " + f.connect_failures + " failed" : ""));
