@@ -55,6 +55,12 @@ def open_entries() -> dict[int, RuleState]:
     return states
 
 
+def rule_state(*, pair_id: int) -> RuleState:
+    """The alert rule's stored state of one pair (a fresh, armed one before its first snapshot)."""
+    data = AlertState.objects.filter(pair_id=pair_id).values_list("state", flat=True).first()
+    return RuleState.from_dict(data)
+
+
 def latest_alerts(pair_ids: list[int]) -> dict[int, Alert]:
     """The newest alert of each pair that has one."""
     latest: dict[int, Alert] = {}

@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from alerts.models import Alert
 from alerts.rules import RuleState
-from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest
+from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest, rule_state
 from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
 from analytics.bars import INTERVALS
@@ -203,7 +203,8 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     snapshot = snapshot_from_json(shown)
     alerts = [alert_payload(a) for a in alerts_newest(pair_id=pair.id)[:ALERTS_SHOWN]]
     health = system_health()
-    open_entry = open_entries().get(pair.id)
+    rule = rule_state(pair_id=pair.id)
+    open_entry = rule if rule.open_direction is not None else None
     decimals_a = price_decimals(pair.symbol_a, snapshot.price_a)
     decimals_b = price_decimals(pair.symbol_b, snapshot.price_b)
     config = {
@@ -217,6 +218,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "ws_path": f"/ws/pairs/{pair.id}/",
         "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
         "open_entry": open_entry.as_dict() if open_entry else None,
+        "rule_armed": rule.armed,
         "alerts_shown": ALERTS_SHOWN,
         "positions_url": f"{reverse('api-positions')}?{urlencode({'pair': pair.id})}",
         "positions_closed_shown": POSITIONS_CLOSED_SHOWN,
@@ -250,10 +252,10 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "decimals_a_fmt": f"{decimals_a}g",
         "decimals_b_fmt": f"{decimals_b}g",
         "decimals_spread_fmt": f"{decimals_a + 1}g",
-        "half_life_s": snapshot.statistics.half_life_seconds,
+        "half_life_text": half_life_text(snapshot),
         "signal_text": signed_text(snapshot.signal_zscore),
         "zscore_text": signed_text(snapshot.statistics.zscore),
-        "zone": zone_of(snapshot),
+        "zone": zone_of(snapshot, rule),
         "warmup_text": warmup_text(snapshot, INTERVALS[pair.interval]),
         "quote": quote_currency(pair.symbol_a),
         "gates": entry_gates(snapshot),
@@ -338,24 +340,52 @@ def _exit_stamp(entry: int, exit_: int) -> str:
     return shown if shown[:5] != stamp_text(entry)[:5] else shown[6:]
 
 
-def zone_of(snapshot: PairSnapshot) -> dict[str, str]:
-    """Where the signal z stands, in a trader's words (as the page script's ``zoneOf``).
+def zone_of(snapshot: PairSnapshot, rule: RuleState | None = None) -> dict[str, str]:
+    """Where the signal z stands and what the pair's rule does about it, in a trader's words
+    (as the page script's ``zoneOf``).
 
-    Beyond the entry line the direction is named only when the relationship gates
-    hold (the rule would trade it); otherwise the page says why it would not.
+    ``rule``: the pair's alert-rule state (an open entry, armed or not). Beyond the
+    entry line the trade is named only when it is open or the rule's gates hold on
+    this bar (ready, no silent leg, armed, related and confirmed for ``confirm_bars``
+    before it: docs/analytics.md, "Alert rule"); otherwise the words say why not.
     """
     z, th = snapshot.signal_zscore, snapshot.thresholds
     if z is None:
         return {"key": "none", "label": "no signal yet" if snapshot.ready else "warming up"}
     side = "high" if z > 0 else "low"
+    trade = "short the spread" if z > 0 else "long the spread"
+    held = rule.open_direction if rule is not None else None
+    if held is not None:
+        position = held.replace("_", " ")
+        if abs(z) < th.exit_z:
+            return {"key": "exit", "label": f"back at the mean: exit the {position}"}
+        if abs(z) > th.entry_z and held == ("short_spread" if z > 0 else "long_spread"):
+            return {"key": f"entry-{side}", "label": f"stretched {side}: {position} open"}
+        return {"key": "hold", "label": f"{position} open, exit inside ±{th.exit_z:.2f}"}
     if abs(z) > th.entry_z:
-        if snapshot.ready and snapshot.related:
-            trade = "short the spread" if z > 0 else "long the spread"
+        why = _no_entry_reason(snapshot, rule)
+        if why is None:
             return {"key": f"entry-{side}", "label": f"stretched {side}: {trade}"}
-        return {"key": "unrelated", "label": f"stretched {side}, no trade: gates not met"}
+        return {"key": "unrelated", "label": f"stretched {side}, no trade: {why}"}
     if abs(z) < th.exit_z:
         return {"key": "exit", "label": "back at the mean"}
-    return {"key": "between", "label": f"{side}, inside the entry line"}
+    return {"key": "between", "label": f"leaning {side}, inside ±{th.entry_z:.2f}"}
+
+
+def _no_entry_reason(snapshot: PairSnapshot, rule: RuleState | None) -> str | None:
+    """Why the rule would not enter on this snapshot beyond the entry line, or None when it would."""
+    if not snapshot.ready:
+        return "warming up"
+    if snapshot.stale:
+        return f"{', '.join(snapshot.stale_legs)} silent"
+    if rule is not None and not rule.armed:
+        return "this move was traded; waits for the mean"
+    if not snapshot.related:
+        return "not related"
+    before, need = max(0, snapshot.related_run - 1), snapshot.thresholds.confirm_bars
+    if before < need:
+        return f"related {before}/{need} bars before this one"
+    return None
 
 
 def warmup_text(snapshot: PairSnapshot, interval_ms: int) -> str:
@@ -367,6 +397,14 @@ def warmup_text(snapshot: PairSnapshot, interval_ms: int) -> str:
         # A silent leg closes no bars: no time can be promised until it trades again.
         return f"{togo} bars to go · waiting for {', '.join(snapshot.stale_legs)} to trade"
     return f"{togo} bars to go · ~{duration_text(togo * interval_ms / 1000)}"
+
+
+def half_life_text(snapshot: PairSnapshot) -> str:
+    """The half-life in bars and as a duration (as the page script writes it): "12.3 bars · 2m 28s"."""
+    stats = snapshot.statistics
+    if stats.half_life is None:
+        return "— (not reverting)" if snapshot.ready else "—"
+    return f"{number_text(stats.half_life, 1)} bars · {duration_text(stats.half_life_seconds)}"
 
 
 def _warmup_pct(snapshot: PairSnapshot) -> float:

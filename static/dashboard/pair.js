@@ -66,6 +66,7 @@
     series: P.readJSON("initial-series") || {},
     alerts: [], // newest first, as received (ids)
     openEntry: cfg.open_entry || null,
+    armed: cfg.rule_armed !== false, // the rule may enter (it disarms at an entry until the mean)
     tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
     prices: { a: null, b: null, t: null },
     messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0, health: 0 },
@@ -459,6 +460,12 @@
     }
   }
 
+  function renderZone() {
+    var zone = zoneOf(page.snapshot || {});
+    setData($("z-tile"), "data-zone", zone.key);
+    P.setText("z-zone", zone.label);
+  }
+
   /** A threshold as the gates show it: at least 2 decimals, up to 4 ("0.05", "0.60", "2.00", "0.0125"). */
   function fmtTh(v) {
     if (!isNum(v)) return "—";
@@ -546,8 +553,9 @@
   }
 
   /**
-   * Where the signal z stands, in a trader's words (as dashboard.views.pairs.zone_of): beyond
-   * the entry line the direction is named only when the relationship gates hold.
+   * Where the signal z stands and what the pair's rule does about it, in a trader's words (as
+   * dashboard.views.pairs.zone_of): beyond the entry line the trade is named only when it is
+   * open or the rule's gates hold on this bar; otherwise the words say why not.
    */
   function zoneOf(s) {
     var z = s.signal_zscore;
@@ -556,14 +564,47 @@
       return { key: "none", label: s.ready ? "no signal yet" : "warming up" };
     }
     var side = z > 0 ? "high" : "low";
-    if (Math.abs(z) > th.entry_z) {
-      if (s.ready && s.related) {
-        return { key: "entry-" + side, label: "stretched " + side + ": " + (z > 0 ? "short the spread" : "long the spread") };
+    var held = page.openEntry && page.openEntry.open_direction;
+    if (held) {
+      var position = held.replace("_", " ");
+      if (Math.abs(z) < th.exit_z) return { key: "exit", label: "back at the mean: exit the " + position };
+      if (Math.abs(z) > th.entry_z && held === (z > 0 ? "short_spread" : "long_spread")) {
+        return { key: "entry-" + side, label: "stretched " + side + ": " + position + " open" };
       }
-      return { key: "unrelated", label: "stretched " + side + ", no trade: gates not met" };
+      return { key: "hold", label: position + " open, exit inside ±" + th.exit_z.toFixed(2) };
+    }
+    if (Math.abs(z) > th.entry_z) {
+      var why = noEntryReason(s);
+      if (why === null) return { key: "entry-" + side, label: "stretched " + side + ": " + (z > 0 ? "short the spread" : "long the spread") };
+      return { key: "unrelated", label: "stretched " + side + ", no trade: " + why };
     }
     if (Math.abs(z) < th.exit_z) return { key: "exit", label: "back at the mean" };
-    return { key: "between", label: side + ", inside the entry line" };
+    return { key: "between", label: "leaning " + side + ", inside ±" + th.entry_z.toFixed(2) };
+  }
+
+  page.zoneOf = zoneOf; // for the browser test: the same words as the server's for each case
+
+  /** Why the rule would not enter on this snapshot beyond the entry line, or null (as _no_entry_reason). */
+  function noEntryReason(s) {
+    if (!s.ready) return "warming up";
+    if (s.stale) return (s.stale_legs || []).join(", ") + " silent";
+    if (!page.armed) return "this move was traded; waits for the mean";
+    if (!s.related) return "not related";
+    var before = Math.max(0, (s.related_run || 0) - 1);
+    var need = (s.thresholds || {}).confirm_bars || 0;
+    if (before < need) return "related " + before + "/" + need + " bars before this one";
+    return null;
+  }
+
+  /**
+   * The rule's step 2 (docs/analytics.md, "Alert rule"), for zoneOf: a usable snapshot back
+   * inside the exit line re-arms it. Entries and exits arrive as alerts (addAlert).
+   */
+  function followRule(s) {
+    var th = s.thresholds || {};
+    if (s.ready && !s.stale && isNum(s.signal_zscore) && isNum(th.exit_z) && Math.abs(s.signal_zscore) < th.exit_z) {
+      page.armed = true;
+    }
   }
 
   /** The warm-up tile's promise (as dashboard.views.pairs.warmup_text): no time while a leg is silent. */
@@ -599,9 +640,7 @@
     }
 
     P.setText("signal-zscore-value", P.fmtSigned(z, 2));
-    var zone = zoneOf(s);
-    setData($("z-tile"), "data-zone", zone.key);
-    P.setText("z-zone", zone.label);
+    renderZone();
     if (isNum(th.entry_z)) P.setText("th-entry", P.fmt(th.entry_z, 2));
     if (isNum(th.exit_z)) P.setText("th-exit", P.fmt(th.exit_z, 2));
 
@@ -617,7 +656,7 @@
     var w = s.warmup || { bars: 0, required: 0 };
     var warm = $("warmup");
     if (warm) {
-      P.setText(warm, s.ready ? "ready" : s.source === "none" ? "not computed yet" : "warming up: " + (w.bars || 0) + "/" + (w.required || 0));
+      P.setText(warm, s.ready ? "ready" : s.source === "none" ? "not computed yet" : (w.bars || 0) + "/" + (w.required || 0) + " bars");
       setData(warm, "data-ready", s.ready ? "true" : "false");
     }
     var pct = w.required ? Math.min(100, (100 * (w.bars || 0)) / w.required) : 0;
@@ -735,9 +774,15 @@
     if (isNew) {
       positionsWatchUntil = Date.now() + 5000;
       readPositions();
-      if (a.kind === "entry") page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
-      else if (a.kind === "exit") page.openEntry = null;
+      if (a.kind === "entry") {
+        page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
+        page.armed = false;
+      } else if (a.kind === "exit") {
+        page.openEntry = null;
+        page.armed = a.reason === "reverted";
+      }
       renderState();
+      renderZone();
       if (charts.zscore) drawSeries();
     }
     return true;
@@ -956,6 +1001,7 @@
     if (type === "snapshot") {
       page.messages.snapshot++;
       page.snapshot = msg;
+      followRule(msg);
       renderSnapshot();
       scheduleDraw();
       if (openPosition() || Date.now() < positionsWatchUntil) readPositions();

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from analytics.snapshot import snapshot_json
+from tests.dashboard.zones import ZONE_CASES
 from tests.processes import CHROMIUM_ARGS, ROOT, chromium_path, free_port, get_json, wait_until
 
 pytestmark = pytest.mark.slow
@@ -155,15 +157,26 @@ POSITION_CARD = (
 )
 
 
+#: Visible elements that cut their own text short (an ellipsis or a hidden overflow), with the text lost.
+CLIPPED = """() => [...document.querySelectorAll("body *")].filter(e => {
+  if (!e.childNodes.length || e.closest("canvas, svg, [hidden]") || !e.offsetParent) return false;
+  const style = getComputedStyle(e);
+  if (style.overflowX !== "hidden" && style.textOverflow !== "ellipsis") return false;
+  if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return false;
+  return e.scrollWidth > e.clientWidth + 1;
+}).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}: ${e.textContent.trim().slice(0, 80)}`)"""
+
+
 def at_both_widths(page, name: str) -> None:
-    """The page at 1,440 px and at a phone's 390 px: no sideways scroll at either, a screenshot of each
-    (``artifacts/<name>-1440.png``, ``<name>-390.png``); the desk's width again after."""
+    """The page at 1,440 px and at a phone's 390 px: no sideways scroll and no words cut short at either,
+    a screenshot of each (``artifacts/<name>-1440.png``, ``<name>-390.png``); the desk's width again after."""
     for width, height in ((1440, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_timeout(400)  # charts and tables settle into the new width
         page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
         scroll = page.evaluate("document.documentElement.scrollWidth")
         assert scroll <= width, (name, width, scroll)
+        assert page.evaluate(CLIPPED) == [], (name, width)
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1440, "height": 900})
 
@@ -241,6 +254,11 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             assert gates["run"]["ok"] == ("true" if run >= CONFIRM_BARS else "false")
             assert gates["adf"]["ok"] == ("true" if snapshot["adf_pvalue"] < 0.05 else "false")
             assert page.text_content("#related-flag") == ("related" if snapshot["related"] else "not related")
+            # The z tile's words: the page script's are the server's for every kind of snapshot
+            # and rule state.
+            for case, rule, key, label in ZONE_CASES:
+                written = page.evaluate(ZONE_OF, [snapshot_json(case), rule.as_dict() if rule else None])
+                assert written == {"key": key, "label": label}, (case, rule)
             # After the whole series on connect, each snapshot's series comes as a delta the page
             # applies: its series is then exactly the server's (the page computes no statistic).
             page.wait_for_function("window.pairsPage.messages.series_delta >= 3", timeout=15_000)
@@ -339,6 +357,13 @@ LEGEND = (
 POSITION_LINE = (
     "() => { const d = window.pairsCharts.spread.data.datasets[6]; const s = window.pairsPage.series;"
     " return {legend: d.legend, data: d.data.map(p => [p.x, p.y]), t: s.t, a: s.price_a, b: s.price_b}; }"
+)
+
+#: The page script's zone words for a snapshot under a rule state (the page's own state put back after).
+ZONE_OF = (
+    "([s, rule]) => { const p = window.pairsPage; const kept = [p.openEntry, p.armed];"
+    " p.openEntry = rule && rule.open_direction ? rule : null; p.armed = rule ? rule.armed : true;"
+    " try { return p.zoneOf(s); } finally { [p.openEntry, p.armed] = kept; } }"
 )
 
 SERIES_MESSAGES = "window.pairsPage.messages.series_delta + window.pairsPage.messages.series"
@@ -492,15 +517,8 @@ def test_the_charts_zoom_together_break_at_an_outage_and_name_their_series(tmp_p
                 raise AssertionError(f"the position's own spread is not A − β'·B since its entry: {line} {opened}")
             assert line["legend"] == label and line["data"][0][0] == opened["opened_at"]
             assert [label, colors["position"]] in page.evaluate(LEGEND, "spread")
-            # The page at its two widths: nothing wider than a phone's screen.
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "pair-1440.png"), full_page=True)
-            page.set_viewport_size({"width": 390, "height": 844})
-            page.wait_for_timeout(400)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "pair-390.png"), full_page=True)
-            page.set_viewport_size({"width": 1440, "height": 900})
+            # The page at its two widths: nothing wider than the screen, no words cut short.
+            at_both_widths(page, "pair")
             # Its exit closes it: the line goes, and its name from the legend.
             page.wait_for_selector('#position-panel[data-open="false"]', timeout=180_000)
             page.wait_for_function("window.pairsCharts.spread.data.datasets[6].data.length === 0", timeout=5_000)

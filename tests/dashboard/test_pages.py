@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from html import unescape as html_unescape
 from http import HTTPStatus
 
 import pandas as pd
 import pytest
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
@@ -24,6 +26,7 @@ from analytics.snapshot import STAT_FIELDS, PairSnapshot, Thresholds, Warmup, sn
 from dashboard.formatting import bar_span_text, price_decimals, quote_currency, signed_text, threshold_text
 from dashboard.views.pairs import warmup_text, zone_of
 from ingestion.models import FeedStatus
+from tests.dashboard.zones import ZONE_CASES
 from tests.support import T0, cointegrated_ticks, make_alert, make_pair, store_and_resample
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +255,7 @@ def test_the_pair_page_during_warm_up(client, pipeline):
     pipeline.snapshots()
     response = client.get(f"/pairs/{pair.id}/")
     assert response.status_code == HTTPStatus.OK
-    assert element_text(response, "warmup") == "warming up: 42/100"
+    assert element_text(response, "warmup") == "42/100 bars"
     assert element_text(response, "signal-zscore-value") == "—"
     assert embedded(response, "initial-snapshot")["ready"] is False
     assert "warming up 42/100" in response.content.decode()
@@ -265,7 +268,7 @@ def test_the_pair_page_with_no_data_at_all(client, pipeline):
     assert element_text(response, "warmup") == "not computed yet"
     pipeline.snapshots()
     response = client.get(f"/pairs/{pair.id}/")
-    assert element_text(response, "warmup") == "warming up: 0/100"
+    assert element_text(response, "warmup") == "0/100 bars"
     assert embedded(response, "initial-series")["t"] == []
 
 
@@ -696,11 +699,36 @@ def test_without_a_paper_position_the_card_says_so(client):
 )
 def test_every_page_says_when_it_shows_the_offline_demo_market(client, url, offline):
     FeedStatus.objects.create(name="default", url=url, connected=True, updated_at=timezone.now())
-    for path in ("/", "/pairs/1/", "/screener/", "/pairs/1/backtest/"):
+    for path in ("/", "/pairs/1/", "/screener/", "/pairs/1/backtest/", "/alerts/"):
         html = client.get(path).content.decode()
         assert ('id="demo-banner"' in html) is offline, path
         assert ("Offline demo exchange (simulated)" in html) is offline, path
+    client.force_login(User.objects.create_superuser("desk", password="x"))
+    for path in ("/admin/", "/admin/analytics/pair/", "/admin/alerts/alert/"):
+        html = client.get(path).content.decode()
+        assert ('id="demo-banner"' in html) is offline, path
     assert client.get("/api/health/").json()["exchange"]["offline"] is offline
+
+
+@pytest.mark.parametrize(
+    ("connected", "blocked", "word"),
+    [(True, False, "ok"), (True, True, "degraded"), (False, False, "down")],
+)
+def test_the_overview_names_the_feed_as_its_colour_does(client, connected, blocked, word):
+    """Connected but unable to store ticks is degraded, not 'live'."""
+    FeedStatus.objects.create(
+        name="default",
+        url="wss://fstream.binance.com/market",
+        connected=connected,
+        last_error="" if connected else "cannot resolve fstream.binance.com: no DNS or no internet",
+        writer_failing_since=timezone.now() - timedelta(minutes=5) if blocked else None,
+        writer_error="database is locked" if blocked else "",
+        last_tick_at=int(time.time() * 1000),
+        updated_at=timezone.now(),
+    )
+    response = client.get("/")
+    assert element_text(response, "fl-status") == word
+    assert f'id="fl-status" data-status="{word}"' in response.content.decode()
 
 
 def test_the_live_indicator_and_reconnects_count_failed_connects(client):
@@ -720,33 +748,9 @@ def test_the_live_indicator_and_reconnects_count_failed_connects(client):
     assert client.get("/api/health/").json()["feed"]["connect_failures"] == 6
 
 
-def zone_snapshot(z: float | None, *, related: bool = True, ready: bool = True) -> PairSnapshot:
-    return PairSnapshot(
-        pair=1,
-        symbol_a="BTCUSDT",
-        symbol_b="ETHUSDT",
-        interval="1s",
-        window=100,
-        thresholds=Thresholds(entry_z=2.0, exit_z=0.5),
-        ready=ready,
-        signal_zscore=z,
-        related=related,
-    )
-
-
-@pytest.mark.parametrize(
-    ("z", "related", "key", "label"),
-    [
-        (2.4, True, "entry-high", "stretched high: short the spread"),
-        (-2.4, True, "entry-low", "stretched low: long the spread"),
-        (2.4, False, "unrelated", "stretched high, no trade: gates not met"),
-        (-1.2, True, "between", "low, inside the entry line"),
-        (0.2, False, "exit", "back at the mean"),
-        (None, True, "none", "no signal yet"),
-    ],
-)
-def test_the_z_zone_speaks_as_a_trader_and_names_a_direction_only_when_the_gates_hold(z, related, key, label):
-    assert zone_of(zone_snapshot(z, related=related)) == {"key": key, "label": label}
+@pytest.mark.parametrize(("snapshot", "rule", "key", "label"), ZONE_CASES)
+def test_the_z_zone_speaks_as_a_trader_and_names_a_trade_only_when_the_rule_would_hold_it(snapshot, rule, key, label):
+    assert zone_of(snapshot, rule) == {"key": key, "label": label}
 
 
 def test_the_warm_up_promises_no_time_while_a_leg_is_silent():

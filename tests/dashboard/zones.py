@@ -1,0 +1,55 @@
+"""The z tile's words for each kind of snapshot and rule state: what the server renders
+(``dashboard.views.pairs.zone_of``) and the page script writes (``zoneOf``) alike."""
+
+from __future__ import annotations
+
+from alerts.rules import RuleState
+from analytics.snapshot import PairSnapshot, Thresholds
+
+
+def zone_snapshot(
+    z: float | None, *, related: bool = True, ready: bool = True, run: int = 31, stale: tuple[str, ...] = ()
+) -> PairSnapshot:
+    return PairSnapshot(
+        pair=1,
+        symbol_a="BTCUSDT",
+        symbol_b="ETHUSDT",
+        interval="1s",
+        window=100,
+        thresholds=Thresholds(entry_z=2.0, exit_z=0.5, confirm_bars=30),
+        ready=ready,
+        signal_zscore=z,
+        related=related,
+        related_run=run if related else 0,
+        stale=bool(stale),
+        stale_legs=stale,
+    )
+
+
+SHORT_OPEN = RuleState(armed=False, open_direction="short_spread", open_since=0)
+
+
+#: (snapshot, rule state, zone key, words)
+ZONE_CASES: list[tuple[PairSnapshot, RuleState | None, str, str]] = [
+    # Flat, armed: the trade is named only when the rule's gates hold on this bar.
+    (zone_snapshot(2.4), RuleState(), "entry-high", "stretched high: short the spread"),
+    (zone_snapshot(-2.4), None, "entry-low", "stretched low: long the spread"),
+    (zone_snapshot(2.4, related=False), None, "unrelated", "stretched high, no trade: not related"),
+    (zone_snapshot(2.4, run=30), None, "unrelated", "stretched high, no trade: related 29/30 bars before this one"),
+    (zone_snapshot(-2.4, stale=("ETHUSDT",)), None, "unrelated", "stretched low, no trade: ETHUSDT silent"),
+    (
+        zone_snapshot(2.4),
+        RuleState(armed=False),
+        "unrelated",
+        "stretched high, no trade: this move was traded; waits for the mean",
+    ),
+    (zone_snapshot(-1.2), None, "between", "leaning low, inside ±2.00"),
+    (zone_snapshot(0.2, related=False), None, "exit", "back at the mean"),
+    (zone_snapshot(None), None, "none", "no signal yet"),
+    (zone_snapshot(None, ready=False), None, "none", "warming up"),
+    # An open entry: what happens to it.
+    (zone_snapshot(2.6, related=False), SHORT_OPEN, "entry-high", "stretched high: short spread open"),
+    (zone_snapshot(1.1), SHORT_OPEN, "hold", "short spread open, exit inside ±0.50"),
+    (zone_snapshot(-2.2), SHORT_OPEN, "hold", "short spread open, exit inside ±0.50"),
+    (zone_snapshot(0.3), SHORT_OPEN, "exit", "back at the mean: exit the short spread"),
+]
