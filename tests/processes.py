@@ -51,6 +51,33 @@ def chromium_path() -> str:
     return path
 
 
+#: Where the browser tests save their screenshots (ignored by git).
+ARTIFACTS = ROOT / "artifacts"
+
+#: Visible elements that cut their own text short (an ellipsis or a hidden overflow), with the text lost.
+CLIPPED = """() => [...document.querySelectorAll("body *")].filter(e => {
+  if (!e.textContent.trim() || e.closest("canvas, svg, [hidden]") || !e.offsetParent) return false;
+  if (e.getBoundingClientRect().width <= 1) return false;  // a screen reader's text, hidden by design
+  const style = getComputedStyle(e);
+  if (style.overflowX !== "hidden" && style.textOverflow !== "ellipsis") return false;
+  return e.scrollWidth > e.clientWidth + 1;
+}).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}: ${e.textContent.trim().slice(0, 80)}`)"""
+
+
+def at_both_widths(page, name: str) -> None:
+    """The page at 1,440 px and at a phone's 390 px: no sideways scroll and no words cut short at either,
+    a screenshot of each (``artifacts/<name>-1440.png``, ``<name>-390.png``); the desk's width again after."""
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(400)  # charts and tables settle into the new width
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, (name, width, scroll)
+        assert page.evaluate(CLIPPED) == [], (name, width)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def market_args(prefix: str = "") -> list[str]:
     return [f"--{prefix}{name}={value}" for name, value in MARKET.items()]
 

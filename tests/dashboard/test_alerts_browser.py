@@ -22,12 +22,11 @@ import pytest
 
 from alerts.models import Alert, Notification
 from analytics.models import Pair
-from tests.processes import CHROMIUM_ARGS, ROOT, chromium_path
+from tests.processes import ARTIFACTS, CHROMIUM_ARGS, at_both_widths, chromium_path
 from tests.support import T0, make_pair, pending_alert
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ARTIFACTS = ROOT / "artifacts"
 DAY = 86_400_000
 
 #: The rows of the table as the page shows them.
@@ -115,7 +114,7 @@ def test_the_alerts_page_filters_downloads_and_reads_on_a_phone(live_server, ale
             page.wait_for_url(f"{base}/alerts/")
             assert page.evaluate(ROWS) == everything
             assert page.text_content("#al-list h2").strip() == "24 alerts"
-            page.screenshot(path=str(ARTIFACTS / "alerts-1440.png"), full_page=True)
+            at_both_widths(page, "alerts")
             # The form: SOL's exits. The empty fields drop out of the address; the choices stay selected.
             page.select_option("select[name=pair]", str(sol.id))
             page.select_option("select[name=kind]", "exit")
@@ -162,7 +161,6 @@ def test_the_alerts_page_filters_downloads_and_reads_on_a_phone(live_server, ale
             )
             assert box["scroll"] > box["client"] and box["overflow"] == "auto", box
             assert page.is_visible("#al-submit") and page.is_visible("#al-csv")
-            page.screenshot(path=str(ARTIFACTS / "alerts-390.png"), full_page=True)
         finally:
             browser.close()
     # Clean but for the refused filter's own 400.

@@ -40,11 +40,19 @@ import pytest
 
 from analytics.snapshot import snapshot_json
 from tests.dashboard.zones import ZONE_CASES
-from tests.processes import CHROMIUM_ARGS, ROOT, chromium_path, free_port, get_json, wait_until
+from tests.processes import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    ROOT,
+    at_both_widths,
+    chromium_path,
+    free_port,
+    get_json,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = ROOT / "artifacts"
 EDIT_ENTRY_Z = "from analytics.models import Pair; Pair.objects.filter(pk=1).update(entry_z=3.25)"
 
 
@@ -155,30 +163,6 @@ POSITION_CARD = (
     " closed: [...document.querySelectorAll('#pos-closed > li[data-position-id]')].map(li => +li.dataset.positionId),"
     " line: window.pairsCharts.spread.data.datasets[6].data.length})"
 )
-
-
-#: Visible elements that cut their own text short (an ellipsis or a hidden overflow), with the text lost.
-CLIPPED = """() => [...document.querySelectorAll("body *")].filter(e => {
-  if (!e.childNodes.length || e.closest("canvas, svg, [hidden]") || !e.offsetParent) return false;
-  const style = getComputedStyle(e);
-  if (style.overflowX !== "hidden" && style.textOverflow !== "ellipsis") return false;
-  if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return false;
-  return e.scrollWidth > e.clientWidth + 1;
-}).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}: ${e.textContent.trim().slice(0, 80)}`)"""
-
-
-def at_both_widths(page, name: str) -> None:
-    """The page at 1,440 px and at a phone's 390 px: no sideways scroll and no words cut short at either,
-    a screenshot of each (``artifacts/<name>-1440.png``, ``<name>-390.png``); the desk's width again after."""
-    for width, height in ((1440, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(400)  # charts and tables settle into the new width
-        page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll <= width, (name, width, scroll)
-        assert page.evaluate(CLIPPED) == [], (name, width)
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 900})
 
 
 def words(html: str) -> str:
@@ -640,14 +624,8 @@ def test_a_backtest_runs_from_the_page_to_its_charts(system, database_url):
             assert page.text_content("#chart-view").startswith("zoomed to ")
             page.click("#chart-reset")
             assert page.evaluate(BACKTEST_X) == whole
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "backtest-1440.png"), full_page=True)
             # On a phone: one column, nothing wider than the screen but the tables' own scroll.
-            page.set_viewport_size({"width": 390, "height": 844})
-            page.wait_for_timeout(300)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "backtest-390.png"), full_page=True)
+            at_both_widths(page, "backtest")
         finally:
             browser.close()
     # Clean but for the refused request, and the admin's login page asking for a /favicon.ico it has not.
