@@ -631,7 +631,7 @@
       source.hidden = !note;
     }
     P.setText("window-info", (s.n || 0) + "/" + (s.window || cfg.window) + " bars");
-    P.setText("metrics-n", "n " + (s.n || 0));
+    P.setText("metrics-n", (s.n || 0) + " bars");
 
     if (page.prices.t === null) {
       P.setText("price-a", P.fmt(s.price_a, dec.a));
