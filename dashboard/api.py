@@ -132,8 +132,9 @@ class EmailRecipientsField(serializers.Field):
 class PairSerializer(serializers.ModelSerializer):
     """Validated by ``Pair.clean`` so the API and the admin give the same messages.
 
-    Where the pair's alerts go (``email_recipients``, ``telegram_chat_id``) is
-    staff's to read: others get the pair without them.
+    Where the pair's alerts go (``webhook_url``, ``email_recipients``,
+    ``telegram_chat_id``) is staff's to read: others get the pair without them. A
+    webhook is checked against the egress policy as in the admin.
     """
 
     # Any whole number reaches ``Pair.clean``, whose message names the window it must fit in
@@ -152,7 +153,7 @@ class PairSerializer(serializers.ModelSerializer):
     )
 
     #: Fields only staff read.
-    STAFF_ONLY = ("email_recipients", "telegram_chat_id")
+    STAFF_ONLY = ("webhook_url", "email_recipients", "telegram_chat_id")
 
     class Meta:
         model = Pair
@@ -170,6 +171,7 @@ class PairSerializer(serializers.ModelSerializer):
             "max_coint_pvalue",
             "confirm_bars",
             "active",
+            "webhook_url",
             "email_recipients",
             "telegram_chat_id",
         ]

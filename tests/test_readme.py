@@ -60,7 +60,9 @@ def test_every_field_the_api_answers_with_is_named_in_the_readme():
             health["feeds"][0],
         ],
         "GET /api/symbols/": api.get("/api/symbols/").json(),
-        "GET /api/ticks/?symbol=S[&limit=N][&before=ID]": api.get("/api/ticks/", {"symbol": "BTCUSDT", "limit": 1}).json(),
+        "GET /api/ticks/?symbol=S[&limit=N][&before=ID]": api.get(
+            "/api/ticks/", {"symbol": "BTCUSDT", "limit": 1}
+        ).json(),
         "GET /api/pairs/`, `GET /api/pairs/{id}/": api.get("/api/pairs/").json(),
         "GET /api/pairs/{id}/snapshot/": [
             snapshot,

@@ -1,4 +1,4 @@
-"""The pairs API edits where a pair's alerts go (e-mail, Telegram), staff only, validated as in the admin."""
+"""The pairs API edits where a pair's alerts go (webhook, e-mail, Telegram), staff only, validated as in the admin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from tests.support import make_pair
 
 pytestmark = pytest.mark.django_db
 
-CHANNELS = {"email_recipients", "telegram_chat_id"}
+CHANNELS = {"webhook_url", "email_recipients", "telegram_chat_id"}
+
+#: A public address, so the egress policy lets it through without a resolver.
+PUBLIC_HOOK = "https://93.184.215.14/hooks/desk"
 
 
 def test_staff_set_recipients_and_a_chat_and_read_them_back(staff_api):
@@ -22,6 +25,7 @@ def test_staff_set_recipients_and_a_chat_and_read_them_back(staff_api):
             "symbol_b": "ETHUSDT",
             "email_recipients": ["desk@example.com", " risk@example.com", "DESK@example.com"],
             "telegram_chat_id": "-1001234567890",
+            "webhook_url": PUBLIC_HOOK,
         },
         format="json",
     )
@@ -29,6 +33,7 @@ def test_staff_set_recipients_and_a_chat_and_read_them_back(staff_api):
     body = response.json()
     assert body["email_recipients"] == ["desk@example.com", "risk@example.com"]
     assert body["telegram_chat_id"] == "-1001234567890"
+    assert body["webhook_url"] == PUBLIC_HOOK
     pair = Pair.objects.get(pk=body["id"])
     assert pair.email_recipients == "desk@example.com, risk@example.com"
     patched = staff_api.patch(f"/api/pairs/{pair.id}/", {"email_recipients": [], "telegram_chat_id": ""}, format="json")
@@ -57,6 +62,7 @@ NOT_A_CHAT = (
         ({"email_recipients": "desk@example.com"}, {"email_recipients": NOT_A_LIST}),
         ({"email_recipients": [1, 2]}, {"email_recipients": NOT_A_LIST}),
         ({"telegram_chat_id": "desk"}, {"telegram_chat_id": [NOT_A_CHAT]}),
+        ({"webhook_url": "hooks"}, {"webhook_url": ["Enter a valid URL."]}),
     ],
 )
 def test_bad_recipients_or_chat_are_a_400_naming_them(staff_api, payload, errors):
@@ -65,18 +71,31 @@ def test_bad_recipients_or_chat_are_a_400_naming_them(staff_api, payload, errors
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == errors
     pair.refresh_from_db()
-    assert (pair.email_recipients, pair.telegram_chat_id) == ("", "")
+    assert (pair.email_recipients, pair.telegram_chat_id, pair.webhook_url) == ("", "", "")
+
+
+def test_a_webhook_inside_the_network_is_a_400_in_the_egress_policy_words(staff_api):
+    pair = make_pair()
+    response = staff_api.patch(f"/api/pairs/{pair.id}/", {"webhook_url": "http://127.0.0.1:6379/"}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "loopback" in response.json()["webhook_url"][0]
+    pair.refresh_from_db()
+    assert pair.webhook_url == ""
 
 
 def test_only_staff_read_where_alerts_go(api, staff_api):
-    pair = make_pair(email_recipients="desk@example.com", telegram_chat_id="123456789")
+    pair = make_pair(email_recipients="desk@example.com", telegram_chat_id="123456789", webhook_url=PUBLIC_HOOK)
     for url in ("/api/pairs/", f"/api/pairs/{pair.id}/"):
         body = api.get(url).json()
         shown = body[0] if isinstance(body, list) else body
         assert CHANNELS.isdisjoint(shown), url
         shown = staff_api.get(url).json()
         shown = shown[0] if isinstance(shown, list) else shown
-        assert (shown["email_recipients"], shown["telegram_chat_id"]) == (["desk@example.com"], "123456789")
+        assert (shown["email_recipients"], shown["telegram_chat_id"], shown["webhook_url"]) == (
+            ["desk@example.com"],
+            "123456789",
+            PUBLIC_HOOK,
+        )
 
 
 def test_the_schema_documents_them_as_optional(api):
