@@ -8,6 +8,7 @@ from pairs_project.common.admin import (
     ReadOnlyAdmin,
     as_is,
     clipped,
+    duration,
     fixed,
     json_entry,
     money,
@@ -22,7 +23,7 @@ from pairs_project.common.admin import (
     zscore,
 )
 
-from .models import Backtest, Bar, Pair, Snapshot
+from .models import Backtest, Bar, Pair, ScreenerRun, Snapshot
 
 
 @admin.register(Pair)
@@ -133,3 +134,40 @@ class BacktestAdmin(ReadOnlyAdmin):
         "finished_at": utc_time("finished"),
         "error": clipped(60),
     }
+
+
+@admin.register(ScreenerRun)
+class ScreenerRunAdmin(ReadOnlyAdmin):
+    """Read-only: screens are asked for from the screener page or the API, and scheduled."""
+
+    list_display = [
+        "id",
+        "status",
+        "interval",
+        "window",
+        "fdr",
+        "universe",
+        "significant",
+        "as_of",
+        "took_ms",
+        "created_at",
+    ]
+    list_filter = ["status", "interval"]
+    exclude = ["pairs"]  # the ranked pairs: on the screener page and in the API
+    readonly_fields = [f.name for f in ScreenerRun._meta.fields if f.name != "pairs"]
+    columns = {
+        "fdr": threshold("FDR"),
+        "as_of": ms_time("newest bar"),
+        "took_ms": duration("took", unit_ms=True),
+        "created_at": utc_time("asked"),
+        "finished_at": utc_time("finished"),
+        "error": clipped(60),
+    }
+
+    @admin.display(description="symbols")
+    def universe(self, run: ScreenerRun) -> int:
+        return len(run.symbols)
+
+    @admin.display(description="significant pairs")
+    def significant(self, run: ScreenerRun) -> int:
+        return sum(1 for row in run.pairs if row.get("significant"))

@@ -12,6 +12,7 @@ import time
 from pairs_project.common.display import PRICE_DECIMALS as PRICE_DECIMALS
 from pairs_project.common.display import datetime_text as datetime_text
 from pairs_project.common.display import direction_text as direction_text
+from pairs_project.common.display import duration_text as duration_text
 from pairs_project.common.display import iso_utc as iso_utc
 from pairs_project.common.display import number_text as number_text
 from pairs_project.common.display import plain_number as plain_number
@@ -63,22 +64,6 @@ def stamp_text(ms: int | None) -> str:
 
 #: Decimals a fill has beyond its instrument's tick: a whole bp of slippage moves a price by exactly 4.
 FILL_EXTRA_DECIMALS = 4
-
-
-def duration_text(seconds: float | None) -> str:
-    """A duration as the page script's ``duration`` writes it: "0.4 s", "12 s", "4m 05s", "2h 03m"."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{round(seconds)} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {round(seconds % 60):02d}s"
-    if seconds < 86_400 * 2:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86_400)}d {int(seconds % 86_400 // 3600):02d}h"
 
 
 def decimal_text(value: float, decimals: int) -> str:

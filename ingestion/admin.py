@@ -13,7 +13,7 @@ from pairs_project.common.admin import (
     utc_time,
 )
 
-from .models import FeedStatus, FundingRate, Symbol, Tick
+from .models import FeedStatus, FundingRate, Gap, Symbol, Tick
 
 
 @admin.register(Tick)
@@ -52,3 +52,30 @@ class FundingRateAdmin(ReadOnlyAdmin):
     list_display = ["symbol", "funding_time", "rate", "mark_price"]
     list_filter = ["symbol"]
     columns = {"funding_time": ms_time("funding time"), "rate": percent(), "mark_price": price("symbol")}
+
+
+@admin.register(Gap)
+class GapAdmin(ReadOnlyAdmin):
+    """Holes in a symbol's trade ids, from detection to repair: what the backfill did, or could not."""
+
+    list_display = [
+        "symbol",
+        "first_id",
+        "last_id",
+        "trades",
+        "status",
+        "missing",
+        "feed",
+        "detected_at",
+        "resolved_at",
+    ]
+    list_filter = ["status", "symbol"]
+    columns = {
+        "missing": fixed(0, "lost"),
+        "detected_at": utc_time("detected"),
+        "resolved_at": utc_time("resolved"),
+    }
+
+    @admin.display(description="trades")
+    def trades(self, gap: Gap) -> str:
+        return f"{gap.size:,}"

@@ -29,6 +29,9 @@ api_patterns = [
 # The admin's lists need the width: a trader's columns fit a 1,440 px screen without the
 # sidebar of every model (the index and the breadcrumbs lead to them).
 admin.site.enable_nav_sidebar = False
+admin.site.site_header = "pairs administration"
+admin.site.site_title = "pairs admin"
+admin.site.index_title = "Pairs, alerts, backtests and the feed"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -105,9 +105,9 @@ def make_alert(
 def desk_records() -> Pair:
     """A record of every kind the admin lists, as the system writes them: the default pair traded live over 300 s
     of a reverting market (ticks, bars, snapshots, alerts, paper positions, the rule's state, the symbols' totals),
-    a backtest of it and one that failed, funding rates and a feed's status."""
-    from analytics.models import Backtest
-    from ingestion.models import FeedStatus, FundingRate
+    a backtest of it and one that failed, funding rates, a feed's status, a gap it filled and a screen."""
+    from analytics.models import Backtest, ScreenerRun
+    from ingestion.models import FeedStatus, FundingRate, Gap
 
     seconds = 300
     pair = make_pair(window=80, min_bars=40, confirm_bars=5)
@@ -142,6 +142,28 @@ def desk_records() -> Pair:
         ticks_stored=1200,
         started_at=now,
         updated_at=now,
+    )
+    Gap.objects.create(
+        symbol="ETHUSDT",
+        first_id=1_000_000,
+        last_id=1_000_041,
+        status=Gap.Status.FILLED,
+        feed="default",
+        detected_at=now,
+        resolved_at=now,
+    )
+    ScreenerRun.objects.create(
+        requested={"top": 12, "interval": "1m", "window": 200, "fdr": 0.05},
+        status=ScreenerRun.Status.DONE,
+        progress=1.0,
+        as_of=T0,
+        interval="1m",
+        window=200,
+        fdr=0.05,
+        symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"],
+        pairs=[{"symbol_a": "BTCUSDT", "symbol_b": "ETHUSDT", "qvalue": 0.01, "significant": True}],
+        took_ms=84_000,
+        finished_at=now,
     )
     return pair
 

@@ -104,6 +104,11 @@ def fixed(decimals: int, header: str | None = None) -> Column:
     return column(lambda value: display.number_text(value, decimals), header)
 
 
+def duration(header: str | None = None, *, unit_ms: bool = False) -> Column:
+    """A duration as the pages write it: "1m 24s" (``unit_ms``: the value is in ms, else seconds)."""
+    return column(lambda value: display.duration_text(value / 1000 if unit_ms else value), header)
+
+
 def ratio(header: str | None = None) -> Column:
     """A hedge ratio: 6 significant digits, zeros kept (20.0000)."""
     return column(display.ratio_text, header)

@@ -99,6 +99,22 @@ def iso_utc(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds").replace("+00:00", "Z")
 
 
+def duration_text(seconds: float | None) -> str:
+    """A duration as the page script's ``duration`` writes it: "0.4 s", "12 s", "4m 05s", "2h 03m"."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{round(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m {round(seconds % 60):02d}s"
+    if seconds < 86_400 * 2:
+        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86_400)}d {int(seconds % 86_400 // 3600):02d}h"
+
+
 def number_text(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:
     """A number with thousands separators and fixed decimals ("—" for none); ``signed``: "+1,234.50", "-0.25"."""
     if value is None or not math.isfinite(value):
