@@ -399,7 +399,7 @@ def warmup_text(snapshot: PairSnapshot, interval_ms: int) -> str:
     if snapshot.stale:
         # A silent leg closes no bars: no time can be promised until it trades again.
         return f"{togo} bars to go · waiting for {', '.join(snapshot.stale_legs)} to trade"
-    return f"{togo} bars to go · ~{duration_text(togo * interval_ms / 1000)}"
+    return f"{togo} bars to go · ~{duration_text(togo * interval_ms / 1000)} if both legs keep trading"
 
 
 def half_life_text(snapshot: PairSnapshot) -> str:

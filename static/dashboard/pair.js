@@ -613,7 +613,7 @@
     var w = s.warmup || {};
     var togo = Math.max(0, (w.required || 0) - (w.bars || 0));
     if (s.stale) return togo + " bars to go · waiting for " + (s.stale_legs || []).join(", ") + " to trade";
-    return togo + " bars to go · ~" + P.duration((togo * cfg.interval_ms) / 1000);
+    return togo + " bars to go · ~" + P.duration((togo * cfg.interval_ms) / 1000) + " if both legs keep trading";
   }
 
   function renderSnapshot() {

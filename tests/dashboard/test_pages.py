@@ -756,7 +756,7 @@ def test_the_z_zone_speaks_as_a_trader_and_names_a_trade_only_when_the_rule_woul
 def test_the_warm_up_promises_no_time_while_a_leg_is_silent():
     base = dict(pair=1, symbol_a="BTCUSDT", symbol_b="ETHUSDT", interval="1m", window=100, thresholds=Thresholds())
     warming = PairSnapshot(**base, warmup=Warmup(40, 100))
-    assert warmup_text(warming, 60_000) == "60 bars to go · ~1h 00m"
+    assert warmup_text(warming, 60_000) == "60 bars to go · ~1h 00m if both legs keep trading"
     silent = PairSnapshot(**base, warmup=Warmup(40, 100), stale=True, stale_legs=("ETHUSDT",))
     assert warmup_text(silent, 60_000) == "60 bars to go · waiting for ETHUSDT to trade"
     assert warmup_text(PairSnapshot(**base, ready=True, n=100), 60_000) == "100/100 bars in the window"
