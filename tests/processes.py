@@ -73,7 +73,8 @@ def at_both_widths(page, name: str) -> None:
         page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar over the page's head otherwise
         scroll = page.evaluate("document.documentElement.scrollWidth")
         assert scroll <= width, (name, width, scroll)
-        assert page.evaluate(CLIPPED) == [], (name, width)
+        clipped = page.evaluate(CLIPPED)
+        assert clipped == [], (name, width, clipped)
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1440, "height": 900})
 

@@ -70,14 +70,14 @@ def test_every_admin_list_fits_a_desktop_and_is_usable_on_a_phone(live_server):
                 assert page.locator("#result_list tbody tr").count() > 0, name
                 overflow = page.evaluate(OVERFLOW)
                 assert overflow["page"] <= 0 and overflow["table"] <= 0, (name, overflow)
-                assert page.evaluate(CLIPPED) == [], name
+                assert page.evaluate(CLIPPED) == [], (name, page.evaluate(CLIPPED))
                 page.screenshot(path=str(ARTIFACTS / f"admin-{name}-1440.png"), full_page=True)
                 # A phone: nothing wider than the screen but the table, which scrolls in its own box.
                 page.set_viewport_size({"width": 390, "height": 844})
                 page.wait_for_timeout(100)
                 overflow = page.evaluate(OVERFLOW)
                 assert overflow["page"] <= 0, (name, overflow)
-                assert page.evaluate(CLIPPED) == [], name
+                assert page.evaluate(CLIPPED) == [], (name, page.evaluate(CLIPPED))
                 assert overflow["table"] <= 0 or overflow["tableScrolls"] in ("auto", "scroll"), (name, overflow)
                 link = page.locator("#result_list tbody tr:first-child a").first.bounding_box()
                 assert link is not None and 0 <= link["x"] and link["x"] + link["width"] <= 390, (name, link)

@@ -466,8 +466,11 @@ def test_the_charts_zoom_together_break_at_an_outage_and_name_their_series(tmp_p
             page.wait_for_function(f"(x) => {Z_MAX} > x", arg=reset["x"]["zscore"][1], timeout=15_000)
             # The range buttons suit one-second bars (at least 20 of them) and what the charts hold (less than
             # all of it); "30s" shows the newest 30 seconds and keeps following.
-            held = reset["x"]["zscore"][1] - reset["x"]["zscore"][0]
-            ranges = page.evaluate("[...document.querySelectorAll('#chart-ranges button')].map(b => b.textContent)")
+            # (Both read at once: the span grows by a bar every second, and the buttons with it.)
+            ranges, held = page.evaluate(
+                "() => [[...document.querySelectorAll('#chart-ranges button')].map(b => b.textContent),"
+                " window.pairsPage.chartGroup.bounds[1] - window.pairsPage.chartGroup.bounds[0]]"
+            )
             assert ranges == [label for ms, label in RANGES_1S if ms < held] + ["All"], (ranges, held)
             page.click('#chart-ranges button[data-range="30000"]')
             recent = page.evaluate(CHART_VIEW)
