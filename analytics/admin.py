@@ -110,6 +110,10 @@ class SnapshotAdmin(ReadOnlyAdmin):
     }
 
 
+#: A job's times and failure, as the backtest and screener lists show them.
+JOB_COLUMNS = {"created_at": utc_time("asked"), "finished_at": utc_time("finished"), "error": clipped(60)}
+
+
 @admin.register(Backtest)
 class BacktestAdmin(ReadOnlyAdmin):
     """Read-only: backtests are asked for from the pair's backtest page, the API or ``manage.py backtest``."""
@@ -128,12 +132,7 @@ class BacktestAdmin(ReadOnlyAdmin):
     list_filter = ["pair", "status"]
     exclude = ["result"]  # trades and equity: on the backtest page and in its CSVs
     readonly_fields = [f.name for f in Backtest._meta.fields if f.name != "result"]
-    columns = {
-        "progress": percent(decimals=0),
-        "created_at": utc_time("asked"),
-        "finished_at": utc_time("finished"),
-        "error": clipped(60),
-    }
+    columns = {"progress": percent(decimals=0), **JOB_COLUMNS}
 
 
 @admin.register(ScreenerRun)
@@ -159,9 +158,7 @@ class ScreenerRunAdmin(ReadOnlyAdmin):
         "fdr": threshold("FDR"),
         "as_of": ms_time("newest bar"),
         "took_ms": duration("took", unit_ms=True),
-        "created_at": utc_time("asked"),
-        "finished_at": utc_time("finished"),
-        "error": clipped(60),
+        **JOB_COLUMNS,
     }
 
     @admin.display(description="symbols")
