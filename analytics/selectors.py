@@ -143,6 +143,14 @@ def snapshots_recorded_latest(pair_ids: list[int]) -> dict[int, dict[str, Any] |
     return dict(rows)
 
 
+def related_run_before(*, pair_id: int, as_of: int) -> int:
+    """The ``related_run`` of the pair's snapshot recorded before ``as_of`` (0 with none): the confirmation
+    an entry on the snapshot at ``as_of`` needs (docs/analytics.md, "Alert rule")."""
+    data = Snapshot.objects.filter(pair_id=pair_id, as_of__lt=as_of).order_by("-as_of").values_list("data", flat=True)
+    previous = data.first()
+    return int((previous or {}).get("related_run") or 0)
+
+
 def snapshot_recorded_at(pair_id: int, as_of: int) -> dict[str, Any] | None:
     """The snapshot recorded for the pair's bar ``as_of``, if any."""
     return Snapshot.objects.filter(pair_id=pair_id, as_of=as_of).values_list("data", flat=True).first()

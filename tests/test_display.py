@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairs_project.common.display import iso_utc, json_text, plain_number, ratio_text, utc_text
+from pairs_project.common.display import duration_text, iso_utc, json_text, plain_number, ratio_text, utc_text
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,27 @@ def test_json_to_read_is_indented_with_8_significant_digits():
 )
 def test_a_hedge_ratio_keeps_6_significant_digits_and_its_zeros(value, text):
     assert ratio_text(value) == text
+
+
+#: (seconds, words): each rounded half up to the smallest unit it shows, then split.
+DURATIONS = [
+    (None, "—"),
+    (-3.0, "0.0 s"),
+    (0.25, "0.3 s"),
+    (9.94, "9.9 s"),
+    (9.96, "10 s"),
+    (12.5, "13 s"),
+    (59.6, "1m 00s"),
+    (84.0, "1m 24s"),
+    (239.6, "4m 00s"),
+    (3599.6, "1h 00m"),
+    (3690.0, "1h 02m"),
+    (86_399.0, "24h 00m"),
+    (172_799.0, "2d 00h"),
+    (200_000.0, "2d 08h"),
+]
+
+
+@pytest.mark.parametrize(("seconds", "words"), DURATIONS)
+def test_a_duration_is_rounded_to_what_it_shows_and_never_reads_60(seconds, words):
+    assert duration_text(seconds) == words

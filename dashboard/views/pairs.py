@@ -208,6 +208,9 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
     health = system_health()
     rule = rule_state(pair_id=pair.id)
     open_entry = rule if rule.open_direction is not None else None
+    previous_run = (
+        analytics_selectors.related_run_before(pair_id=pair.id, as_of=snapshot.as_of) if snapshot.as_of else 0
+    )
     decimals_a = price_decimals(pair.symbol_a, snapshot.price_a)
     decimals_b = price_decimals(pair.symbol_b, snapshot.price_b)
     config = {
@@ -222,6 +225,7 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "alerts_url": f"{reverse('api-alerts')}?pair={pair.id}",
         "open_entry": open_entry.as_dict() if open_entry else None,
         "rule_armed": rule.armed,
+        "previous_run": previous_run,
         "alerts_shown": ALERTS_SHOWN,
         "positions_url": f"{reverse('api-positions')}?{urlencode({'pair': pair.id})}",
         "positions_closed_shown": POSITIONS_CLOSED_SHOWN,
@@ -258,7 +262,9 @@ def pair_detail(request: HttpRequest, pair_id: int) -> HttpResponse:
         "half_life_text": half_life_text(snapshot),
         "signal_text": signed_text(snapshot.signal_zscore),
         "zscore_text": signed_text(snapshot.statistics.zscore),
-        "zone": zone_of(snapshot, rule),
+        "zone": zone_of(snapshot, rule, previous_run),
+        "entry_z_text": threshold_text(snapshot.thresholds.entry_z),
+        "exit_z_text": threshold_text(snapshot.thresholds.exit_z),
         "warmup_text": warmup_text(snapshot, INTERVALS[pair.interval]),
         "quote": quote_currency(pair.symbol_a),
         "gates": entry_gates(snapshot),
@@ -343,14 +349,15 @@ def _exit_stamp(entry: int, exit_: int) -> str:
     return shown if shown[:5] != stamp_text(entry)[:5] else shown[6:]
 
 
-def zone_of(snapshot: PairSnapshot, rule: RuleState | None = None) -> dict[str, str]:
+def zone_of(snapshot: PairSnapshot, rule: RuleState | None = None, previous_run: int = 0) -> dict[str, str]:
     """Where the signal z stands and what the pair's rule does about it, in a trader's words
     (as the page script's ``zoneOf``).
 
-    ``rule``: the pair's alert-rule state (an open entry, armed or not). Beyond the
-    entry line the trade is named only when it is open or the rule's gates hold on
-    this bar (ready, no silent leg, armed, related and confirmed for ``confirm_bars``
-    before it: docs/analytics.md, "Alert rule"); otherwise the words say why not.
+    ``rule``: the pair's alert-rule state (an open entry, armed or not);
+    ``previous_run``: the ``related_run`` of the snapshot before this one, which an
+    entry on this one needs (docs/analytics.md, "Alert rule"). Beyond the entry line
+    the trade is named only when it is open or the rule would enter on this snapshot;
+    otherwise the words say why not.
     """
     z, th = snapshot.signal_zscore, snapshot.thresholds
     if z is None:
@@ -360,32 +367,43 @@ def zone_of(snapshot: PairSnapshot, rule: RuleState | None = None) -> dict[str, 
     held = rule.open_direction if rule is not None else None
     if held is not None:
         position = held.replace("_", " ")
+        unusable = _unusable(snapshot)
+        if unusable is not None:  # the rule acts on nothing until the snapshot is usable again
+            return {"key": "hold", "label": f"{position} open, {unusable}"}
         if abs(z) < th.exit_z:
             return {"key": "exit", "label": f"back at the mean: exit the {position}"}
         if abs(z) > th.entry_z and held == ("short_spread" if z > 0 else "long_spread"):
             return {"key": f"entry-{side}", "label": f"stretched {side}: {position} open"}
-        return {"key": "hold", "label": f"{position} open, exit inside ±{th.exit_z:.2f}"}
+        return {"key": "hold", "label": f"{position} open, exit inside ±{threshold_text(th.exit_z)}"}
     if abs(z) > th.entry_z:
-        why = _no_entry_reason(snapshot, rule)
+        why = _no_entry_reason(snapshot, rule, previous_run)
         if why is None:
             return {"key": f"entry-{side}", "label": f"stretched {side}: {trade}"}
         return {"key": "unrelated", "label": f"stretched {side}, no trade: {why}"}
     if abs(z) < th.exit_z:
         return {"key": "exit", "label": "back at the mean"}
-    return {"key": "between", "label": f"leaning {side}, inside ±{th.entry_z:.2f}"}
+    return {"key": "between", "label": f"leaning {side}, inside ±{threshold_text(th.entry_z)}"}
 
 
-def _no_entry_reason(snapshot: PairSnapshot, rule: RuleState | None) -> str | None:
-    """Why the rule would not enter on this snapshot beyond the entry line, or None when it would."""
+def _unusable(snapshot: PairSnapshot) -> str | None:
+    """Why the rule fires nothing on this snapshot whatever its z (warming up, a silent leg), or None."""
     if not snapshot.ready:
         return "warming up"
     if snapshot.stale:
         return f"{', '.join(snapshot.stale_legs)} silent"
+    return None
+
+
+def _no_entry_reason(snapshot: PairSnapshot, rule: RuleState | None, previous_run: int) -> str | None:
+    """Why the rule would not enter on this snapshot beyond the entry line, or None when it would."""
+    unusable = _unusable(snapshot)
+    if unusable is not None:
+        return unusable
     if rule is not None and not rule.armed:
         return "this move was traded; waits for the mean"
-    if not snapshot.related:
-        return "not related"
-    before, need = max(0, snapshot.related_run - 1), snapshot.thresholds.confirm_bars
+    # The confirmation is the run before this snapshot: exactly one less than its own when it is related.
+    before = snapshot.related_run - 1 if snapshot.related and snapshot.related_run > 0 else previous_run
+    need = snapshot.thresholds.confirm_bars
     if before < need:
         return f"related {before}/{need} bars before this one"
     return None

@@ -103,16 +103,21 @@ def duration_text(seconds: float | None) -> str:
     """A duration as the page script's ``duration`` writes it: "0.4 s", "12 s", "4m 05s", "2h 03m"."""
     if seconds is None or not math.isfinite(seconds):
         return "—"
+    # Rounded half up to the smallest unit shown, then split, as the script does ("4m 60s" never).
     seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{round(seconds)} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {round(seconds % 60):02d}s"
-    if seconds < 86_400 * 2:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86_400)}d {int(seconds % 86_400 // 3600):02d}h"
+    tenths = math.floor(seconds * 10 + 0.5)
+    if tenths < 100:
+        return f"{tenths / 10:.1f} s"
+    whole = math.floor(seconds + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    minutes = math.floor(seconds / 60 + 0.5)
+    if minutes < 60 * 48:
+        return f"{minutes // 60}h {minutes % 60:02d}m"
+    hours = math.floor(seconds / 3600 + 0.5)
+    return f"{hours // 24}d {hours % 24:02d}h"
 
 
 def number_text(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:

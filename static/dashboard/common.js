@@ -72,12 +72,17 @@
   /** A duration in seconds, compact: "0.4 s", "12 s", "4m 05s", "2h 03m", "3d 04h" (as the server's duration_text). */
   function duration(s) {
     if (!isNum(s)) return "—";
+    // Rounded half up to the smallest unit shown, then split (as pairs_project.common.display.duration_text).
     if (s < 0) s = 0;
-    if (s < 10) return s.toFixed(1) + " s";
-    if (s < 60) return Math.round(s) + " s";
-    if (s < 3600) return Math.floor(s / 60) + "m " + pad(Math.round(s % 60)) + "s";
-    if (s < 2 * 86400) return Math.floor(s / 3600) + "h " + pad(Math.floor((s % 3600) / 60)) + "m";
-    return Math.floor(s / 86400) + "d " + pad(Math.floor((s % 86400) / 3600)) + "h";
+    var tenths = Math.floor(s * 10 + 0.5);
+    if (tenths < 100) return (tenths / 10).toFixed(1) + " s";
+    var whole = Math.floor(s + 0.5);
+    if (whole < 60) return whole + " s";
+    if (whole < 3600) return Math.floor(whole / 60) + "m " + pad(whole % 60) + "s";
+    var minutes = Math.floor(s / 60 + 0.5);
+    if (minutes < 60 * 48) return Math.floor(minutes / 60) + "h " + pad(minutes % 60) + "m";
+    var hours = Math.floor(s / 3600 + 0.5);
+    return Math.floor(hours / 24) + "d " + pad(hours % 24) + "h";
   }
 
   // -- chart time axes ---------------------------------------------------------

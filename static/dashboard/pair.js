@@ -67,6 +67,8 @@
     alerts: [], // newest first, as received (ids)
     openEntry: cfg.open_entry || null,
     armed: cfg.rule_armed !== false, // the rule may enter (it disarms at an entry until the mean)
+    previousRun: cfg.previous_run || 0, // related_run of the snapshot before the shown one
+    ruleAlert: null, // the newest alert the rule's state above follows: {bar_time, id}
     tail: [], // live prices {t, a, b} after the newest closed bar, oldest first
     prices: { a: null, b: null, t: null },
     messages: { snapshot: 0, series: 0, series_delta: 0, prices: 0, alert: 0, health: 0 },
@@ -555,7 +557,7 @@
   /**
    * Where the signal z stands and what the pair's rule does about it, in a trader's words (as
    * dashboard.views.pairs.zone_of): beyond the entry line the trade is named only when it is
-   * open or the rule's gates hold on this bar; otherwise the words say why not.
+   * open or the rule would enter on this snapshot; otherwise the words say why not.
    */
   function zoneOf(s) {
     var z = s.signal_zscore;
@@ -567,11 +569,13 @@
     var held = page.openEntry && page.openEntry.open_direction;
     if (held) {
       var position = held.replace("_", " ");
+      var unusable = unusableWhy(s);
+      if (unusable !== null) return { key: "hold", label: position + " open, " + unusable };
       if (Math.abs(z) < th.exit_z) return { key: "exit", label: "back at the mean: exit the " + position };
       if (Math.abs(z) > th.entry_z && held === (z > 0 ? "short_spread" : "long_spread")) {
         return { key: "entry-" + side, label: "stretched " + side + ": " + position + " open" };
       }
-      return { key: "hold", label: position + " open, exit inside ±" + th.exit_z.toFixed(2) };
+      return { key: "hold", label: position + " open, exit inside ±" + fmtTh(th.exit_z) };
     }
     if (Math.abs(z) > th.entry_z) {
       var why = noEntryReason(s);
@@ -579,28 +583,40 @@
       return { key: "unrelated", label: "stretched " + side + ", no trade: " + why };
     }
     if (Math.abs(z) < th.exit_z) return { key: "exit", label: "back at the mean" };
-    return { key: "between", label: "leaning " + side + ", inside ±" + th.entry_z.toFixed(2) };
+    return { key: "between", label: "leaning " + side + ", inside ±" + fmtTh(th.entry_z) };
   }
 
   page.zoneOf = zoneOf; // for the browser test: the same words as the server's for each case
 
-  /** Why the rule would not enter on this snapshot beyond the entry line, or null (as _no_entry_reason). */
-  function noEntryReason(s) {
+  /** Why the rule fires nothing on this snapshot whatever its z, or null (as _unusable). */
+  function unusableWhy(s) {
     if (!s.ready) return "warming up";
     if (s.stale) return (s.stale_legs || []).join(", ") + " silent";
+    return null;
+  }
+
+  /** Why the rule would not enter on this snapshot beyond the entry line, or null (as _no_entry_reason). */
+  function noEntryReason(s) {
+    var unusable = unusableWhy(s);
+    if (unusable !== null) return unusable;
     if (!page.armed) return "this move was traded; waits for the mean";
-    if (!s.related) return "not related";
-    var before = Math.max(0, (s.related_run || 0) - 1);
+    // The confirmation is the run before this snapshot: exactly one less than its own when it is related.
+    var run = isNum(s.related_run) ? s.related_run : 0;
+    var before = s.related && run > 0 ? run - 1 : page.previousRun;
     var need = (s.thresholds || {}).confirm_bars || 0;
     if (before < need) return "related " + before + "/" + need + " bars before this one";
     return null;
   }
 
   /**
-   * The rule's step 2 (docs/analytics.md, "Alert rule"), for zoneOf: a usable snapshot back
-   * inside the exit line re-arms it. Entries and exits arrive as alerts (addAlert).
+   * A newer snapshot replaces the shown one. What the rule keeps of the one before: its run (the
+   * confirmation the new one needs) and, with the new one usable and back inside the exit line, the
+   * rule re-armed (docs/analytics.md, "Alert rule", step 2). Entries and exits arrive as alerts.
    */
   function followRule(s) {
+    var shown = page.snapshot || {};
+    if (isNum(shown.as_of) && isNum(s.as_of) && s.as_of <= shown.as_of) return;
+    if (isNum(shown.as_of)) page.previousRun = isNum(shown.related_run) ? shown.related_run : 0;
     var th = s.thresholds || {};
     if (s.ready && !s.stale && isNum(s.signal_zscore) && isNum(th.exit_z) && Math.abs(s.signal_zscore) < th.exit_z) {
       page.armed = true;
@@ -641,8 +657,8 @@
 
     P.setText("signal-zscore-value", P.fmtSigned(z, 2));
     renderZone();
-    if (isNum(th.entry_z)) P.setText("th-entry", P.fmt(th.entry_z, 2));
-    if (isNum(th.exit_z)) P.setText("th-exit", P.fmt(th.exit_z, 2));
+    if (isNum(th.entry_z)) P.setText("th-entry", fmtTh(th.entry_z));
+    if (isNum(th.exit_z)) P.setText("th-exit", fmtTh(th.exit_z));
 
     P.setText("spread-value", P.fmt(s.spread, dec.s));
     P.setText("spread-mean", P.fmt(s.spread_mean, dec.s));
@@ -774,18 +790,30 @@
     if (isNew) {
       positionsWatchUntil = Date.now() + 5000;
       readPositions();
-      if (a.kind === "entry") {
-        page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
-        page.armed = false;
-      } else if (a.kind === "exit") {
-        page.openEntry = null;
-        page.armed = a.reason === "reverted";
-      }
+      followAlert(a);
       renderState();
       renderZone();
       if (charts.zscore) drawSeries();
     }
     return true;
+  }
+
+  /**
+   * The rule's state after an alert, when it is newer than the last one followed: an entry opens
+   * and disarms; an exit closes, re-arming only when the spread reverted. An older alert that a
+   * backfill brings late changes nothing.
+   */
+  function followAlert(a) {
+    var last = page.ruleAlert;
+    if (last && (a.bar_time < last.bar_time || (a.bar_time === last.bar_time && a.id <= last.id))) return;
+    page.ruleAlert = { bar_time: a.bar_time, id: a.id };
+    if (a.kind === "entry") {
+      page.openEntry = { open_direction: a.direction, open_since: a.bar_time };
+      page.armed = false;
+    } else if (a.kind === "exit") {
+      page.openEntry = null;
+      page.armed = a.reason === "reverted";
+    }
   }
 
   function backfillAlerts() {
@@ -1000,8 +1028,8 @@
     var type = msg.type;
     if (type === "snapshot") {
       page.messages.snapshot++;
-      page.snapshot = msg;
       followRule(msg);
+      page.snapshot = msg;
       renderSnapshot();
       scheduleDraw();
       if (openPosition() || Date.now() < positionsWatchUntil) readPositions();
@@ -1208,6 +1236,8 @@
 
   function start() {
     var initial = P.readJSON("initial-alerts") || [];
+    // The rule's state came with the page: it follows alerts newer than the newest shown with it.
+    if (initial.length) page.ruleAlert = { bar_time: initial[0].bar_time, id: initial[0].id };
     var existing = document.querySelectorAll("#alert-feed > li[data-alert-id]");
     var byId = {};
     for (var i = 0; i < initial.length; i++) byId[String(initial[i].id)] = initial[i];

@@ -50,6 +50,7 @@ from tests.processes import (
     get_json,
     wait_until,
 )
+from tests.test_display import DURATIONS
 
 pytestmark = pytest.mark.slow
 
@@ -240,9 +241,12 @@ def test_the_pair_page_goes_live_and_shows_an_alert(system, database_url):
             assert page.text_content("#related-flag") == ("related" if snapshot["related"] else "not related")
             # The z tile's words: the page script's are the server's for every kind of snapshot
             # and rule state.
-            for case, rule, key, label in ZONE_CASES:
-                written = page.evaluate(ZONE_OF, [snapshot_json(case), rule.as_dict() if rule else None])
-                assert written == {"key": key, "label": label}, (case, rule)
+            for case, rule, previous_run, key, label in ZONE_CASES:
+                given = [snapshot_json(case), rule.as_dict() if rule else None, previous_run]
+                assert page.evaluate(ZONE_OF, given) == {"key": key, "label": label}, (case, rule, previous_run)
+            # Durations (half-life, warm-up) as the server writes them.
+            written = page.evaluate("(xs) => xs.map(x => window.Pairs.duration(x))", [s for s, _ in DURATIONS])
+            assert written == [words for _, words in DURATIONS]
             # After the whole series on connect, each snapshot's series comes as a delta the page
             # applies: its series is then exactly the server's (the page computes no statistic).
             page.wait_for_function("window.pairsPage.messages.series_delta >= 3", timeout=15_000)
@@ -345,9 +349,10 @@ POSITION_LINE = (
 
 #: The page script's zone words for a snapshot under a rule state (the page's own state put back after).
 ZONE_OF = (
-    "([s, rule]) => { const p = window.pairsPage; const kept = [p.openEntry, p.armed];"
+    "([s, rule, run]) => { const p = window.pairsPage; const kept = [p.openEntry, p.armed, p.previousRun];"
     " p.openEntry = rule && rule.open_direction ? rule : null; p.armed = rule ? rule.armed : true;"
-    " try { return p.zoneOf(s); } finally { [p.openEntry, p.armed] = kept; } }"
+    " p.previousRun = run;"
+    " try { return p.zoneOf(s); } finally { [p.openEntry, p.armed, p.previousRun] = kept; } }"
 )
 
 SERIES_MESSAGES = "window.pairsPage.messages.series_delta + window.pairsPage.messages.series"

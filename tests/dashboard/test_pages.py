@@ -748,9 +748,26 @@ def test_the_live_indicator_and_reconnects_count_failed_connects(client):
     assert client.get("/api/health/").json()["feed"]["connect_failures"] == 6
 
 
-@pytest.mark.parametrize(("snapshot", "rule", "key", "label"), ZONE_CASES)
-def test_the_z_zone_speaks_as_a_trader_and_names_a_trade_only_when_the_rule_would_hold_it(snapshot, rule, key, label):
-    assert zone_of(snapshot, rule) == {"key": key, "label": label}
+@pytest.mark.parametrize(("snapshot", "rule", "previous_run", "key", "label"), ZONE_CASES)
+def test_the_z_zone_speaks_as_a_trader_and_names_a_trade_only_when_the_rule_would_take_it(
+    snapshot, rule, previous_run, key, label
+):
+    assert zone_of(snapshot, rule, previous_run) == {"key": key, "label": label}
+
+
+def test_the_page_carries_the_run_before_its_snapshot_which_an_entry_needs(client, pipeline):
+    pair = make_pair(window=200, min_bars=100)
+    ticks = cointegrated_ticks(250)
+    store_and_resample([t for t in ticks if t.timestamp < T0 + 240_000])
+    pipeline.snapshots(now=T0 + 240_500)
+    store_and_resample([t for t in ticks if t.timestamp >= T0 + 240_000])
+    pipeline.snapshots(now=T0 + 250_500)  # the bars since, each its snapshot
+    response = client.get(f"/pairs/{pair.id}/")
+    as_of = embedded(response, "initial-snapshot")["as_of"]
+    recorded = sorted(Snapshot.objects.filter(pair=pair), key=lambda row: row.as_of)
+    before = [row.data["related_run"] for row in recorded if row.as_of < as_of]
+    assert len(before) >= 9 and max(before) > 0
+    assert embedded(response, "pair-config")["previous_run"] == before[-1]
 
 
 def test_the_warm_up_promises_no_time_while_a_leg_is_silent():
