@@ -205,7 +205,7 @@ def test_the_table_lists_the_pairs_in_rank_order_significant_ones_marked(client,
     assert rows[0]["cells"][:10] == [
         "1", "DOTUSDT / SUIUSDT sig", "2.8e-28", "1.3e-29", "1.2", "6m 14s", "3.417", "0.774", "0", "1,000",
     ]  # fmt: skip
-    assert rows[1]["cells"][2:10] == ["0.0042", "0.0021", "30.5", "2h 32m", "52.97", "0.884", "2.5e-30", "1,000"]
+    assert rows[1]["cells"][2:10] == ["0.0042", "0.0021", "30.5", "2h 33m", "52.97", "0.884", "2.5e-30", "1,000"]
     assert rows[4]["cells"][4:6] == ["—", "—"]  # no half-life: not reverting
     assert rows[5]["cells"][2:10] == ["—", "—", "—", "—", "—", "—", "—", "12"]  # no test
     # The numbers the headings sort by, in full; none where there is none.
