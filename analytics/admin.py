@@ -163,8 +163,8 @@ class ScreenerRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="symbols")
     def universe(self, run: ScreenerRun) -> int:
-        return len(run.symbols)
+        return run.universe_size
 
     @admin.display(description="significant pairs")
     def significant(self, run: ScreenerRun) -> int:
-        return sum(1 for row in run.pairs if row.get("significant"))
+        return run.significant_count

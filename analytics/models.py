@@ -374,3 +374,13 @@ class ScreenerRun(Job):
 
     def __str__(self) -> str:
         return f"screener run {self.pk} ({self.status})"
+
+    @property
+    def universe_size(self) -> int:
+        """How many symbols were screened."""
+        return len(self.symbols or [])
+
+    @property
+    def significant_count(self) -> int:
+        """How many of its pairs are significant (q < fdr)."""
+        return sum(1 for row in self.pairs or [] if row.get("significant"))

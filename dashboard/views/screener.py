@@ -100,9 +100,9 @@ def screen_run_item(run: ScreenerRun) -> dict[str, Any]:
         "window": run.window,
         "fdr": run.fdr,
         "requested": run.requested,
-        "universe": len(run.symbols or []),
+        "universe": run.universe_size,
         "pairs": len(pairs),
-        "significant": sum(1 for p in pairs if p.get("significant")),
+        "significant": run.significant_count,
         "created_at": int(run.created_at.timestamp() * 1000) if run.created_at else None,
         "finished_at": int(run.finished_at.timestamp() * 1000) if run.finished_at else None,
     }
@@ -189,7 +189,6 @@ def screener_context(
         (a, b): pk
         for pk, a, b in Pair.objects.filter(interval=shown.interval).values_list("pk", "symbol_a", "symbol_b")
     }
-    significant = sum(1 for p in pairs if p.get("significant"))
     tested = sum(1 for p in pairs if p.get("coint_pvalue") is not None)
     context |= {
         "as_of_text": utc_text(shown.as_of),
@@ -197,10 +196,10 @@ def screener_context(
         "took_text": duration_text(shown.took_ms / 1000) if shown.took_ms is not None else "—",
         "fdr_text": f"{shown.fdr:g}",
         "requested_text": screen_requested_text(shown.requested or {}),
-        "universe": len(shown.symbols or []),
+        "universe": shown.universe_size,
         "pairs_total": len(pairs),
         "tested": tested,
-        "significant": significant,
+        "significant": shown.significant_count,
         "skipped": sorted((shown.skipped or {}).items()),
         "rows": screen_rows(shown, watched),
         "heat": screen_heat(shown),
