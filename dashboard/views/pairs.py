@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from rest_framework import serializers
 
 from alerts.models import Alert
-from alerts.rules import RuleState
+from alerts.rules import RuleState, direction_of
 from alerts.selectors import alerts_newest, latest_alerts, open_entries, positions_newest, rule_state
 from alerts.services import alert_payload, position_payload
 from analytics import selectors as analytics_selectors
@@ -187,7 +187,10 @@ def source_note(snapshot: PairSnapshot) -> str:
 @rate_limited(PageRateThrottle)
 def index(request: HttpRequest) -> HttpResponse:
     """Every pair at a glance."""
-    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": system_health()})
+    health = system_health()
+    # The feed as its colour says it (as the page script's health handler): ok, degraded or down.
+    feed_word = health["status"] if health["feed"].get("connected") else "down"
+    return render(request, "dashboard/index.html", {"rows": overview_rows(), "health": health, "feed_word": feed_word})
 
 
 @require_GET
@@ -372,7 +375,7 @@ def zone_of(snapshot: PairSnapshot, rule: RuleState | None = None, previous_run:
             return {"key": "hold", "label": f"{position} open, {unusable}"}
         if abs(z) < th.exit_z:
             return {"key": "exit", "label": f"back at the mean: exit the {position}"}
-        if abs(z) > th.entry_z and held == ("short_spread" if z > 0 else "long_spread"):
+        if abs(z) > th.entry_z and held == direction_of(z):
             return {"key": f"entry-{side}", "label": f"stretched {side}: {position} open"}
         return {"key": "hold", "label": f"{position} open, exit inside ±{threshold_text(th.exit_z)}"}
     if abs(z) > th.entry_z:
